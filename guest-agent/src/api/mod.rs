@@ -1,0 +1,221 @@
+//! The Docker Engine API over HTTP/1.1 on a unix socket.
+
+pub mod http;
+pub mod images;
+pub mod system;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixListener;
+
+use self::http::{error_response, full, ApiError, Query, Resp};
+use crate::images::pull::Puller;
+use crate::images::store::Store;
+
+/// The API version we announce; the docker CLI negotiates down to it.
+pub const API_VERSION: &str = "1.47";
+pub const MIN_API_VERSION: &str = "1.24";
+/// Request bodies we read whole (JSON) are capped here.
+const MAX_JSON_BODY: usize = 1 << 20;
+
+pub struct Ctx {
+    pub store: Arc<Store>,
+    pub puller: Arc<Puller>,
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub id: String,
+}
+
+/// Bind the socket (owner and group only: whoever can write to it controls the host).
+pub fn bind(socket: &Path) -> Result<UnixListener> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if socket.exists() {
+        // A live agent answers; a stale socket from a killed one does not.
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            anyhow::bail!("another agent is already serving {}", socket.display());
+        }
+        std::fs::remove_file(socket)
+            .with_context(|| format!("removing stale socket {}", socket.display()))?;
+    }
+    let listener =
+        UnixListener::bind(socket).with_context(|| format!("binding {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
+
+pub async fn serve(listener: UnixListener, ctx: Arc<Ctx>) -> Result<()> {
+    loop {
+        let (stream, _) = listener
+            .accept()
+            .await
+            .context("accepting on the API socket")?;
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(ctx, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(64 << 10)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!("API connection ended: {e}");
+            }
+        });
+    }
+}
+
+async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = match route(ctx, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!("{method} {path}: {} {}", e.status, e.message);
+            error_response(&e)
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("skiff/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    resp
+}
+
+/// Strip docker's `/v1.NN` prefix, refusing versions we do not speak.
+fn strip_version(path: &str) -> Result<&str, ApiError> {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return Ok(path);
+    };
+    let (ver, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Some((major, minor)) = ver.split_once('.') else {
+        return Ok(path);
+    };
+    let (Ok(major), Ok(minor)) = (major.parse::<u32>(), minor.parse::<u32>()) else {
+        return Ok(path);
+    };
+    let (min_major, min_minor) = (1u32, 24u32);
+    if (major, minor) < (min_major, min_minor) {
+        return Err(ApiError::bad_request(format!(
+            "client version {major}.{minor} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )));
+    }
+    Ok(if tail.is_empty() { "/" } else { tail })
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
+    limited.collect().await.map(|c| c.to_bytes()).map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body rejected: {e}"),
+        )
+    })
+}
+
+async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let raw_path = req.uri().path().to_string();
+    let path = strip_version(&raw_path)?;
+    let path = percent_decode(path);
+    let q = Query::parse(req.uri().query());
+    let method = req.method().clone();
+
+    match (&method, path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/_ping") => {
+            let mut r = hyper::Response::new(full(if method == Method::HEAD { "" } else { "OK" }));
+            r.headers_mut().insert(
+                "Cache-Control",
+                HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+            );
+            r.headers_mut()
+                .insert("Pragma", HeaderValue::from_static("no-cache"));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return Ok(r);
+        }
+        (&Method::GET, "/version") => return Ok(system::version()),
+        (&Method::GET, "/info") => return Ok(system::info(&ctx)),
+        (&Method::POST, "/auth") => {
+            let body = read_body(req).await?;
+            return system::auth(&ctx, &body).await;
+        }
+        (&Method::GET, "/images/json") => return images::list(&ctx, &q),
+        (&Method::POST, "/images/create") => {
+            let auth = req
+                .headers()
+                .get("X-Registry-Auth")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            return images::create(ctx.clone(), q, auth).await;
+        }
+        (&Method::POST, "/images/prune") => return images::prune(&ctx, &q),
+        _ => {}
+    }
+
+    if let Some(rest) = path.strip_prefix("/images/") {
+        if method == Method::DELETE {
+            return images::delete(&ctx, rest, &q);
+        }
+        if let Some(name) = rest.strip_suffix("/json") {
+            if method == Method::GET {
+                return images::inspect(&ctx, name);
+            }
+        }
+        if let Some(name) = rest.strip_suffix("/history") {
+            if method == Method::GET {
+                return images::history(&ctx, name);
+            }
+        }
+        if let Some(name) = rest.strip_suffix("/tag") {
+            if method == Method::POST {
+                return images::tag(&ctx, name, &q);
+            }
+        }
+    }
+    Err(ApiError::not_found(format!(
+        "page not found: {method} {raw_path} is not supported by skiff"
+    )))
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefix_is_stripped() {
+        assert_eq!(strip_version("/v1.47/images/json").unwrap(), "/images/json");
+        assert_eq!(strip_version("/_ping").unwrap(), "/_ping");
+        assert!(strip_version("/v1.12/info").is_err());
+    }
+
+    #[test]
+    fn paths_decode() {
+        assert_eq!(
+            percent_decode("/images/127.0.0.1%3A5000%2Fbusybox/json"),
+            "/images/127.0.0.1:5000/busybox/json"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! Images: references, the registry client, pulling, unpacking layers and the store.
+
+pub mod model;
+pub mod progress;
+pub mod pull;
+pub mod reference;
+pub mod registry;
+pub mod store;
+pub mod unpack;

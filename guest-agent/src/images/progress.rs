@@ -1,0 +1,78 @@
+//! Docker's streamed JSON progress messages (`JSONMessage`), as `POST /images/create` sends them.
+
+use serde_json::{json, Value};
+use skiff_common::units::human_size;
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Clone)]
+pub struct Progress {
+    tx: Option<UnboundedSender<Value>>,
+}
+
+impl Progress {
+    pub fn new(tx: UnboundedSender<Value>) -> Self {
+        Progress { tx: Some(tx) }
+    }
+
+    pub fn silent() -> Self {
+        Progress { tx: None }
+    }
+
+    fn send(&self, v: Value) {
+        if let Some(tx) = &self.tx {
+            // The client may have gone away; the pull goes on regardless.
+            let _ = tx.send(v);
+        }
+    }
+
+    pub fn status(&self, status: &str) {
+        self.send(json!({ "status": status }));
+    }
+
+    pub fn status_id(&self, id: &str, status: &str) {
+        self.send(json!({ "status": status, "id": id }));
+    }
+
+    pub fn layer(&self, id: &str, status: &str) {
+        self.send(json!({ "status": status, "progressDetail": {}, "id": id }));
+    }
+
+    pub fn bytes(&self, id: &str, status: &str, current: u64, total: u64) {
+        self.send(json!({
+            "status": status,
+            "progressDetail": { "current": current, "total": total },
+            "progress": progress_bar(current, total),
+            "id": id,
+        }));
+    }
+}
+
+/// The `progress` text docker puts beside progressDetail: `[====>     ]  1.2MB/3.4MB`.
+pub fn progress_bar(current: u64, total: u64) -> String {
+    const WIDTH: u64 = 50;
+    let filled = if total > 0 {
+        (current.min(total) * WIDTH / total) as usize
+    } else {
+        0
+    };
+    let mut bar = "=".repeat(filled);
+    if (filled as u64) < WIDTH {
+        bar.push('>');
+        bar.push_str(&" ".repeat(WIDTH as usize - filled - 1));
+    } else {
+        bar.push('>');
+    }
+    format!("[{bar}] {:>8}/{}", human_size(current), human_size(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_fills() {
+        assert!(progress_bar(236, 236)
+            .starts_with("[==================================================>]"));
+        assert!(progress_bar(0, 100).starts_with("[>"));
+    }
+}

@@ -1,0 +1,658 @@
+//! Pulling an image: resolve the manifest (choosing a platform from an index), fetch the
+//! config, then fetch and unpack the missing layers concurrently.
+//!
+//! Each layer is downloaded and unpacked in one pass: the compressed bytes are written to a
+//! temporary blob file and fed to the decompressor and unpacker as they arrive, while both the
+//! compressed digest and the uncompressed digest (the diff ID) are computed. Only when both
+//! match what the manifest and config promise are the blob and the layer directory renamed into
+//! the store; until then nothing of them is visible.
+
+use std::fs;
+use std::io::{self, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use futures::StreamExt;
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::Client;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::Semaphore;
+
+use super::model::{
+    layer_compression, AnyManifest, Compression, Descriptor, ImageConfig, Platform, MANIFEST_ACCEPT,
+};
+use super::progress::Progress;
+use super::reference::ImageRef;
+use super::registry::{RegistryConfig, RegistryError};
+use super::store::{hex_of, ImageRecord, LayerRecord, Store};
+use super::unpack::unpack_layer;
+use crate::images::store::{sync_dir, tempfile_in, Image};
+
+/// Limits that keep a hostile registry from exhausting memory or disk.
+#[derive(Debug, Clone)]
+pub struct PullLimits {
+    pub max_manifest: usize,
+    pub max_config: usize,
+    /// Largest uncompressed layer accepted (a gzip bomb stops here).
+    pub max_layer: u64,
+    pub concurrent_layers: usize,
+}
+
+impl Default for PullLimits {
+    fn default() -> Self {
+        PullLimits {
+            max_manifest: 4 << 20,
+            max_config: 8 << 20,
+            max_layer: 64 << 30,
+            concurrent_layers: 4,
+        }
+    }
+}
+
+pub struct PullRequest {
+    pub reference: ImageRef,
+    pub platform: Option<Platform>,
+    pub auth: RegistryAuth,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+pub struct Puller {
+    pub store: Arc<Store>,
+    pub registries: RegistryConfig,
+    pub limits: PullLimits,
+}
+
+/// Everything the pull learned about the image before fetching layers.
+struct Resolved {
+    top_digest: String,
+    manifest_digest: String,
+    manifest_media_type: String,
+    manifest_raw: Bytes,
+    manifest: AnyManifest,
+}
+
+impl Puller {
+    pub async fn pull(&self, req: PullRequest, progress: Progress) -> Result<Image, PullError> {
+        let reference = &req.reference;
+        let registry = reference.registry().to_string();
+        let client = self.registries.client_for(&registry);
+        let has_creds = !matches!(req.auth, RegistryAuth::Anonymous);
+        let what = match (reference.tag(), reference.digest()) {
+            (_, Some(d)) => format!("{}@{d}", reference.familiar_name()),
+            (Some(t), None) => format!("{}:{t}", reference.familiar_name()),
+            (None, None) => format!("{}:latest", reference.familiar_name()),
+        };
+        let oci_ref = with_default_tag(reference);
+        let oci_err =
+            |e| RegistryError::from_oci(e, &registry, &format!("manifest for {what}"), has_creds);
+
+        client
+            .auth(&oci_ref, &req.auth, oci_client::RegistryOperation::Pull)
+            .await
+            .map_err(oci_err)?;
+        let platform = req.platform.clone().unwrap_or_else(Platform::host);
+        let resolved = self
+            .resolve(&client, &oci_ref, &req.auth, &platform, &what)
+            .await
+            .map_err(
+                |e| match e.downcast::<oci_client::errors::OciDistributionError>() {
+                    Ok(oe) => PullError::Registry(oci_err(oe)),
+                    Err(e) => PullError::Other(e),
+                },
+            )?;
+
+        let tag_label = reference.tag().map(str::to_string).unwrap_or_else(|| {
+            reference
+                .digest()
+                .map(str::to_string)
+                .unwrap_or_else(|| "latest".into())
+        });
+        progress.status_id(
+            &tag_label,
+            &format!("Pulling from {}", reference.inner.repository()),
+        );
+
+        let config_desc = resolved
+            .manifest
+            .config
+            .clone()
+            .ok_or_else(|| anyhow!("the manifest of {what} has no config"))?;
+        let image_id = config_desc.digest.clone();
+        hex_of(&image_id).context("the manifest's config digest")?;
+
+        let tag_keys: Vec<String> = reference.tag_key().into_iter().collect();
+        let digest_keys = vec![format!("{}@{}", reference.full_name(), resolved.top_digest)];
+        let display = match reference.tag_key() {
+            Some(_) => what.clone(),
+            None => format!("{}@{}", reference.familiar_name(), resolved.top_digest),
+        };
+
+        // Already have this image: only the references may need to move.
+        if let Some(existing) = self.store.get(&image_id) {
+            let up_to_date = tag_keys
+                .iter()
+                .all(|t| self.store.references().tags.get(t) == Some(&image_id));
+            let img = self
+                .store
+                .commit_image(existing.record, &tag_keys, &digest_keys)?;
+            progress.status(&format!("Digest: {}", resolved.top_digest));
+            if up_to_date {
+                progress.status(&format!("Status: Image is up to date for {display}"));
+            } else {
+                progress.status(&format!("Status: Downloaded newer image for {display}"));
+            }
+            return Ok(img);
+        }
+
+        let config_raw = self
+            .fetch_config(&client, &oci_ref, &config_desc)
+            .await
+            .map_err(
+                |e| match e.downcast::<oci_client::errors::OciDistributionError>() {
+                    Ok(oe) => PullError::Registry(RegistryError::from_oci(
+                        oe,
+                        &registry,
+                        &format!("config of {what}"),
+                        has_creds,
+                    )),
+                    Err(e) => PullError::Other(e),
+                },
+            )?;
+        let config: ImageConfig = serde_json::from_slice(&config_raw)
+            .with_context(|| format!("the image config of {what} is not valid JSON"))?;
+        let layers = resolved.manifest.layers.clone();
+        if config.rootfs.diff_ids.len() != layers.len() {
+            return Err(anyhow!(
+                "the image {what} is inconsistent: the manifest lists {} layers but the config {}",
+                layers.len(),
+                config.rootfs.diff_ids.len()
+            )
+            .into());
+        }
+        for l in &layers {
+            layer_compression(&l.media_type).with_context(|| format!("layer {}", l.digest))?;
+            hex_of(&l.digest).with_context(|| format!("layer {}", l.digest))?;
+            if l.size < 0 {
+                return Err(anyhow!("layer {} has a negative size", l.digest).into());
+            }
+        }
+        for d in &config.rootfs.diff_ids {
+            hex_of(d).context("a diff ID of the image config")?;
+        }
+
+        // Announce every layer first, as docker does, then fetch the missing ones.
+        let mut missing = Vec::new();
+        for (desc, diff_id) in layers.iter().zip(&config.rootfs.diff_ids) {
+            let short = short_id(&desc.digest);
+            if self.store.layer_home(diff_id)?.exists() {
+                progress.layer(&short, "Already exists");
+            } else {
+                progress.layer(&short, "Pulling fs layer");
+                missing.push((desc.clone(), diff_id.clone()));
+            }
+        }
+        let sem = Arc::new(Semaphore::new(self.limits.concurrent_layers.max(1)));
+        let fetches = missing.into_iter().map(|(desc, diff_id)| {
+            let sem = sem.clone();
+            let client = &client;
+            let oci_ref = &oci_ref;
+            let progress = progress.clone();
+            let registry = registry.clone();
+            async move {
+                let _permit = sem.acquire().await.map_err(|e| anyhow!("{e}"))?;
+                self.fetch_layer(client, oci_ref, &desc, &diff_id, &progress)
+                    .await
+                    .map_err(
+                        |e| match e.downcast::<oci_client::errors::OciDistributionError>() {
+                            Ok(oe) => PullError::Registry(RegistryError::from_oci(
+                                oe,
+                                &registry,
+                                &format!("layer {}", desc.digest),
+                                has_creds,
+                            )),
+                            Err(e) => PullError::Other(e),
+                        },
+                    )
+            }
+        });
+        let results = futures::future::join_all(fetches).await;
+        for r in results {
+            r?;
+        }
+
+        // Every layer is in place: write the blobs the record names, then the record.
+        self.store.put_blob(&image_id, &config_raw)?;
+        self.store
+            .put_blob(&resolved.manifest_digest, &resolved.manifest_raw)?;
+        let mut layer_records = Vec::new();
+        for (desc, diff_id) in layers.iter().zip(&config.rootfs.diff_ids) {
+            let rec = self
+                .store
+                .layer_record(diff_id)
+                .ok_or_else(|| anyhow!("layer {diff_id} vanished during the pull"))?;
+            layer_records.push(LayerRecord {
+                digest: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                compressed_size: desc.size as u64,
+                ..rec
+            });
+        }
+        let record = ImageRecord {
+            id: image_id,
+            manifest_digest: resolved.manifest_digest.clone(),
+            manifest_media_type: resolved.manifest_media_type.clone(),
+            layers: layer_records,
+            stored_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        };
+        let img = self.store.commit_image(record, &tag_keys, &digest_keys)?;
+        progress.status(&format!("Digest: {}", resolved.top_digest));
+        progress.status(&format!("Status: Downloaded newer image for {display}"));
+        Ok(img)
+    }
+
+    /// Fetch the manifest; from an index, pick the entry for `platform` and fetch that.
+    async fn resolve(
+        &self,
+        client: &Client,
+        oci_ref: &oci_client::Reference,
+        auth: &RegistryAuth,
+        platform: &Platform,
+        what: &str,
+    ) -> Result<Resolved> {
+        let (raw, top_digest) = client
+            .pull_manifest_raw(oci_ref, auth, MANIFEST_ACCEPT)
+            .await?;
+        if raw.len() > self.limits.max_manifest {
+            bail!(
+                "the manifest of {what} is {} bytes, over the {} byte limit",
+                raw.len(),
+                self.limits.max_manifest
+            );
+        }
+        let top: AnyManifest = serde_json::from_slice(&raw)
+            .with_context(|| format!("the manifest of {what} is malformed"))?;
+        if top.schema_version != Some(2) {
+            bail!("the manifest of {what} has schema version {:?}; only schema 2 (Docker v2 and OCI) is supported", top.schema_version);
+        }
+        let Some(entries) = &top.manifests else {
+            let mt = top
+                .media_type
+                .clone()
+                .unwrap_or_else(|| super::model::MT_OCI_MANIFEST.into());
+            return Ok(Resolved {
+                manifest_digest: top_digest.clone(),
+                top_digest,
+                manifest_media_type: mt,
+                manifest_raw: raw,
+                manifest: top,
+            });
+        };
+        let chosen = entries
+            .iter()
+            .find(|e| e.platform.as_ref().map(|p| platform.matches(p)).unwrap_or(false))
+            .ok_or_else(|| {
+                let offered: Vec<String> = entries
+                    .iter()
+                    .filter_map(|e| e.platform.as_ref().map(|p| p.to_string()))
+                    .collect();
+                anyhow!(
+                    "no matching manifest for {platform} in the manifest list entries of {what} (it offers: {}); choose one with --platform",
+                    offered.join(", ")
+                )
+            })?;
+        if chosen.digest == top_digest {
+            bail!("the manifest list of {what} points at itself");
+        }
+        let by_digest = oci_client::Reference::with_digest(
+            oci_ref.registry().to_string(),
+            oci_ref.repository().to_string(),
+            chosen.digest.clone(),
+        );
+        let (raw, digest) = client
+            .pull_manifest_raw(&by_digest, auth, MANIFEST_ACCEPT)
+            .await?;
+        if raw.len() > self.limits.max_manifest {
+            bail!("the platform manifest of {what} is over the size limit");
+        }
+        let manifest: AnyManifest = serde_json::from_slice(&raw)
+            .with_context(|| format!("the platform manifest of {what} is malformed"))?;
+        if manifest.manifests.is_some() {
+            bail!("the manifest list of {what} points at another manifest list; nested lists are not supported");
+        }
+        Ok(Resolved {
+            top_digest,
+            manifest_digest: digest,
+            manifest_media_type: manifest
+                .media_type
+                .clone()
+                .unwrap_or_else(|| chosen.media_type.clone()),
+            manifest_raw: raw,
+            manifest,
+        })
+    }
+
+    async fn fetch_config(
+        &self,
+        client: &Client,
+        oci_ref: &oci_client::Reference,
+        desc: &Descriptor,
+    ) -> Result<Vec<u8>> {
+        if let Ok(b) = fs::read(self.store.blob_path(&desc.digest)?) {
+            return Ok(b);
+        }
+        if desc.size < 0 || desc.size as usize > self.limits.max_config {
+            bail!(
+                "the image config is {} bytes, over the {} byte limit",
+                desc.size,
+                self.limits.max_config
+            );
+        }
+        let mut buf = Vec::with_capacity(desc.size as usize);
+        client
+            .pull_blob(oci_ref, &to_oci_desc(desc), &mut buf)
+            .await?;
+        if buf.len() as i64 != desc.size {
+            bail!(
+                "the image config has {} bytes, the manifest says {}",
+                buf.len(),
+                desc.size
+            );
+        }
+        let actual = super::store::sha256_digest(&buf);
+        if actual != desc.digest {
+            bail!(
+                "the image config failed verification: digest {actual}, expected {}",
+                desc.digest
+            );
+        }
+        Ok(buf)
+    }
+
+    /// Download one layer and unpack it as it arrives; commit both once verified.
+    async fn fetch_layer(
+        &self,
+        client: &Client,
+        oci_ref: &oci_client::Reference,
+        desc: &Descriptor,
+        diff_id: &str,
+        progress: &Progress,
+    ) -> Result<()> {
+        let lock = self.store.layer_lock(diff_id);
+        let _guard = lock.lock().await;
+        let short = short_id(&desc.digest);
+        if self.store.layer_home(diff_id)?.exists() {
+            progress.layer(&short, "Already exists");
+            return Ok(());
+        }
+        let compression = layer_compression(&desc.media_type)?;
+        let tmp_home = tempfile_in(&self.store.tmp_dir())?;
+        fs::create_dir_all(tmp_home.join("diff"))
+            .context("creating the layer's temporary directory")?;
+        let blob_tmp = tempfile_in(&self.store.tmp_dir())?;
+        let result = self
+            .download_and_unpack(
+                client,
+                oci_ref,
+                desc,
+                diff_id,
+                compression,
+                &tmp_home,
+                &blob_tmp,
+                progress,
+                &short,
+            )
+            .await;
+        match result {
+            Ok(size) => {
+                self.store.commit_blob_file(&desc.digest, &blob_tmp)?;
+                let rec = LayerRecord {
+                    diff_id: diff_id.to_string(),
+                    digest: desc.digest.clone(),
+                    media_type: desc.media_type.clone(),
+                    compressed_size: desc.size as u64,
+                    size,
+                };
+                self.store.commit_layer(&tmp_home, &rec)?;
+                sync_dir(
+                    &self
+                        .store
+                        .blob_path(&desc.digest)?
+                        .parent()
+                        .map(PathBuf::from)
+                        .unwrap_or_default(),
+                )?;
+                progress.layer(&short, "Pull complete");
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp_home);
+                let _ = fs::remove_file(&blob_tmp);
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn download_and_unpack(
+        &self,
+        client: &Client,
+        oci_ref: &oci_client::Reference,
+        desc: &Descriptor,
+        diff_id: &str,
+        compression: Compression,
+        tmp_home: &std::path::Path,
+        blob_tmp: &std::path::Path,
+        progress: &Progress,
+        short: &str,
+    ) -> Result<u64> {
+        let total = desc.size as u64;
+        let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let blob_file = fs::File::create(blob_tmp).context("creating the blob's temporary file")?;
+        let dest = tmp_home.join("diff");
+        let layer_name = desc.digest.clone();
+        let max_layer = self.limits.max_layer;
+        let unpacker = tokio::task::spawn_blocking(move || -> Result<Unpacked> {
+            let mut tee = TeeReader {
+                rx: chunk_rx,
+                pending: Bytes::new(),
+                file: io::BufWriter::with_capacity(1 << 20, blob_file),
+                hasher: Sha256::new(),
+                count: 0,
+            };
+            let (diff_digest, size) = {
+                let decoded: Box<dyn Read + '_> = match compression {
+                    Compression::None => Box::new(&mut tee),
+                    Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+                        BufReader::with_capacity(1 << 16, &mut tee),
+                    )),
+                    Compression::Zstd => Box::new(
+                        zstd::stream::read::Decoder::new(&mut tee).context("starting zstd")?,
+                    ),
+                };
+                let mut hashing = HashingReader {
+                    inner: decoded,
+                    hasher: Sha256::new(),
+                    count: 0,
+                    limit: max_layer,
+                };
+                let stats = unpack_layer(&mut hashing, &dest, &layer_name)?;
+                // The diff ID covers the whole tar stream, padding after the end marker included.
+                io::copy(&mut hashing, &mut io::sink())
+                    .with_context(|| format!("layer {layer_name}: reading past the tar end"))?;
+                (
+                    format!("sha256:{}", hex::encode(hashing.hasher.finalize())),
+                    stats.size,
+                )
+            };
+            io::copy(&mut tee, &mut io::sink())?;
+            let file = tee.file.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all().context("syncing the blob")?;
+            Ok(Unpacked {
+                digest: format!("sha256:{}", hex::encode(tee.hasher.finalize())),
+                compressed: tee.count,
+                diff_digest,
+                size,
+            })
+        });
+
+        // The download runs in its own block so that, whatever it ends with, the sender is
+        // dropped and the unpacker finished before the temporary files are touched again.
+        let download = async {
+            let mut stream = client.pull_blob_stream(oci_ref, &to_oci_desc(desc)).await?;
+            let mut received: u64 = 0;
+            let mut last = Instant::now();
+            progress.bytes(short, "Downloading", 0, total);
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                received += chunk.len() as u64;
+                if received > total {
+                    bail!("layer {}: the registry sent more than the {total} bytes the manifest promises", desc.digest);
+                }
+                if chunk_tx.send(chunk).await.is_err() {
+                    // The unpacker stopped early: its error says why.
+                    return Ok(true);
+                }
+                if last.elapsed() > Duration::from_millis(100) {
+                    progress.bytes(short, "Downloading", received, total);
+                    last = Instant::now();
+                }
+            }
+            progress.bytes(short, "Downloading", received, total);
+            Ok(false)
+        };
+        let downloaded: Result<bool> = download.await;
+        drop(chunk_tx);
+        let unpacked = unpacker
+            .await
+            .map_err(|e| anyhow!("unpacker task failed: {e}"));
+        let send_failed = downloaded?;
+        let unpacked = unpacked??;
+        if send_failed {
+            bail!(
+                "layer {}: unpacking stopped before the download ended",
+                desc.digest
+            );
+        }
+        if unpacked.compressed != total {
+            bail!(
+                "layer {}: download truncated: got {} of {total} bytes; pull again",
+                desc.digest,
+                unpacked.compressed
+            );
+        }
+        if unpacked.digest != desc.digest {
+            bail!(
+                "layer {}: digest mismatch: the registry sent content with digest {}; the blob is corrupt in the registry",
+                desc.digest,
+                unpacked.digest
+            );
+        }
+        progress.layer(short, "Verifying Checksum");
+        progress.layer(short, "Download complete");
+        if unpacked.diff_digest != diff_id {
+            bail!(
+                "layer {}: unpacked content has digest {}, but the image config says {diff_id}",
+                desc.digest,
+                unpacked.diff_digest
+            );
+        }
+        progress.layer(short, "Extracting");
+        Ok(unpacked.size)
+    }
+}
+
+struct Unpacked {
+    digest: String,
+    compressed: u64,
+    diff_digest: String,
+    size: u64,
+}
+
+/// Reads the downloaded chunks from the channel, writing and hashing them on the way.
+struct TeeReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    pending: Bytes,
+    file: io::BufWriter<fs::File>,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl Read for TeeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pending.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => {
+                    self.hasher.update(&chunk);
+                    self.file.write_all(&chunk)?;
+                    self.count += chunk.len() as u64;
+                    self.pending = chunk;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        let _ = self.pending.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Hashes the uncompressed stream (for the diff ID) and stops a decompression bomb.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if self.count > self.limit {
+            return Err(io::Error::other(format!(
+                "the layer unpacks to more than the limit of {} bytes",
+                self.limit
+            )));
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn short_id(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.chars().take(12).collect()
+}
+
+fn with_default_tag(r: &ImageRef) -> oci_client::Reference {
+    if r.tag().is_none() && r.digest().is_none() {
+        oci_client::Reference::with_tag(
+            r.inner.registry().into(),
+            r.inner.repository().into(),
+            "latest".into(),
+        )
+    } else {
+        r.inner.clone()
+    }
+}
+
+fn to_oci_desc(d: &Descriptor) -> OciDescriptor {
+    OciDescriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.clone(),
+        size: d.size,
+        ..Default::default()
+    }
+}

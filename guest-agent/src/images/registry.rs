@@ -1,0 +1,262 @@
+//! Talking to registries through oci-client: which protocol a registry gets, credentials,
+//! and turning the client's errors into messages that say what to do.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use oci_client::Client;
+use serde::Deserialize;
+
+/// Registry settings of the agent.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConfig {
+    /// Registries (`host` or `host:port`) reached over plain http, besides loopback ones.
+    pub insecure: Vec<String>,
+}
+
+impl RegistryConfig {
+    /// Docker talks plain http to loopback registries and to the ones listed as insecure.
+    pub fn is_insecure(&self, registry: &str) -> bool {
+        let host = host_part(registry);
+        let loopback = host == "localhost"
+            || host
+                .parse::<IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false);
+        loopback || self.insecure.iter().any(|r| r == registry || r == host)
+    }
+
+    pub fn client_for(&self, registry: &str) -> Client {
+        let protocol = if self.is_insecure(registry) {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        };
+        Client::new(ClientConfig {
+            protocol,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            max_concurrent_download: 8,
+            ..Default::default()
+        })
+    }
+}
+
+/// Check basic-auth credentials with `GET /v2/`. Token registries are checked by oci-client's
+/// challenge flow instead; for them this returns Ok without a request of its own.
+pub async fn check_basic(
+    cfg: &RegistryConfig,
+    registry: &str,
+    auth: &AuthConfig,
+) -> Result<(), String> {
+    let scheme = if cfg.is_insecure(registry) {
+        "http"
+    } else {
+        "https"
+    };
+    let url = format!("{scheme}://{registry}/v2/");
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let res = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {registry}: {}", root_cause(&e)))?;
+    let basic = res
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.to_ascii_lowercase().starts_with("basic"))
+        .unwrap_or(false);
+    if res.status() != reqwest::StatusCode::UNAUTHORIZED || !basic {
+        return Ok(());
+    }
+    let res = client
+        .get(&url)
+        .basic_auth(&auth.username, Some(&auth.password))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {registry}: {}", root_cause(&e)))?;
+    if res.status().is_success() {
+        Ok(())
+    } else {
+        Err("unauthorized: incorrect username or password".into())
+    }
+}
+
+fn host_part(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    registry
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(registry)
+}
+
+/// The body of docker's `X-Registry-Auth` header (base64url JSON) and of `POST /auth`.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default, alias = "serveraddress")]
+    pub server_address: String,
+    #[serde(default, alias = "identitytoken")]
+    pub identity_token: String,
+    #[serde(default, alias = "registrytoken")]
+    pub registry_token: String,
+}
+
+impl AuthConfig {
+    pub fn from_header(value: &str) -> Option<Self> {
+        use base64::Engine;
+        let value = value.trim();
+        if value.is_empty() {
+            return None;
+        }
+        let engines = [
+            base64::engine::general_purpose::URL_SAFE,
+            base64::engine::general_purpose::STANDARD,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            base64::engine::general_purpose::STANDARD_NO_PAD,
+        ];
+        let bytes = engines.iter().find_map(|e| e.decode(value).ok())?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn to_registry_auth(&self) -> RegistryAuth {
+        if !self.registry_token.is_empty() {
+            RegistryAuth::Bearer(self.registry_token.clone())
+        } else if !self.username.is_empty() {
+            RegistryAuth::Basic(self.username.clone(), self.password.clone())
+        } else {
+            RegistryAuth::Anonymous
+        }
+    }
+}
+
+/// What went wrong talking to a registry, in the words a user needs.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl RegistryError {
+    /// `what` names the thing asked for, e.g. `manifest for 127.0.0.1:5000/busybox:nope`.
+    pub fn from_oci(
+        err: OciDistributionError,
+        registry: &str,
+        what: &str,
+        had_credentials: bool,
+    ) -> Self {
+        let login_hint = if had_credentials {
+            format!(
+                "the registry refused the credentials; check them with `skiff login {registry}`"
+            )
+        } else {
+            format!("the registry asks for credentials; run `skiff login {registry}` first")
+        };
+        match err {
+            OciDistributionError::UnauthorizedError { .. }
+            | OciDistributionError::AuthenticationFailure(_) => {
+                RegistryError::Unauthorized(format!("pull access denied for {what}: {login_hint}"))
+            }
+            OciDistributionError::RegistryError { envelope, .. } => {
+                let first = envelope.errors.first();
+                let msg = first.map(|e| e.message.clone()).unwrap_or_default();
+                match first.map(|e| &e.code) {
+                    Some(OciErrorCode::ManifestUnknown)
+                    | Some(OciErrorCode::NameUnknown)
+                    | Some(OciErrorCode::BlobUnknown)
+                    | Some(OciErrorCode::NotFound) => {
+                        RegistryError::NotFound(format!("{what} not found: {msg}"))
+                    }
+                    Some(OciErrorCode::Unauthorized) | Some(OciErrorCode::Denied) => {
+                        RegistryError::Unauthorized(format!(
+                            "pull access denied for {what}: {login_hint}"
+                        ))
+                    }
+                    _ => RegistryError::Other(format!("registry {registry} refused {what}: {msg}")),
+                }
+            }
+            OciDistributionError::ServerError { code: 404, .. }
+            | OciDistributionError::ImageManifestNotFoundError(_) => {
+                RegistryError::NotFound(format!("{what} not found: manifest unknown"))
+            }
+            OciDistributionError::ServerError { code, message, .. } => {
+                RegistryError::Other(format!(
+                    "registry {registry} answered {code} for {what}: {}",
+                    message.trim()
+                ))
+            }
+            OciDistributionError::RequestError(e) => {
+                if e.is_connect() || e.is_timeout() {
+                    RegistryError::Unreachable(format!(
+                        "cannot reach registry {registry}: {}; check the address and that the registry is up",
+                        root_cause(&e)
+                    ))
+                } else {
+                    RegistryError::Other(format!(
+                        "fetching {what} from {registry}: {}",
+                        root_cause(&e)
+                    ))
+                }
+            }
+            other => RegistryError::Other(format!("fetching {what} from {registry}: {other}")),
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_listed_registries_use_http() {
+        let c = RegistryConfig {
+            insecure: vec!["registry.lan:5000".into()],
+        };
+        assert!(c.is_insecure("127.0.0.1:5000"));
+        assert!(c.is_insecure("127.8.9.1"));
+        assert!(c.is_insecure("localhost:5001"));
+        assert!(c.is_insecure("[::1]:5000"));
+        assert!(c.is_insecure("registry.lan:5000"));
+        assert!(!c.is_insecure("registry.lan:5001"));
+        assert!(!c.is_insecure("docker.io"));
+    }
+
+    #[test]
+    fn x_registry_auth_header_decodes() {
+        assert!(AuthConfig::from_header("e30=")
+            .map(|a| a.username.is_empty())
+            .unwrap_or(false));
+        let h = "eyJ1c2VybmFtZSI6InNraWZmIiwicGFzc3dvcmQiOiJza2lmZnBhc3MiLCJzZXJ2ZXJhZGRyZXNzIjoiMTI3LjAuMC4xOjUwMDEifQ==";
+        let a = AuthConfig::from_header(h).unwrap();
+        assert_eq!(a.username, "skiff");
+        assert_eq!(a.password, "skiffpass");
+        assert_eq!(a.server_address, "127.0.0.1:5001");
+    }
+}

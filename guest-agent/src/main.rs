@@ -1,0 +1,124 @@
+//! The skiff agent daemon: `skiff-agent --root DIR --socket PATH`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use skiff_agent::api::{self, Ctx};
+use skiff_agent::images::pull::{PullLimits, Puller};
+use skiff_agent::images::registry::RegistryConfig;
+use skiff_agent::images::store::Store;
+
+/// The skiff engine: serves the Docker Engine API on a unix socket.
+#[derive(Parser, Debug)]
+#[command(name = "skiff-agent", version)]
+struct Args {
+    /// Directory holding images, containers and the agent's state.
+    #[arg(long, env = "SKIFF_ROOT", default_value = "/var/lib/skiff")]
+    root: PathBuf,
+    /// Unix socket to serve the API on [default: ROOT/skiff.sock].
+    #[arg(long, env = "SKIFF_SOCKET")]
+    socket: Option<PathBuf>,
+    /// A registry (host or host:port) to reach over plain http; loopback ones always are.
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    insecure_registries: Vec<String>,
+    /// Largest uncompressed layer accepted, in bytes.
+    #[arg(long, default_value_t = 64 << 30)]
+    max_layer_size: u64,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("skiff-agent: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    // reqwest is built without a bundled crypto provider; ring is ours.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    std::fs::create_dir_all(&args.root)
+        .with_context(|| format!("creating the state directory {}", args.root.display()))?;
+    let root = std::fs::canonicalize(&args.root)?;
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| root.join("skiff.sock"));
+    let store = Arc::new(Store::open(&root)?);
+    let puller = Arc::new(Puller {
+        store: store.clone(),
+        registries: RegistryConfig {
+            insecure: args.insecure_registries.clone(),
+        },
+        limits: PullLimits {
+            max_layer: args.max_layer_size,
+            ..PullLimits::default()
+        },
+    });
+    let id = agent_id(&root)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = api::bind(&socket)?;
+        tracing::info!(
+            "serving the Docker Engine API on unix://{}",
+            socket.display()
+        );
+        let ctx = Arc::new(Ctx {
+            store,
+            puller,
+            root,
+            socket: socket.clone(),
+            id,
+        });
+        tokio::select! {
+            r = api::serve(listener, ctx) => r,
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down");
+                let _ = std::fs::remove_file(&socket);
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// A stable engine ID kept in the state dir, as docker's `ID` in /info.
+fn agent_id(root: &std::path::Path) -> Result<String> {
+    let p = root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&p) {
+        return Ok(s.trim().to_string());
+    }
+    let mut buf = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .context("reading /dev/urandom")?;
+    let id = hex::encode(buf);
+    std::fs::write(&p, &id)?;
+    Ok(id)
+}

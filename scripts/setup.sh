@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building and testing skiff needs on a fresh Debian 12 machine.
+# Idempotent: packages already present are skipped, so a second run is quick.
+set -euo pipefail
+
+need=(docker-registry skopeo umoci busybox-static apache2-utils jq zstd iproute2 e2fsprogs)
+if [ "${SKIFF_SETUP_BENCH:-0}" = 1 ]; then
+    need+=(podman crun hyperfine debootstrap)
+fi
+
+missing=()
+for p in "${need[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing packages ${missing[*]}; run this script as root to install them" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}"
+    # The Debian docker-registry package would start its own service on :5000;
+    # our scripts run their own instances, so keep package scripts from starting daemons.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup: system packages present"
