@@ -72,6 +72,8 @@ fn run(args: Args) -> Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let listener = api::bind(&socket)?;
+        // Tests and `skiff` find the daemon by this file.
+        std::fs::write(root.join("agent.pid"), std::process::id().to_string())?;
         tracing::info!(
             "serving the Docker Engine API on unix://{}",
             socket.display()

@@ -1,1 +1,309 @@
+//! What the end-to-end tests share: the built binaries, an isolated skiff per test (its own
+//! state dir, socket and agent), the test registries, and the docker CLI pointed at skiff.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+pub mod hostile;
+
+/// The directory holding the built `skiff` and `skiff-agent`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SKIFF_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // target/<profile>/deps/<test-binary> → target/<profile>
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// The anonymous test registry, as started by scripts/test-registry.sh.
+pub fn registry() -> String {
+    std::env::var("SKIFF_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// The registry that wants a login (skiff / skiffpass).
+pub fn auth_registry() -> String {
+    std::env::var("SKIFF_AUTH_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5001".into())
+}
+
+pub fn registry_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("SKIFF_REGISTRY_DIR")
+            .unwrap_or_else(|_| "/var/tmp/skiff-test-registry".into()),
+    )
+}
+
+/// `registry/name:tag` in the anonymous test registry.
+pub fn image(name: &str) -> String {
+    format!("{}/{name}", registry())
+}
+
+/// What a finished command left: exit code and both streams.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn fails_with(self, code: i32, needle: &str) -> Run {
+        assert_eq!(
+            self.code, code,
+            "wrong exit code:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle) || self.stdout.contains(needle),
+            "expected {needle:?} in the output:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+/// One isolated skiff: its own state dir, socket, agent and docker config.
+pub struct Skiff {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Skiff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Skiff {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-e2e-")
+            .tempdir_in(test_tmp())
+            .expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("docker-config")).expect("docker config dir");
+        Skiff { dir }
+    }
+
+    /// A skiff whose state lives in `root` (e.g. a small loop-mounted filesystem).
+    pub fn with_root(root: &Path) -> Self {
+        let s = Self::new();
+        std::fs::write(
+            s.dir.path().join("root-override"),
+            root.as_os_str().as_encoded_bytes(),
+        )
+        .expect("write");
+        s
+    }
+
+    pub fn root(&self) -> PathBuf {
+        match std::fs::read(self.dir.path().join("root-override")) {
+            Ok(b) => PathBuf::from(String::from_utf8_lossy(&b).into_owned()),
+            Err(_) => self.dir.path().join("root"),
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("skiff.sock")
+    }
+
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker-config")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(bin_dir().join("skiff"));
+        c.env("SKIFF_ROOT", self.root())
+            .env("SKIFF_SOCKET", self.socket())
+            .env("DOCKER_CONFIG", self.docker_config())
+            .env("SKIFF_AGENT_BIN", bin_dir().join("skiff-agent"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command().args(args).output().expect("run skiff"))
+    }
+
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn skiff");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait skiff"))
+    }
+
+    /// The real docker CLI (client 28) pointed at this skiff's socket.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args(args)
+            .env("DOCKER_CONFIG", self.docker_config())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker");
+        Run::from(out)
+    }
+
+    /// The image IDs `skiff images -q --no-trunc` lists, sorted.
+    pub fn image_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .run(&["images", "-q", "--no-trunc"])
+            .ok()
+            .lines()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.run(&["image", "inspect", name]).ok();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("inspect JSON");
+        v[0].clone()
+    }
+
+    fn agent_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.root().join("agent.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn stop_agent(&self) {
+        if let Some(pid) = self.agent_pid() {
+            // SAFETY: plain signal delivery to a pid we started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            for _ in 0..200 {
+                // SAFETY: signal 0 only checks for existence.
+                if unsafe { libc::kill(pid, 0) } != 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = std::fs::remove_file(self.root().join("agent.pid"));
+        }
+    }
+}
+
+impl Drop for Skiff {
+    fn drop(&mut self) {
+        self.stop_agent();
+    }
+}
+
+/// Where test state goes: under the target dir, on the same disk as the build.
+pub fn test_tmp() -> PathBuf {
+    let d = std::env::var_os("SKIFF_TEST_TMP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir().join("e2e-tmp"));
+    std::fs::create_dir_all(&d).expect("test tmp dir");
+    d
+}
+
+/// Number of lines in a registry's request log (to count requests made after a point).
+pub fn registry_log_len(port_registry: &str) -> usize {
+    registry_log(port_registry).lines().count()
+}
+
+pub fn registry_log(port_registry: &str) -> String {
+    let port = port_registry.rsplit(':').next().unwrap_or("5000");
+    std::fs::read_to_string(registry_dir().join(format!("registry-{port}.log"))).unwrap_or_default()
+}
+
+/// Blob GET requests in the registry's log after line `from`.
+pub fn blob_gets_since(port_registry: &str, from: usize) -> Vec<String> {
+    registry_log(port_registry)
+        .lines()
+        .skip(from)
+        .filter(|l| l.contains("GET") && l.contains("/blobs/sha256:"))
+        .map(String::from)
+        .collect()
+}
+
+/// Run a command and return its stdout, panicking with its stderr on failure.
+#[track_caller]
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "{cmd} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The manifest digest and layer digests of an image in the test registry.
+pub fn registry_layers(reference: &str) -> Vec<String> {
+    let out = sh(&format!(
+        "skopeo inspect --tls-verify=false --raw docker://{reference}"
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("manifest JSON");
+    v["layers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l["digest"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The file holding a blob in the registry's storage.
+pub fn registry_blob_path(port_registry: &str, digest: &str) -> PathBuf {
+    let port = port_registry.rsplit(':').next().unwrap_or("5000");
+    let hex = digest.trim_start_matches("sha256:");
+    registry_dir()
+        .join(format!("storage-{port}"))
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data")
+}

@@ -1,0 +1,85 @@
+//! `skiff login` / `skiff logout`: credentials checked by the engine, kept in docker's config.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::Engine;
+use crate::cli::{LoginArgs, LogoutArgs};
+use crate::{dockercfg, SkiffError};
+
+fn server_of(s: &Option<String>) -> String {
+    s.clone().unwrap_or_else(|| "docker.io".into())
+}
+
+fn prompt(label: &str) -> Result<String> {
+    eprint!("{label}: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+pub async fn login(engine: &Engine, a: &LoginArgs) -> Result<u8> {
+    let server = server_of(&a.server);
+    if a.password.is_some() && a.password_stdin {
+        return Err(
+            SkiffError::new("--password and --password-stdin are mutually exclusive").into(),
+        );
+    }
+    let username = match &a.username {
+        Some(u) => u.clone(),
+        None if std::io::stdin().is_terminal() => prompt("Username")?,
+        None => {
+            return Err(
+                SkiffError::new("give a username with -u when stdin is not a terminal").into(),
+            )
+        }
+    };
+    let password = if a.password_stdin {
+        let mut p = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut p)
+            .context("reading the password from stdin")?;
+        p.trim_end_matches(['\r', '\n']).to_string()
+    } else if let Some(p) = &a.password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        p.clone()
+    } else {
+        prompt("Password")?
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(SkiffError::new("Error: Cannot perform an interactive login from a non TTY device; give -u and --password-stdin").into());
+    }
+    let body = json!({ "username": username, "password": password, "serveraddress": server });
+    let resp = engine
+        .raw()
+        .request("POST", "/auth", Some(body.to_string().as_bytes()))?;
+    if resp.status != 200 {
+        return Err(
+            SkiffError::daemon(format!("Error response from daemon: {}", resp.message())).into(),
+        );
+    }
+    let path = dockercfg::store(&server, &username, &password)?;
+    eprintln!(
+        "WARNING! Your credentials are stored unencrypted in '{}'.",
+        path.display()
+    );
+    println!("Login Succeeded");
+    Ok(0)
+}
+
+pub fn logout(a: &LogoutArgs) -> Result<u8> {
+    let server = server_of(&a.server);
+    if dockercfg::remove(&server)? {
+        println!(
+            "Removing login credentials for {}",
+            dockercfg::key_for(&server)
+        );
+    } else {
+        println!("Not logged in to {server}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,112 @@
+//! One module per group of commands; `run` connects to the engine and dispatches.
+
+mod images;
+mod login;
+mod pull;
+mod raw;
+mod system;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use bollard::Docker;
+
+use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
+use crate::machine::native::{ensure_running, Endpoint};
+use crate::SkiffError;
+
+/// A connection to the engine, typed (bollard) and raw for exact JSON pass-through.
+pub struct Engine {
+    pub docker: Docker,
+    pub endpoint: Endpoint,
+}
+
+impl Engine {
+    pub fn raw(&self) -> raw::RawClient {
+        raw::RawClient::new(self.endpoint.socket.clone())
+    }
+}
+
+fn endpoint(cli: &Cli) -> Endpoint {
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/lib/skiff"));
+    let root = std::path::absolute(&root).unwrap_or(root);
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| root.join("skiff.sock"));
+    Endpoint { root, socket }
+}
+
+async fn connect(cli: &Cli) -> Result<Engine> {
+    let endpoint = endpoint(cli);
+    ensure_running(&endpoint)?;
+    let path = endpoint.socket.to_string_lossy().into_owned();
+    let docker =
+        Docker::connect_with_unix(&path, 600, bollard::API_DEFAULT_VERSION).map_err(|e| {
+            SkiffError::new(format!(
+                "cannot connect to the skiff agent at unix://{path}: {e}"
+            ))
+        })?;
+    Ok(Engine { docker, endpoint })
+}
+
+pub async fn run(cli: Cli) -> Result<u8> {
+    // Commands that never talk to the engine.
+    match &cli.command {
+        Command::Logout(a) => return login::logout(a),
+        Command::Version(_) | Command::Info(_) | Command::System(_) => {}
+        _ => {}
+    }
+    let engine = connect(&cli).await?;
+    match cli.command {
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::pull(&engine, &a).await,
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&engine, &a).await,
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
+            images::history(&engine, &a).await
+        }
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&engine, &a).await,
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&engine, &a).await,
+        Command::Image(ImageCommand::Prune(a)) => images::prune(&engine, &a).await,
+        Command::Image(ImageCommand::Inspect(a)) => images::inspect(&engine, &a, true).await,
+        Command::Inspect(a) => images::inspect(&engine, &a, false).await,
+        Command::Login(a) => login::login(&engine, &a).await,
+        Command::Logout(_) => unreachable!("handled above"),
+        Command::System(SystemCommand::Info(a)) | Command::Info(a) => {
+            system::info(&engine, &a).await
+        }
+        Command::Version(a) => system::version(&engine, &a).await,
+    }
+}
+
+/// Turn a bollard error into what docker prints: "Error response from daemon: …" (exit 1).
+pub fn daemon_error(e: bollard::errors::Error) -> anyhow::Error {
+    use bollard::errors::Error as E;
+    match e {
+        E::DockerResponseServerError { message, .. } => {
+            SkiffError::daemon(format!("Error response from daemon: {message}")).into()
+        }
+        E::DockerStreamError { error } => SkiffError::daemon(error).into(),
+        other => SkiffError::new(format!("skiff: talking to the agent failed: {other}")).into(),
+    }
+}
+
+/// `--filter key=value` flags into docker's filter map.
+pub fn parse_filters(flags: &[String]) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let mut m: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for f in flags {
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            SkiffError::new(format!(
+                "invalid filter {f:?}: use --filter key=value, e.g. dangling=true"
+            ))
+        })?;
+        m.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    Ok(m)
+}
+
+pub fn short_id(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}

@@ -1,0 +1,201 @@
+//! `skiff pull`: streams the engine's progress as per-layer bars on a terminal, or as plain
+//! status lines otherwise.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+
+use anyhow::Result;
+use bollard::query_parameters::CreateImageOptions;
+use futures::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::{daemon_error, Engine};
+use crate::cli::PullArgs;
+use crate::dockercfg;
+use crate::SkiffError;
+
+/// Split NAME[:TAG|@DIGEST] as docker's CLI does before calling the API.
+pub fn split_reference(image: &str) -> (String, Option<String>) {
+    if let Some((name, digest)) = image.split_once('@') {
+        return (name.to_string(), Some(digest.to_string()));
+    }
+    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[slash..].rfind(':') {
+        Some(i) => (
+            image[..slash + i].to_string(),
+            Some(image[slash + i + 1..].to_string()),
+        ),
+        None => (image.to_string(), None),
+    }
+}
+
+/// The registry part of an image name, as docker decides it (a first component with a dot,
+/// a colon, or `localhost`); docker.io otherwise.
+pub fn registry_of(name: &str) -> String {
+    match name.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first.to_string()
+        }
+        _ => "docker.io".to_string(),
+    }
+}
+
+pub async fn pull(engine: &Engine, a: &PullArgs) -> Result<u8> {
+    let (name, tag) = split_reference(&a.image);
+    if name.is_empty() {
+        return Err(SkiffError::new(format!("invalid reference format: {:?}", a.image)).into());
+    }
+    let tag_shown = tag.clone().unwrap_or_else(|| "latest".into());
+    if tag.is_none() && !a.quiet {
+        println!("Using default tag: latest");
+    }
+    let creds = dockercfg::credentials_for(&registry_of(&name))?;
+    let opts = CreateImageOptions {
+        from_image: Some(name.clone()),
+        tag: Some(tag_shown.clone()),
+        platform: a.platform.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let mut stream = engine.docker.create_image(Some(opts), None, creds);
+    let mut view = ProgressView::new(a.quiet);
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(daemon_error)?;
+        if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            view.finish();
+            return Err(SkiffError::daemon(err).into());
+        }
+        let status = info.status.unwrap_or_default();
+        let detail = info.progress_detail.unwrap_or_default();
+        view.show(info.id.as_deref(), &status, detail.current, detail.total);
+    }
+    view.finish();
+    let shown = if a.image.contains('@') {
+        a.image.clone()
+    } else {
+        format!("{name}:{tag_shown}")
+    };
+    println!("{}", full_name(&shown));
+    Ok(0)
+}
+
+/// docker prints the fully qualified name at the end: docker.io/library/busybox:latest.
+fn full_name(s: &str) -> String {
+    let (name, _) = split_reference(s);
+    if registry_of(&name) != "docker.io" || name.starts_with("docker.io/") {
+        return s.to_string();
+    }
+    if name.contains('/') {
+        format!("docker.io/{s}")
+    } else {
+        format!("docker.io/library/{s}")
+    }
+}
+
+struct ProgressView {
+    quiet: bool,
+    tty: bool,
+    multi: MultiProgress,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl ProgressView {
+    fn new(quiet: bool) -> Self {
+        ProgressView {
+            quiet,
+            tty: std::io::stdout().is_terminal(),
+            multi: MultiProgress::new(),
+            bars: HashMap::new(),
+        }
+    }
+
+    fn show(&mut self, id: Option<&str>, status: &str, current: Option<i64>, total: Option<i64>) {
+        if self.quiet {
+            return;
+        }
+        let Some(id) = id.filter(|_| !status.starts_with("Pulling from")) else {
+            let line = match id {
+                Some(id) => format!("{id}: {status}"),
+                None => status.to_string(),
+            };
+            if self.tty {
+                let _ = self.multi.println(line);
+            } else {
+                println!("{line}");
+            }
+            return;
+        };
+        if !self.tty {
+            // Plain output: one line per state change, no byte counters.
+            if status != "Downloading" && status != "Extracting" || current.is_none() {
+                println!("{id}: {status}");
+            }
+            return;
+        }
+        let bar = self.bars.entry(id.to_string()).or_insert_with(|| {
+            let b = self.multi.add(ProgressBar::new(0));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix}: {msg:<18} {bar:40.cyan/blue} {bytes:>9}/{total_bytes:<9}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b.set_prefix(id.to_string());
+            b
+        });
+        bar.set_message(status.to_string());
+        if let (Some(c), Some(t)) = (current, total) {
+            bar.set_length(t.max(0) as u64);
+            bar.set_position(c.max(0) as u64);
+        }
+        if matches!(status, "Pull complete" | "Already exists") {
+            bar.set_style(
+                ProgressStyle::with_template("{prefix}: {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.finish_with_message(status.to_string());
+        }
+    }
+
+    fn finish(&mut self) {
+        for b in self.bars.values() {
+            if !b.is_finished() {
+                b.abandon();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_like_docker() {
+        assert_eq!(split_reference("busybox"), ("busybox".into(), None));
+        assert_eq!(
+            split_reference("127.0.0.1:5000/busybox"),
+            ("127.0.0.1:5000/busybox".into(), None)
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/busybox:v2s2"),
+            ("127.0.0.1:5000/busybox".into(), Some("v2s2".into()))
+        );
+        assert_eq!(
+            split_reference("a/b@sha256:00"),
+            ("a/b".into(), Some("sha256:00".into()))
+        );
+        assert_eq!(
+            registry_of("127.0.0.1:5001/private/busybox"),
+            "127.0.0.1:5001"
+        );
+        assert_eq!(registry_of("user/app"), "docker.io");
+        assert_eq!(
+            full_name("busybox:latest"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            full_name("127.0.0.1:5000/busybox:latest"),
+            "127.0.0.1:5000/busybox:latest"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Where the agent runs. Today: natively on this Linux host.
+
+pub mod native;

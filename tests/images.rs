@@ -1,0 +1,640 @@
+//! Images end to end: pull from the real test registry, the store on disk, the image
+//! commands and their errors. Each test runs its own skiff (state dir, socket, agent).
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use skiff_e2e::hostile::{Answer, HostileRegistry};
+use skiff_e2e::*;
+
+#[test]
+fn pull_oci_and_docker_v2s2_images() {
+    let s = Skiff::new();
+    let out = s.run(&["pull", &image("busybox")]).ok();
+    assert!(
+        out.stdout.contains("Using default tag: latest"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Pull complete"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Status: Downloaded newer image for"),
+        "{}",
+        out.stdout
+    );
+    assert!(out
+        .stdout
+        .trim_end()
+        .ends_with(&format!("{}:latest", image("busybox"))));
+
+    s.run(&["pull", &image("busybox:v2s2")]).ok();
+    let oci = s.inspect(&image("busybox:latest"));
+    let v2 = s.inspect(&image("busybox:v2s2"));
+    assert_eq!(
+        oci["Descriptor"]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        v2["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(oci["Config"]["Cmd"], serde_json::json!(["sh"]));
+    // Same layer content under both manifests: one unpacked layer dir serves both.
+    assert_eq!(oci["RootFS"]["Layers"], v2["RootFS"]["Layers"]);
+
+    let images = s.run(&["images"]).ok();
+    let header = images.lines()[0];
+    assert!(
+        header.starts_with("REPOSITORY") && header.contains("IMAGE ID") && header.ends_with("SIZE"),
+        "{header}"
+    );
+    assert!(
+        images.stdout.contains(&image("busybox")),
+        "{}",
+        images.stdout
+    );
+    assert!(images.stdout.contains("v2s2"));
+
+    // The busybox binary arrived whole and runs on this host.
+    let upper = oci["GraphDriver"]["Data"]["UpperDir"]
+        .as_str()
+        .expect("UpperDir")
+        .to_string();
+    let out = sh(&format!("{upper}/bin/busybox echo unpacked-ok"));
+    assert_eq!(out.trim(), "unpacked-ok");
+}
+
+/// Mount the image's layers read-only with overlayfs, as a container root would be.
+fn mount_image(inspect: &serde_json::Value, at: &Path) {
+    let data = &inspect["GraphDriver"]["Data"];
+    let mut dirs = vec![data["UpperDir"].as_str().expect("upper").to_string()];
+    if let Some(l) = data["LowerDir"].as_str() {
+        dirs.push(l.to_string());
+    }
+    std::fs::create_dir_all(at).expect("mountpoint");
+    sh(&format!(
+        "mount -t overlay overlay -o ro,lowerdir={} {}",
+        dirs.join(":"),
+        at.display()
+    ));
+}
+
+#[test]
+fn layered_image_whiteouts_opaque_dirs_and_metadata() {
+    let s = Skiff::new();
+    s.run(&["pull", &image("layered")]).ok();
+    let img = s.inspect(&image("layered"));
+    let upper = img["GraphDriver"]["Data"]["UpperDir"]
+        .as_str()
+        .expect("upper")
+        .to_string();
+
+    // In the top layer's own tree: overlayfs whiteouts and the opaque marker.
+    let wh =
+        std::fs::symlink_metadata(format!("{upper}/etc/skiff/deleted-file")).expect("whiteout");
+    assert!(
+        wh.file_type().is_char_device() && wh.rdev() == 0,
+        "whiteout must be a 0:0 char device"
+    );
+    let gone = std::fs::symlink_metadata(format!("{upper}/opt/gone")).expect("dir whiteout");
+    assert!(gone.file_type().is_char_device());
+    let opaque = sh(&format!(
+        "getfattr --absolute-names -n trusted.overlay.opaque --only-values {upper}/opt/opaque"
+    ));
+    assert_eq!(opaque.trim(), "y");
+
+    // Through overlayfs, the merged view is what a container sees.
+    let mnt = s.dir.path().join("merged");
+    mount_image(&img, &mnt);
+    let check = std::panic::catch_unwind(|| {
+        assert!(
+            !mnt.join("etc/skiff/deleted-file").exists(),
+            "deleted file must be gone"
+        );
+        assert!(mnt.join("etc/skiff/kept-file").exists());
+        assert!(
+            !mnt.join("opt/gone").exists(),
+            "deleted directory must be gone"
+        );
+        let mut opaque: Vec<String> = std::fs::read_dir(mnt.join("opt/opaque"))
+            .expect("opaque dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        opaque.sort();
+        assert_eq!(
+            opaque,
+            vec!["new".to_string()],
+            "opaque dir must hide the lower entries"
+        );
+        assert_eq!(
+            std::fs::read_link(mnt.join("opt/link"))
+                .expect("symlink")
+                .to_str(),
+            Some("/etc/skiff/kept-file")
+        );
+        let h1 = std::fs::metadata(mnt.join("opt/hard1")).expect("hard1");
+        let h2 = std::fs::metadata(mnt.join("opt/hard2")).expect("hard2");
+        assert_eq!(h1.ino(), h2.ino(), "hardlinks must share an inode");
+        let suid = std::fs::metadata(mnt.join("opt/suid")).expect("suid");
+        assert_eq!(suid.mode() & 0o7777, 0o4755, "setuid bit kept");
+        let owned = std::fs::metadata(mnt.join("home/app/owned")).expect("owned");
+        assert_eq!((owned.uid(), owned.gid()), (1000, 1000));
+        assert!(mnt.join("bin/busybox").exists(), "base layer visible");
+    });
+    sh(&format!("umount {}", mnt.display()));
+    if let Err(e) = check {
+        std::panic::resume_unwind(e);
+    }
+
+    let cfg = &img["Config"];
+    let env: Vec<&str> = cfg["Env"]
+        .as_array()
+        .expect("Env")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        env.contains(&"FOO=bar") && env.contains(&"GREETING=hello world"),
+        "{env:?}"
+    );
+    assert_eq!(cfg["User"], "app");
+    assert_eq!(cfg["WorkingDir"], "/home/app");
+    assert_eq!(cfg["Cmd"], serde_json::json!(["echo", "default-cmd"]));
+    assert!(cfg["Entrypoint"][0] == "/bin/sh");
+    assert!(cfg["ExposedPorts"].get("8080/tcp").is_some());
+    assert_eq!(cfg["Labels"]["org.skiff.test"], "layered");
+
+    let hist = s.run(&["history", &image("layered")]).ok();
+    assert!(hist.lines()[0].starts_with("IMAGE") && hist.lines()[0].contains("CREATED BY"));
+    assert!(hist.lines().len() >= 4, "{}", hist.stdout);
+    assert!(hist.lines()[1].starts_with(&img["Id"].as_str().expect("id")[7..19]));
+    assert!(hist.stdout.contains("<missing>"));
+    let quiet = s.run(&["history", "-q", &image("layered")]).ok();
+    assert_eq!(quiet.lines().len(), hist.lines().len() - 1);
+}
+
+#[test]
+fn shared_layers_are_fetched_once_and_repull_fetches_only_the_manifest() {
+    let s = Skiff::new();
+    let reg = registry();
+    let out = s.run(&["pull", &image("shared-a")]).ok();
+    assert_eq!(
+        out.stdout.matches("Pull complete").count(),
+        3,
+        "{}",
+        out.stdout
+    );
+
+    let from = registry_log_len(&reg);
+    let out = s.run(&["pull", &image("shared-b")]).ok();
+    assert_eq!(
+        out.stdout.matches("Already exists").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.stdout.matches("Pull complete").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    let b_layers = registry_layers(&image("shared-b"));
+    let gets = blob_gets_since(&reg, from);
+    let layer_gets: Vec<&String> = gets
+        .iter()
+        .filter(|l| b_layers.iter().any(|d| l.contains(d.as_str())))
+        .collect();
+    assert_eq!(
+        layer_gets.len(),
+        1,
+        "only the new layer is fetched: {layer_gets:#?}"
+    );
+    assert!(layer_gets[0].contains(b_layers[2].as_str()));
+
+    let from = registry_log_len(&reg);
+    let out = s.run(&["pull", &image("shared-b")]).ok();
+    assert!(
+        out.stdout.contains("Status: Image is up to date for"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("Pull complete"));
+    assert!(
+        blob_gets_since(&reg, from).is_empty(),
+        "a re-pull fetches no blob"
+    );
+}
+
+#[test]
+fn zstd_layers_and_platform_choice() {
+    let s = Skiff::new();
+    s.run(&["pull", &image("zstd")]).ok();
+    let z = s.inspect(&image("zstd"));
+    assert!(z["RootFS"]["Layers"].as_array().expect("layers").len() >= 2);
+
+    s.run(&["pull", "--platform", "linux/arm64", &image("multiarch")])
+        .ok();
+    let arm = s.inspect(&image("multiarch"));
+    assert_eq!(arm["Architecture"], "arm64");
+    let upper = arm["GraphDriver"]["Data"]["UpperDir"]
+        .as_str()
+        .expect("upper");
+    assert_eq!(
+        std::fs::read_to_string(format!("{upper}/etc/arch"))
+            .expect("arch")
+            .trim(),
+        "arm64"
+    );
+
+    // The default is this machine's platform; the tag moves, the arm64 image is left dangling.
+    s.run(&["pull", &image("multiarch")]).ok();
+    assert_eq!(s.inspect(&image("multiarch"))["Architecture"], "amd64");
+    let dangling = s.run(&["images", "-q", "--filter", "dangling=true"]).ok();
+    assert_eq!(
+        dangling.lines(),
+        vec![&arm["Id"].as_str().expect("id")[7..19]]
+    );
+    let listing = s.run(&["images"]).ok();
+    assert!(listing.stdout.contains("<none>"), "{}", listing.stdout);
+
+    s.run(&["pull", "--platform", "linux/s390x", &image("multiarch")])
+        .fails_with(1, "no matching manifest for linux/s390x");
+}
+
+#[test]
+fn corrupted_blob_fails_with_a_digest_error_and_changes_nothing() {
+    let s = Skiff::new();
+    s.run(&["pull", &image("busybox")]).ok();
+    let before = s.run(&["images"]).ok().stdout;
+
+    let layers = registry_layers(&image("victim"));
+    let unique = layers.last().expect("victim layer").clone();
+    let path = registry_blob_path(&registry(), &unique);
+    let original = std::fs::read(&path).expect("victim blob");
+    let mut bad = original.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&path, &bad).expect("corrupt");
+    let out = s.run(&["pull", &image("victim")]);
+    std::fs::write(&path, &original).expect("restore");
+    out.fails_with(1, "digest mismatch");
+
+    assert_eq!(s.run(&["images"]).ok().stdout, before, "images unchanged");
+    let tmp = s.root().join("images/tmp");
+    assert_eq!(
+        std::fs::read_dir(&tmp).expect("tmp").count(),
+        0,
+        "nothing half-written left"
+    );
+    // And with the registry repaired, the same pull completes.
+    s.run(&["pull", &image("victim")]).ok();
+}
+
+#[test]
+fn private_registry_needs_login() {
+    let s = Skiff::new();
+    let private = format!("{}/private/busybox:latest", auth_registry());
+    s.run(&["pull", &private]).fails_with(1, "skiff login");
+    s.run_stdin(
+        &["login", "-u", "skiff", "--password-stdin", &auth_registry()],
+        "wrong\n",
+    )
+    .fails_with(1, "incorrect username or password");
+    let out = s
+        .run_stdin(
+            &["login", "-u", "skiff", "--password-stdin", &auth_registry()],
+            "skiffpass\n",
+        )
+        .ok();
+    assert!(out.stdout.contains("Login Succeeded"));
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.docker_config().join("config.json")).expect("config"),
+    )
+    .expect("json");
+    assert!(cfg["auths"][auth_registry()]["auth"].is_string(), "{cfg}");
+    let mode = std::fs::metadata(s.docker_config().join("config.json"))
+        .expect("meta")
+        .mode();
+    assert_eq!(mode & 0o077, 0, "credentials file is private");
+
+    s.run(&["pull", &private]).ok();
+    s.run(&["logout", &auth_registry()]).ok();
+    let cfg = std::fs::read_to_string(s.docker_config().join("config.json")).expect("config");
+    assert!(!cfg.contains(&auth_registry()));
+}
+
+#[test]
+fn bad_references_and_unreachable_registries() {
+    let s = Skiff::new();
+    s.run(&["pull", &image("busybox:no-such-tag")])
+        .fails_with(1, "not found");
+    s.run(&["pull", &image("no-such-repo")])
+        .fails_with(1, "not found");
+    s.run(&["pull", "127.0.0.1:1/busybox"])
+        .fails_with(1, "cannot reach registry 127.0.0.1:1");
+    s.run(&["pull", "Busybox"])
+        .fails_with(1, "invalid reference format");
+    s.run(&["pull", "busybox@sha256:nothex"])
+        .fails_with(1, "invalid reference format");
+    assert!(s.image_ids().is_empty(), "nothing stored by failed pulls");
+}
+
+#[test]
+fn malformed_manifests_and_truncated_downloads() {
+    let s = Skiff::new();
+    let h = HostileRegistry::start();
+    h.route(
+        "/v2/garbage/manifests/latest",
+        Answer::json(
+            "{ this is not json",
+            "application/vnd.oci.image.manifest.v1+json",
+        ),
+    );
+    s.run(&["pull", &format!("{}/garbage", h.addr)])
+        .fails_with(1, "malformed");
+
+    // A well-formed image whose only layer arrives cut short.
+    let layer = sh("mkdir -p /tmp/skiff-trunc && echo hi > /tmp/skiff-trunc/f && tar -C /tmp/skiff-trunc -czf - f | base64 -w0");
+    let layer = base64_decode(layer.trim());
+    let tar_digest = sh("tar -C /tmp/skiff-trunc -cf - f | sha256sum")
+        .split_whitespace()
+        .next()
+        .expect("sum")
+        .to_string();
+    let layer_digest = format!("sha256:{}", sha256_hex(&layer));
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{tar_digest}"]}},"config":{{}}}}"#
+    );
+    let config_digest = format!("sha256:{}", sha256_hex(config.as_bytes()));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    h.route(
+        "/v2/trunc/manifests/latest",
+        Answer::json(manifest, "application/vnd.oci.image.manifest.v1+json"),
+    );
+    h.route(
+        &format!("/v2/trunc/blobs/{config_digest}"),
+        Answer::json(config, "application/octet-stream"),
+    );
+    h.route(
+        &format!("/v2/trunc/blobs/{layer_digest}"),
+        Answer {
+            status: 200,
+            content_type: "application/octet-stream".into(),
+            body: layer[..layer.len() / 2].to_vec(),
+            claimed_len: Some(layer.len()),
+        },
+    );
+    let out = s.run(&["pull", &format!("{}/trunc", h.addr)]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&layer_digest[..19]) || out.stderr.contains("truncated"),
+        "{out:?}"
+    );
+    assert!(s.image_ids().is_empty());
+    assert_eq!(
+        std::fs::read_dir(s.root().join("images/tmp"))
+            .expect("tmp")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn full_disk_during_unpack_is_a_clear_error() {
+    let s = Skiff::new();
+    let img_file = s.dir.path().join("small.img");
+    let mnt = s.dir.path().join("small");
+    std::fs::create_dir_all(&mnt).expect("mnt");
+    sh(&format!(
+        "truncate -s 6M {0} && mkfs.ext4 -q -F {0} && mount -o loop {0} {1}",
+        img_file.display(),
+        mnt.display()
+    ));
+    let small = Skiff::with_root(&mnt.join("root"));
+    let result = std::panic::catch_unwind(|| {
+        small.run(&["pull", &image("busybox")]).ok();
+        let before = small.image_ids();
+        small
+            .run(&["pull", &image("web")])
+            .fails_with(1, "No space left on device");
+        assert_eq!(small.image_ids(), before, "the store is as it was");
+        assert_eq!(
+            std::fs::read_dir(small.root().join("images/tmp"))
+                .expect("tmp")
+                .count(),
+            0,
+            "space reclaimed"
+        );
+    });
+    small.stop_agent();
+    sh(&format!("umount {}", mnt.display()));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn images_listing_filters_and_formats() {
+    let s = Skiff::new();
+    s.run(&["pull", &image("busybox")]).ok();
+    s.run(&["pull", &image("layered")]).ok();
+    let fmt = s
+        .run(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok();
+    let mut names = fmt.lines();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            format!("{}:latest", image("busybox")),
+            format!("{}:latest", image("layered"))
+        ]
+    );
+
+    let only = s
+        .run(&[
+            "images",
+            "--filter",
+            &format!("reference={}/busy*", registry()),
+        ])
+        .ok();
+    assert_eq!(only.lines().len(), 2, "{}", only.stdout);
+    let by_arg = s.run(&["images", &image("layered")]).ok();
+    assert_eq!(by_arg.lines().len(), 2);
+    assert!(by_arg.stdout.contains("layered"));
+
+    let digests = s.run(&["images", "--digests"]).ok();
+    assert!(digests.lines()[0].contains("DIGEST"));
+    assert!(digests.stdout.contains("sha256:"));
+
+    let json = s.run(&["images", "--format", "json"]).ok();
+    for l in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+        assert!(v["ID"].is_string() && v["Size"].is_string());
+    }
+    let table = s
+        .run(&["images", "--format", "table {{.ID}}\\t{{.Repository}}"])
+        .ok();
+    assert!(table.lines()[0].starts_with("IMAGE ID"));
+    s.run(&["images", "--filter", "bogus=1"])
+        .fails_with(1, "invalid filter");
+    assert!(s
+        .run(&["images", "-q", "--filter", "dangling=true"])
+        .ok()
+        .stdout
+        .is_empty());
+    let notrunc = s.run(&["images", "--no-trunc", "-q"]).ok();
+    assert!(notrunc
+        .lines()
+        .iter()
+        .all(|l| l.starts_with("sha256:") && l.len() == 71));
+}
+
+#[test]
+fn tag_rmi_and_prune_follow_docker() {
+    let s = Skiff::new();
+    s.run(&["pull", &image("busybox")]).ok();
+    let id = s.inspect(&image("busybox"))["Id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let short = &id[7..19];
+    s.run(&["tag", &image("busybox"), "mine/box:v1"]).ok();
+    s.run(&["tag", &image("busybox"), "mine/box:v2"]).ok();
+    assert_eq!(s.inspect("mine/box:v1")["Id"], id.as_str());
+
+    // Untag while other tags remain; the image stays.
+    let out = s.run(&["rmi", "mine/box:v2"]).ok();
+    assert_eq!(out.stdout.trim(), "Untagged: mine/box:v2");
+    // By ID with tags in two repositories: refused without -f.
+    s.run(&["rmi", short]).fails_with(1, "must be forced");
+    s.run(&["rmi", "no-such-image"])
+        .fails_with(1, "No such image");
+    let out = s.run(&["rmi", "-f", short]).ok();
+    assert!(out.stdout.contains("Untagged: mine/box:v1"));
+    assert!(out.stdout.contains(&format!("Deleted: {id}")));
+    assert!(s.image_ids().is_empty());
+    assert_eq!(
+        std::fs::read_dir(s.root().join("images/layers"))
+            .expect("layers")
+            .count(),
+        0,
+        "layers removed"
+    );
+
+    // A tag that moves leaves the old image dangling; image prune removes it.
+    s.run(&["pull", &image("busybox")]).ok();
+    s.run(&["tag", &image("busybox"), "moving:latest"]).ok();
+    let out = s.run(&["rmi", &image("busybox")]).ok();
+    assert!(
+        !out.stdout.contains("Deleted"),
+        "still tagged as moving:latest: {}",
+        out.stdout
+    );
+    s.run(&["pull", &image("layered")]).ok();
+    s.run(&["tag", &image("layered"), "moving:latest"]).ok();
+    let dangling = s.run(&["images", "-q", "-f", "dangling=true"]).ok();
+    assert_eq!(dangling.lines(), vec![short]);
+    let out = s.run(&["image", "prune", "-f"]).ok();
+    assert!(
+        out.stdout.contains(&format!("deleted: {id}")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Total reclaimed space:"));
+    assert!(
+        !out.stdout.contains("Total reclaimed space: 0B"),
+        "the busybox layer was freed: {}",
+        out.stdout
+    );
+    let out = s.run(&["image", "prune", "-a", "-f"]).ok();
+    assert!(
+        out.stdout.contains("untagged: moving:latest"),
+        "{}",
+        out.stdout
+    );
+    assert!(s.image_ids().is_empty());
+}
+
+#[test]
+fn info_shows_the_socket_and_the_socket_is_private() {
+    let s = Skiff::new();
+    let out = s.run(&["system", "info"]).ok();
+    let line = format!("API socket: unix://{}", s.socket().display());
+    assert!(out.stdout.contains(&line), "{}", out.stdout);
+    assert!(s.run(&["info"]).ok().stdout.contains(&line));
+    let mode = std::fs::metadata(s.socket()).expect("socket").mode();
+    assert_eq!(mode & 0o002, 0, "socket must not be world-writable");
+    assert_eq!(mode & 0o004, 0, "socket must not be world-readable");
+}
+
+#[test]
+fn not_root_is_told_clearly() {
+    let s = Skiff::new();
+    std::fs::set_permissions(
+        s.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin_dir().join("skiff"))
+        .arg("images")
+        .env("SKIFF_ROOT", s.root())
+        .env("SKIFF_SOCKET", s.socket())
+        .output()
+        .expect("setpriv");
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs root"), "{err}");
+}
+
+#[test]
+fn unknown_flags_exit_125() {
+    let s = Skiff::new();
+    let out = s.run(&["images", "--no-such-flag"]);
+    assert_eq!(out.code, 125);
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("hex")
+        .to_string()
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("base64");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(s.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("wait").stdout
+}
