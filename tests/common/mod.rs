@@ -263,7 +263,8 @@ pub fn blob_gets_since(port_registry: &str, from: usize) -> Vec<String> {
     registry_log(port_registry)
         .lines()
         .skip(from)
-        .filter(|l| l.contains("GET") && l.contains("/blobs/sha256:"))
+        // The access-log line of each request (the registry also logs a structured line).
+        .filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/sha256:"))
         .map(String::from)
         .collect()
 }
@@ -301,7 +302,7 @@ pub fn registry_blob_path(port_registry: &str, digest: &str) -> PathBuf {
     let port = port_registry.rsplit(':').next().unwrap_or("5000");
     let hex = digest.trim_start_matches("sha256:");
     registry_dir()
-        .join(format!("storage-{port}"))
+        .join(format!("registry-{port}/storage"))
         .join("docker/registry/v2/blobs/sha256")
         .join(&hex[..2])
         .join(hex)

@@ -514,7 +514,7 @@ impl Puller {
             let mut last = Instant::now();
             progress.bytes(short, "Downloading", 0, total);
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
+                let chunk = chunk.map_err(|e| stream_error(e, &desc.digest))?;
                 received += chunk.len() as u64;
                 if received > total {
                     bail!("layer {}: the registry sent more than the {total} bytes the manifest promises", desc.digest);
@@ -628,6 +628,17 @@ impl<R: Read> Read for HashingReader<R> {
         }
         self.hasher.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+/// oci-client checks the digest itself at the end of a blob stream; say what that means.
+fn stream_error(e: io::Error, digest: &str) -> anyhow::Error {
+    use oci_client::errors::DigestError;
+    match e.get_ref().and_then(|i| i.downcast_ref::<DigestError>()) {
+        Some(DigestError::VerificationError { actual, .. }) => anyhow!(
+            "layer {digest}: digest mismatch: the registry sent content with digest {actual}; the blob is corrupt in the registry"
+        ),
+        _ => anyhow!("layer {digest}: the download broke off (truncated or interrupted): {e}; pull again"),
     }
 }
 

@@ -103,16 +103,21 @@ fn host_part(registry: &str) -> &str {
 /// The body of docker's `X-Registry-Auth` header (base64url JSON) and of `POST /auth`.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct AuthConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub username: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub password: String,
-    #[serde(default, alias = "serveraddress")]
+    #[serde(default, alias = "serveraddress", deserialize_with = "null_as_empty")]
     pub server_address: String,
-    #[serde(default, alias = "identitytoken")]
+    #[serde(default, alias = "identitytoken", deserialize_with = "null_as_empty")]
     pub identity_token: String,
-    #[serde(default, alias = "registrytoken")]
+    #[serde(default, alias = "registrytoken", deserialize_with = "null_as_empty")]
     pub registry_token: String,
+}
+
+/// Clients (bollard among them) send absent fields as `null`.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl AuthConfig {
@@ -174,7 +179,7 @@ impl RegistryError {
         match err {
             OciDistributionError::UnauthorizedError { .. }
             | OciDistributionError::AuthenticationFailure(_) => {
-                RegistryError::Unauthorized(format!("pull access denied for {what}: {login_hint}"))
+                RegistryError::Unauthorized(format!("{what}: access denied: {login_hint}"))
             }
             OciDistributionError::RegistryError { envelope, .. } => {
                 let first = envelope.errors.first();
@@ -246,6 +251,18 @@ mod tests {
         assert!(c.is_insecure("registry.lan:5000"));
         assert!(!c.is_insecure("registry.lan:5001"));
         assert!(!c.is_insecure("docker.io"));
+    }
+
+    #[test]
+    fn null_fields_are_accepted() {
+        use base64::Engine;
+        let h = base64::engine::general_purpose::URL_SAFE
+            .encode(r#"{"username":"u","password":"p","auth":null,"email":null,"serveraddress":"r:1","identitytoken":null}"#);
+        let a = AuthConfig::from_header(&h).unwrap();
+        assert_eq!(
+            (a.username.as_str(), a.server_address.as_str()),
+            ("u", "r:1")
+        );
     }
 
     #[test]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what is missing, checks formatting and
+# lints, builds, starts the local test registries with their images, runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: the end-to-end tests need root (mounts, namespaces, device nodes); run with sudo" >&2
+    exit 1
+fi
+
+scripts/setup.sh
+. "$HOME/.cargo/env" 2>/dev/null || true
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== build"
+cargo build --workspace --quiet
+
+echo "== test registries"
+scripts/test-registry.sh start
+scripts/test-images.sh
+eval "$(scripts/test-registry.sh env)"
+export SKIFF_REGISTRY SKIFF_AUTH_REGISTRY SKIFF_REGISTRY_DIR
+
+echo "== tests"
+cargo test --workspace -- --test-threads="${SKIFF_TEST_THREADS:-2}"
