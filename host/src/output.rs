@@ -24,7 +24,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
                 line.push_str(&" ".repeat(widths[i].saturating_sub(c.chars().count())));
             }
         }
-        out.push_str(line.trim_end());
+        out.push_str(&line);
         out.push('\n');
     }
     out

@@ -115,9 +115,9 @@ fn finished_without_progress(
 fn pull_error(e: PullError) -> ApiError {
     match e {
         PullError::Registry(RegistryError::NotFound(m)) => ApiError::not_found(m),
-        PullError::Registry(RegistryError::Unauthorized(m)) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, m)
-        }
+        // As dockerd: a pull refused for lack of credentials is "not found"; a 401 would make
+        // the docker CLI stop and prompt for a login on its own.
+        PullError::Registry(RegistryError::Unauthorized(m)) => ApiError::not_found(m),
         PullError::Registry(r) => ApiError::internal(r.to_string()),
         PullError::Other(e) => ApiError::internal(format!("{e:#}")),
     }

@@ -50,11 +50,7 @@ impl Progress {
 /// The `progress` text docker puts beside progressDetail: `[====>     ]  1.2MB/3.4MB`.
 pub fn progress_bar(current: u64, total: u64) -> String {
     const WIDTH: u64 = 50;
-    let filled = if total > 0 {
-        (current.min(total) * WIDTH / total) as usize
-    } else {
-        0
-    };
+    let filled = (current.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
     let mut bar = "=".repeat(filled);
     if (filled as u64) < WIDTH {
         bar.push('>');

@@ -103,7 +103,7 @@ impl Unpacker {
             let parent = self.ensure_dir(&parent_rel)?;
             let target = parent.join(OsStr::from_bytes(hidden));
             self.remove_existing(&parent_rel.join(OsStr::from_bytes(hidden)), &target)?;
-            mknod(&target, libc::S_IFCHR | 0o000, 0).context("creating the overlay whiteout")?;
+            mknod(&target, libc::S_IFCHR, 0).context("creating the overlay whiteout")?;
             return Ok(());
         }
 
@@ -388,7 +388,10 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-    fn tar_of(entries: &[(&str, EntryType, &[u8], Option<&str>, u32)]) -> Vec<u8> {
+    /// (name, type, data, link target, mode)
+    type Entry<'a> = (&'a str, EntryType, &'a [u8], Option<&'a str>, u32);
+
+    fn tar_of(entries: &[Entry]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (name, kind, data, link, mode) in entries {
             let mut h = tar::Header::new_gnu();
