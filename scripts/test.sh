@@ -26,4 +26,12 @@ eval "$(scripts/test-registry.sh env)"
 export SKIFF_REGISTRY SKIFF_AUTH_REGISTRY SKIFF_REGISTRY_DIR
 
 echo "== tests"
-cargo test --workspace -- --test-threads="${SKIFF_TEST_THREADS:-2}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace -- --test-threads="${SKIFF_TEST_THREADS:-2}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite (cargo ends with the doc-test runs, often empty).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "skiff: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -335,6 +335,20 @@ fn private_registry_needs_login() {
 
     s.run(&["pull", &private]).ok();
     s.run(&["logout", &auth_registry()]).ok();
+
+    // Stored credentials that the registry refuses are named as the cause.
+    std::fs::write(
+        s.docker_config().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"c2tpZmY6d3Jvbmc="}}}}}}"#,
+            auth_registry()
+        ),
+    )
+    .expect("write config");
+    s.run(&["rmi", &private]).ok();
+    s.run(&["pull", &private])
+        .fails_with(1, "refused the credentials");
+    s.run(&["logout", &auth_registry()]).ok();
     let cfg = std::fs::read_to_string(s.docker_config().join("config.json")).expect("config");
     assert!(!cfg.contains(&auth_registry()));
 }
@@ -617,6 +631,33 @@ fn not_root_is_told_clearly() {
     assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("needs root"), "{err}");
+}
+
+#[test]
+fn pull_on_a_terminal_shows_progress_bars() {
+    let s = Skiff::new();
+    let cmdline = format!(
+        "{} pull {}",
+        bin_dir().join("skiff").display(),
+        image("layered")
+    );
+    // `script` gives skiff a pseudo-terminal, as a user's shell would.
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("SKIFF_ROOT", s.root())
+        .env("SKIFF_SOCKET", s.socket())
+        .env("DOCKER_CONFIG", s.docker_config())
+        .env("SKIFF_AGENT_BIN", bin_dir().join("skiff-agent"))
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Pull complete"), "{text}");
+    assert!(
+        text.contains('\u{1b}'),
+        "a terminal gets redrawn bars, not plain lines: {text}"
+    );
+    assert!(text.contains(&format!("{}:latest", image("layered"))));
 }
 
 #[test]

@@ -57,9 +57,7 @@ fn run(args: Args) -> Result<()> {
     let store = Arc::new(Store::open(&root)?);
     let puller = Arc::new(Puller {
         store: store.clone(),
-        registries: RegistryConfig {
-            insecure: args.insecure_registries.clone(),
-        },
+        registries: RegistryConfig::new(args.insecure_registries.clone()),
         limits: PullLimits {
             max_layer: args.max_layer_size,
             ..PullLimits::default()

@@ -217,6 +217,21 @@ impl Skiff {
             .ok()
     }
 
+    /// SIGKILL the agent, as a crash would.
+    pub fn kill_agent(&self) {
+        if let Some(pid) = self.agent_pid() {
+            // SAFETY: plain signal delivery to a pid we started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            for _ in 0..200 {
+                // SAFETY: signal 0 only checks for existence.
+                if unsafe { libc::kill(pid, 0) } != 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
     pub fn stop_agent(&self) {
         if let Some(pid) = self.agent_pid() {
             // SAFETY: plain signal delivery to a pid we started.

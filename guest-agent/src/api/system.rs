@@ -167,7 +167,7 @@ pub async fn auth(ctx: &super::Ctx, body: &[u8]) -> Result<Resp, ApiError> {
     // Any repository will do to walk the challenge; distribution answers /v2/ for all.
     let probe = ImageRef::parse(&format!("{server}/skiff-login-probe"))
         .map_err(|e| ApiError::bad_request(format!("invalid registry address {server:?}: {e}")))?;
-    let client = ctx.puller.registries.client_for(&server);
+    let client = ctx.puller.registries.new_client(&server);
     let auth = cfg.to_registry_auth();
     client
         .auth(&probe.inner, &auth, RegistryOperation::Pull)

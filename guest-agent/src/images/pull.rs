@@ -86,7 +86,7 @@ impl Puller {
     pub async fn pull(&self, req: PullRequest, progress: Progress) -> Result<Image, PullError> {
         let reference = &req.reference;
         let registry = reference.registry().to_string();
-        let client = self.registries.client_for(&registry);
+        let (client, fresh) = self.registries.client_for(&registry, &req.auth);
         let has_creds = !matches!(req.auth, RegistryAuth::Anonymous);
         let what = match (reference.tag(), reference.digest()) {
             (_, Some(d)) => format!("{}@{d}", reference.familiar_name()),
@@ -96,21 +96,40 @@ impl Puller {
         let oci_ref = with_default_tag(reference);
         let oci_err =
             |e| RegistryError::from_oci(e, &registry, &format!("manifest for {what}"), has_creds);
-
-        client
-            .auth(&oci_ref, &req.auth, oci_client::RegistryOperation::Pull)
-            .await
-            .map_err(oci_err)?;
+        let authenticate = || async {
+            client
+                .auth(&oci_ref, &req.auth, oci_client::RegistryOperation::Pull)
+                .await
+                .map_err(oci_err)
+        };
+        // Credentials are checked up front, so wrong ones fail early; anonymous pulls ask for
+        // a token only when the registry answers 401 (a cached client already has one).
+        if fresh && has_creds {
+            authenticate().await?;
+        }
         let platform = req.platform.clone().unwrap_or_else(Platform::host);
-        let resolved = self
+        let mut resolved = self
             .resolve(&client, &oci_ref, &req.auth, &platform, &what)
-            .await
-            .map_err(
-                |e| match e.downcast::<oci_client::errors::OciDistributionError>() {
-                    Ok(oe) => PullError::Registry(oci_err(oe)),
-                    Err(e) => PullError::Other(e),
-                },
-            )?;
+            .await;
+        if matches!(
+            resolved
+                .as_ref()
+                .map_err(|e| e.downcast_ref::<oci_client::errors::OciDistributionError>()),
+            Err(Some(
+                oci_client::errors::OciDistributionError::UnauthorizedError { .. }
+            ))
+        ) {
+            authenticate().await?;
+            resolved = self
+                .resolve(&client, &oci_ref, &req.auth, &platform, &what)
+                .await;
+        }
+        let resolved = resolved.map_err(|e| {
+            match e.downcast::<oci_client::errors::OciDistributionError>() {
+                Ok(oe) => PullError::Registry(oci_err(oe)),
+                Err(e) => PullError::Other(e),
+            }
+        })?;
 
         let tag_label = reference.tag().map(str::to_string).unwrap_or_else(|| {
             reference
@@ -140,12 +159,17 @@ impl Puller {
 
         // Already have this image: only the references may need to move.
         if let Some(existing) = self.store.get(&image_id) {
-            let up_to_date = tag_keys
+            let refs = self.store.references();
+            let up_to_date = tag_keys.iter().all(|t| refs.tags.get(t) == Some(&image_id));
+            let known = digest_keys
                 .iter()
-                .all(|t| self.store.references().tags.get(t) == Some(&image_id));
-            let img = self
-                .store
-                .commit_image(existing.record, &tag_keys, &digest_keys)?;
+                .all(|d| refs.digests.get(d) == Some(&image_id));
+            let img = if up_to_date && known {
+                existing
+            } else {
+                self.store
+                    .commit_image(existing.record, &tag_keys, &digest_keys)?
+            };
             progress.status(&format!("Digest: {}", resolved.top_digest));
             if up_to_date {
                 progress.status(&format!("Status: Image is up to date for {display}"));
@@ -457,27 +481,41 @@ impl Puller {
         short: &str,
     ) -> Result<u64> {
         let total = desc.size as u64;
-        let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        // Two threads work on the chunks as they arrive, so that on two cores hashing and
+        // writing the compressed blob overlaps with decompressing and unpacking it.
+        let (unpack_tx, unpack_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let (blob_tx, blob_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
         let blob_file = fs::File::create(blob_tmp).context("creating the blob's temporary file")?;
+        let blob_writer = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
+            let mut rx = blob_rx;
+            let mut file = io::BufWriter::with_capacity(1 << 20, blob_file);
+            let mut hasher = Sha256::new();
+            let mut count = 0u64;
+            while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
+                file.write_all(&chunk).context("writing the blob")?;
+                count += chunk.len() as u64;
+            }
+            let file = file.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all().context("syncing the blob")?;
+            Ok((format!("sha256:{}", hex::encode(hasher.finalize())), count))
+        });
         let dest = tmp_home.join("diff");
         let layer_name = desc.digest.clone();
         let max_layer = self.limits.max_layer;
-        let unpacker = tokio::task::spawn_blocking(move || -> Result<Unpacked> {
-            let mut tee = TeeReader {
-                rx: chunk_rx,
+        let unpacker = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
+            let mut input = ChannelReader {
+                rx: unpack_rx,
                 pending: Bytes::new(),
-                file: io::BufWriter::with_capacity(1 << 20, blob_file),
-                hasher: Sha256::new(),
-                count: 0,
             };
-            let (diff_digest, size) = {
+            let (diff, size) = {
                 let decoded: Box<dyn Read + '_> = match compression {
-                    Compression::None => Box::new(&mut tee),
+                    Compression::None => Box::new(&mut input),
                     Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
-                        BufReader::with_capacity(1 << 16, &mut tee),
+                        BufReader::with_capacity(1 << 16, &mut input),
                     )),
                     Compression::Zstd => Box::new(
-                        zstd::stream::read::Decoder::new(&mut tee).context("starting zstd")?,
+                        zstd::stream::read::Decoder::new(&mut input).context("starting zstd")?,
                     ),
                 };
                 let mut hashing = HashingReader {
@@ -495,19 +533,12 @@ impl Puller {
                     stats.size,
                 )
             };
-            io::copy(&mut tee, &mut io::sink())?;
-            let file = tee.file.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all().context("syncing the blob")?;
-            Ok(Unpacked {
-                digest: format!("sha256:{}", hex::encode(tee.hasher.finalize())),
-                compressed: tee.count,
-                diff_digest,
-                size,
-            })
+            io::copy(&mut input, &mut io::sink())?;
+            Ok((diff, size))
         });
 
-        // The download runs in its own block so that, whatever it ends with, the sender is
-        // dropped and the unpacker finished before the temporary files are touched again.
+        // The download runs in its own block so that, whatever it ends with, the senders are
+        // dropped and both threads finished before the temporary files are touched again.
         let download = async {
             let mut stream = client.pull_blob_stream(oci_ref, &to_oci_desc(desc)).await?;
             let mut received: u64 = 0;
@@ -519,8 +550,10 @@ impl Puller {
                 if received > total {
                     bail!("layer {}: the registry sent more than the {total} bytes the manifest promises", desc.digest);
                 }
-                if chunk_tx.send(chunk).await.is_err() {
-                    // The unpacker stopped early: its error says why.
+                if blob_tx.send(chunk.clone()).await.is_err()
+                    || unpack_tx.send(chunk).await.is_err()
+                {
+                    // A worker stopped early: its error says why.
                     return Ok(true);
                 }
                 if last.elapsed() > Duration::from_millis(100) {
@@ -532,12 +565,23 @@ impl Puller {
             Ok(false)
         };
         let downloaded: Result<bool> = download.await;
-        drop(chunk_tx);
+        drop(unpack_tx);
+        drop(blob_tx);
         let unpacked = unpacker
             .await
             .map_err(|e| anyhow!("unpacker task failed: {e}"));
+        let blob = blob_writer
+            .await
+            .map_err(|e| anyhow!("blob writer task failed: {e}"));
         let send_failed = downloaded?;
-        let unpacked = unpacked??;
+        let (diff_digest, size) = unpacked??;
+        let (digest, compressed) = blob??;
+        let unpacked = Unpacked {
+            digest,
+            compressed,
+            diff_digest,
+            size,
+        };
         if send_failed {
             bail!(
                 "layer {}: unpacking stopped before the download ended",
@@ -579,25 +623,17 @@ struct Unpacked {
     size: u64,
 }
 
-/// Reads the downloaded chunks from the channel, writing and hashing them on the way.
-struct TeeReader {
+/// Reads the downloaded chunks from a channel, as the decompressor's input.
+struct ChannelReader {
     rx: tokio::sync::mpsc::Receiver<Bytes>,
     pending: Bytes,
-    file: io::BufWriter<fs::File>,
-    hasher: Sha256,
-    count: u64,
 }
 
-impl Read for TeeReader {
+impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pending.is_empty() {
             match self.rx.blocking_recv() {
-                Some(chunk) => {
-                    self.hasher.update(&chunk);
-                    self.file.write_all(&chunk)?;
-                    self.count += chunk.len() as u64;
-                    self.pending = chunk;
-                }
+                Some(chunk) => self.pending = chunk,
                 None => return Ok(0),
             }
         }

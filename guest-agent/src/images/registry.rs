@@ -1,7 +1,9 @@
 //! Talking to registries through oci-client: which protocol a registry gets, credentials,
 //! and turning the client's errors into messages that say what to do.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -9,15 +11,34 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
-/// Registry settings of the agent.
-#[derive(Debug, Clone, Default)]
+/// Registry settings of the agent, and its clients.
+#[derive(Clone, Default)]
 pub struct RegistryConfig {
     /// Registries (`host` or `host:port`) reached over plain http, besides loopback ones.
     pub insecure: Vec<String>,
+    /// One client per registry and credentials, kept so that connections and tokens are
+    /// reused: a re-pull of an unchanged tag then costs one manifest request.
+    clients: Arc<Mutex<HashMap<String, Client>>>,
+}
+
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("insecure", &self.insecure)
+            .finish()
+    }
 }
 
 impl RegistryConfig {
+    pub fn new(insecure: Vec<String>) -> Self {
+        RegistryConfig {
+            insecure,
+            clients: Arc::default(),
+        }
+    }
+
     /// Docker talks plain http to loopback registries and to the ones listed as insecure.
     pub fn is_insecure(&self, registry: &str) -> bool {
         let host = host_part(registry);
@@ -29,7 +50,8 @@ impl RegistryConfig {
         loopback || self.insecure.iter().any(|r| r == registry || r == host)
     }
 
-    pub fn client_for(&self, registry: &str) -> Client {
+    /// A client of its own (for checking credentials without touching the cached ones).
+    pub fn new_client(&self, registry: &str) -> Client {
         let protocol = if self.is_insecure(registry) {
             ClientProtocol::Http
         } else {
@@ -42,6 +64,25 @@ impl RegistryConfig {
             max_concurrent_download: 8,
             ..Default::default()
         })
+    }
+
+    /// The cached client for a registry and these credentials; `true` when it is new.
+    pub fn client_for(&self, registry: &str, auth: &RegistryAuth) -> (Client, bool) {
+        let who = match auth {
+            RegistryAuth::Anonymous => "anonymous".to_string(),
+            RegistryAuth::Basic(u, p) => {
+                format!("basic:{}", hex::encode(Sha256::digest(format!("{u}:{p}"))))
+            }
+            RegistryAuth::Bearer(t) => format!("bearer:{}", hex::encode(Sha256::digest(t))),
+        };
+        let key = format!("{registry}|{who}");
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return (c.clone(), false);
+        }
+        let c = self.new_client(registry);
+        clients.insert(key, c.clone());
+        (c, true)
     }
 }
 
@@ -241,9 +282,7 @@ mod tests {
 
     #[test]
     fn loopback_and_listed_registries_use_http() {
-        let c = RegistryConfig {
-            insecure: vec!["registry.lan:5000".into()],
-        };
+        let c = RegistryConfig::new(vec!["registry.lan:5000".into()]);
         assert!(c.is_insecure("127.0.0.1:5000"));
         assert!(c.is_insecure("127.8.9.1"));
         assert!(c.is_insecure("localhost:5001"));

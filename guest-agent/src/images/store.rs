@@ -61,7 +61,7 @@ pub struct Image {
     pub config_raw: Arc<Vec<u8>>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct References {
     /// `registry/repo:tag` → image ID
     pub tags: BTreeMap<String, String>,
@@ -317,7 +317,10 @@ impl Store {
         for d in digest_keys {
             refs.digests.insert(d.clone(), record.id.clone());
         }
-        self.write_refs(&refs)?;
+        // An unchanged re-pull writes nothing.
+        if refs != self.refs_snapshot() {
+            self.write_refs(&refs)?;
+        }
         let mut st = self
             .state
             .write()

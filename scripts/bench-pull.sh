@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Pull benchmark: skiff against podman, same images, same local registry, one run, side by side.
+#   cold = empty image store before every run (both tools), warm = image already present.
+# Baseline: a plain `tar -xzf` of the big image's layer into a fresh directory on the same disk.
+# Prints medians (hyperfine) and ratios skiff/podman. Not a test: figures depend on the machine.
+#
+#   sudo scripts/bench-pull.sh            # runs 10 each; BENCH_RUNS=5 for a quicker look
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS="${BENCH_RUNS:-10}"
+WORK="${BENCH_DIR:-/var/tmp/skiff-bench}"
+mkdir -p "$WORK"
+
+SKIFF_SETUP_BENCH=1 scripts/setup.sh
+cargo build --release --quiet
+scripts/test-registry.sh start >/dev/null
+scripts/test-images.sh >/dev/null
+set -a; eval "$(scripts/test-registry.sh env)"; set +a
+REG="$SKIFF_REGISTRY"
+
+# --- the big image: a Debian minbase rootfs, built once and cached -------------------------
+DEB_IMG="$REG/debian:bench"
+if ! skopeo inspect --tls-verify=false "docker://$DEB_IMG" >/dev/null 2>&1; then
+    if [ ! -f "$WORK/debian-rootfs.tar" ]; then
+        echo "bench: building a Debian bookworm minbase rootfs with debootstrap (once)"
+        rm -rf "$WORK/debian-rootfs"
+        mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+        mirror="${mirror:-$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null)}"
+        debootstrap --variant=minbase bookworm "$WORK/debian-rootfs" "${mirror:-http://deb.debian.org/debian}" >/dev/null
+        rm -rf "$WORK/debian-rootfs/var/cache/apt/archives/"*.deb
+        tar -C "$WORK/debian-rootfs" --numeric-owner -cf "$WORK/debian-rootfs.tar" .
+    fi
+    rm -rf "$WORK/oci"
+    umoci init --layout "$WORK/oci"
+    umoci new --image "$WORK/oci:debian"
+    umoci raw add-layer --image "$WORK/oci:debian" "$WORK/debian-rootfs.tar"
+    umoci config --image "$WORK/oci:debian" --config.cmd bash
+    skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/oci:debian" "docker://$DEB_IMG"
+fi
+# The layer as the registry serves it, for the tar baseline.
+layer=$(skopeo inspect --tls-verify=false --raw "docker://$DEB_IMG" | jq -r '.layers[0].digest')
+curl -sf -H 'Accept: */*' "http://$REG/v2/debian/blobs/$layer" -o "$WORK/debian-layer.tar.gz"
+
+# --- skiff: its own state dir, agent started once (a daemon, as dockerd) ---------------------
+SK="$PWD/target/release/skiff"
+export SKIFF_ROOT="$WORK/skiff-root" SKIFF_SOCKET="$WORK/skiff.sock"
+"$SK" info >/dev/null
+skiff_clean="$SK image prune -a -f >/dev/null"
+
+# --- podman: rootful, its own storage, per ../shared/reference/peers.md --------------------
+mkdir -p "$WORK/containers"
+cat > "$WORK/containers/registries.conf" <<EOF
+[[registry]]
+location = "$REG"
+insecure = true
+EOF
+PODMAN="podman --root $WORK/podman/storage --runroot $WORK/podman/run --cgroup-manager cgroupfs --events-backend file"
+export CONTAINERS_REGISTRIES_CONF="$WORK/containers/registries.conf"
+podman_clean="$PODMAN rmi -a -f >/dev/null 2>&1 || true"
+
+out="$WORK/results"
+mkdir -p "$out"
+bench() { # name, prepare, command
+    hyperfine -N --runs "$RUNS" --warmup 1 --prepare "$2" --export-json "$out/$1.json" "$3" >/dev/null 2>&1 \
+        || hyperfine --runs "$RUNS" --warmup 1 --prepare "$2" --export-json "$out/$1.json" "$3" >/dev/null
+}
+median() { jq -r '.results[0].median * 1000' "$out/$1.json"; }
+
+for img in busybox debian:bench; do
+    name=${img%%:*}
+    echo "bench: $name"
+    bench "skiff-cold-$name" "$skiff_clean" "$SK pull -q $REG/$img"
+    bench "podman-cold-$name" "$podman_clean" "$PODMAN pull -q $REG/$img"
+    "$SK" pull -q "$REG/$img" >/dev/null
+    $PODMAN pull -q "$REG/$img" >/dev/null
+    bench "skiff-warm-$name" "true" "$SK pull -q $REG/$img"
+    bench "podman-warm-$name" "true" "$PODMAN pull -q $REG/$img"
+done
+bench "tar-debian" "rm -rf $WORK/untar && mkdir -p $WORK/untar" "tar -xzf $WORK/debian-layer.tar.gz -C $WORK/untar"
+
+printf '\n| pull | skiff median (ms) | podman median (ms) | skiff / podman |\n|---|---|---|---|\n'
+for name in busybox debian; do
+    for kind in cold warm; do
+        s=$(median "skiff-$kind-$name"); p=$(median "podman-$kind-$name")
+        printf '| %s %s | %.1f | %.1f | %.2f |\n' "$name" "$kind" "$s" "$p" "$(echo "$s / $p" | bc -l)"
+    done
+done
+t=$(median tar-debian); s=$(median skiff-cold-debian)
+printf '\n| baseline | median (ms) | skiff cold debian / baseline |\n|---|---|---|\n| tar -xzf debian layer | %.1f | %.2f |\n' "$t" "$(echo "$s / $t" | bc -l)"
+echo
+echo "machine: $(nproc) cpus, $(uname -r); runs: $RUNS; raw results in $out"
