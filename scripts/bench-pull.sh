@@ -65,28 +65,45 @@ bench() { # name, prepare, command
     hyperfine -N --runs "$RUNS" --warmup 1 --prepare "$2" --export-json "$out/$1.json" "$3" >/dev/null 2>&1 \
         || hyperfine --runs "$RUNS" --warmup 1 --prepare "$2" --export-json "$out/$1.json" "$3" >/dev/null
 }
-median() { jq -r '.results[0].median * 1000' "$out/$1.json"; }
 
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+median_of() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# Small image, and every warm pull: hyperfine, one tool after the other.
+echo "bench: busybox"
+bench "skiff-cold-busybox" "$skiff_clean" "$SK pull -q $REG/busybox"
+bench "podman-cold-busybox" "$podman_clean" "$PODMAN pull -q $REG/busybox"
 for img in busybox debian:bench; do
     name=${img%%:*}
-    echo "bench: $name"
-    bench "skiff-cold-$name" "$skiff_clean" "$SK pull -q $REG/$img"
-    bench "podman-cold-$name" "$podman_clean" "$PODMAN pull -q $REG/$img"
     "$SK" pull -q "$REG/$img" >/dev/null
     $PODMAN pull -q "$REG/$img" >/dev/null
     bench "skiff-warm-$name" "true" "$SK pull -q $REG/$img"
     bench "podman-warm-$name" "true" "$PODMAN pull -q $REG/$img"
 done
-bench "tar-debian" "rm -rf $WORK/untar && mkdir -p $WORK/untar" "tar -xzf $WORK/debian-layer.tar.gz -C $WORK/untar"
 
-printf '\n| pull | skiff median (ms) | podman median (ms) | skiff / podman |\n|---|---|---|---|\n'
-for name in busybox debian; do
-    for kind in cold warm; do
-        s=$(median "skiff-$kind-$name"); p=$(median "podman-$kind-$name")
-        printf '| %s %s | %.1f | %.1f | %.2f |\n' "$name" "$kind" "$s" "$p" "$(echo "$s / $p" | bc -l)"
-    done
+# The big image is bound by this disk, whose speed drifts with what was deleted before
+# (see ../shared/reference/peers.md): interleave skiff, podman and the tar baseline run by
+# run, each after deleting the previous copy, so that all three see the same disk state.
+echo "bench: debian (interleaved)"
+: > "$out/skiff-cold-debian.txt"; : > "$out/podman-cold-debian.txt"; : > "$out/tar-debian.txt"
+for _ in $(seq "$RUNS"); do
+    eval "$skiff_clean"; t=$(ms); "$SK" pull -q "$REG/debian:bench" >/dev/null; echo $(( $(ms) - t )) >> "$out/skiff-cold-debian.txt"
+    eval "$podman_clean"; t=$(ms); $PODMAN pull -q "$REG/debian:bench" >/dev/null; echo $(( $(ms) - t )) >> "$out/podman-cold-debian.txt"
+    rm -rf "$WORK/untar"; mkdir -p "$WORK/untar"
+    t=$(ms); tar -xzf "$WORK/debian-layer.tar.gz" -C "$WORK/untar"; echo $(( $(ms) - t )) >> "$out/tar-debian.txt"
 done
-t=$(median tar-debian); s=$(median skiff-cold-debian)
-printf '\n| baseline | median (ms) | skiff cold debian / baseline |\n|---|---|---|\n| tar -xzf debian layer | %.1f | %.2f |\n' "$t" "$(echo "$s / $t" | bc -l)"
+eval "$skiff_clean"; eval "$podman_clean"; rm -rf "$WORK/untar"
+
+m() { # median in ms of a result, from hyperfine JSON or the interleaved lists
+    if [ -f "$out/$1.txt" ]; then median_of < "$out/$1.txt"; else jq -r '.results[0].median * 1000' "$out/$1.json"; fi
+}
+printf '\n| pull | skiff median (ms) | podman median (ms) | skiff / podman |\n|---|---|---|---|\n'
+for row in busybox-cold busybox-warm debian-cold debian-warm; do
+    name=${row%-*}; kind=${row#*-}
+    s=$(m "skiff-$kind-$name"); p=$(m "podman-$kind-$name")
+    printf '| %s %s | %.1f | %.1f | %.2f |\n' "$name" "$kind" "$s" "$p" "$(echo "$s / $p" | bc -l)"
+done
+t=$(m tar-debian); s=$(m skiff-cold-debian)
+printf '\n| baseline | median (ms) | skiff cold debian / baseline |\n|---|---|---|\n| tar -xzf debian layer (interleaved) | %.1f | %.2f |\n' "$t" "$(echo "$s / $t" | bc -l)"
 echo
 echo "machine: $(nproc) cpus, $(uname -r); runs: $RUNS; raw results in $out"

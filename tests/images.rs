@@ -613,6 +613,44 @@ fn info_shows_the_socket_and_the_socket_is_private() {
 }
 
 #[test]
+fn concurrent_first_use_starts_one_agent() {
+    let s = Skiff::new();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            s.command()
+                .args(["images", "-q"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn skiff")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("skiff images");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A second agent on the same state dir is refused, and the first keeps serving.
+    let out = std::process::Command::new(bin_dir().join("skiff-agent"))
+        .args(["--root"])
+        .arg(s.root())
+        .args(["--socket"])
+        .arg(s.dir.path().join("other.sock"))
+        .output()
+        .expect("second agent");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already using"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.run(&["images"]).ok();
+}
+
+#[test]
 fn not_root_is_told_clearly() {
     let s = Skiff::new();
     std::fs::set_permissions(

@@ -54,6 +54,8 @@ fn run(args: Args) -> Result<()> {
         .socket
         .clone()
         .unwrap_or_else(|| root.join("skiff.sock"));
+    // One agent per state dir: a second one would clear the first one's work in progress.
+    let _lock = lock_root(&root)?;
     let store = Arc::new(Store::open(&root)?);
     let puller = Arc::new(Puller {
         store: store.clone(),
@@ -106,6 +108,26 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// Hold an exclusive lock on ROOT/agent.lock for the life of the process.
+fn lock_root(root: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = root.join("agent.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: the fd is valid; flock has no memory-safety preconditions.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        anyhow::bail!(
+            "another skiff-agent is already using {}; stop it first or give another --root",
+            root.display()
+        );
+    }
+    Ok(f)
 }
 
 /// A stable engine ID kept in the state dir, as docker's `ID` in /info.

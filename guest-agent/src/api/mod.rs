@@ -47,8 +47,13 @@ pub fn bind(socket: &Path) -> Result<UnixListener> {
         std::fs::remove_file(socket)
             .with_context(|| format!("removing stale socket {}", socket.display()))?;
     }
-    let listener =
-        UnixListener::bind(socket).with_context(|| format!("binding {}", socket.display()))?;
+    // The socket is born without permissions for others (no window before the chmod).
+    // SAFETY: umask only changes this process's file-creation mask.
+    let previous = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(socket);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(previous) };
+    let listener = bound.with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
     Ok(listener)
 }

@@ -8,7 +8,7 @@
 //! the store; until then nothing of them is visible.
 
 use std::fs;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -423,7 +423,6 @@ impl Puller {
         let tmp_home = tempfile_in(&self.store.tmp_dir())?;
         fs::create_dir_all(tmp_home.join("diff"))
             .context("creating the layer's temporary directory")?;
-        let blob_tmp = tempfile_in(&self.store.tmp_dir())?;
         let result = self
             .download_and_unpack(
                 client,
@@ -432,14 +431,12 @@ impl Puller {
                 diff_id,
                 compression,
                 &tmp_home,
-                &blob_tmp,
                 progress,
                 &short,
             )
             .await;
         match result {
             Ok(size) => {
-                self.store.commit_blob_file(&desc.digest, &blob_tmp)?;
                 let rec = LayerRecord {
                     diff_id: diff_id.to_string(),
                     digest: desc.digest.clone(),
@@ -461,7 +458,6 @@ impl Puller {
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp_home);
-                let _ = fs::remove_file(&blob_tmp);
                 Err(e)
             }
         }
@@ -476,30 +472,11 @@ impl Puller {
         diff_id: &str,
         compression: Compression,
         tmp_home: &std::path::Path,
-        blob_tmp: &std::path::Path,
         progress: &Progress,
         short: &str,
     ) -> Result<u64> {
         let total = desc.size as u64;
-        // Two threads work on the chunks as they arrive, so that on two cores hashing and
-        // writing the compressed blob overlaps with decompressing and unpacking it.
         let (unpack_tx, unpack_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
-        let (blob_tx, blob_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
-        let blob_file = fs::File::create(blob_tmp).context("creating the blob's temporary file")?;
-        let blob_writer = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
-            let mut rx = blob_rx;
-            let mut file = io::BufWriter::with_capacity(1 << 20, blob_file);
-            let mut hasher = Sha256::new();
-            let mut count = 0u64;
-            while let Some(chunk) = rx.blocking_recv() {
-                hasher.update(&chunk);
-                file.write_all(&chunk).context("writing the blob")?;
-                count += chunk.len() as u64;
-            }
-            let file = file.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all().context("syncing the blob")?;
-            Ok((format!("sha256:{}", hex::encode(hasher.finalize())), count))
-        });
         let dest = tmp_home.join("diff");
         let layer_name = desc.digest.clone();
         let max_layer = self.limits.max_layer;
@@ -537,11 +514,12 @@ impl Puller {
             Ok((diff, size))
         });
 
-        // The download runs in its own block so that, whatever it ends with, the senders are
-        // dropped and both threads finished before the temporary files are touched again.
+        // The download runs in its own block so that, whatever it ends with, the sender is
+        // dropped and the unpacker finished before the temporary files are touched again.
         let download = async {
             let mut stream = client.pull_blob_stream(oci_ref, &to_oci_desc(desc)).await?;
             let mut received: u64 = 0;
+            let mut hasher = Sha256::new();
             let mut last = Instant::now();
             progress.bytes(short, "Downloading", 0, total);
             while let Some(chunk) = stream.next().await {
@@ -550,11 +528,12 @@ impl Puller {
                 if received > total {
                     bail!("layer {}: the registry sent more than the {total} bytes the manifest promises", desc.digest);
                 }
-                if blob_tx.send(chunk.clone()).await.is_err()
-                    || unpack_tx.send(chunk).await.is_err()
-                {
-                    // A worker stopped early: its error says why.
-                    return Ok(true);
+                // The compressed digest is checked here, on the way; the compressed blob is not
+                // kept (as docker's overlay2 store): the unpacked layer is what is used.
+                hasher.update(&chunk);
+                if unpack_tx.send(chunk).await.is_err() {
+                    // The unpacker stopped early: its error says why.
+                    return Ok((true, String::new(), received));
                 }
                 if last.elapsed() > Duration::from_millis(100) {
                     progress.bytes(short, "Downloading", received, total);
@@ -562,20 +541,19 @@ impl Puller {
                 }
             }
             progress.bytes(short, "Downloading", received, total);
-            Ok(false)
+            Ok((
+                false,
+                format!("sha256:{}", hex::encode(hasher.finalize())),
+                received,
+            ))
         };
-        let downloaded: Result<bool> = download.await;
+        let downloaded: Result<(bool, String, u64)> = download.await;
         drop(unpack_tx);
-        drop(blob_tx);
         let unpacked = unpacker
             .await
             .map_err(|e| anyhow!("unpacker task failed: {e}"));
-        let blob = blob_writer
-            .await
-            .map_err(|e| anyhow!("blob writer task failed: {e}"));
-        let send_failed = downloaded?;
+        let (send_failed, digest, compressed) = downloaded?;
         let (diff_digest, size) = unpacked??;
-        let (digest, compressed) = blob??;
         let unpacked = Unpacked {
             digest,
             compressed,

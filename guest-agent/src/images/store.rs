@@ -2,7 +2,9 @@
 //! by every image that has it), one record per image, and the references (tags and digests).
 //!
 //! Layout under `<root>/images`:
-//!   blobs/sha256/<hex>          manifests, configs and compressed layers, verified on write
+//!   blobs/sha256/<hex>          manifests and configs, verified on write (compressed layers
+//!                               are verified as they stream in, then not kept: the unpacked
+//!                               layer is what containers use, as in docker's overlay2 store)
 //!   layers/<diff-hex>/diff/     the unpacked layer, an overlayfs lower dir
 //!   layers/<diff-hex>/layer.json
 //!   records/<id-hex>.json       an image: its manifest, config and layer list
@@ -10,7 +12,7 @@
 //!   tmp/                        everything in progress; emptied at start
 //!
 //! Everything becomes visible by a rename after its content is synced, in the order
-//! blobs → layers → record → references, so a crash at any point leaves no half image visible.
+//! layers → blobs → record → references, so a crash at any point leaves no half image visible.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -267,13 +269,6 @@ impl Store {
         write_atomic(&self.tmp_dir(), &path, data)
     }
 
-    /// Move a verified, synced blob file into place.
-    pub fn commit_blob_file(&self, digest: &str, tmp: &Path) -> Result<()> {
-        let path = self.blob_path(digest)?;
-        fs::rename(tmp, &path).with_context(|| format!("storing blob {digest}"))?;
-        Ok(())
-    }
-
     /// Move a verified, synced layer directory (holding `diff/`) into place.
     pub fn commit_layer(&self, tmp_home: &Path, rec: &LayerRecord) -> Result<()> {
         let json = serde_json::to_vec_pretty(rec)?;
@@ -501,7 +496,6 @@ impl Store {
                 blobs.insert(i.record.manifest_digest.clone());
                 for l in &i.record.layers {
                     layers.insert(l.diff_id.clone());
-                    blobs.insert(l.digest.clone());
                 }
             }
             (layers, blobs)
@@ -516,9 +510,6 @@ impl Store {
                     let _ = fs::remove_dir_all(&doomed);
                 }
                 removed.push(l.diff_id.clone());
-            }
-            if !used_blobs.contains(&l.digest) {
-                let _ = fs::remove_file(self.blob_path(&l.digest)?);
             }
         }
         for d in [&img.record.id, &img.record.manifest_digest] {

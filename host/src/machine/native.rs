@@ -102,6 +102,15 @@ pub fn ensure_running(ep: &Endpoint) -> Result<()> {
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
+            // Another skiff may have started an agent at the same moment: ours then exits
+            // because the state dir is taken, and theirs answers shortly.
+            let grace = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < grace {
+                if answers(&ep.socket) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             bail!(
                 "the skiff agent exited ({status}) right after starting; its log ({}) ends with:\n{}",
                 log_path.display(),
