@@ -4,7 +4,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use skiff_e2e::hostile::{Answer, HostileRegistry};
+use skiff_e2e::hostile::{Answer, BearerAuth, HostileRegistry};
 use skiff_e2e::*;
 
 #[test]
@@ -384,31 +384,7 @@ fn malformed_manifests_and_truncated_downloads() {
         .fails_with(1, "malformed");
 
     // A well-formed image whose only layer arrives cut short.
-    let layer = sh("mkdir -p /tmp/skiff-trunc && echo hi > /tmp/skiff-trunc/f && tar -C /tmp/skiff-trunc -czf - f | base64 -w0");
-    let layer = base64_decode(layer.trim());
-    let tar_digest = sh("tar -C /tmp/skiff-trunc -cf - f | sha256sum")
-        .split_whitespace()
-        .next()
-        .expect("sum")
-        .to_string();
-    let layer_digest = format!("sha256:{}", sha256_hex(&layer));
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{tar_digest}"]}},"config":{{}}}}"#
-    );
-    let config_digest = format!("sha256:{}", sha256_hex(config.as_bytes()));
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    );
-    h.route(
-        "/v2/trunc/manifests/latest",
-        Answer::json(manifest, "application/vnd.oci.image.manifest.v1+json"),
-    );
-    h.route(
-        &format!("/v2/trunc/blobs/{config_digest}"),
-        Answer::json(config, "application/octet-stream"),
-    );
+    let (layer_digest, layer) = publish_tiny_image(&h, "trunc");
     h.route(
         &format!("/v2/trunc/blobs/{layer_digest}"),
         Answer {
@@ -703,6 +679,91 @@ fn unknown_flags_exit_125() {
     let s = Skiff::new();
     let out = s.run(&["images", "--no-such-flag"]);
     assert_eq!(out.code, 125);
+}
+
+/// Serve a one-layer image (a file /f holding "hi") under `repo:latest` on the hostile
+/// registry; returns the layer's digest and bytes.
+fn publish_tiny_image(h: &HostileRegistry, repo: &str) -> (String, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let layer = base64_decode(
+        sh(&format!(
+            "echo hi > {d}/f && tar -C {d} -czf - f | base64 -w0"
+        ))
+        .trim(),
+    );
+    let tar_digest = sh(&format!("tar -C {d} -cf - f | sha256sum"))
+        .split_whitespace()
+        .next()
+        .expect("sum")
+        .to_string();
+    let layer_digest = format!("sha256:{}", sha256_hex(&layer));
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{tar_digest}"]}},"config":{{}}}}"#
+    );
+    let config_digest = format!("sha256:{}", sha256_hex(config.as_bytes()));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    h.route(
+        &format!("/v2/{repo}/manifests/latest"),
+        Answer::json(manifest, "application/vnd.oci.image.manifest.v1+json"),
+    );
+    h.route(
+        &format!("/v2/{repo}/blobs/{config_digest}"),
+        Answer::json(config, "application/octet-stream"),
+    );
+    h.route(
+        &format!("/v2/{repo}/blobs/{layer_digest}"),
+        Answer::json(layer.clone(), "application/octet-stream"),
+    );
+    (layer_digest, layer)
+}
+
+#[test]
+fn bearer_token_registries_work_with_and_without_login() {
+    let s = Skiff::new();
+    let h = HostileRegistry::start();
+    publish_tiny_image(&h, "tokened");
+    // base64("skiff:skiffpass")
+    h.require_bearer(BearerAuth {
+        token: "t0k3n".into(),
+        token_credentials: Some("Basic c2tpZmY6c2tpZmZwYXNz".into()),
+    });
+    let image = format!("{}/tokened", h.addr);
+    s.run(&["pull", &image])
+        .fails_with(1, &format!("skiff login {}", h.addr));
+    s.run_stdin(
+        &["login", "-u", "skiff", "--password-stdin", &h.addr],
+        "nope\n",
+    )
+    .fails_with(1, "incorrect username or password");
+    s.run_stdin(
+        &["login", "-u", "skiff", "--password-stdin", &h.addr],
+        "skiffpass\n",
+    )
+    .ok();
+    let out = s.run(&["pull", &image]).ok();
+    assert!(out.stdout.contains("Pull complete"), "{}", out.stdout);
+    let upper = s.inspect(&image)["GraphDriver"]["Data"]["UpperDir"]
+        .as_str()
+        .expect("upper")
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(format!("{upper}/f")).expect("f"),
+        "hi\n"
+    );
+
+    // A registry that hands tokens to anyone (like Docker Hub for public images).
+    let open = HostileRegistry::start();
+    publish_tiny_image(&open, "public");
+    open.require_bearer(BearerAuth {
+        token: "anon".into(),
+        token_credentials: None,
+    });
+    s.run(&["pull", &format!("{}/public", open.addr)]).ok();
 }
 
 fn sha256_hex(data: &[u8]) -> String {

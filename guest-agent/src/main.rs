@@ -22,7 +22,12 @@ struct Args {
     #[arg(long, env = "SKIFF_SOCKET")]
     socket: Option<PathBuf>,
     /// A registry (host or host:port) to reach over plain http; loopback ones always are.
-    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    #[arg(
+        long = "insecure-registry",
+        value_name = "REGISTRY",
+        env = "SKIFF_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
     insecure_registries: Vec<String>,
     /// Largest uncompressed layer accepted, in bytes.
     #[arg(long, default_value_t = 64 << 30)]
