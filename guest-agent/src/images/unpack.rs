@@ -38,20 +38,176 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, layer: &str) -> Result<Unpac
         known_dirs: HashSet::new(),
         dir_times: Vec::new(),
         stats: UnpackStats::default(),
+        writers: Writers::new(WRITER_THREADS),
     };
     let entries = archive
         .entries()
         .with_context(|| format!("layer {layer}: not a tar stream"))?;
+    let named = |e: anyhow::Error, shown: &str| match e.downcast_ref::<WriterFailure>() {
+        // A writer thread's failure names its own entry.
+        Some(_) => anyhow!("layer {layer}: {e}"),
+        None => e.context(format!("layer {layer}: entry {shown:?}")),
+    };
     for entry in entries {
         let mut entry = entry.with_context(|| format!("layer {layer}: reading the tar stream"))?;
         let raw_name = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_name).into_owned();
         unpacker
             .entry(&mut entry, &raw_name)
-            .with_context(|| format!("layer {layer}: entry {shown:?}"))?;
+            .map_err(|e| named(e, &shown))?;
     }
-    unpacker.finish()?;
+    unpacker.finish().map_err(|e| named(e, "(end)"))?;
     Ok(unpacker.stats)
+}
+
+/// Files up to this size are handed to the writer threads; bigger ones are streamed inline.
+const SMALL_FILE: u64 = 1 << 20;
+/// Creating files is mostly kernel time; two writers overlap it with reading the stream.
+const WRITER_THREADS: usize = 2;
+
+/// A small file read from the stream, to be created by a writer thread.
+struct FileJob {
+    rel: PathBuf,
+    path: PathBuf,
+    data: Vec<u8>,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: u64,
+}
+
+#[derive(Debug)]
+struct WriterFailure(String);
+
+impl std::fmt::Display for WriterFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WriterFailure {}
+
+#[derive(Default)]
+struct WriterState {
+    outstanding: usize,
+    error: Option<String>,
+}
+
+/// A small pool of threads that create files, so that file creation (kernel time) runs beside
+/// decompressing and parsing the stream. Paths handed out and not yet written are tracked:
+/// any entry that touches one of them waits for the writers first, so the stream's order is
+/// kept wherever it matters (duplicates, hardlinks, replaced directories).
+struct Writers {
+    tx: Option<std::sync::mpsc::SyncSender<FileJob>>,
+    state: std::sync::Arc<(std::sync::Mutex<WriterState>, std::sync::Condvar)>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    in_flight: HashSet<PathBuf>,
+}
+
+impl Writers {
+    fn new(n: usize) -> Self {
+        use std::sync::{Arc, Condvar, Mutex};
+        let (tx, rx) = std::sync::mpsc::sync_channel::<FileJob>(128);
+        let rx = Arc::new(Mutex::new(rx));
+        let state = Arc::new((Mutex::new(WriterState::default()), Condvar::new()));
+        let handles = (0..n)
+            .map(|_| {
+                let rx = rx.clone();
+                let state = state.clone();
+                std::thread::spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let result = write_small_file(&job);
+                    let (lock, cv) = &*state;
+                    let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = result {
+                        st.error
+                            .get_or_insert_with(|| format!("entry {:?}: {e:#}", job.rel));
+                    }
+                    st.outstanding -= 1;
+                    cv.notify_all();
+                })
+            })
+            .collect();
+        Writers {
+            tx: Some(tx),
+            state,
+            handles,
+            in_flight: HashSet::new(),
+        }
+    }
+
+    fn submit(&mut self, job: FileJob) -> Result<()> {
+        self.in_flight.insert(job.rel.clone());
+        self.state
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .outstanding += 1;
+        let tx = self.tx.as_ref().ok_or_else(|| anyhow!("writers stopped"))?;
+        tx.send(job)
+            .map_err(|_| anyhow!("the writer threads stopped"))
+    }
+
+    /// Wait until every file handed out is written; report the first failure.
+    fn flush(&mut self) -> Result<()> {
+        let (lock, cv) = &*self.state;
+        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while st.outstanding > 0 {
+            st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        self.in_flight.clear();
+        match st.error.take() {
+            Some(e) => Err(WriterFailure(e).into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait for the writers if `rel` (or, for a directory, anything under it) is pending.
+    fn settle(&mut self, rel: &Path, subtree: bool) -> Result<()> {
+        let pending = if subtree {
+            self.in_flight.iter().any(|p| p.starts_with(rel))
+        } else {
+            self.in_flight.contains(rel)
+        };
+        if pending {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Writers {
+    fn drop(&mut self) {
+        self.tx.take();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn write_small_file(job: &FileJob) -> Result<()> {
+    use std::io::Write;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&job.path)
+        .context("creating the file")?;
+    file.write_all(&job.data).context("writing the file")?;
+    finish_file(&file, job.uid, job.gid, job.mode, job.mtime)
+}
+
+/// Owner, then mode (chown clears setuid/setgid), then mtime.
+fn finish_file(file: &fs::File, uid: u32, gid: u32, mode: u32, mtime: u64) -> Result<()> {
+    std::os::unix::fs::fchown(file, Some(uid), Some(gid)).context("setting the owner")?;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .context("setting the mode")?;
+    set_times_fd(file, mtime)
 }
 
 struct Unpacker {
@@ -61,6 +217,7 @@ struct Unpacker {
     /// Directory mtimes applied at the end, since writing inside a directory changes its mtime.
     dir_times: Vec<(PathBuf, u64)>,
     stats: UnpackStats,
+    writers: Writers,
 }
 
 /// Turn an entry name into a path relative to the layer root, refusing anything that climbs out.
@@ -117,6 +274,7 @@ impl Unpacker {
         let kind = header.entry_type();
         match kind {
             EntryType::Directory => {
+                self.writers.settle(&rel, false)?;
                 match fs::symlink_metadata(&path) {
                     Ok(m) if m.is_dir() => {}
                     Ok(_) => {
@@ -133,6 +291,28 @@ impl Unpacker {
             }
             EntryType::Regular | EntryType::Continuous => {
                 self.remove_existing(&rel, &path)?;
+                let size = header.size().unwrap_or(0);
+                if size <= SMALL_FILE && !has_xattrs(entry)? {
+                    let mut data = Vec::with_capacity(size as usize);
+                    entry.read_to_end(&mut data).context("reading the file")?;
+                    if data.len() as u64 != size {
+                        bail!(
+                            "the layer ends inside this file ({} of {size} bytes)",
+                            data.len()
+                        );
+                    }
+                    self.stats.size += size;
+                    self.writers.submit(FileJob {
+                        rel: rel.clone(),
+                        path,
+                        data,
+                        uid,
+                        gid,
+                        mode,
+                        mtime,
+                    })?;
+                    return Ok(());
+                }
                 let mut file = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -141,19 +321,11 @@ impl Unpacker {
                     .open(&path)
                     .context("creating the file")?;
                 let n = io::copy(entry, &mut file).context("writing the file")?;
-                if n != header.size().unwrap_or(0) {
-                    bail!(
-                        "the layer ends inside this file ({n} of {} bytes)",
-                        header.size().unwrap_or(0)
-                    );
+                if n != size {
+                    bail!("the layer ends inside this file ({n} of {size} bytes)");
                 }
                 self.stats.size += n;
-                // chown clears setuid/setgid, so the mode comes after the owner.
-                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                    .context("setting the owner")?;
-                file.set_permissions(fs::Permissions::from_mode(mode))
-                    .context("setting the mode")?;
-                set_times_fd(&file, mtime)?;
+                finish_file(&file, uid, gid, mode, mtime)?;
             }
             EntryType::Symlink => {
                 self.remove_existing(&rel, &path)?;
@@ -162,6 +334,7 @@ impl Unpacker {
                     .ok_or_else(|| anyhow!("symlink without a target"))?;
                 symlink(OsStr::from_bytes(&target), &path).context("creating the symlink")?;
                 lchown(&path, uid, gid)?;
+                set_times_path(&path, mtime)?;
             }
             EntryType::Link => {
                 let target = entry
@@ -172,6 +345,7 @@ impl Unpacker {
                 if !self.is_known_dir(target_parent)? {
                     bail!("hardlink target {:?} is not inside this layer", target_rel);
                 }
+                self.writers.settle(&target_rel, false)?;
                 let source = self.root.join(&target_rel);
                 let meta = fs::symlink_metadata(&source).with_context(|| {
                     format!("hardlink target {target_rel:?} is not in this layer")
@@ -198,6 +372,10 @@ impl Unpacker {
                 mknod(&path, file_type | mode, libc::makedev(major, minor))
                     .context("creating the device node")?;
                 lchown(&path, uid, gid)?;
+                // mknod applies the umask; the layer's mode is what counts.
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                    .context("setting the mode")?;
+                set_times_path(&path, mtime)?;
             }
             EntryType::XGlobalHeader
             | EntryType::XHeader
@@ -282,8 +460,11 @@ impl Unpacker {
 
     /// A later entry replaces an earlier one of the same name (duplicates, file↔dir swaps).
     fn remove_existing(&mut self, rel: &Path, path: &Path) -> Result<()> {
+        self.writers.settle(rel, false)?;
         match fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() => {
+                // Writers may still be filling it.
+                self.writers.settle(rel, true)?;
                 fs::remove_dir_all(path).context("replacing an earlier directory")?;
                 self.forget_dirs_under(rel);
             }
@@ -302,11 +483,29 @@ impl Unpacker {
     }
 
     fn finish(&mut self) -> Result<()> {
+        self.writers.flush()?;
         for (path, mtime) in self.dir_times.iter().rev() {
             set_times_path(path, *mtime)?;
         }
         Ok(())
     }
+}
+
+/// Whether an entry carries extended attributes we would set (then it is written inline).
+fn has_xattrs<R: Read>(entry: &mut tar::Entry<R>) -> Result<bool> {
+    let Some(exts) = entry.pax_extensions().context("bad PAX header")? else {
+        return Ok(false);
+    };
+    for ext in exts {
+        if ext
+            .context("bad PAX record")?
+            .key_bytes()
+            .starts_with(b"SCHILY.xattr.")
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn cpath(path: &Path) -> Result<CString> {
@@ -451,6 +650,61 @@ mod tests {
         assert_eq!(len, 1);
         assert_eq!(buf[0], b'y');
         assert_eq!(stats.size, 3);
+    }
+
+    #[test]
+    fn device_nodes_fifos_and_symlinks_keep_mode_and_mtime() {
+        if !is_root() {
+            eprintln!("skipped: needs root for mknod");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let t = tar_of(&[
+            ("null", EntryType::Char, b"", None, 0o666),
+            ("fifo", EntryType::Fifo, b"", None, 0o622),
+            ("link", EntryType::Symlink, b"", Some("/nowhere"), 0o777),
+        ]);
+        unpack_layer(&t[..], dir.path(), "L8").unwrap();
+        let null = fs::symlink_metadata(dir.path().join("null")).unwrap();
+        assert!(null.file_type().is_char_device());
+        assert_eq!(null.mode() & 0o7777, 0o666, "umask must not apply");
+        assert_eq!(null.mtime(), 1_700_000_000);
+        let fifo = fs::symlink_metadata(dir.path().join("fifo")).unwrap();
+        assert!(fifo.file_type().is_fifo());
+        assert_eq!(fifo.mode() & 0o7777, 0o622);
+        let link = fs::symlink_metadata(dir.path().join("link")).unwrap();
+        assert_eq!(link.mtime(), 1_700_000_000);
+    }
+
+    #[test]
+    fn many_small_files_through_the_writers_match_the_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..500).map(|i| format!("d{}/f{i}", i % 7)).collect();
+        let bodies: Vec<Vec<u8>> = (0..500).map(|i| vec![(i % 251) as u8; i * 37]).collect();
+        let mut entries: Vec<Entry> = names
+            .iter()
+            .zip(&bodies)
+            .map(|(n, b)| (n.as_str(), EntryType::Regular, b.as_slice(), None, 0o640))
+            .collect();
+        // A duplicate of a file still being written, and a hardlink to another.
+        entries.push(("d1/f1", EntryType::Regular, b"again", None, 0o600));
+        entries.push(("hl", EntryType::Link, b"", Some("d2/f2"), 0o640));
+        let t = tar_of(&entries);
+        let stats = unpack_layer(&t[..], dir.path(), "L9").unwrap();
+        for (i, (n, b)) in names.iter().zip(&bodies).enumerate() {
+            let got = fs::read(dir.path().join(n)).unwrap();
+            if i == 1 {
+                assert_eq!(got, b"again");
+            } else {
+                assert_eq!(&got, b, "{n}");
+                assert_eq!(
+                    fs::metadata(dir.path().join(n)).unwrap().mode() & 0o7777,
+                    0o640
+                );
+            }
+        }
+        assert_eq!(fs::read(dir.path().join("hl")).unwrap(), bodies[2]);
+        assert_eq!(stats.entries, 502);
     }
 
     #[test]
