@@ -45,6 +45,8 @@ curl -sf -H 'Accept: */*' "http://$REG/v2/debian/blobs/$layer" -o "$WORK/debian-
 # --- skiff: its own state dir, agent started once (a daemon, as dockerd) ---------------------
 SK="$PWD/target/release/skiff"
 export SKIFF_ROOT="$WORK/skiff-root" SKIFF_SOCKET="$WORK/skiff.sock"
+# Restart the agent so that it is the binary just built.
+if [ -f "$SKIFF_ROOT/agent.pid" ]; then kill "$(cat "$SKIFF_ROOT/agent.pid")" 2>/dev/null || true; sleep 1; fi
 "$SK" info >/dev/null
 skiff_clean="$SK image prune -a -f >/dev/null"
 
@@ -60,7 +62,7 @@ export CONTAINERS_REGISTRIES_CONF="$WORK/containers/registries.conf"
 podman_clean="$PODMAN rmi -a -f >/dev/null 2>&1 || true"
 
 out="$WORK/results"
-mkdir -p "$out"
+rm -rf "$out"; mkdir -p "$out"
 bench() { # name, prepare, command
     hyperfine -N --runs "$RUNS" --warmup 1 --prepare "$2" --export-json "$out/$1.json" "$3" >/dev/null 2>&1 \
         || hyperfine --runs "$RUNS" --warmup 1 --prepare "$2" --export-json "$out/$1.json" "$3" >/dev/null
@@ -69,10 +71,7 @@ bench() { # name, prepare, command
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 median_of() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-# Small image, and every warm pull: hyperfine, one tool after the other.
-echo "bench: busybox"
-bench "skiff-cold-busybox" "$skiff_clean" "$SK pull -q $REG/busybox"
-bench "podman-cold-busybox" "$podman_clean" "$PODMAN pull -q $REG/busybox"
+# Warm pulls: hyperfine, one tool after the other (no disk writes, so no drift).
 for img in busybox debian:bench; do
     name=${img%%:*}
     "$SK" pull -q "$REG/$img" >/dev/null
@@ -81,10 +80,16 @@ for img in busybox debian:bench; do
     bench "podman-warm-$name" "true" "$PODMAN pull -q $REG/$img"
 done
 
-# The big image is bound by this disk, whose speed drifts with what was deleted before
-# (see ../shared/reference/peers.md): interleave skiff, podman and the tar baseline run by
-# run, each after deleting the previous copy, so that all three see the same disk state.
-echo "bench: debian (interleaved)"
+# Cold pulls write to this disk, whose speed drifts with what was deleted before (see
+# ../shared/reference/peers.md): interleave skiff, podman (and, for the big image, the tar
+# baseline) run by run, each after deleting the previous copy, so all see the same disk state.
+echo "bench: busybox cold (interleaved)"
+: > "$out/skiff-cold-busybox.txt"; : > "$out/podman-cold-busybox.txt"
+for _ in $(seq "$RUNS"); do
+    eval "$skiff_clean"; t=$(ms); "$SK" pull -q "$REG/busybox" >/dev/null; echo $(( $(ms) - t )) >> "$out/skiff-cold-busybox.txt"
+    eval "$podman_clean"; t=$(ms); $PODMAN pull -q "$REG/busybox" >/dev/null; echo $(( $(ms) - t )) >> "$out/podman-cold-busybox.txt"
+done
+echo "bench: debian cold (interleaved)"
 : > "$out/skiff-cold-debian.txt"; : > "$out/podman-cold-debian.txt"; : > "$out/tar-debian.txt"
 for _ in $(seq "$RUNS"); do
     eval "$skiff_clean"; t=$(ms); "$SK" pull -q "$REG/debian:bench" >/dev/null; echo $(( $(ms) - t )) >> "$out/skiff-cold-debian.txt"
