@@ -513,6 +513,18 @@ fn tag_rmi_and_prune_follow_docker() {
     s.run(&["tag", &image("busybox"), "mine/box:v2"]).ok();
     assert_eq!(s.inspect("mine/box:v1")["Id"], id.as_str());
 
+    // By digest: the digest reference goes, the tagged image stays.
+    let digest_ref = s.inspect(&image("busybox"))["RepoDigests"][0]
+        .as_str()
+        .expect("repo digest")
+        .to_string();
+    let out = s.run(&["rmi", &digest_ref]).ok();
+    assert_eq!(out.stdout.trim(), format!("Untagged: {digest_ref}"));
+    assert_eq!(
+        s.inspect(&image("busybox"))["RepoDigests"],
+        serde_json::json!([])
+    );
+
     // Untag while other tags remain; the image stays.
     let out = s.run(&["rmi", "mine/box:v2"]).ok();
     assert_eq!(out.stdout.trim(), "Untagged: mine/box:v2");
