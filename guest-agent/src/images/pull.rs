@@ -124,12 +124,8 @@ impl Puller {
                 .resolve(&client, &oci_ref, &req.auth, &platform, &what)
                 .await;
         }
-        let resolved = resolved.map_err(|e| {
-            match e.downcast::<oci_client::errors::OciDistributionError>() {
-                Ok(oe) => PullError::Registry(oci_err(oe)),
-                Err(e) => PullError::Other(e),
-            }
-        })?;
+        let resolved = resolved
+            .map_err(|e| failure(e, &registry, &format!("manifest for {what}"), has_creds))?;
 
         let tag_label = reference.tag().map(str::to_string).unwrap_or_else(|| {
             reference
@@ -182,17 +178,7 @@ impl Puller {
         let config_raw = self
             .fetch_config(&client, &oci_ref, &config_desc)
             .await
-            .map_err(
-                |e| match e.downcast::<oci_client::errors::OciDistributionError>() {
-                    Ok(oe) => PullError::Registry(RegistryError::from_oci(
-                        oe,
-                        &registry,
-                        &format!("config of {what}"),
-                        has_creds,
-                    )),
-                    Err(e) => PullError::Other(e),
-                },
-            )?;
+            .map_err(|e| failure(e, &registry, &format!("config of {what}"), has_creds))?;
         let config: ImageConfig = serde_json::from_slice(&config_raw)
             .with_context(|| format!("the image config of {what} is not valid JSON"))?;
         let layers = resolved.manifest.layers.clone();
@@ -237,17 +223,9 @@ impl Puller {
                 let _permit = sem.acquire().await.map_err(|e| anyhow!("{e}"))?;
                 self.fetch_layer(client, oci_ref, &desc, &diff_id, &progress)
                     .await
-                    .map_err(
-                        |e| match e.downcast::<oci_client::errors::OciDistributionError>() {
-                            Ok(oe) => PullError::Registry(RegistryError::from_oci(
-                                oe,
-                                &registry,
-                                &format!("layer {}", desc.digest),
-                                has_creds,
-                            )),
-                            Err(e) => PullError::Other(e),
-                        },
-                    )
+                    .map_err(|e| {
+                        failure(e, &registry, &format!("layer {}", desc.digest), has_creds)
+                    })
             }
         });
         let results = futures::future::join_all(fetches).await;
@@ -642,6 +620,14 @@ impl<R: Read> Read for HashingReader<R> {
         }
         self.hasher.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+/// A registry client's error in the user's words; anything else as it is.
+fn failure(e: anyhow::Error, registry: &str, what: &str, has_creds: bool) -> PullError {
+    match e.downcast::<oci_client::errors::OciDistributionError>() {
+        Ok(oe) => PullError::Registry(RegistryError::from_oci(oe, registry, what, has_creds)),
+        Err(e) => PullError::Other(e),
     }
 }
 
