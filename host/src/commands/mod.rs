@@ -54,11 +54,9 @@ async fn connect(cli: &Cli) -> Result<Engine> {
 }
 
 pub async fn run(cli: Cli) -> Result<u8> {
-    // Commands that never talk to the engine.
-    match &cli.command {
-        Command::Logout(a) => return login::logout(a),
-        Command::Version(_) | Command::Info(_) | Command::System(_) => {}
-        _ => {}
+    // The one command that never talks to the engine.
+    if let Command::Logout(a) = &cli.command {
+        return login::logout(a);
     }
     let engine = connect(&cli).await?;
     match cli.command {
