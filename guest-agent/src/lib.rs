@@ -3,4 +3,5 @@
 //! containers and networks). It runs natively on a Linux host, or as PID 1 in skiff's VM.
 
 pub mod api;
+pub mod containers;
 pub mod images;

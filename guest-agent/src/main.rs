@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use skiff_agent::api::{self, Ctx};
+use skiff_agent::containers::Containers;
 use skiff_agent::images::pull::{PullLimits, Puller};
 use skiff_agent::images::registry::RegistryConfig;
 use skiff_agent::images::store::Store;
@@ -35,6 +36,13 @@ struct Args {
 }
 
 fn main() {
+    // Helper roles of the same binary, started by the agent itself.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 3 && argv[1] == "shim" {
+        std::process::exit(skiff_agent::containers::shim::main(std::path::Path::new(
+            &argv[2],
+        )));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
@@ -71,6 +79,7 @@ fn run(args: Args) -> Result<()> {
         },
     });
     let id = agent_id(&root)?;
+    let containers = Containers::open(&root, store.clone())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -83,7 +92,9 @@ fn run(args: Args) -> Result<()> {
             "serving the Docker Engine API on unix://{}",
             socket.display()
         );
+        containers.recover();
         let ctx = Arc::new(Ctx {
+            containers,
             store,
             puller,
             root,

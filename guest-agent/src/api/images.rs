@@ -431,7 +431,7 @@ pub fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
 }
 
 /// Docker's `until`: a unix timestamp, an RFC 3339 time or a duration such as `24h`.
-fn parse_until(s: &str) -> Result<i64, ApiError> {
+pub fn parse_until(s: &str) -> Result<i64, ApiError> {
     if let Ok(n) = s.parse::<i64>() {
         return Ok(n);
     }

@@ -1,7 +1,9 @@
 //! The Docker Engine API over HTTP/1.1 on a unix socket.
 
+pub mod containers;
 pub mod http;
 pub mod images;
+pub mod streams;
 pub mod system;
 
 use std::os::unix::fs::PermissionsExt;
@@ -17,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixListener;
 
 use self::http::{error_response, full, ApiError, Query, Resp};
+use crate::containers::Containers;
 use crate::images::pull::Puller;
 use crate::images::store::Store;
 
@@ -27,6 +30,7 @@ pub const MIN_API_VERSION: &str = "1.24";
 const MAX_JSON_BODY: usize = 1 << 20;
 
 pub struct Ctx {
+    pub containers: Arc<Containers>,
     pub store: Arc<Store>,
     pub puller: Arc<Puller>,
     pub root: PathBuf,
@@ -171,7 +175,30 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
             return images::create(ctx.clone(), q, auth).await;
         }
         (&Method::POST, "/images/prune") => return images::prune(&ctx, &q),
+        (&Method::POST, "/containers/create") => {
+            let body = read_body(req).await?;
+            return containers::create(&ctx, &q, &body);
+        }
+        (&Method::GET, "/containers/json") => return containers::list(&ctx, &q),
+        (&Method::POST, "/containers/prune") => return containers::prune(&ctx, &q).await,
+        // Networks and the build cache are not ours yet; `system prune` asks for both.
+        (&Method::POST, "/networks/prune") => {
+            return Ok(http::json(
+                StatusCode::OK,
+                &serde_json::json!({"NetworksDeleted": null}),
+            ))
+        }
+        (&Method::POST, "/build/prune") => {
+            return Ok(http::json(
+                StatusCode::OK,
+                &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
+            ))
+        }
         _ => {}
+    }
+
+    if let Some(rest) = path.strip_prefix("/containers/") {
+        return route_container(ctx, req, &method, rest, &q).await;
     }
 
     if let Some(rest) = path.strip_prefix("/images/") {
@@ -197,6 +224,39 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
     Err(ApiError::not_found(format!(
         "page not found: {method} {raw_path} is not supported by skiff"
     )))
+}
+
+async fn route_container(
+    ctx: Arc<Ctx>,
+    req: Request<Incoming>,
+    method: &Method,
+    rest: &str,
+    q: &Query,
+) -> Result<Resp, ApiError> {
+    let (name, action) = match rest.split_once('/') {
+        Some((n, a)) => (n, a),
+        None => (rest, ""),
+    };
+    let c = ctx.containers.get(name)?;
+    match (method, action) {
+        (&Method::DELETE, "") => containers::remove(&ctx, c, q).await,
+        (&Method::GET, "json") => containers::inspect(&ctx, c),
+        (&Method::POST, "start") => containers::start(&ctx, c).await,
+        (&Method::POST, "stop") => containers::stop(&ctx, c, q).await,
+        (&Method::POST, "restart") => containers::restart(&ctx, c, q).await,
+        (&Method::POST, "kill") => containers::kill(&ctx, c, q).await,
+        (&Method::POST, "wait") => containers::wait(&ctx, c, q),
+        (&Method::POST, "rename") => containers::rename(&ctx, c, q),
+        (&Method::POST, "resize") => containers::resize(&ctx, c, q).await,
+        (&Method::POST, "pause") => containers::pause(&ctx, c, true).await,
+        (&Method::POST, "unpause") => containers::pause(&ctx, c, false).await,
+        (&Method::POST, "attach") => containers::attach(&ctx, c, q, req),
+        (&Method::GET, "logs") => containers::logs(&ctx, c, q),
+        (&Method::GET, "top") => containers::top(&ctx, c, q),
+        _ => Err(ApiError::not_found(format!(
+            "page not found: {method} /containers/{rest} is not supported by skiff"
+        ))),
+    }
 }
 
 fn percent_decode(s: &str) -> String {

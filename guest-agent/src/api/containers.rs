@@ -1,0 +1,689 @@
+//! `/containers/...`: the container endpoints of the Docker Engine API.
+
+use std::sync::Arc;
+
+use bollard::models::ContainerCreateBody;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{json, Value};
+use skiff_common::units::human_duration;
+use tokio::sync::mpsc;
+
+use super::http::{empty, glob_match, json, ApiError, Query, Resp};
+use super::streams::{self, AttachOptions, FollowSpec};
+use super::Ctx;
+use crate::containers::engine::parse_signal;
+use crate::containers::logs::{self, Record};
+use crate::containers::record::{Record as CRecord, Status, ZERO_TIME};
+use crate::containers::{Container, WaitCondition};
+use crate::images::model::parse_time;
+
+pub fn create(ctx: &Ctx, q: &Query, body: &[u8]) -> Result<Resp, ApiError> {
+    let parsed: ContainerCreateBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
+    let (id, warnings) = ctx.containers.create(parsed, q.get("name"))?;
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({"Id": id, "Warnings": warnings}),
+    ))
+}
+
+pub async fn start(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
+    if ctx.containers.start(&c).await? {
+        Ok(empty(StatusCode::NO_CONTENT))
+    } else {
+        Ok(empty(StatusCode::NOT_MODIFIED))
+    }
+}
+
+fn timeout_of(q: &Query) -> Result<Option<i64>, ApiError> {
+    q.get("t")
+        .or_else(|| q.get("timeout"))
+        .map(|t| {
+            t.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid stop timeout {t:?}: give whole seconds"))
+            })
+        })
+        .transpose()
+}
+
+pub async fn stop(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    let signal = q.get("signal").map(parse_signal).transpose()?;
+    if ctx.containers.stop(&c, timeout_of(q)?, signal).await? {
+        Ok(empty(StatusCode::NO_CONTENT))
+    } else {
+        Ok(empty(StatusCode::NOT_MODIFIED))
+    }
+}
+
+pub async fn restart(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    let signal = q.get("signal").map(parse_signal).transpose()?;
+    ctx.containers.stop(&c, timeout_of(q)?, signal).await?;
+    ctx.containers.start(&c).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn kill(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    let sig = parse_signal(q.get("signal").unwrap_or("SIGKILL"))?;
+    ctx.containers.kill(&c, sig, true).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn remove(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    ctx.containers.remove(&c, q.flag("force")).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// Answers at once with the headers (so the client knows the wait is registered before it
+/// starts the container, as docker's CLI relies on), the body when the condition holds.
+pub fn wait(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    let cond = match q.get("condition").unwrap_or("not-running") {
+        "" | "not-running" => WaitCondition::NotRunning,
+        "next-exit" => WaitCondition::NextExit,
+        "removed" => WaitCondition::Removed,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid condition: {other:?}: use not-running, next-exit or removed"
+            )))
+        }
+    };
+    let engine = ctx.containers.clone();
+    let (tx, rx) = mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        let code = engine.wait(&c, cond).await;
+        // Like dockerd, a start failure is reported by the start call, not again here.
+        let _ = tx.send(json!({"Error": Value::Null, "StatusCode": code}));
+    });
+    Ok(super::http::json_stream(rx))
+}
+
+pub fn rename(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("rename needs a new name (?name=)"))?;
+    ctx.containers.rename(&c, name)?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn resize(_ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    let (h, w) = size_of(q)?;
+    if !c.status().is_live() {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
+    }
+    c.shim_request(&format!("resize {h} {w}"))
+        .await
+        .map_err(|e| ApiError::internal(format!("resizing: {e:#}")))?;
+    Ok(empty(StatusCode::OK))
+}
+
+pub fn size_of(q: &Query) -> Result<(u16, u16), ApiError> {
+    let parse = |k: &str| -> Result<u16, ApiError> {
+        q.get(k)
+            .unwrap_or("0")
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid {k}: give a number of cells")))
+    };
+    Ok((parse("h")?, parse("w")?))
+}
+
+pub fn attach(
+    ctx: &Ctx,
+    c: Arc<Container>,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let status = c.status();
+    if status == Status::Exited || status == Status::Dead {
+        return Err(ApiError::conflict(
+            "You cannot attach to a stopped container, start it first",
+        ));
+    }
+    if status == Status::Paused {
+        return Err(ApiError::conflict(
+            "You cannot attach to a paused container, unpause it first",
+        ));
+    }
+    let opts = AttachOptions {
+        stdin: q.flag("stdin"),
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        logs: q.flag("logs"),
+        stream: q.flag("stream"),
+        detach_keys: streams::parse_detach_keys(q.get("detachKeys").unwrap_or("ctrl-p,ctrl-q"))?,
+    };
+    Ok(streams::attach(ctx.containers.clone(), c, req, opts))
+}
+
+/// docker's time filters: RFC 3339, unix seconds (with fraction), or a duration ago.
+fn parse_log_time(s: &str) -> Result<i64, ApiError> {
+    if let Ok(f) = s.parse::<f64>() {
+        return Ok((f * 1e9) as i64);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_nanos_opt().unwrap_or(0));
+    }
+    Err(ApiError::bad_request(format!(
+        "invalid time {s:?}: use RFC 3339 or unix seconds"
+    )))
+}
+
+pub fn logs(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    let (stdout, stderr) = (q.flag("stdout"), q.flag("stderr"));
+    if !stdout && !stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let since = q
+        .get("since")
+        .filter(|s| !s.is_empty() && *s != "0")
+        .map(parse_log_time)
+        .transpose()?;
+    let until = q
+        .get("until")
+        .filter(|s| !s.is_empty() && *s != "0")
+        .map(parse_log_time)
+        .transpose()?;
+    let offset = match q.get("tail").unwrap_or("all") {
+        "all" | "" => 0,
+        n => {
+            let n: usize = n.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid tail {n:?}: give a number of lines or all"))
+            })?;
+            logs::tail_offset(&c.log_path(), n)
+                .map_err(|e| ApiError::internal(format!("reading the log: {e}")))?
+        }
+    };
+    let rec = c.record();
+    let tty = rec.tty();
+    let timestamps = q.flag("timestamps");
+    let (tx, mut rx) = mpsc::channel::<Record>(64);
+    tokio::spawn(streams::follow(
+        ctx.containers.clone(),
+        c,
+        FollowSpec {
+            offset,
+            stdout,
+            stderr,
+            follow: q.flag("follow"),
+            wait_for_start: false,
+            since_nanos: since,
+            until_nanos: until,
+        },
+        tx,
+    ));
+    let (btx, brx) = mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>(16);
+    tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            let data = streams::encode(&r, tty, timestamps);
+            if btx
+                .send(Ok(hyper::body::Frame::data(data.into())))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let body = http_body_util::StreamBody::new(tokio_stream_from(brx));
+    let mut resp = hyper::Response::new(http_body_util::BodyExt::boxed(body));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(if tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        }),
+    );
+    Ok(resp)
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn state_json(rec: &CRecord) -> Value {
+    let s = &rec.state;
+    json!({
+        "Status": s.status.as_str(),
+        "Running": s.status.is_live(),
+        "Paused": s.status == Status::Paused,
+        "Restarting": s.status == Status::Restarting,
+        "OOMKilled": s.oom_killed,
+        "Dead": s.status == Status::Dead,
+        "Pid": s.pid,
+        "ExitCode": s.exit_code,
+        "Error": s.error,
+        "StartedAt": s.started_at,
+        "FinishedAt": s.finished_at,
+    })
+}
+
+pub fn inspect(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
+    let rec = c.record();
+    let dir = c.dir.display().to_string();
+    let paths = c.paths();
+    let lowers: Vec<String> = rec
+        .layers
+        .iter()
+        .rev()
+        .filter_map(|d| ctx.store.layer_dir(d).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut host_config = serde_json::to_value(&rec.host_config).unwrap_or(json!({}));
+    host_config["NetworkMode"] = json!(rec
+        .host_config
+        .network_mode
+        .clone()
+        .unwrap_or_else(|| "default".into()));
+    let body = json!({
+        "Id": rec.id,
+        "Created": rec.created,
+        "Path": rec.path,
+        "Args": rec.args,
+        "State": state_json(&rec),
+        "Image": rec.image_id,
+        "ResolvConfPath": format!("{dir}/resolv.conf"),
+        "HostnamePath": format!("{dir}/hostname"),
+        "HostsPath": format!("{dir}/hosts"),
+        "LogPath": c.log_path(),
+        "Name": format!("/{}", rec.name),
+        "RestartCount": rec.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": Value::Null,
+        "HostConfig": host_config,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": lowers.join(":"),
+                "UpperDir": paths.upper(),
+                "WorkDir": paths.work(),
+                "MergedDir": paths.rootfs(),
+            }
+        },
+        "Mounts": [],
+        "Config": serde_json::to_value(&rec.config).unwrap_or(json!({})),
+        "NetworkSettings": network_settings(&rec),
+    });
+    Ok(json(StatusCode::OK, &body))
+}
+
+fn network_settings(rec: &CRecord) -> Value {
+    let mode = rec.host_config.network_mode.clone().unwrap_or_default();
+    json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": "",
+        "Ports": {},
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": Value::Null,
+        "SecondaryIPv6Addresses": Value::Null,
+        "EndpointID": "",
+        "Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "MacAddress": "",
+        "Networks": { if mode == "default" { "none".to_string() } else { mode }: {
+            "IPAMConfig": Value::Null, "Links": Value::Null, "Aliases": Value::Null,
+            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": Value::Null,
+        }},
+    })
+}
+
+/// docker's STATUS column text.
+pub fn status_text(rec: &CRecord, now: i64) -> String {
+    let s = &rec.state;
+    let ago = |t: &str| human_duration(now - parse_time(Some(t)));
+    match s.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", ago(&s.started_at)),
+        Status::Paused => format!("Up {} (Paused)", ago(&s.started_at)),
+        Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, ago(&s.finished_at)),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+        Status::Exited => {
+            if s.finished_at == ZERO_TIME {
+                "Created".into()
+            } else {
+                format!("Exited ({}) {} ago", s.exit_code, ago(&s.finished_at))
+            }
+        }
+    }
+}
+
+pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
+    let filters = q.filters()?;
+    filters.only(&[
+        "status",
+        "name",
+        "id",
+        "ancestor",
+        "label",
+        "exited",
+        "before",
+        "since",
+        "network",
+        "volume",
+        "health",
+        "isolation",
+        "is-task",
+        "publish",
+        "expose",
+    ])?;
+    for s in filters.get("status") {
+        if ![
+            "created",
+            "restarting",
+            "running",
+            "removing",
+            "paused",
+            "exited",
+            "dead",
+        ]
+        .contains(&s.as_str())
+        {
+            return Err(ApiError::bad_request(format!(
+                "invalid filter 'status={s}': use created, restarting, running, removing, paused, exited or dead"
+            )));
+        }
+    }
+    let mut exited = Vec::new();
+    for e in filters.get("exited") {
+        exited.push(e.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid filter 'exited={e}': give an exit code"))
+        })?);
+    }
+    let ancestors: Vec<String> = filters
+        .get("ancestor")
+        .iter()
+        .filter_map(|a| ctx.store.resolve(a).ok().map(|i| i.record.id))
+        .collect();
+    if !filters.get("ancestor").is_empty() && ancestors.is_empty() {
+        return Ok(json(StatusCode::OK, &json!([])));
+    }
+    let created_of = |name: &str| -> Result<String, ApiError> {
+        ctx.containers.get(name).map(|c| c.record().created)
+    };
+    let before = filters
+        .get("before")
+        .first()
+        .map(|b| created_of(b))
+        .transpose()?;
+    let since = filters
+        .get("since")
+        .first()
+        .map(|b| created_of(b))
+        .transpose()?;
+
+    let all = q.flag("all");
+    let limit: i64 = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(-1);
+    let with_size = q.flag("size");
+    let mut recs: Vec<(CRecord, Arc<Container>)> = ctx
+        .containers
+        .all()
+        .into_iter()
+        .map(|c| (c.record(), c))
+        .collect();
+    recs.sort_by(|a, b| b.0.created.cmp(&a.0.created));
+    let now = chrono::Utc::now().timestamp();
+    let mut out = Vec::new();
+    for (rec, c) in recs {
+        let st = rec.state.status;
+        let status_filter = filters.get("status");
+        let shown_by_default = st.is_live() || st == Status::Restarting;
+        if !all && limit <= 0 && status_filter.is_empty() && !shown_by_default && exited.is_empty()
+        {
+            continue;
+        }
+        if !status_filter.is_empty() && !status_filter.iter().any(|s| s == st.as_str()) {
+            continue;
+        }
+        if !exited.is_empty() && (st != Status::Exited || !exited.contains(&rec.state.exit_code)) {
+            continue;
+        }
+        let names = filters.get("name");
+        if !names.is_empty() && !names.iter().any(|n| name_matches(n, &rec.name)) {
+            continue;
+        }
+        let ids = filters.get("id");
+        if !ids.is_empty() && !ids.iter().any(|i| rec.id.starts_with(i.as_str())) {
+            continue;
+        }
+        if !ancestors.is_empty() && !ancestors.contains(&rec.image_id) {
+            continue;
+        }
+        let labels = rec.config.labels.clone().unwrap_or_default();
+        if !filters
+            .get("label")
+            .iter()
+            .all(|l| match l.split_once('=') {
+                Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+                None => labels.contains_key(l),
+            })
+        {
+            continue;
+        }
+        if before.as_ref().is_some_and(|b| rec.created >= *b)
+            || since.as_ref().is_some_and(|s| rec.created <= *s)
+        {
+            continue;
+        }
+        let mut item = json!({
+            "Id": rec.id,
+            "Names": [format!("/{}", rec.name)],
+            "Image": rec.config.image.clone().unwrap_or_default(),
+            "ImageID": rec.image_id,
+            "Command": rec.command_line(),
+            "Created": parse_time(Some(&rec.created)),
+            "Ports": [],
+            "Labels": labels,
+            "State": st.as_str(),
+            "Status": status_text(&rec, now),
+            "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_default()},
+            "NetworkSettings": {"Networks": {}},
+            "Mounts": [],
+        });
+        if with_size {
+            item["SizeRw"] = json!(dir_size(&c.paths().upper()));
+            let image_size: u64 = ctx
+                .store
+                .get(&rec.image_id)
+                .map(|i| i.record.size())
+                .unwrap_or(0);
+            item["SizeRootFs"] = json!(image_size + dir_size(&c.paths().upper()));
+        }
+        out.push(item);
+        if limit > 0 && out.len() as i64 >= limit {
+            break;
+        }
+    }
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// docker matches the name filter as a regular expression; a plain name is a substring, and
+/// we take glob patterns too.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let p = pattern.trim_start_matches('/');
+    if let Some(exact) = p.strip_prefix('^').and_then(|r| r.strip_suffix('$')) {
+        return name == exact;
+    }
+    if let Some(prefix) = p.strip_prefix('^') {
+        return name.starts_with(prefix);
+    }
+    if let Some(suffix) = p.strip_suffix('$') {
+        return name.ends_with(suffix);
+    }
+    name.contains(p) || glob_match(p, name)
+}
+
+/// Bytes used by a directory tree (apparent sizes, hard links once).
+pub fn dir_size(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&p) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.nlink() <= 1 || seen.insert((md.dev(), md.ino())) {
+                total += md.len();
+            }
+        }
+    }
+    total
+}
+
+pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
+    let filters = q.filters()?;
+    filters.only(&["until", "label", "label!"])?;
+    let until = filters
+        .get("until")
+        .first()
+        .map(|u| super::images::parse_until(u))
+        .transpose()?;
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
+    for c in ctx.containers.all() {
+        let rec = c.record();
+        if rec.state.status != Status::Exited
+            && rec.state.status != Status::Created
+            && rec.state.status != Status::Dead
+        {
+            continue;
+        }
+        if until.is_some_and(|u| parse_time(Some(&rec.created)) >= u) {
+            continue;
+        }
+        let labels = rec.config.labels.clone().unwrap_or_default();
+        if !filters
+            .get("label")
+            .iter()
+            .all(|l| match l.split_once('=') {
+                Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+                None => labels.contains_key(l),
+            })
+            || filters
+                .get("label!")
+                .iter()
+                .any(|l| match l.split_once('=') {
+                    Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+                    None => labels.contains_key(l),
+                })
+        {
+            continue;
+        }
+        let size = dir_size(&c.paths().upper());
+        if ctx.containers.remove(&c, false).await.is_ok() {
+            reclaimed += size;
+            deleted.push(rec.id);
+        }
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+            "SpaceReclaimed": reclaimed,
+        }),
+    ))
+}
+
+pub fn top(_ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    if !c.status().is_live() {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
+    }
+    let pids = cgroup_pids(&c.id);
+    let args = q.get("ps_args").filter(|a| !a.is_empty()).unwrap_or("-ef");
+    let out = std::process::Command::new("ps")
+        .args(args.split_whitespace())
+        .output()
+        .map_err(|e| ApiError::internal(format!("running ps: {e}")))?;
+    if !out.status.success() {
+        return Err(ApiError::internal(format!(
+            "ps {args} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let titles: Vec<String> = header.split_whitespace().map(String::from).collect();
+    let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| {
+        ApiError::internal(format!("Couldn't find PID field in ps output of ps {args}"))
+    })?;
+    let mut procs = Vec::new();
+    for l in lines {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !pids.contains(&pid) {
+            continue;
+        }
+        // The last column (the command) may contain spaces: keep it whole.
+        let mut row: Vec<String> = fields
+            .iter()
+            .take(titles.len().saturating_sub(1))
+            .map(|s| s.to_string())
+            .collect();
+        row.push(
+            fields
+                .iter()
+                .skip(titles.len() - 1)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        procs.push(row);
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({"Titles": titles, "Processes": procs}),
+    ))
+}
+
+/// The pids in the container's cgroup (v2, or v1's pids/memory hierarchy).
+pub fn cgroup_pids(id: &str) -> Vec<i32> {
+    let rel = crate::containers::spec::cgroup_path(id);
+    let rel = rel.trim_start_matches('/');
+    for base in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/memory",
+    ] {
+        let p = format!("{base}/{rel}/cgroup.procs");
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            return text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    Vec::new()
+}
+
+pub async fn pause(ctx: &Ctx, c: Arc<Container>, pause: bool) -> Result<Resp, ApiError> {
+    ctx.containers.set_paused(&c, pause).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}

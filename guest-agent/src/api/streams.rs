@@ -1,0 +1,336 @@
+//! Container output as the Docker API streams it: followed from the log file, framed with
+//! docker's 8-byte multiplex header unless the container has a tty, and the hijacked
+//! (upgraded) connections of `attach` with their stdin and detach keys.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::http::{ApiError, Resp};
+use crate::containers::logs::{LogReader, Record, Stream};
+use crate::containers::record::Status;
+use crate::containers::{Container, Containers};
+
+/// docker's multiplexed stream header: stream id, three zero bytes, big-endian length.
+pub fn frame(stream: u8, data: &[u8], out: &mut Vec<u8>) {
+    out.push(stream);
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(data);
+}
+
+/// Which records a follower hands out, and when it stops.
+pub struct FollowSpec {
+    pub offset: u64,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// Keep following while the container runs (or until it starts and ends, when attached
+    /// before the start).
+    pub follow: bool,
+    /// A container not started yet is waited for (attach before start), not taken as ended.
+    pub wait_for_start: bool,
+    pub since_nanos: Option<i64>,
+    pub until_nanos: Option<i64>,
+}
+
+/// Wakes when the log file grows (inotify), with a slow poll as a safety net.
+struct Growth {
+    fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl Growth {
+    fn new(path: &std::path::Path) -> Self {
+        use rustix::fs::inotify;
+        let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)
+            .ok()
+            .and_then(|fd| {
+                inotify::add_watch(&fd, path, inotify::WatchFlags::MODIFY).ok()?;
+                // SAFETY: the AsyncFd owns the inotify fd for as long as it is registered.
+                unsafe { tokio::io::unix::AsyncFd::register(fd) }.ok()
+            });
+        Self { fd }
+    }
+
+    async fn wait(&self) {
+        match &self.fd {
+            Some(fd) => {
+                if let Ok(Ok(mut guard)) =
+                    tokio::time::timeout(Duration::from_millis(500), fd.readable()).await
+                {
+                    let mut buf = [0u8; 4096];
+                    while rustix::io::read(fd.get_ref(), &mut buf).is_ok_and(|n| n > 0) {}
+                    guard.clear_ready();
+                }
+            }
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Follow a container's log, sending records to `tx` until the spec says stop or the
+/// receiver goes away.
+pub async fn follow(
+    engine: Arc<Containers>,
+    c: Arc<Container>,
+    spec: FollowSpec,
+    tx: mpsc::Sender<Record>,
+) {
+    let path: PathBuf = c.log_path();
+    let growth = Growth::new(&path);
+    let mut reader = match LogReader::open(&path, spec.offset) {
+        Ok(r) => r,
+        Err(_) => return,
+    };
+    let first = c.record();
+    let mut changes = c.subscribe();
+    let ended = || {
+        let now = c.record();
+        engine.is_removed(&c)
+            || (!now.state.status.is_live()
+                && now.state.status != Status::Restarting
+                && (!spec.wait_for_start
+                    || now.state.finished_at != first.state.finished_at
+                    || first.state.status != Status::Created))
+    };
+    loop {
+        // Decided before reading: the shim wrote its last bytes before the exit was recorded,
+        // so a pass that starts after the end was seen takes everything.
+        let over = !spec.follow || ended();
+        loop {
+            match reader.next_record() {
+                Ok(Some(rec)) => {
+                    if spec.until_nanos.is_some_and(|u| rec.nanos > u) {
+                        return;
+                    }
+                    let wanted = match rec.stream {
+                        Stream::Stdout => spec.stdout,
+                        Stream::Stderr => spec.stderr,
+                    };
+                    if wanted
+                        && spec.since_nanos.is_none_or(|s| rec.nanos >= s)
+                        && tx.send(rec).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("reading log of {}: {e}", c.id);
+                    return;
+                }
+            }
+        }
+        if over {
+            return;
+        }
+        tokio::select! {
+            _ = growth.wait() => {}
+            _ = changes.changed() => {}
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+/// Encode records for the wire: framed, or raw for a tty.
+pub fn encode(rec: &Record, tty: bool, timestamps: bool) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(rec.data.len() + 32);
+    if timestamps {
+        payload.extend_from_slice(rec.timestamp().as_bytes());
+        payload.push(b' ');
+    }
+    payload.extend_from_slice(&rec.data);
+    if tty {
+        return payload;
+    }
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    frame(rec.stream as u8, &payload, &mut out);
+    out
+}
+
+pub struct AttachOptions {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub logs: bool,
+    pub stream: bool,
+    pub detach_keys: Vec<u8>,
+}
+
+/// docker's `--detach-keys` syntax: "ctrl-p,ctrl-q", letters, or "ctrl-@"…"ctrl-_".
+pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    for key in s.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        let lower = key.to_ascii_lowercase();
+        if let Some(c) = lower.strip_prefix("ctrl-") {
+            let b = match c.as_bytes() {
+                [b @ b'a'..=b'z'] => b - b'a' + 1,
+                [b'@'] => 0,
+                [b'['] => 27,
+                [b'\\'] => 28,
+                [b']'] => 29,
+                [b'^'] => 30,
+                [b'_'] => 31,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid detach keys ({s}) provided"
+                    )))
+                }
+            };
+            out.push(b);
+        } else if key.len() == 1 {
+            out.push(key.as_bytes()[0]);
+        } else {
+            return Err(ApiError::bad_request(format!(
+                "Invalid detach keys ({s}) provided"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+pub fn upgrade_response(content_type: &'static str) -> Resp {
+    let mut r = hyper::Response::new(super::http::full(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert("Content-Type", HeaderValue::from_static(content_type));
+    h.insert("Connection", HeaderValue::from_static("Upgrade"));
+    h.insert("Upgrade", HeaderValue::from_static("tcp"));
+    r
+}
+
+/// Serve `attach` on the hijacked connection.
+pub fn attach(
+    engine: Arc<Containers>,
+    c: Arc<Container>,
+    mut req: Request<Incoming>,
+    opts: AttachOptions,
+) -> Resp {
+    let rec = c.record();
+    let tty = rec.tty();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let offset = if opts.logs {
+        0
+    } else {
+        std::fs::metadata(c.log_path())
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!("attach upgrade failed: {e}");
+                return;
+            }
+        };
+        let io = TokioIo::new(upgraded);
+        let (mut rd, mut wr) = tokio::io::split(io);
+        let (tx, mut rx) = mpsc::channel::<Record>(64);
+        let follower = tokio::spawn(follow(
+            engine.clone(),
+            c.clone(),
+            FollowSpec {
+                offset,
+                stdout: opts.stdout,
+                stderr: opts.stderr,
+                follow: opts.stream,
+                wait_for_start: true,
+                since_nanos: None,
+                until_nanos: None,
+            },
+            tx,
+        ));
+        let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel::<()>();
+        let stdin_task = if opts.stdin && rec.config.open_stdin.unwrap_or(false) {
+            let c = c.clone();
+            let keys = opts.detach_keys.clone();
+            Some(tokio::spawn(async move {
+                if pump_stdin(&c, &mut rd, &keys, tty).await {
+                    let _ = detach_tx.send(());
+                }
+            }))
+        } else {
+            None
+        };
+        loop {
+            tokio::select! {
+                rec = rx.recv() => match rec {
+                    Some(rec) => {
+                        if wr.write_all(&encode(&rec, tty, false)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = &mut detach_rx => break,
+            }
+        }
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+        follower.abort();
+        if let Some(t) = stdin_task {
+            t.abort();
+        }
+    });
+    upgrade_response(if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    })
+}
+
+/// Copy the client's stdin into the container; true when the client typed the detach keys.
+async fn pump_stdin<R: tokio::io::AsyncRead + Unpin>(
+    c: &Container,
+    from: &mut R,
+    detach_keys: &[u8],
+    tty: bool,
+) -> bool {
+    // The container may not be started yet (`run` attaches first): bytes wait in the socket.
+    let mut changes = c.subscribe();
+    while !c.status().is_live() {
+        if changes.changed().await.is_err() {
+            return false;
+        }
+    }
+    let Ok(mut to) = c.stdin_stream().await else {
+        return false;
+    };
+    let mut buf = vec![0u8; 32 << 10];
+    let mut matched = 0usize;
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n);
+        for &b in &buf[..n] {
+            if tty && !detach_keys.is_empty() && b == detach_keys[matched] {
+                matched += 1;
+                if matched == detach_keys.len() {
+                    let _ = to.write_all(&out).await;
+                    return true;
+                }
+                continue;
+            }
+            // A partial match that broke off: those keys were meant for the container.
+            out.extend_from_slice(&detach_keys[..matched]);
+            matched = 0;
+            out.push(b);
+        }
+        if to.write_all(&out).await.is_err() {
+            break;
+        }
+    }
+    // Closing our side tells the shim the client's stdin ended (StdinOnce).
+    let _ = to.shutdown().await;
+    false
+}

@@ -1,0 +1,1112 @@
+//! The containers the agent knows: create, start, stop, kill, remove, wait, and getting them
+//! back after an agent restart. Each running container is held by its shim (see `shim.rs`);
+//! this side keeps the records and reacts to exits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use bollard::models::{ContainerConfig, ContainerCreateBody};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::record::{now_rfc3339, Record, State, Status};
+use super::rootfs::{self, Paths};
+use super::shim::{self, ExitInfo, ShimConfig, Started};
+use super::{names, security, spec, user};
+use crate::api::http::ApiError;
+use crate::images::store::Store;
+
+const RECORD_FILE: &str = "container.json";
+pub const LOG_FILE: &str = "container.log";
+
+pub struct Container {
+    pub id: String,
+    pub dir: PathBuf,
+    rec: Mutex<Record>,
+    /// Bumped on every change of state; waiters and followers watch it.
+    changed: watch::Sender<u64>,
+    /// One lifecycle operation at a time per container.
+    op: tokio::sync::Mutex<()>,
+}
+
+impl Container {
+    pub fn record(&self) -> Record {
+        self.rec.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn status(&self) -> Status {
+        self.rec
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state
+            .status
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+
+    pub fn paths(&self) -> Paths {
+        Paths::new(&self.dir)
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Record)) -> Result<()> {
+        let snapshot = {
+            let mut r = self.rec.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut r);
+            r.clone()
+        };
+        let res = save(&self.dir, &snapshot);
+        self.changed.send_modify(|g| *g += 1);
+        res
+    }
+
+    fn shim_socket(&self) -> PathBuf {
+        self.dir.join(shim::SOCKET_FILE)
+    }
+
+    /// One request to the shim; its one-line answer.
+    pub async fn shim_request(&self, line: &str) -> Result<String> {
+        let mut s = tokio::net::UnixStream::connect(self.shim_socket())
+            .await
+            .context("connecting to the container's supervisor")?;
+        s.write_all(format!("{line}\n").as_bytes()).await?;
+        let mut reply = String::new();
+        tokio::io::BufReader::new(s).read_line(&mut reply).await?;
+        let reply = reply.trim();
+        match reply.strip_prefix("error ") {
+            Some(e) => Err(anyhow!("{e}")),
+            None => Ok(reply.to_string()),
+        }
+    }
+
+    /// A stream into the container's stdin (the shim forwards it).
+    pub async fn stdin_stream(&self) -> Result<tokio::net::UnixStream> {
+        let mut s = tokio::net::UnixStream::connect(self.shim_socket())
+            .await
+            .context("connecting to the container's supervisor")?;
+        s.write_all(b"stdin\n").await?;
+        Ok(s)
+    }
+}
+
+fn save(dir: &Path, rec: &Record) -> Result<()> {
+    let data = serde_json::to_vec_pretty(rec)?;
+    let tmp = dir.join(".container.json.tmp");
+    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(RECORD_FILE)).context("saving container record")?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct Index {
+    by_id: BTreeMap<String, Arc<Container>>,
+    names: HashMap<String, String>,
+}
+
+pub struct Containers {
+    dir: PathBuf,
+    runtime_root: PathBuf,
+    images: Arc<Store>,
+    index: Mutex<Index>,
+    agent_exe: PathBuf,
+}
+
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl Containers {
+    pub fn open(root: &Path, images: Arc<Store>) -> Result<Arc<Self>> {
+        let dir = root.join("containers");
+        let runtime_root = root.join("runtime");
+        for d in [&dir, &runtime_root] {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        let agent_exe = std::env::current_exe().context("finding the agent's own binary")?;
+        let mut index = Index::default();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let raw = match std::fs::read(path.join(RECORD_FILE)) {
+                Ok(r) => r,
+                // A create that died before its record landed: nothing to keep.
+                Err(_) => {
+                    let _ = rootfs::unmount_rootfs(&Paths::new(&path));
+                    let _ = std::fs::remove_dir_all(&path);
+                    continue;
+                }
+            };
+            let rec: Record = match serde_json::from_slice(&raw) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(
+                        "skipping unreadable container record {}: {e}",
+                        path.display()
+                    );
+                    continue;
+                }
+            };
+            index.names.insert(rec.name.clone(), rec.id.clone());
+            let c = Arc::new(Container {
+                id: rec.id.clone(),
+                dir: path,
+                rec: Mutex::new(rec),
+                changed: watch::channel(0).0,
+                op: tokio::sync::Mutex::new(()),
+            });
+            index.by_id.insert(c.id.clone(), c);
+        }
+        Ok(Arc::new(Self {
+            dir,
+            runtime_root,
+            images,
+            index: Mutex::new(index),
+            agent_exe,
+        }))
+    }
+
+    /// After an agent (re)start: find the shims of running containers again, record the exits
+    /// that happened meanwhile, and apply restart policies as docker does at daemon start.
+    pub fn recover(self: &Arc<Self>) {
+        for c in self.all() {
+            let rec = c.record();
+            if rec.state.status.is_live() || rec.state.status == Status::Restarting {
+                if rec.state.shim_pid > 0
+                    && process_start_time(rec.state.shim_pid as i32) == Some(rec.state.shim_start)
+                {
+                    self.watch_shim(c.clone(), rec.state.shim_pid as i32);
+                } else {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.on_exit(c, true).await });
+                }
+            } else if restart_on_boot(&rec) {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.start(&c).await {
+                        tracing::warn!("restarting {}: {}", c.id, e.message);
+                    }
+                });
+            }
+        }
+    }
+
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// docker's lookup: full ID, name, then unique ID prefix.
+    pub fn get(&self, name: &str) -> Result<Arc<Container>, ApiError> {
+        let idx = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = idx.by_id.get(name) {
+            return Ok(c.clone());
+        }
+        let bare = name.strip_prefix('/').unwrap_or(name);
+        if let Some(id) = idx.names.get(bare) {
+            if let Some(c) = idx.by_id.get(id) {
+                return Ok(c.clone());
+            }
+        }
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_hexdigit()) {
+            let mut found = idx
+                .by_id
+                .range(name.to_string()..)
+                .take_while(|(k, _)| k.starts_with(name));
+            if let Some((_, c)) = found.next() {
+                if found.next().is_some() {
+                    return Err(ApiError::not_found(format!(
+                        "multiple IDs found with provided prefix: {name}"
+                    )));
+                }
+                return Ok(c.clone());
+            }
+        }
+        Err(ApiError::not_found(format!("No such container: {name}")))
+    }
+
+    pub fn image_in_use(&self, image_id: &str) -> Option<(String, Status)> {
+        self.all().into_iter().find_map(|c| {
+            let r = c.record();
+            (r.image_id == image_id).then(|| (r.id.clone(), r.state.status))
+        })
+    }
+
+    pub fn create(
+        &self,
+        body: ContainerCreateBody,
+        name: Option<&str>,
+    ) -> Result<(String, Vec<String>), ApiError> {
+        let image_name = body
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request("config.Image is required: say which image to run")
+            })?;
+        let image = self
+            .images
+            .resolve(&image_name)
+            .map_err(|e| ApiError::not_found(e.to_string()))?;
+        let mut host_config = body.host_config.clone().unwrap_or_default();
+        validate_host_config(&host_config)?;
+        let user_config = config_of(&body);
+        let run = image.config.config.clone().unwrap_or_default();
+        let config = merge_config(user_config, &run, &image_name);
+        let (path, args) = command_of(&body, &run)?;
+        if host_config.init.unwrap_or(false) && !Path::new(spec::INIT_BINARY).exists() {
+            return Err(ApiError::bad_request(format!(
+                "--init needs {}; install Debian's tini package",
+                spec::INIT_BINARY
+            )));
+        }
+        if host_config
+            .network_mode
+            .as_deref()
+            .is_none_or(|m| m.is_empty())
+        {
+            host_config.network_mode = Some("default".into());
+        }
+
+        let id = new_id();
+        let mut idx = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                if !names::valid(n) {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                let n = n.trim_start_matches('/').to_string();
+                if let Some(other) = idx.names.get(&n) {
+                    return Err(ApiError::conflict(format!(
+                        "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    )));
+                }
+                n
+            }
+            None => {
+                let seed = u64::from_str_radix(&id[..16], 16).unwrap_or(7);
+                names::generate(seed, |n| idx.names.contains_key(n))
+            }
+        };
+        let rec = Record {
+            id: id.clone(),
+            name: name.clone(),
+            created: now_rfc3339(),
+            image_id: image.record.id.clone(),
+            path,
+            args,
+            config,
+            host_config,
+            state: State::default(),
+            restart_count: 0,
+            layers: image
+                .record
+                .layers
+                .iter()
+                .map(|l| l.diff_id.clone())
+                .collect(),
+        };
+        let dir = self.dir.join(&id);
+        let made = (|| -> Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            rootfs::prepare(&Paths::new(&dir))?;
+            std::fs::File::create(dir.join(LOG_FILE))?;
+            save(&dir, &rec)
+        })();
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(ApiError::internal(format!("creating the container: {e:#}")));
+        }
+        idx.names.insert(name, id.clone());
+        idx.by_id.insert(
+            id.clone(),
+            Arc::new(Container {
+                id: id.clone(),
+                dir,
+                rec: Mutex::new(rec),
+                changed: watch::channel(0).0,
+                op: tokio::sync::Mutex::new(()),
+            }),
+        );
+        Ok((id, Vec::new()))
+    }
+
+    fn lower_dirs(&self, rec: &Record) -> Result<Vec<PathBuf>> {
+        rec.layers
+            .iter()
+            .rev()
+            .map(|d| {
+                let p = self.images.layer_dir(d)?;
+                if !p.is_dir() {
+                    anyhow::bail!("layer {d} of the container's image is missing from the store");
+                }
+                Ok(p)
+            })
+            .collect()
+    }
+
+    /// Start a created or exited container. Ok(false) when it was already running.
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<bool, ApiError> {
+        let _op = c.op.lock().await;
+        let status = c.status();
+        if status.is_live() {
+            return Ok(false);
+        }
+        if status == Status::Removing || status == Status::Dead {
+            return Err(ApiError::conflict(format!(
+                "cannot start container {}: it is being removed",
+                c.id
+            )));
+        }
+        match self.launch(c).await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let code = if msg.contains("executable file not found") {
+                    127
+                } else if msg.contains("permission denied") {
+                    126
+                } else {
+                    128
+                };
+                let _ = rootfs::unmount_rootfs(&c.paths());
+                let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
+                let _ = c.update(|r| {
+                    r.state.exit_code = code;
+                    r.state.error = msg.clone();
+                    if r.state.status != Status::Created {
+                        r.state.status = Status::Exited;
+                    }
+                });
+                if auto_remove {
+                    drop(_op);
+                    let _ = self.remove(c, true).await;
+                }
+                Err(ApiError::bad_request(msg))
+            }
+        }
+    }
+
+    async fn launch(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        let rec = c.record();
+        let paths = c.paths();
+        let lowers = self.lower_dirs(&rec)?;
+        rootfs::mount_rootfs(&paths, &lowers)?;
+        let user_spec = rec.config.user.clone().unwrap_or_default();
+        let group_add = rec.host_config.group_add.clone().unwrap_or_default();
+        let resolved = user::resolve_user(&paths.rootfs(), &user_spec, &group_add)
+            .map_err(|e| anyhow!("{e}"))?;
+        let hostname = rec
+            .config
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| rec.short_id().to_string());
+        rootfs::write_etc_files(&c.dir, &hostname)?;
+        let bundle = c.dir.join("bundle");
+        std::fs::create_dir_all(&bundle)?;
+        let spec = spec::build(&spec::SpecInput {
+            rec: &rec,
+            rootfs: &paths.rootfs(),
+            dir: &c.dir,
+            user: &resolved,
+            hostname: &hostname,
+        })?;
+        std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec)?)?;
+        let console_size = rec
+            .host_config
+            .console_size
+            .as_ref()
+            .filter(|s| s.len() == 2 && s[0] > 0 && s[1] > 0)
+            .map(|s| (s[0] as u16, s[1] as u16));
+        let cfg = ShimConfig {
+            id: rec.id.clone(),
+            bundle,
+            runtime_root: self.runtime_root.clone(),
+            log: c.log_path(),
+            tty: rec.tty(),
+            open_stdin: rec.config.open_stdin.unwrap_or(false),
+            stdin_once: rec.config.stdin_once.unwrap_or(false),
+            console_size,
+            cgroup: spec::cgroup_path(&rec.id),
+        };
+        std::fs::write(c.dir.join(shim::CONFIG_FILE), serde_json::to_vec(&cfg)?)?;
+        let _ = std::fs::remove_file(c.dir.join(shim::EXIT_FILE));
+        // A stale runtime state (a shim killed mid-way) would make the create fail.
+        let _ = std::fs::remove_dir_all(self.runtime_root.join(&rec.id));
+
+        let (shim_pid, started) = self.spawn_shim(&c.dir).await?;
+        match started {
+            Started::Running { pid } => {
+                let shim_start = process_start_time(shim_pid).unwrap_or(0);
+                c.update(|r| {
+                    r.state.status = Status::Running;
+                    r.state.pid = pid as i64;
+                    r.state.exit_code = 0;
+                    r.state.error.clear();
+                    r.state.oom_killed = false;
+                    r.state.started_at = now_rfc3339();
+                    r.state.finished_at = super::record::ZERO_TIME.into();
+                    r.state.shim_pid = shim_pid as i64;
+                    r.state.shim_start = shim_start;
+                    r.state.stopped_by_user = false;
+                })?;
+                self.watch_shim(c.clone(), shim_pid);
+                Ok(())
+            }
+            Started::Failed { error } => Err(anyhow!(error)),
+        }
+    }
+
+    async fn spawn_shim(&self, dir: &Path) -> Result<(i32, Started)> {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("shim.log"))?;
+        let mut cmd = std::process::Command::new(&self.agent_exe);
+        cmd.arg("shim")
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log);
+        // SAFETY: setsid is async-signal-safe; the shim leaves the agent's session so that
+        // signals aimed at the agent's process group do not reach it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(false)
+            .spawn()
+            .context("starting the container's supervisor")?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("supervisor has no report pipe"))?;
+        let mut line = String::new();
+        let mut reader = tokio::io::BufReader::new(stdout);
+        tokio::time::timeout(Duration::from_secs(120), reader.read_line(&mut line))
+            .await
+            .map_err(|_| anyhow!("the container's supervisor did not report within 120s"))??;
+        // The child is reaped by tokio when it exits; we follow it through a pidfd.
+        drop(child);
+        if line.trim().is_empty() {
+            let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+            let last = log.lines().last().unwrap_or("no message").to_string();
+            return Err(anyhow!("the container's supervisor failed: {last}"));
+        }
+        let started: Started =
+            serde_json::from_str(line.trim()).context("reading the supervisor's report")?;
+        Ok((pid, started))
+    }
+
+    fn watch_shim(self: &Arc<Self>, c: Arc<Container>, shim_pid: i32) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            wait_for_process(shim_pid).await;
+            me.on_exit(c, false).await;
+        });
+    }
+
+    /// The shim is gone: record how the container ended, then apply --rm / --restart.
+    async fn on_exit(self: Arc<Self>, c: Arc<Container>, recovered: bool) {
+        let info: Option<ExitInfo> = std::fs::read(c.dir.join(shim::EXIT_FILE))
+            .ok()
+            .and_then(|raw| serde_json::from_slice(&raw).ok());
+        let _ = rootfs::unmount_rootfs(&c.paths());
+        let rec = c.record();
+        let res = c.update(|r| {
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.shim_pid = 0;
+            match &info {
+                Some(i) => {
+                    r.state.exit_code = i.exit_code;
+                    r.state.oom_killed = i.oom_killed;
+                    r.state.finished_at = i.finished_at.clone();
+                }
+                None => {
+                    // The supervisor died without a word (killed with the host?): docker's
+                    // answer for a container whose status is unknowable.
+                    r.state.exit_code = 255;
+                    r.state.error = "the container's supervisor ended unexpectedly".into();
+                    r.state.finished_at = now_rfc3339();
+                }
+            }
+        });
+        if let Err(e) = res {
+            tracing::warn!("recording the exit of {}: {e:#}", c.id);
+        }
+        if rec.host_config.auto_remove.unwrap_or(false) {
+            if let Err(e) = self.remove(&c, true).await {
+                tracing::warn!("auto-removing {}: {}", c.id, e.message);
+            }
+            return;
+        }
+        let rec = c.record();
+        if should_restart(&rec, recovered) {
+            let delay = Duration::from_millis(100u64 << rec.restart_count.clamp(0, 9));
+            let _ = c.update(|r| {
+                r.restart_count += 1;
+                r.state.status = Status::Restarting;
+            });
+            let me = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if c.status() != Status::Restarting {
+                    return;
+                }
+                let _ = c.update(|r| r.state.status = Status::Exited);
+                if let Err(e) = me.start(&c).await {
+                    tracing::warn!("restarting {}: {}", c.id, e.message);
+                }
+            });
+        }
+    }
+
+    pub async fn kill(&self, c: &Container, signal: i32, by_user: bool) -> Result<(), ApiError> {
+        if !c.status().is_live() {
+            return Err(ApiError::conflict(format!(
+                "Cannot kill container: {}: Container {} is not running",
+                c.record().name,
+                c.id
+            )));
+        }
+        if by_user {
+            let _ = c.update(|r| r.state.stopped_by_user = true);
+        }
+        if c.status() == Status::Paused && signal == libc::SIGKILL {
+            // A frozen process cannot die: thaw it so the SIGKILL lands.
+            let _ = self.set_paused(c, false).await;
+        }
+        c.shim_request(&format!("kill {signal}"))
+            .await
+            .map(|_| ())
+            .map_err(|e| ApiError::internal(format!("signalling the container: {e:#}")))
+    }
+
+    /// docker stop: the stop signal, then SIGKILL after the timeout. Ok(false): not running.
+    pub async fn stop(
+        &self,
+        c: &Arc<Container>,
+        timeout: Option<i64>,
+        signal: Option<i32>,
+    ) -> Result<bool, ApiError> {
+        if !c.status().is_live() {
+            let _ = c.update(|r| {
+                if r.state.status == Status::Restarting {
+                    r.state.status = Status::Exited;
+                }
+                r.state.stopped_by_user = true;
+            });
+            return Ok(false);
+        }
+        let rec = c.record();
+        let sig = match signal {
+            Some(s) => s,
+            None => parse_signal(rec.config.stop_signal.as_deref().unwrap_or("SIGTERM"))?,
+        };
+        let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let mut rx = c.subscribe();
+        if sig != libc::SIGKILL {
+            if let Err(e) = self.kill(c, sig, true).await {
+                if c.status().is_live() {
+                    return Err(e);
+                }
+            }
+            let ended = async {
+                while c.status().is_live() {
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            if timeout < 0 {
+                ended.await;
+                return Ok(true);
+            }
+            if tokio::time::timeout(Duration::from_secs(timeout as u64), ended)
+                .await
+                .is_ok()
+            {
+                return Ok(true);
+            }
+        }
+        if c.status().is_live() {
+            let _ = self.kill(c, libc::SIGKILL, true).await;
+        }
+        while c.status().is_live() {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
+    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+        if c.status().is_live() {
+            if !force {
+                let verb = if c.status() == Status::Paused {
+                    "paused"
+                } else {
+                    "running"
+                };
+                return Err(ApiError::conflict(format!(
+                    "cannot remove container \"/{}\": container is {verb}: stop the container before removing or force remove",
+                    c.record().name
+                )));
+            }
+            self.stop(c, Some(0), Some(libc::SIGKILL)).await?;
+        }
+        let _op = c.op.lock().await;
+        if !self
+            .index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .contains_key(&c.id)
+        {
+            return Ok(());
+        }
+        let _ = c.update(|r| r.state.status = Status::Removing);
+        rootfs::unmount_rootfs(&c.paths()).map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        std::fs::remove_dir_all(&c.dir)
+            .map_err(|e| ApiError::internal(format!("removing {}: {e}", c.dir.display())))?;
+        let mut idx = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        idx.by_id.remove(&c.id);
+        let name = c.record().name;
+        if idx.names.get(&name) == Some(&c.id) {
+            idx.names.remove(&name);
+        }
+        drop(idx);
+        // Waiters for "removed" see the sender's generation bump; the record stays readable.
+        c.changed.send_modify(|g| *g += 1);
+        Ok(())
+    }
+
+    pub fn is_removed(&self, c: &Container) -> bool {
+        !self
+            .index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .contains_key(&c.id)
+    }
+
+    /// docker wait: the exit code once the condition holds.
+    pub async fn wait(&self, c: &Arc<Container>, cond: WaitCondition) -> i64 {
+        let mut rx = c.subscribe();
+        let started_at = c.record().state.started_at;
+        let first_status = c.status();
+        loop {
+            let rec = c.record();
+            let done = match cond {
+                WaitCondition::NotRunning => {
+                    !rec.state.status.is_live() && rec.state.status != Status::Restarting
+                }
+                WaitCondition::NextExit => {
+                    // An exit after the call (a later start, then its end), or the end of the
+                    // run that was going on.
+                    rec.state.status == Status::Exited
+                        && (first_status.is_live() || rec.state.started_at != started_at)
+                }
+                WaitCondition::Removed => self.is_removed(c),
+            };
+            if done {
+                return rec.state.exit_code;
+            }
+            if rx.changed().await.is_err() {
+                return rec.state.exit_code;
+            }
+        }
+    }
+
+    pub fn rename(&self, c: &Container, new: &str) -> Result<(), ApiError> {
+        if !names::valid(new) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let new = new.trim_start_matches('/').to_string();
+        let mut idx = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let old = c.record().name;
+        if old == new {
+            return Err(ApiError::bad_request(
+                "Renaming a container with the same name as its current name",
+            ));
+        }
+        if let Some(other) = idx.names.get(&new) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        idx.names.remove(&old);
+        idx.names.insert(new.clone(), c.id.clone());
+        drop(idx);
+        c.update(|r| r.name = new)
+            .map_err(|e| ApiError::internal(format!("{e:#}")))
+    }
+
+    pub async fn set_paused(&self, c: &Container, pause: bool) -> Result<(), ApiError> {
+        let status = c.status();
+        let name = c.record().name;
+        if pause && status != Status::Running {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        if !pause && status != Status::Paused {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
+        }
+        let state = self.runtime_root.join(&c.id);
+        let res = tokio::task::spawn_blocking(move || -> Result<()> {
+            let mut rc =
+                libcontainer::container::Container::load(state).map_err(|e| anyhow!("{e}"))?;
+            if pause {
+                rc.pause().map_err(|e| anyhow!("{e}"))
+            } else {
+                rc.resume().map_err(|e| anyhow!("{e}"))
+            }
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        res.map_err(|e| {
+            ApiError::internal(format!(
+                "{} {name}: {e:#}",
+                if pause { "pausing" } else { "unpausing" }
+            ))
+        })?;
+        c.update(|r| {
+            r.state.status = if pause {
+                Status::Paused
+            } else {
+                Status::Running
+            };
+        })
+        .map_err(|e| ApiError::internal(format!("{e:#}")))
+    }
+
+    pub fn runtime_state_dir(&self, id: &str) -> PathBuf {
+        self.runtime_root.join(id)
+    }
+}
+
+fn validate_host_config(hc: &bollard::models::HostConfig) -> Result<(), ApiError> {
+    if let Some(m) = hc.memory.filter(|m| *m != 0) {
+        if m < 6 * 1024 * 1024 {
+            return Err(ApiError::bad_request("Minimum memory limit allowed is 6MB"));
+        }
+    }
+    if let Some(n) = hc.nano_cpus.filter(|n| *n != 0) {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as i64;
+        if n < 10_000_000 || n > cpus * 1_000_000_000 {
+            return Err(ApiError::bad_request(format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            )));
+        }
+    }
+    if let Some(p) = &hc.restart_policy {
+        use bollard::models::RestartPolicyNameEnum as R;
+        let name = p.name.unwrap_or(R::EMPTY);
+        if p.maximum_retry_count.unwrap_or(0) < 0 {
+            return Err(ApiError::bad_request(
+                "invalid restart policy: maximum retry count cannot be negative",
+            ));
+        }
+        if !matches!(name, R::EMPTY | R::NO) && hc.auto_remove.unwrap_or(false) {
+            return Err(ApiError::bad_request(
+                "Conflicting options: --restart and --rm: a container removed on exit cannot be restarted",
+            ));
+        }
+        if p.maximum_retry_count.unwrap_or(0) > 0 && name != R::ON_FAILURE {
+            return Err(ApiError::bad_request(
+                "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+            ));
+        }
+    }
+    security::resolve_caps(
+        hc.cap_add.as_deref().unwrap_or_default(),
+        hc.cap_drop.as_deref().unwrap_or_default(),
+        hc.privileged.unwrap_or(false),
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    for dest in hc.tmpfs.iter().flatten().map(|(k, _)| k) {
+        if !dest.starts_with('/') {
+            return Err(ApiError::bad_request(format!(
+                "invalid mount path for --tmpfs: {dest:?} must be absolute"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn config_of(b: &ContainerCreateBody) -> ContainerConfig {
+    ContainerConfig {
+        hostname: b.hostname.clone(),
+        domainname: b.domainname.clone(),
+        user: b.user.clone(),
+        attach_stdin: b.attach_stdin,
+        attach_stdout: b.attach_stdout,
+        attach_stderr: b.attach_stderr,
+        exposed_ports: b.exposed_ports.clone(),
+        tty: b.tty,
+        open_stdin: b.open_stdin,
+        stdin_once: b.stdin_once,
+        env: b.env.clone(),
+        cmd: b.cmd.clone(),
+        healthcheck: b.healthcheck.clone(),
+        args_escaped: b.args_escaped,
+        image: b.image.clone(),
+        volumes: b.volumes.clone(),
+        working_dir: b.working_dir.clone(),
+        entrypoint: b.entrypoint.clone(),
+        network_disabled: b.network_disabled,
+        on_build: b.on_build.clone(),
+        labels: b.labels.clone(),
+        stop_signal: b.stop_signal.clone(),
+        stop_timeout: b.stop_timeout,
+        shell: b.shell.clone(),
+    }
+}
+
+/// The image's defaults under the user's settings, as docker merges them.
+fn merge_config(
+    mut c: ContainerConfig,
+    run: &crate::images::model::RunConfig,
+    image: &str,
+) -> ContainerConfig {
+    let mut env: Vec<String> = run.env.clone().unwrap_or_default();
+    for kv in c.env.take().unwrap_or_default() {
+        let key = kv.split('=').next().unwrap_or(&kv).to_string();
+        env.retain(|e| e.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    c.env = Some(env);
+    if c.user.as_deref().is_none_or(str::is_empty) {
+        c.user = Some(run.user.clone().unwrap_or_default());
+    }
+    if c.working_dir.as_deref().is_none_or(str::is_empty) {
+        c.working_dir = Some(run.working_dir.clone().unwrap_or_default());
+    }
+    let mut labels: HashMap<String, String> =
+        run.labels.clone().unwrap_or_default().into_iter().collect();
+    labels.extend(c.labels.take().unwrap_or_default());
+    c.labels = Some(labels);
+    let mut ports: Vec<String> = run
+        .exposed_ports
+        .as_ref()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for p in c.exposed_ports.take().unwrap_or_default() {
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    c.exposed_ports = (!ports.is_empty()).then_some(ports);
+    if c.stop_signal.as_deref().is_none_or(str::is_empty) {
+        c.stop_signal = run.stop_signal.clone();
+    }
+    if c.cmd.as_ref().is_none_or(|v| v.is_empty()) && user_entrypoint(&c).is_none() {
+        c.cmd = run.cmd.clone();
+    }
+    if c.entrypoint.is_none() {
+        c.entrypoint = run.entrypoint.clone();
+    } else if user_entrypoint(&c).is_none() {
+        c.entrypoint = None;
+    }
+    c.image = Some(image.to_string());
+    c.tty = Some(c.tty.unwrap_or(false));
+    c.open_stdin = Some(c.open_stdin.unwrap_or(false));
+    c.stdin_once = Some(c.stdin_once.unwrap_or(false));
+    c
+}
+
+/// The user's own non-empty entrypoint (`--entrypoint ""` clears the image's).
+fn user_entrypoint(c: &ContainerConfig) -> Option<&Vec<String>> {
+    c.entrypoint.as_ref().filter(|e| !clears_entrypoint(e))
+}
+
+/// `--entrypoint ""` arrives as `[]` or `[""]`: it clears the image's entrypoint.
+fn clears_entrypoint(e: &[String]) -> bool {
+    e.iter().all(|s| s.is_empty())
+}
+
+fn command_of(
+    b: &ContainerCreateBody,
+    run: &crate::images::model::RunConfig,
+) -> Result<(String, Vec<String>), ApiError> {
+    let user_cmd = b.cmd.clone().filter(|c| !c.is_empty());
+    let user_ep = b.entrypoint.as_ref();
+    let (ep, cmd) = match user_ep {
+        Some(e) if !clears_entrypoint(e) => (e.clone(), user_cmd.unwrap_or_default()),
+        Some(_) => (
+            Vec::new(),
+            user_cmd.or_else(|| run.cmd.clone()).unwrap_or_default(),
+        ),
+        None => (
+            run.entrypoint.clone().unwrap_or_default(),
+            user_cmd.or_else(|| run.cmd.clone()).unwrap_or_default(),
+        ),
+    };
+    let mut all = ep.into_iter().chain(cmd);
+    let path = all
+        .next()
+        .ok_or_else(|| ApiError::bad_request("No command specified"))?;
+    Ok((path, all.collect()))
+}
+
+fn should_restart(rec: &Record, recovered: bool) -> bool {
+    use bollard::models::RestartPolicyNameEnum as R;
+    let Some(p) = &rec.host_config.restart_policy else {
+        return false;
+    };
+    if rec.state.stopped_by_user && !recovered {
+        return false;
+    }
+    match p.name.unwrap_or(R::EMPTY) {
+        R::ALWAYS => !rec.state.stopped_by_user,
+        R::UNLESS_STOPPED => !rec.state.stopped_by_user,
+        R::ON_FAILURE => {
+            let max = p.maximum_retry_count.unwrap_or(0);
+            rec.state.exit_code != 0 && (max == 0 || rec.restart_count < max)
+        }
+        _ => false,
+    }
+}
+
+/// At agent start: `always` comes back even if it had been stopped by the agent going away;
+/// `unless-stopped` only if the user had not stopped it.
+fn restart_on_boot(rec: &Record) -> bool {
+    use bollard::models::RestartPolicyNameEnum as R;
+    if rec.state.status != Status::Exited || rec.state.stopped_by_user {
+        return false;
+    }
+    matches!(
+        rec.host_config.restart_policy.as_ref().and_then(|p| p.name),
+        Some(R::ALWAYS) | Some(R::UNLESS_STOPPED)
+    ) && rec.state.error.contains("supervisor ended")
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    hex::encode(b)
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// Resolves when the process is gone (it need not be our child).
+async fn wait_for_process(pid: i32) {
+    use rustix::process::{pidfd_open, Pid as RPid, PidfdFlags};
+    let Some(rpid) = RPid::from_raw(pid) else {
+        return;
+    };
+    let fd = match pidfd_open(rpid, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return, // already gone
+    };
+    // SAFETY: the AsyncFd owns the pidfd, so it stays open for as long as it is registered.
+    match unsafe { tokio::io::unix::AsyncFd::register(fd) } {
+        Ok(afd) => {
+            let _ = afd.readable().await;
+        }
+        Err(_) => {
+            while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// docker's signal names ("SIGTERM", "TERM", "15", "sigkill").
+pub fn parse_signal(s: &str) -> Result<i32, ApiError> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = t.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let known: &[(&str, i32)] = &[
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("ILL", libc::SIGILL),
+        ("TRAP", libc::SIGTRAP),
+        ("ABRT", libc::SIGABRT),
+        ("IOT", libc::SIGIOT),
+        ("BUS", libc::SIGBUS),
+        ("FPE", libc::SIGFPE),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("SEGV", libc::SIGSEGV),
+        ("USR2", libc::SIGUSR2),
+        ("PIPE", libc::SIGPIPE),
+        ("ALRM", libc::SIGALRM),
+        ("TERM", libc::SIGTERM),
+        ("STKFLT", libc::SIGSTKFLT),
+        ("CHLD", libc::SIGCHLD),
+        ("CONT", libc::SIGCONT),
+        ("STOP", libc::SIGSTOP),
+        ("TSTP", libc::SIGTSTP),
+        ("TTIN", libc::SIGTTIN),
+        ("TTOU", libc::SIGTTOU),
+        ("URG", libc::SIGURG),
+        ("XCPU", libc::SIGXCPU),
+        ("XFSZ", libc::SIGXFSZ),
+        ("VTALRM", libc::SIGVTALRM),
+        ("PROF", libc::SIGPROF),
+        ("WINCH", libc::SIGWINCH),
+        ("IO", libc::SIGIO),
+        ("POLL", libc::SIGPOLL),
+        ("PWR", libc::SIGPWR),
+        ("SYS", libc::SIGSYS),
+    ];
+    if let Some((_, n)) = known.iter().find(|(k, _)| *k == name) {
+        return Ok(*n);
+    }
+    if let Some(off) = name
+        .strip_prefix("RTMIN+")
+        .and_then(|v| v.parse::<i32>().ok())
+    {
+        if (0..=30).contains(&off) {
+            return Ok(34 + off);
+        }
+    }
+    Err(ApiError::bad_request(format!("Invalid signal: {s}")))
+}

@@ -1,0 +1,13 @@
+//! Containers: their records, specs, confinement and lifecycle.
+
+pub mod engine;
+pub mod logs;
+pub mod names;
+pub mod record;
+pub mod rootfs;
+pub mod security;
+pub mod shim;
+pub mod spec;
+pub mod user;
+
+pub use engine::{Container, Containers, WaitCondition};

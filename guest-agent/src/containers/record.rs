@@ -1,0 +1,119 @@
+//! What the agent keeps about a container, on disk as `containers/<id>/container.json`.
+
+use bollard::models::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+
+/// docker's zero time, shown for times that have not happened yet.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// A process of the container exists (and so a supervisor holds it).
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub oom_killed: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    /// The supervisor ("shim") holding the running container, and its start time in clock
+    /// ticks since boot: a pid alone could have been reused after a reboot or a long outage.
+    #[serde(default)]
+    pub shim_pid: i64,
+    #[serde(default)]
+    pub shim_start: u64,
+    /// `docker stop`/`kill` was asked for: restart policies other than `always` hold off.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            oom_killed: false,
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            shim_pid: 0,
+            shim_start: 0,
+            stopped_by_user: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// Without docker's leading "/".
+    pub name: String,
+    pub created: String,
+    /// `sha256:<config digest>`.
+    pub image_id: String,
+    /// The process as resolved at create time from entrypoint + cmd.
+    pub path: String,
+    pub args: Vec<String>,
+    /// The container's config after the image's defaults were merged in.
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+    pub restart_count: i64,
+    /// The diff IDs of the image's layers, lowest first: the overlay's lower dirs.
+    pub layers: Vec<String>,
+}
+
+impl Record {
+    pub fn tty(&self) -> bool {
+        self.config.tty.unwrap_or(false)
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// The command as `docker ps` shows it.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.path.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
+}

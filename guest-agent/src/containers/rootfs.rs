@@ -1,0 +1,180 @@
+//! A container's root filesystem: overlayfs over the image's shared layer dirs, with the
+//! container's own upper dir (kept across stop/start, removed with the container), and the
+//! files docker provides (/etc/hostname, /etc/hosts, /etc/resolv.conf).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.into() }
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+}
+
+/// Create the container's directories (at create time).
+pub fn prepare(paths: &Paths) -> Result<()> {
+    for d in [paths.rootfs(), paths.upper(), paths.work()] {
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    Ok(())
+}
+
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| unescape_mountinfo(mp) == want)
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    // mountinfo escapes space, tab, newline and backslash as \ooo.
+    let mut out = String::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v as char);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}
+
+/// Mount the overlay (idempotent: an already mounted rootfs is left as it is).
+pub fn mount_rootfs(paths: &Paths, lower_dirs_top_first: &[PathBuf]) -> Result<()> {
+    let target = paths.rootfs();
+    if is_mounted(&target) {
+        return Ok(());
+    }
+    prepare(paths)?;
+    if lower_dirs_top_first.is_empty() {
+        bail!("the image has no layers to mount");
+    }
+    let lower = lower_dirs_top_first
+        .iter()
+        .map(|p| p.to_string_lossy().replace(':', "\\:").replace(',', "\\,"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let opts = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        paths.upper().display(),
+        paths.work().display()
+    );
+    // The kernel takes mount options in one page.
+    if opts.len() >= 4000 {
+        bail!(
+            "the image has too many layers ({}) for one overlay mount with this state directory; use a shorter --root",
+            lower_dirs_top_first.len()
+        );
+    }
+    mount(
+        Some("overlay"),
+        &target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .with_context(|| {
+        format!(
+            "mounting the container's root filesystem at {}",
+            target.display()
+        )
+    })?;
+    Ok(())
+}
+
+pub fn unmount_rootfs(paths: &Paths) -> Result<()> {
+    let target = paths.rootfs();
+    if !is_mounted(&target) {
+        return Ok(());
+    }
+    match umount2(&target, MntFlags::empty()) {
+        Ok(()) => Ok(()),
+        // Something still holds it (a cp in flight): detach, it goes when released.
+        Err(nix::errno::Errno::EBUSY) => umount2(&target, MntFlags::MNT_DETACH)
+            .with_context(|| format!("unmounting {}", target.display())),
+        Err(e) => Err(e).with_context(|| format!("unmounting {}", target.display())),
+    }
+}
+
+/// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, in its directory.
+pub fn write_etc_files(dir: &Path, hostname: &str) -> Result<()> {
+    std::fs::write(dir.join("hostname"), format!("{hostname}\n")).context("writing hostname")?;
+    let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+                 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+                 ff02::2\tip6-allrouters\n";
+    std::fs::write(dir.join("hosts"), hosts).context("writing hosts")?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(dir.join("resolv.conf"), container_resolv_conf(&host_resolv))
+        .context("writing resolv.conf")?;
+    Ok(())
+}
+
+/// The host's resolver config without loopback nameservers (they would point at the
+/// container itself); docker's public fallbacks when nothing is left.
+pub fn container_resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver") {
+            let addr = words.next().unwrap_or("");
+            let loopback = addr
+                .parse::<std::net::IpAddr>()
+                .map(|a| a.is_loopback())
+                .unwrap_or(false);
+            if loopback {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_resolvers_are_dropped() {
+        let r = container_resolv_conf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.1\n");
+        assert_eq!(r, "search lan\nnameserver 10.0.0.1\n");
+        let r = container_resolv_conf("nameserver ::1\n");
+        assert_eq!(r, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+}

@@ -1,0 +1,245 @@
+//! The OCI runtime spec (bundle `config.json`) handed to libcontainer for a container.
+//!
+//! Written as JSON rather than through oci-spec's builders: the spec is data, and seeing it
+//! whole, shaped like the file libcontainer reads, is clearer than hundreds of builder calls.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use super::record::Record;
+use super::security;
+use super::user::ResolvedUser;
+
+/// docker's default PATH when neither image nor user sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where `--init` puts its init inside the container (docker's path).
+pub const INIT_PATH: &str = "/sbin/docker-init";
+/// A statically linked init from the host (Debian's `tini` package), for `--init`.
+pub const INIT_BINARY: &str = "/usr/bin/tini-static";
+
+/// The container's cgroup below each hierarchy root.
+pub fn cgroup_path(id: &str) -> String {
+    format!("/skiff/{id}")
+}
+
+pub struct SpecInput<'a> {
+    pub rec: &'a Record,
+    pub rootfs: &'a Path,
+    pub dir: &'a Path,
+    pub user: &'a ResolvedUser,
+    pub hostname: &'a str,
+}
+
+/// The environment as the process sees it: image + user (user wins per key), then PATH,
+/// HOSTNAME and TERM as docker adds them.
+pub fn environment(rec: &Record, hostname: &str) -> Vec<String> {
+    let mut env: Vec<String> = Vec::new();
+    let mut set = |kv: &str| {
+        let key = kv.split('=').next().unwrap_or(kv);
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.to_string());
+    };
+    set(&format!("HOSTNAME={hostname}"));
+    for kv in rec.config.env.iter().flatten() {
+        set(kv);
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    if rec.tty() && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    env
+}
+
+pub fn build(input: &SpecInput) -> Result<Value> {
+    let rec = input.rec;
+    let hc = &rec.host_config;
+    let privileged = hc.privileged.unwrap_or(false);
+    let caps = security::resolve_caps(
+        hc.cap_add.as_deref().unwrap_or_default(),
+        hc.cap_drop.as_deref().unwrap_or_default(),
+        privileged,
+    )?;
+
+    let mut args = vec![rec.path.clone()];
+    args.extend(rec.args.iter().cloned());
+    let mut mounts = base_mounts(privileged);
+    if hc.init.unwrap_or(false) {
+        mounts.push(json!({
+            "destination": INIT_PATH, "type": "bind", "source": INIT_BINARY,
+            "options": ["rbind", "ro", "nosuid", "nodev"],
+        }));
+        args.insert(0, "--".into());
+        args.insert(0, INIT_PATH.into());
+    }
+    for (file, target) in [
+        ("resolv.conf", "/etc/resolv.conf"),
+        ("hostname", "/etc/hostname"),
+        ("hosts", "/etc/hosts"),
+    ] {
+        mounts.push(json!({
+            "destination": target, "type": "bind",
+            "source": input.dir.join(file),
+            "options": ["rbind", "rprivate"],
+        }));
+    }
+    for (dest, opts) in hc.tmpfs.iter().flatten() {
+        let mut o = vec!["noexec".to_string(), "nosuid".into(), "nodev".into()];
+        o.extend(
+            opts.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string()),
+        );
+        mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
+    }
+
+    let cwd = rec
+        .config
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let (nofile_soft, nofile_hard) = nofile_limits();
+    let mut process = json!({
+        "terminal": rec.tty(),
+        "user": {
+            "uid": input.user.uid,
+            "gid": input.user.gid,
+            "additionalGids": input.user.additional_gids,
+        },
+        "args": args,
+        "env": environment(rec, input.hostname),
+        "cwd": cwd,
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+        },
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile_hard, "soft": nofile_soft}],
+        // noNewPrivileges stays absent, not false: libcontainer 0.7 loads seccomp while it
+        // still holds CAP_SYS_ADMIN only when the field is absent (with `false` it loads it
+        // after dropping capabilities, and the kernel refuses).
+    });
+    if let Some(adj) = hc.oom_score_adj.filter(|a| *a != 0) {
+        process["oomScoreAdj"] = json!(adj);
+    }
+    if let Some(size) = hc
+        .console_size
+        .as_ref()
+        .filter(|s| s.len() == 2 && s[0] > 0)
+    {
+        process["consoleSize"] = json!({"height": size[0], "width": size[1]});
+    }
+
+    let mut linux = json!({
+        "namespaces": [
+            {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+            {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"},
+        ],
+        "cgroupsPath": cgroup_path(&rec.id),
+        "resources": resources(rec)?,
+    });
+    if !privileged {
+        linux["maskedPaths"] = json!(security::masked_paths());
+        linux["readonlyPaths"] = json!(security::READONLY_PATHS);
+        let seccomp = security::default_seccomp(&caps);
+        linux["seccomp"] = serde_json::to_value(seccomp).context("encoding seccomp profile")?;
+    }
+
+    Ok(json!({
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": input.rootfs, "readonly": hc.readonly_rootfs.unwrap_or(false)},
+        "hostname": input.hostname,
+        "mounts": mounts,
+        "linux": linux,
+    }))
+}
+
+fn base_mounts(privileged: bool) -> Vec<Value> {
+    let sys_opts = if privileged {
+        json!(["nosuid", "noexec", "nodev"])
+    } else {
+        json!(["nosuid", "noexec", "nodev", "ro"])
+    };
+    vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+               "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+    ]
+}
+
+/// Memory, CPU and pids limits, and docker's device allowlist.
+fn resources(rec: &Record) -> Result<Value> {
+    let hc = &rec.host_config;
+    let mut r = json!({});
+    let memory = hc.memory.unwrap_or(0);
+    if memory > 0 {
+        // docker: without --memory-swap a container may use as much swap as memory.
+        let swap = match hc.memory_swap.unwrap_or(0) {
+            0 => memory * 2,
+            s => s,
+        };
+        r["memory"] = json!({"limit": memory, "swap": swap});
+    }
+    let nano = hc.nano_cpus.unwrap_or(0);
+    let mut cpu = json!({});
+    if nano > 0 {
+        cpu["period"] = json!(100_000u64);
+        cpu["quota"] = json!(nano / 10_000);
+    }
+    if let Some(shares) = hc.cpu_shares.filter(|s| *s > 0) {
+        cpu["shares"] = json!(shares);
+    }
+    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
+        r["cpu"] = cpu;
+    }
+    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
+        r["pids"] = json!({"limit": p});
+    }
+    r["devices"] = if hc.privileged.unwrap_or(false) {
+        json!([{"allow": true, "access": "rwm"}])
+    } else {
+        let dev = |kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access});
+        json!([
+            {"allow": false, "access": "rwm"},
+            dev("c", None, None, "m"),
+            dev("b", None, None, "m"),
+            dev("c", Some(1), Some(3), "rwm"),   // null
+            dev("c", Some(1), Some(5), "rwm"),   // zero
+            dev("c", Some(1), Some(7), "rwm"),   // full
+            dev("c", Some(1), Some(8), "rwm"),   // random
+            dev("c", Some(1), Some(9), "rwm"),   // urandom
+            dev("c", Some(5), Some(0), "rwm"),   // tty
+            dev("c", Some(5), Some(2), "rwm"),   // ptmx
+            dev("c", Some(136), None, "rwm"),    // pty slaves
+            dev("c", Some(10), Some(200), "rwm"), // tun
+        ])
+    };
+    Ok(r)
+}
+
+/// The open-files limit: what the agent itself may grant (no CAP_SYS_RESOURCE is assumed).
+fn nofile_limits() -> (u64, u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return (1024, 4096);
+    }
+    let hard = lim.rlim_max.min(1 << 20);
+    (hard, hard)
+}
