@@ -43,6 +43,12 @@ fn main() {
             &argv[2],
         )));
     }
+    if argv.len() >= 5 && argv[1] == "archive" {
+        std::process::exit(skiff_agent::containers::archive::helper_main(&argv[2..]));
+    }
+    if argv.len() >= 5 && argv[1] == "exec" {
+        std::process::exit(skiff_agent::containers::exec::helper_main(&argv[2..]));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
@@ -95,6 +101,7 @@ fn run(args: Args) -> Result<()> {
         containers.recover();
         let ctx = Arc::new(Ctx {
             containers,
+            execs: Default::default(),
             store,
             puller,
             root,

@@ -1,6 +1,8 @@
 //! The Docker Engine API over HTTP/1.1 on a unix socket.
 
+pub mod archive;
 pub mod containers;
+pub mod exec;
 pub mod http;
 pub mod images;
 pub mod streams;
@@ -31,6 +33,7 @@ const MAX_JSON_BODY: usize = 1 << 20;
 
 pub struct Ctx {
     pub containers: Arc<Containers>,
+    pub execs: crate::containers::exec::Execs,
     pub store: Arc<Store>,
     pub puller: Arc<Puller>,
     pub root: PathBuf,
@@ -197,6 +200,17 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         _ => {}
     }
 
+    if let Some(rest) = path.strip_prefix("/exec/") {
+        let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return match (&method, action) {
+            (&Method::POST, "start") => exec::start(&ctx, id, req).await,
+            (&Method::POST, "resize") => exec::resize(&ctx, id, &q),
+            (&Method::GET, "json") => exec::inspect(&ctx, id),
+            _ => Err(ApiError::not_found(format!(
+                "page not found: {method} {raw_path} is not supported by skiff"
+            ))),
+        };
+    }
     if let Some(rest) = path.strip_prefix("/containers/") {
         return route_container(ctx, req, &method, rest, &q).await;
     }
@@ -253,6 +267,13 @@ async fn route_container(
         (&Method::POST, "attach") => containers::attach(&ctx, c, q, req),
         (&Method::GET, "logs") => containers::logs(&ctx, c, q),
         (&Method::GET, "top") => containers::top(&ctx, c, q),
+        (&Method::HEAD, "archive") => archive::head(&ctx, c, q).await,
+        (&Method::GET, "archive") => archive::get(&ctx, c, q).await,
+        (&Method::PUT, "archive") => archive::put(&ctx, c, q, req).await,
+        (&Method::POST, "exec") => {
+            let body = read_body(req).await?;
+            exec::create(&ctx, c, &body)
+        }
         _ => Err(ApiError::not_found(format!(
             "page not found: {method} /containers/{rest} is not supported by skiff"
         ))),

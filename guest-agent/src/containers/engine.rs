@@ -29,7 +29,7 @@ pub struct Container {
     /// Bumped on every change of state; waiters and followers watch it.
     changed: watch::Sender<u64>,
     /// One lifecycle operation at a time per container.
-    op: tokio::sync::Mutex<()>,
+    op: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Container {
@@ -119,6 +119,17 @@ pub struct Containers {
     agent_exe: PathBuf,
 }
 
+pub struct RootfsGuard {
+    paths: Paths,
+    _op: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for RootfsGuard {
+    fn drop(&mut self) {
+        let _ = rootfs::unmount_rootfs(&self.paths);
+    }
+}
+
 pub enum WaitCondition {
     NotRunning,
     NextExit,
@@ -162,7 +173,7 @@ impl Containers {
                 dir: path,
                 rec: Mutex::new(rec),
                 changed: watch::channel(0).0,
-                op: tokio::sync::Mutex::new(()),
+                op: Arc::new(tokio::sync::Mutex::new(())),
             });
             index.by_id.insert(c.id.clone(), c);
         }
@@ -341,7 +352,7 @@ impl Containers {
                 dir,
                 rec: Mutex::new(rec),
                 changed: watch::channel(0).0,
-                op: tokio::sync::Mutex::new(()),
+                op: Arc::new(tokio::sync::Mutex::new(())),
             }),
         );
         Ok((id, Vec::new()))
@@ -810,6 +821,33 @@ impl Containers {
         .map_err(|e| ApiError::internal(format!("{e:#}")))
     }
 
+    /// The container's root filesystem, mounted for a copy. A stopped container's is
+    /// mounted for the length of the guard (which also keeps it from starting meanwhile).
+    pub async fn rootfs_for_copy(
+        &self,
+        c: &Arc<Container>,
+    ) -> Result<(PathBuf, Option<RootfsGuard>), ApiError> {
+        let paths = c.paths();
+        let guard = c.op.clone().lock_owned().await;
+        let rec = c.record();
+        if rec.state.status.is_live() && rec.state.pid > 0 {
+            return Ok((PathBuf::from(format!("pid:{}", rec.state.pid)), None));
+        }
+        let lowers = self
+            .lower_dirs(&rec)
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        rootfs::mount_rootfs(&paths, &lowers).map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        Ok((paths.rootfs(), Some(RootfsGuard { paths, _op: guard })))
+    }
+
+    pub fn agent_exe(&self) -> &Path {
+        &self.agent_exe
+    }
+
+    pub fn runtime_root(&self) -> &Path {
+        &self.runtime_root
+    }
+
     pub fn runtime_state_dir(&self, id: &str) -> PathBuf {
         self.runtime_root.join(id)
     }
@@ -1013,7 +1051,7 @@ fn restart_on_boot(rec: &Record) -> bool {
     ) && rec.state.error.contains("supervisor ended")
 }
 
-fn new_id() -> String {
+pub fn new_id() -> String {
     let mut b = [0u8; 32];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut b);

@@ -1,6 +1,8 @@
 //! Containers: their records, specs, confinement and lifecycle.
 
+pub mod archive;
 pub mod engine;
+pub mod exec;
 pub mod logs;
 pub mod names;
 pub mod record;
@@ -8,6 +10,7 @@ pub mod rootfs;
 pub mod security;
 pub mod shim;
 pub mod spec;
+pub mod tty;
 pub mod user;
 
 pub use engine::{Container, Containers, WaitCondition};

@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -201,10 +201,10 @@ fn create_and_start(dir: &Path, cfg: &ShimConfig) -> Result<Setup> {
 
     let mut master = None;
     if let Some(l) = console_listener {
-        let fd = receive_fd(&l).context("receiving the container's terminal")?;
+        let fd = super::tty::receive_master(&l).context("receiving the container's terminal")?;
         let m = File::from(fd);
         if let Some((rows, cols)) = cfg.console_size {
-            set_winsize(m.as_raw_fd(), rows, cols);
+            super::tty::set_winsize(m.as_raw_fd(), rows, cols);
         }
         let reader = m.try_clone().context("duplicating the terminal")?;
         outputs.push((reader, Stream::Stdout));
@@ -244,40 +244,6 @@ pub fn describe_runtime_error(msg: &str) -> String {
         }
     }
     format!("failed to create task for container: {msg}")
-}
-
-fn receive_fd(listener: &UnixListener) -> Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let (conn, _) = listener.accept()?;
-    let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed this fd for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Err(anyhow!("no terminal fd was sent"))
-}
-
-pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a winsize struct we own.
-    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
 }
 
 fn supervise(dir: &Path, cfg: &ShimConfig, setup: Setup) {
@@ -445,7 +411,7 @@ impl Control {
                 let cols = words.next().and_then(|v| v.parse().ok());
                 match (&self.master, rows, cols) {
                     (Some(m), Some(r), Some(c)) => {
-                        set_winsize(m.as_raw_fd(), r, c);
+                        super::tty::set_winsize(m.as_raw_fd(), r, c);
                         "ok".to_string()
                     }
                     (None, _, _) => "error the container has no terminal".into(),

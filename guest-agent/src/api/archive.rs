@@ -1,0 +1,185 @@
+//! `/containers/{id}/archive`: docker cp's HEAD (stat), GET (tar out) and PUT (tar in).
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming};
+use hyper::header::HeaderValue;
+use hyper::{Request, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::http::{empty, ApiError, Query, Resp};
+use super::Ctx;
+use crate::containers::archive::{NOT_A_DIR, NOT_FOUND, REFUSED};
+use crate::containers::Container;
+
+fn helper(ctx: &Ctx, op: &str, rootfs: &std::path::Path, path: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(ctx.containers.agent_exe());
+    cmd.arg("archive").arg(op).arg(rootfs).arg(path);
+    cmd.stderr(Stdio::piped()).kill_on_drop(true);
+    cmd
+}
+
+fn path_of(q: &Query) -> Result<String, ApiError> {
+    let p = q.get("path").filter(|p| !p.is_empty()).ok_or_else(|| {
+        ApiError::bad_request("path is required: say which file in the container")
+    })?;
+    // Relative paths are relative to the container's root, as docker's cp takes them.
+    Ok(if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("/{p}")
+    })
+}
+
+fn failure(code: Option<i32>, stderr: &[u8], c: &Container) -> ApiError {
+    let msg = String::from_utf8_lossy(stderr).trim().to_string();
+    match code {
+        Some(NOT_FOUND) => ApiError::not_found(format!("{msg} {}", c.record().name)),
+        Some(NOT_A_DIR) | Some(REFUSED) => ApiError::bad_request(msg),
+        _ => ApiError::internal(if msg.is_empty() {
+            "copy failed".into()
+        } else {
+            msg
+        }),
+    }
+}
+
+async fn stat(
+    ctx: &Ctx,
+    c: &Arc<Container>,
+    rootfs: &std::path::Path,
+    path: &str,
+) -> Result<String, ApiError> {
+    let out = helper(ctx, "stat", rootfs, path)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| ApiError::internal(format!("running the copy helper: {e}")))?;
+    if !out.status.success() {
+        return Err(failure(out.status.code(), &out.stderr, c));
+    }
+    let json = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok(base64::engine::general_purpose::STANDARD.encode(json))
+}
+
+pub async fn head(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    let path = path_of(q)?;
+    let (rootfs, _guard) = ctx.containers.rootfs_for_copy(&c).await?;
+    let header = stat(ctx, &c, &rootfs, &path).await?;
+    let mut r = empty(StatusCode::OK);
+    r.headers_mut().insert(
+        "X-Docker-Container-Path-Stat",
+        HeaderValue::from_str(&header).map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    Ok(r)
+}
+
+pub async fn get(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
+    let path = path_of(q)?;
+    let (rootfs, guard) = ctx.containers.rootfs_for_copy(&c).await?;
+    let header = stat(ctx, &c, &rootfs, &path).await?;
+    let mut child = helper(ctx, "get", &rootfs, &path)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| ApiError::internal(format!("running the copy helper: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ApiError::internal("copy helper has no stdout"))?;
+    // The guard (a stopped container's temporary mount) lives as long as the stream.
+    let state = (stdout, child, guard);
+    let stream = futures::stream::unfold(Some(state), |st| async move {
+        let (mut out, mut child, guard) = st?;
+        let mut buf = BytesMut::with_capacity(1 << 20);
+        match out.read_buf(&mut buf).await {
+            Ok(n) if n > 0 => Some((
+                Ok::<_, std::io::Error>(Frame::data(buf.freeze())),
+                Some((out, child, guard)),
+            )),
+            _ => {
+                let _ = child.wait().await;
+                drop(guard);
+                None
+            }
+        }
+    });
+    let mut r = hyper::Response::new(BodyExt::boxed(http_body_util::StreamBody::new(stream)));
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    h.insert(
+        "X-Docker-Container-Path-Stat",
+        HeaderValue::from_str(&header).map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    Ok(r)
+}
+
+pub async fn put(
+    ctx: &Ctx,
+    c: Arc<Container>,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let path = path_of(q)?;
+    if c.record().host_config.readonly_rootfs.unwrap_or(false) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "container rootfs is marked read-only",
+        ));
+    }
+    let (rootfs, _guard) = ctx.containers.rootfs_for_copy(&c).await?;
+    let mut cmd = helper(ctx, "put", &rootfs, &path);
+    if q.flag("copyUIDGID") {
+        cmd.arg("--copy-uid-gid");
+    }
+    if q.flag("noOverwriteDirNonDir") {
+        cmd.arg("--no-overwrite-dir-non-dir");
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| ApiError::internal(format!("running the copy helper: {e}")))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| ApiError::internal("copy helper has no stdin"))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| ApiError::internal("copy helper has no stderr"))?;
+    let err_task = tokio::spawn(async move {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v).await;
+        v
+    });
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            let data: Bytes = data;
+            // The helper stops reading when it refuses the stream: its verdict comes below.
+            if stdin.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    }
+    drop(stdin);
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| ApiError::internal(format!("copy helper: {e}")))?;
+    let err = err_task.await.unwrap_or_default();
+    if !status.success() {
+        return Err(failure(status.code(), &err, &c));
+    }
+    Ok(empty(StatusCode::OK))
+}

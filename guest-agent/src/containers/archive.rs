@@ -1,0 +1,328 @@
+//! `docker cp`: files into and out of a container's root filesystem, as tar streams.
+//!
+//! Why a helper process in a chroot: paths come from the user and symlinks from the
+//! container, which may change them while we copy (docker's cp CVEs). The helper
+//! (`skiff-agent archive stat|get|put ROOTFS PATH`) chroots into the container's root first,
+//! so every path, `..` and absolute symlink resolves inside the container, never on the
+//! host; and the stream's entries are checked before anything is written.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::json;
+
+/// Exit codes the agent maps to HTTP statuses.
+pub const NOT_FOUND: i32 = 2;
+pub const NOT_A_DIR: i32 = 3;
+pub const REFUSED: i32 = 4;
+
+pub fn helper_main(args: &[OsString]) -> i32 {
+    let res = (|| -> Result<i32> {
+        let [op, rootfs, path, flags @ ..] = args else {
+            bail!("usage: skiff-agent archive stat|get|put ROOTFS PATH [FLAGS]");
+        };
+        enter_root(Path::new(rootfs))?;
+        let path = path.to_string_lossy().to_string();
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string_lossy().into()).collect();
+        match op.to_str() {
+            Some("stat") => stat(&path).map(|s| {
+                println!("{s}");
+                0
+            }),
+            Some("get") => get(&path),
+            Some("put") => put(
+                &path,
+                flags.iter().any(|f| f == "--copy-uid-gid"),
+                flags.iter().any(|f| f == "--no-overwrite-dir-non-dir"),
+            ),
+            _ => bail!("unknown archive operation"),
+        }
+    })();
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.downcast_ref::<Coded>().map(|c| c.0).unwrap_or(1);
+            eprintln!("{e:#}");
+            code
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Coded(i32, String);
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+impl std::error::Error for Coded {}
+
+fn coded(code: i32, msg: impl Into<String>) -> anyhow::Error {
+    anyhow!(Coded(code, msg.into()))
+}
+
+/// `pid:N` joins the mount namespace of a running container's init (its root then becomes
+/// ours, with its tmpfs and bind mounts, as the container sees them); a directory is
+/// chrooted into (a stopped container's temporarily mounted root).
+fn enter_root(rootfs: &Path) -> Result<()> {
+    if let Some(pid) = rootfs.to_str().and_then(|s| s.strip_prefix("pid:")) {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
+            .context("opening the container's mount namespace")?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
+            .context("joining the container's mount namespace")?;
+        nix::unistd::chdir("/").context("entering /")?;
+        return Ok(());
+    }
+    nix::unistd::chroot(rootfs).with_context(|| format!("entering {}", rootfs.display()))?;
+    nix::unistd::chdir("/").context("entering /")?;
+    Ok(())
+}
+
+/// Go's os.FileMode bits for a file, as docker's path-stat header carries them.
+fn go_mode(md: &std::fs::Metadata) -> u64 {
+    let ft = md.file_type();
+    let mut m = (md.permissions().mode() & 0o777) as u64;
+    let raw = md.mode();
+    if ft.is_dir() {
+        m |= 1 << 31;
+    }
+    if ft.is_symlink() {
+        m |= 1 << 27;
+    }
+    if ft.is_fifo() {
+        m |= 1 << 25;
+    }
+    if ft.is_socket() {
+        m |= 1 << 24;
+    }
+    if ft.is_block_device() {
+        m |= 1 << 26;
+    }
+    if ft.is_char_device() {
+        m |= (1 << 26) | (1 << 21);
+    }
+    if raw & 0o4000 != 0 {
+        m |= 1 << 23;
+    }
+    if raw & 0o2000 != 0 {
+        m |= 1 << 22;
+    }
+    if raw & 0o1000 != 0 {
+        m |= 1 << 20;
+    }
+    m
+}
+
+fn stat(path: &str) -> Result<String> {
+    let p = Path::new(path);
+    let md = std::fs::symlink_metadata(p).map_err(|_| {
+        coded(
+            NOT_FOUND,
+            format!("Could not find the file {path} in container"),
+        )
+    })?;
+    let link = if md.file_type().is_symlink() {
+        std::fs::read_link(p)
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    let mtime = chrono::DateTime::from_timestamp(md.mtime(), md.mtime_nsec() as u32)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string();
+    Ok(json!({
+        "name": name,
+        "size": md.size(),
+        "mode": go_mode(&md),
+        "mtime": mtime,
+        "linkTarget": link,
+    })
+    .to_string())
+}
+
+/// The tar of `path`, entries named from its base name (docker's rebase), on stdout.
+fn get(path: &str) -> Result<i32> {
+    let p = Path::new(path);
+    let md = std::fs::symlink_metadata(p).map_err(|_| {
+        coded(
+            NOT_FOUND,
+            format!("Could not find the file {path} in container"),
+        )
+    })?;
+    let base = if path.ends_with("/.") {
+        PathBuf::from(".")
+    } else {
+        p.file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+    };
+    let out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    if md.is_dir() {
+        b.append_dir_all(&base, p)?;
+    } else {
+        b.append_path_with_name(p, &base)?;
+    }
+    b.into_inner()?.flush()?;
+    Ok(0)
+}
+
+/// Check one entry of an uploaded stream before anything of it is written.
+pub fn check_entry(name: &Path, kind: tar::EntryType, link: Option<&Path>) -> Result<()> {
+    let refuse = |why: String| Err(coded(REFUSED, why));
+    if name.is_absolute() {
+        return refuse(format!(
+            "refusing {}: absolute paths are not accepted in a copy",
+            name.display()
+        ));
+    }
+    if name.components().any(|c| matches!(c, Component::ParentDir)) {
+        return refuse(format!(
+            "refusing {}: paths with .. are not accepted in a copy",
+            name.display()
+        ));
+    }
+    match kind {
+        tar::EntryType::Block | tar::EntryType::Char | tar::EntryType::Fifo => refuse(format!(
+            "refusing {}: device nodes and fifos are not accepted in a copy",
+            name.display()
+        )),
+        tar::EntryType::Link => {
+            let target = link.unwrap_or(Path::new(""));
+            if target.is_absolute()
+                || target
+                    .components()
+                    .any(|c| matches!(c, Component::ParentDir))
+            {
+                return refuse(format!(
+                    "refusing hard link {} -> {}: it points outside the copied files",
+                    name.display(),
+                    target.display()
+                ));
+            }
+            Ok(())
+        }
+        tar::EntryType::Symlink => {
+            // Lexically: a relative target may not climb above the container's root.
+            let target = link.unwrap_or(Path::new(""));
+            if !target.is_absolute() {
+                let mut depth: i64 = name.components().count() as i64 - 1;
+                for c in target.components() {
+                    match c {
+                        Component::ParentDir => depth -= 1,
+                        Component::Normal(_) => depth += 1,
+                        _ => {}
+                    }
+                    if depth < 0 {
+                        return refuse(format!(
+                            "refusing symlink {} -> {}: it points outside the destination",
+                            name.display(),
+                            target.display()
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn put(dest: &str, copy_uid_gid: bool, no_overwrite_dir_non_dir: bool) -> Result<i32> {
+    let d = Path::new(dest);
+    let md = std::fs::metadata(d).map_err(|_| {
+        coded(
+            NOT_FOUND,
+            format!("Could not find the file {dest} in container"),
+        )
+    })?;
+    if !md.is_dir() {
+        return Err(coded(NOT_A_DIR, "extraction point is not a directory"));
+    }
+    let input = io::BufReader::with_capacity(1 << 20, io::stdin().lock());
+    let mut ar = tar::Archive::new(input);
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_mtime(true);
+    // Without -a docker gives the files to the container's root: that is us, unpreserved.
+    ar.set_preserve_ownerships(copy_uid_gid);
+    ar.set_unpack_xattrs(false);
+    ar.set_overwrite(true);
+    for entry in ar.entries().context("reading the tar stream")? {
+        let mut e = entry.context("reading the tar stream")?;
+        let name = e.path().context("entry name")?.into_owned();
+        let link = e.link_name().context("entry link")?.map(|l| l.into_owned());
+        let kind = e.header().entry_type();
+        check_entry(&name, kind, link.as_deref())?;
+        if no_overwrite_dir_non_dir {
+            let at = d.join(&name);
+            if let Ok(existing) = std::fs::symlink_metadata(&at) {
+                let incoming_dir = kind == tar::EntryType::Directory;
+                if existing.is_dir() != incoming_dir {
+                    let what = if existing.is_dir() {
+                        "cannot overwrite directory"
+                    } else {
+                        "cannot overwrite non-directory"
+                    };
+                    return Err(coded(
+                        REFUSED,
+                        format!(
+                            "{what} {:?} with {}",
+                            at,
+                            if incoming_dir {
+                                "directory"
+                            } else {
+                                "non-directory"
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        let placed = e
+            .unpack_in(d)
+            .with_context(|| format!("writing {}", name.display()))?;
+        if !placed {
+            return Err(coded(
+                REFUSED,
+                format!(
+                    "refusing {}: it would land outside the destination",
+                    name.display()
+                ),
+            ));
+        }
+    }
+    // Drain what follows the end-of-archive blocks so the sender sees a clean close.
+    let mut rest = ar.into_inner();
+    let _ = io::copy(&mut rest, &mut io::sink());
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tar::EntryType as T;
+
+    #[test]
+    fn hostile_entries_are_refused() {
+        assert!(check_entry(Path::new("/etc/passwd"), T::Regular, None).is_err());
+        assert!(check_entry(Path::new("a/../../x"), T::Regular, None).is_err());
+        assert!(check_entry(Path::new("null"), T::Char, None).is_err());
+        assert!(check_entry(Path::new("l"), T::Link, Some(Path::new("/etc/shadow"))).is_err());
+        assert!(check_entry(Path::new("l"), T::Link, Some(Path::new("../x"))).is_err());
+        assert!(check_entry(Path::new("a/s"), T::Symlink, Some(Path::new("../../x"))).is_err());
+        assert!(check_entry(Path::new("a/s"), T::Symlink, Some(Path::new("../b"))).is_ok());
+        assert!(check_entry(Path::new("a/s"), T::Symlink, Some(Path::new("/bin/sh"))).is_ok());
+        assert!(check_entry(Path::new("dir/file"), T::Regular, None).is_ok());
+    }
+}
