@@ -190,6 +190,68 @@ impl Skiff {
         Run::from(out)
     }
 
+    /// The docker CLI with `input` on its stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args(args)
+            .env("DOCKER_CONFIG", self.docker_config())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn docker");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait docker"))
+    }
+
+    /// One HTTP request to the agent's API, without any client library: (status, body).
+    pub fn api(&self, method: &str, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) else {
+            return (0, String::new());
+        };
+        let req = format!("{method} {path} HTTP/1.0\r\nHost: skiff\r\nContent-Length: 0\r\n\r\n");
+        if s.write_all(req.as_bytes()).is_err() {
+            return (0, String::new());
+        }
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Remove every container of this skiff (containers outlive the agent by design, so a
+    /// test's leftovers would otherwise keep running).
+    pub fn remove_all_containers(&self) {
+        let (code, body) = self.api("GET", "/containers/json?all=1");
+        if code != 200 {
+            return;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        for c in v.as_array().into_iter().flatten() {
+            if let Some(id) = c["Id"].as_str() {
+                self.api("DELETE", &format!("/containers/{id}?force=1"));
+            }
+        }
+    }
+
     /// The image IDs `skiff images -q --no-trunc` lists, sorted.
     pub fn image_ids(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -250,6 +312,7 @@ impl Skiff {
 
 impl Drop for Skiff {
     fn drop(&mut self) {
+        self.remove_all_containers();
         self.stop_agent();
     }
 }

@@ -155,11 +155,16 @@ async fn launch(
         .arg(&pfile)
         .stderr(Stdio::piped())
         .kill_on_drop(false);
-    let console = c.dir.join(format!("exec-{}.sock", &exec.id[..12]));
+    let console_name = format!("exec-{}.sock", &exec.id[..12]);
+    let console = c.dir.join(&console_name);
+    let console_short =
+        crate::containers::sockpath::socket_path(&c.dir, &console_name).map_err(internal)?;
     let listener = if tty {
         let _ = std::fs::remove_file(&console);
-        let l = std::os::unix::net::UnixListener::bind(&console).map_err(internal)?;
-        cmd.arg(&console).stdin(Stdio::null()).stdout(Stdio::null());
+        let l = std::os::unix::net::UnixListener::bind(&console_short.path).map_err(internal)?;
+        cmd.arg(&console_short.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
         Some(l)
     } else {
         let attach_in = cfg.attach_stdin.unwrap_or(false) && !detach;
@@ -306,7 +311,8 @@ async fn relay<R, W>(
                 return;
             };
             let keys = detach_keys.to_vec();
-            let (det_tx, mut det_rx) = tokio::sync::oneshot::channel::<()>();
+            // mpsc, not oneshot: the receiver may be polled again after the sender is gone.
+            let (det_tx, mut det_rx) = tokio::sync::mpsc::channel::<()>(1);
             let input = tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 let mut matched = 0usize;
@@ -321,7 +327,7 @@ async fn relay<R, W>(
                             matched += 1;
                             if matched == keys.len() {
                                 let _ = m_write.write_all(&out).await;
-                                let _ = det_tx.send(());
+                                let _ = det_tx.send(()).await;
                                 return;
                             }
                             continue;
@@ -348,7 +354,7 @@ async fn relay<R, W>(
                         Ok(0) | Err(_) => err_done = true,
                         Ok(n) => if client_out.write_all(&ebuf[..n]).await.is_err() { break },
                     },
-                    _ = &mut det_rx => {
+                    Some(()) = det_rx.recv() => {
                         let _ = client_out.shutdown().await;
                         input.abort();
                         // Detached: the process keeps running; record its end later.

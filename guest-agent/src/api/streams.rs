@@ -248,13 +248,14 @@ pub fn attach(
             },
             tx,
         ));
-        let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel::<()>();
+        // mpsc, not oneshot: the receiver may be polled again after the sender is gone.
+        let (detach_tx, mut detach_rx) = mpsc::channel::<()>(1);
         let stdin_task = if opts.stdin && rec.config.open_stdin.unwrap_or(false) {
             let c = c.clone();
             let keys = opts.detach_keys.clone();
             Some(tokio::spawn(async move {
                 if pump_stdin(&c, &mut rd, &keys, tty).await {
-                    let _ = detach_tx.send(());
+                    let _ = detach_tx.send(()).await;
                 }
             }))
         } else {
@@ -270,7 +271,8 @@ pub fn attach(
                     }
                     None => break,
                 },
-                _ = &mut detach_rx => break,
+                // A dropped sender (stdin ended without the keys) is not a detach.
+                Some(()) = detach_rx.recv() => break,
             }
         }
         let _ = wr.flush().await;
@@ -301,9 +303,14 @@ async fn pump_stdin<R: tokio::io::AsyncRead + Unpin>(
             return false;
         }
     }
-    let Ok(mut to) = c.stdin_stream().await else {
-        return false;
+    let mut to = match c.stdin_stream().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("attach: stdin of {}: {e:#}", c.id);
+            return false;
+        }
     };
+    tracing::debug!("attach: stdin of {} connected", c.id);
     let mut buf = vec![0u8; 32 << 10];
     let mut matched = 0usize;
     loop {
@@ -311,6 +318,7 @@ async fn pump_stdin<R: tokio::io::AsyncRead + Unpin>(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        tracing::debug!("attach: {n} bytes of stdin for {}", c.id);
         let mut out = Vec::with_capacity(n);
         for &b in &buf[..n] {
             if tty && !detach_keys.is_empty() && b == detach_keys[matched] {

@@ -68,13 +68,15 @@ impl Container {
         res
     }
 
-    fn shim_socket(&self) -> PathBuf {
-        self.dir.join(shim::SOCKET_FILE)
+    fn shim_socket(&self) -> Result<super::sockpath::SocketPath> {
+        super::sockpath::socket_path(&self.dir, shim::SOCKET_FILE)
+            .context("the supervisor's socket path")
     }
 
     /// One request to the shim; its one-line answer.
     pub async fn shim_request(&self, line: &str) -> Result<String> {
-        let mut s = tokio::net::UnixStream::connect(self.shim_socket())
+        let sock = self.shim_socket()?;
+        let mut s = tokio::net::UnixStream::connect(&sock.path)
             .await
             .context("connecting to the container's supervisor")?;
         s.write_all(format!("{line}\n").as_bytes()).await?;
@@ -89,7 +91,8 @@ impl Container {
 
     /// A stream into the container's stdin (the shim forwards it).
     pub async fn stdin_stream(&self) -> Result<tokio::net::UnixStream> {
-        let mut s = tokio::net::UnixStream::connect(self.shim_socket())
+        let sock = self.shim_socket()?;
+        let mut s = tokio::net::UnixStream::connect(&sock.path)
             .await
             .context("connecting to the container's supervisor")?;
         s.write_all(b"stdin\n").await?;

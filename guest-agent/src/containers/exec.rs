@@ -203,6 +203,8 @@ pub fn process_json(exec: &Exec, rootfs: &Path) -> Result<Value, ApiError> {
 
 /// The helper process: `skiff-agent exec RUNTIME_ROOT ID PROCESS_JSON [CONSOLE_SOCKET]`.
 pub fn helper_main(args: &[std::ffi::OsString]) -> i32 {
+    // The exec'd process must not inherit Rust's ignored SIGPIPE.
+    super::shim::survive_signals();
     match helper(args) {
         Ok(code) => code,
         Err(e) => {

@@ -9,6 +9,7 @@ pub mod record;
 pub mod rootfs;
 pub mod security;
 pub mod shim;
+pub mod sockpath;
 pub mod spec;
 pub mod tty;
 pub mod user;

@@ -75,6 +75,8 @@ const CAP_NAMES: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecurityError {
+    #[error("capability {0} is not available: skiff itself does not hold it on this host")]
+    NotHeld(String),
     #[error("unknown capability: {0:?}")]
     UnknownCapability(String),
     #[error("capability not supported by your kernel or not available in the current environment: {0:?}")]
@@ -102,6 +104,19 @@ pub fn all_caps() -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect()
+}
+
+/// The capabilities this process may hand on (its bounding set, from /proc/self/status);
+/// all bits when that cannot be read.
+fn held_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// What docker means by a capability given on the command line.
@@ -143,8 +158,15 @@ pub fn resolve_caps(
     privileged: bool,
 ) -> Result<Vec<String>, SecurityError> {
     let last = last_cap();
+    let held = held_caps();
     if privileged {
-        return Ok(all_caps());
+        // Everything we have: a capability outside our own bounding set cannot be granted.
+        return Ok(all_caps()
+            .into_iter()
+            .enumerate()
+            .filter(|(n, _)| held & (1u64 << n) != 0)
+            .map(|(_, c)| c)
+            .collect());
     }
     // Docker validates the drops first, so with two bad lists the drop is reported.
     let drops = normalize(cap_drop, last)?;
@@ -154,7 +176,7 @@ pub fn resolve_caps(
     let mut set = [false; CAP_NAMES.len()];
     if adds.contains(&CapArg::All) {
         for (n, on) in set.iter_mut().enumerate().take(last + 1) {
-            *on = !dropped(n);
+            *on = !dropped(n) && held & (1u64 << n) != 0;
         }
     } else {
         if !drops.contains(&CapArg::All) {
@@ -164,6 +186,9 @@ pub fn resolve_caps(
         }
         for arg in &adds {
             if let CapArg::Cap(n) = arg {
+                if held & (1u64 << n) == 0 {
+                    return Err(SecurityError::NotHeld(CAP_NAMES[*n].to_string()));
+                }
                 set[*n] = true;
             }
         }

@@ -66,10 +66,7 @@ pub enum Started {
 pub fn main(dir: &Path) -> i32 {
     // The shim must outlive `pkill skiff-agent` aimed at the agent, and show as what it is.
     let _ = prctl_name("skiff-shim");
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        // SAFETY: installing SIG_IGN runs no code in signal context.
-        let _ = unsafe { signal::signal(s, SigHandler::SigIgn) };
-    }
+    survive_signals();
     // SAFETY: prctl with an integer flag.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
@@ -111,6 +108,39 @@ pub fn main(dir: &Path) -> i32 {
     redirect_stdout_to_null();
     supervise(dir, &cfg, setup);
     0
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Catch, rather than ignore, the signals a shim must live through: an ignored disposition
+/// would be inherited by the container's process across exec (and a shell cannot trap a
+/// signal ignored at entry, so `docker stop` would never reach it), a caught one is reset to
+/// the default there. SIGPIPE too, which Rust's runtime set to ignored.
+pub fn survive_signals() {
+    // Whatever we inherited (a shell's background job ignores SIGINT and SIGQUIT) must not
+    // reach the container: everything back to default, nothing blocked.
+    for n in 1..=64 {
+        if let Ok(sig) = Signal::try_from(n) {
+            if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+                // SAFETY: restoring the default disposition runs no code.
+                let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
+            }
+        }
+    }
+    let _ = signal::sigprocmask(
+        signal::SigmaskHow::SIG_SETMASK,
+        Some(&signal::SigSet::empty()),
+        None,
+    );
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: the handler does nothing, which is async-signal-safe.
+        let _ = unsafe { signal::signal(s, SigHandler::Handler(ignore_signal)) };
+    }
 }
 
 fn prctl_name(name: &str) -> std::io::Result<()> {
@@ -160,9 +190,9 @@ fn create_and_start(dir: &Path, cfg: &ShimConfig) -> Result<Setup> {
     use libcontainer::container::builder::ContainerBuilder;
     use libcontainer::syscall::syscall::SyscallType;
 
-    let sock_path = dir.join(SOCKET_FILE);
-    let _ = std::fs::remove_file(&sock_path);
-    let listener = UnixListener::bind(&sock_path).context("binding the shim socket")?;
+    let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
+    let sock = super::sockpath::socket_path(dir, SOCKET_FILE).context("shim socket path")?;
+    let listener = UnixListener::bind(&sock.path).context("binding the shim socket")?;
 
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_root_path(&cfg.runtime_root)
@@ -170,11 +200,14 @@ fn create_and_start(dir: &Path, cfg: &ShimConfig) -> Result<Setup> {
     let mut stdin = None;
     let mut outputs = Vec::new();
     let console = dir.join("console.sock");
+    let console_short =
+        super::sockpath::socket_path(dir, "console.sock").context("console path")?;
     let console_listener;
     if cfg.tty {
         let _ = std::fs::remove_file(&console);
-        console_listener = Some(UnixListener::bind(&console).context("binding console socket")?);
-        builder = builder.with_console_socket(Some(&console));
+        console_listener =
+            Some(UnixListener::bind(&console_short.path).context("binding console socket")?);
+        builder = builder.with_console_socket(Some(&console_short.path));
     } else {
         console_listener = None;
         if cfg.open_stdin {
