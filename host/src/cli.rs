@@ -40,7 +40,57 @@ pub enum Command {
     /// Remove one or more images
     Rmi(RmiArgs),
     /// Return low-level information on skiff objects
-    Inspect(InspectArgs),
+    Inspect(ObjectInspectArgs),
+    /// Create and run a new container from an image
+    #[command(
+        disable_help_flag = true,
+        override_usage = "skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(
+        disable_help_flag = true,
+        override_usage = "skiff create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Execute a command in a running container
+    #[command(override_usage = "skiff exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
+    Exec(ExecArgs),
+    /// Display the running processes of a container
+    #[command(override_usage = "skiff top CONTAINER [ps OPTIONS]")]
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(long_about = CP_LONG_ABOUT, override_usage = CP_USAGE)]
+    Cp(CpArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Log in to a registry
     Login(LoginArgs),
     /// Log out from a registry
@@ -77,6 +127,67 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Display system-wide information, including the API socket address
     Info(FormatOnly),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
+    /// Show skiff disk usage
+    Df(DfArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// List containers
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(PsArgs),
+    /// Create and run a new container from an image
+    #[command(
+        disable_help_flag = true,
+        override_usage = "skiff container run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(
+        disable_help_flag = true,
+        override_usage = "skiff container create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Execute a command in a running container
+    #[command(override_usage = "skiff container exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
+    Exec(ExecArgs),
+    /// Display the running processes of a container
+    #[command(override_usage = "skiff container top CONTAINER [ps OPTIONS]")]
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Display detailed information on one or more containers
+    Inspect(ContainerInspectArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(long_about = CP_LONG_ABOUT, override_usage = CP_USAGE)]
+    Cp(CpArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
 }
 
 #[derive(Args, Debug)]
@@ -197,4 +308,542 @@ pub struct FormatOnly {
     /// Format output using a Go template, or json
     #[arg(short, long)]
     pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ObjectInspectArgs {
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub names: Vec<String>,
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short, long)]
+    pub size: bool,
+    /// Return JSON for specified type (container or image)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerInspectArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub names: Vec<String>,
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+}
+
+/// The flags `run` and `create` share (docker's containerOptions and createOptions).
+#[derive(Args, Debug, Default)]
+pub struct ContainerFlags {
+    /// Print usage
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short, long, value_name = "list")]
+    pub attach: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long, value_name = "list")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long, value_name = "list")]
+    pub cap_drop: Vec<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<String>,
+    /// Container NIS domain name
+    #[arg(long, value_name = "string")]
+    pub domainname: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "string")]
+    pub entrypoint: Option<String>,
+    /// Set environment variables
+    #[arg(short, long, value_name = "list")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long, value_name = "list")]
+    pub env_file: Vec<String>,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "list")]
+    pub expose: Vec<String>,
+    /// Container host name
+    #[arg(short = 'h', long, value_name = "string")]
+    pub hostname: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Set meta data on a container
+    #[arg(short, long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long, value_name = "list")]
+    pub label_file: Vec<String>,
+    /// Memory limit
+    #[arg(short, long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Assign a name to the container
+    #[arg(long, value_name = "string")]
+    pub name: Option<String>,
+    /// Connect a container to a network
+    #[arg(long, visible_alias = "net", value_name = "network")]
+    pub network: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Publish a container's port(s) to the host
+    #[arg(short, long, value_name = "list")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing", value_name = "string")]
+    pub pull: String,
+    /// Suppress the pull output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Restart policy to apply when a container exits
+    #[arg(long, default_value = "no", value_name = "string")]
+    pub restart: String,
+    /// Automatically remove the container and its associated anonymous volumes when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Security Options
+    #[arg(long, value_name = "list")]
+    pub security_opt: Vec<String>,
+    /// Signal to stop the container
+    #[arg(long, value_name = "string")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub stop_timeout: Option<i64>,
+    /// Mount a tmpfs directory
+    #[arg(long, value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long, value_name = "string")]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "string")]
+    pub workdir: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Proxy received signals to the process
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "bool")]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
+    #[command(flatten)]
+    pub flags: ContainerFlags,
+    /// The image, then the command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub flags: ContainerFlags,
+    /// The image, then the command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+    /// Signal to send to the container
+    #[arg(short, long, value_name = "string")]
+    pub signal: Option<String>,
+    /// Seconds to wait before killing the container
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub timeout: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+    /// Signal to send to the container
+    #[arg(short, long, value_name = "string")]
+    pub signal: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Remove the specified link
+    #[arg(short, long)]
+    pub link: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainersArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    pub container: String,
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "bool")]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long, value_name = "int", default_value_t = -1, allow_hyphen_values = true)]
+    pub last: i64,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    pub container: String,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
+    /// Follow log output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+    #[arg(long, value_name = "string")]
+    pub since: Option<String>,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long, default_value = "all", value_name = "string")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+    #[arg(long, value_name = "string")]
+    pub until: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
+    /// Set environment variables
+    #[arg(short, long, value_name = "list")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long, value_name = "list")]
+    pub env_file: Vec<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Username or UID (format: "<name|uid>[:<group|gid>]")
+    #[arg(short, long, value_name = "string")]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "string")]
+    pub workdir: Option<String>,
+    /// The container, then the command and its arguments
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    pub container_and_command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// The container, then options for ps
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONTAINER [ps OPTIONS]"
+    )]
+    pub container_and_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+pub const CP_LONG_ABOUT: &str = "Copy files/folders between a container and the local filesystem
+
+Use '-' as the source to read a tar archive from stdin
+and extract it to a directory destination in a container.
+Use '-' as the destination to stream a tar archive of a
+container source to stdout.";
+
+pub const CP_USAGE: &str = "skiff cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-
+       skiff cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH";
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// CONTAINER:SRC_PATH or SRC_PATH or -
+    #[arg(allow_hyphen_values = true)]
+    pub source: String,
+    /// DEST_PATH or CONTAINER:DEST_PATH or -
+    #[arg(allow_hyphen_values = true)]
+    pub destination: String,
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output during copy. Progress output is automatically suppressed if no terminal is attached
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerPruneArgs {
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DfArgs {
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn run_keeps_everything_after_the_image() {
+        let Command::Run(r) = parse(&[
+            "skiff", "run", "--rm", "-e", "A=1", "busybox", "ls", "-l", "--rm",
+        ])
+        .command
+        else {
+            panic!("not run");
+        };
+        assert!(r.flags.rm);
+        assert_eq!(r.flags.env, vec!["A=1"]);
+        assert_eq!(r.image_and_command, vec!["busybox", "ls", "-l", "--rm"]);
+
+        let Command::Run(r) = parse(&["skiff", "run", "-d", "--", "busybox", "echo", "hi"]).command
+        else {
+            panic!("not run");
+        };
+        assert!(r.detach);
+        assert_eq!(r.image_and_command, vec!["busybox", "echo", "hi"]);
+
+        let Command::Run(r) = parse(&[
+            "skiff",
+            "run",
+            "-h",
+            "box",
+            "--sig-proxy=false",
+            "busybox",
+            "--",
+            "x",
+        ])
+        .command
+        else {
+            panic!("not run");
+        };
+        assert_eq!(r.flags.hostname.as_deref(), Some("box"));
+        assert!(!r.sig_proxy);
+        assert_eq!(r.image_and_command, vec!["busybox", "--", "x"]);
+
+        let Command::Run(r) = parse(&["skiff", "run", "--sig-proxy", "-it", "busybox"]).command
+        else {
+            panic!("not run");
+        };
+        assert!(r.sig_proxy && r.flags.interactive && r.flags.tty);
+    }
+
+    #[test]
+    fn exec_and_top_keep_the_command() {
+        let Command::Exec(e) =
+            parse(&["skiff", "exec", "-it", "c1", "sh", "-c", "echo -n hi"]).command
+        else {
+            panic!("not exec");
+        };
+        assert!(e.interactive && e.tty);
+        assert_eq!(
+            e.container_and_command,
+            vec!["c1", "sh", "-c", "echo -n hi"]
+        );
+        assert!(Cli::try_parse_from(["skiff", "exec", "c1"]).is_err());
+        let Command::Top(t) = parse(&["skiff", "top", "c1", "-eo", "pid,comm"]).command else {
+            panic!("not top");
+        };
+        assert_eq!(t.container_and_args, vec!["c1", "-eo", "pid,comm"]);
+    }
+
+    #[test]
+    fn container_group_and_aliases() {
+        assert!(matches!(
+            parse(&["skiff", "container", "ls", "-a"]).command,
+            Command::Container(ContainerCommand::Ls(_))
+        ));
+        assert!(matches!(
+            parse(&["skiff", "container", "list"]).command,
+            Command::Container(ContainerCommand::Ls(_))
+        ));
+        assert!(matches!(
+            parse(&["skiff", "container", "remove", "x"]).command,
+            Command::Container(ContainerCommand::Rm(_))
+        ));
+        let Command::Stop(s) = parse(&["skiff", "stop", "-t", "0", "a", "b"]).command else {
+            panic!("not stop");
+        };
+        assert_eq!(s.timeout, Some(0));
+        assert_eq!(s.containers, vec!["a", "b"]);
+        let Command::Cp(c) = parse(&["skiff", "cp", "-", "c:/tmp"]).command else {
+            panic!("not cp");
+        };
+        assert_eq!(c.source, "-");
+    }
 }

@@ -6,12 +6,17 @@ use serde_json::Value;
 /// Go's `tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`, which docker uses for its tables:
 /// each column as wide as its widest cell plus 3, at least 10; the last column unpadded.
 pub fn table(rows: &[Vec<String>]) -> String {
+    table_min(rows, 10)
+}
+
+/// The same with another minimum cell width (`docker top` uses 20).
+pub fn table_min(rows: &[Vec<String>], min_width: usize) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0usize; cols];
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             if i + 1 < r.len() {
-                widths[i] = widths[i].max((c.chars().count() + 3).max(10));
+                widths[i] = widths[i].max((c.chars().count() + 3).max(min_width));
             }
         }
     }
@@ -28,6 +33,19 @@ pub fn table(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Text on stdout; a reader that went away (`| head`) is not an error, as for docker.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+/// A line on stdout, as `out`.
+pub fn outln(text: &str) {
+    out(&format!("{text}\n"));
 }
 
 /// A parsed `--format` value.
@@ -82,14 +100,78 @@ pub fn render(template: &str, v: &Value) -> Result<String, String> {
 }
 
 fn eval(action: &str, v: &Value) -> Result<String, String> {
-    let words: Vec<&str> = action.split_whitespace().collect();
+    let owned = split_words(action);
+    let words: Vec<&str> = owned.iter().map(String::as_str).collect();
     match words.as_slice() {
         [path] if path.starts_with('.') => Ok(go_print(lookup(v, path)?)),
         ["json", path] => Ok(serde_json::to_string(lookup(v, path)?).unwrap_or_default()),
         ["upper", path] => Ok(go_print(lookup(v, path)?).to_uppercase()),
         ["lower", path] => Ok(go_print(lookup(v, path)?).to_lowercase()),
         ["println", path] => Ok(go_print(lookup(v, path)?) + "\n"),
+        // A method with an argument, such as ps's `.Label "key"`, or `index .Map "key"`.
+        [path, key] | ["index", path, key] if path.starts_with('.') && is_quoted(key) => {
+            Ok(go_print(index(lookup(v, path)?, key)))
+        }
+        ["json", path, key] if is_quoted(key) => {
+            Ok(serde_json::to_string(index(lookup(v, path)?, key)).unwrap_or_default())
+        }
+        ["join", path, sep] if is_quoted(sep) => {
+            let sep = unquote(sep);
+            Ok(match lookup(v, path)? {
+                Value::Array(a) => a.iter().map(go_print).collect::<Vec<_>>().join(&sep),
+                other => go_print(other),
+            })
+        }
         _ => Err(format!("template: unsupported action {{{{{action}}}}}")),
+    }
+}
+
+/// The words of an action; a quoted string is one word, spaces and all.
+fn split_words(action: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in action.chars() {
+        if quoted {
+            cur.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                quoted = false;
+            }
+        } else if c.is_whitespace() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+        } else {
+            if c == '"' {
+                quoted = true;
+            }
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+fn is_quoted(s: &str) -> bool {
+    s.len() >= 2 && s.starts_with('"') && s.ends_with('"')
+}
+
+fn unquote(s: &str) -> String {
+    serde_json::from_str::<String>(s).unwrap_or_else(|_| s[1..s.len() - 1].to_string())
+}
+
+fn index<'a>(v: &'a Value, key: &str) -> &'a Value {
+    static EMPTY: Value = Value::String(String::new());
+    match v {
+        Value::Object(m) => m.get(&unquote(key)).unwrap_or(&EMPTY),
+        _ => &EMPTY,
     }
 }
 
@@ -136,6 +218,23 @@ pub fn print_template(
     headers: &dyn Fn(&str) -> String,
     rows: &[Value],
 ) -> Result<(), String> {
+    let mut out = Vec::new();
+    write_template(&mut out, table_mode, text, headers, rows)?;
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&out);
+    let _ = stdout.flush();
+    Ok(())
+}
+
+/// The same into a buffer (for screens redrawn in one write).
+pub fn write_template(
+    out: &mut Vec<u8>,
+    table_mode: bool,
+    text: &str,
+    headers: &dyn Fn(&str) -> String,
+    rows: &[Value],
+) -> Result<(), String> {
     if table_mode {
         let header_row: Vec<String> = split_cells(text)
             .iter()
@@ -153,10 +252,11 @@ pub fn print_template(
         for r in rows {
             all.push(split_cells(&render(text, r)?));
         }
-        print!("{}", table(&all));
+        out.extend_from_slice(table(&all).as_bytes());
     } else {
         for r in rows {
-            println!("{}", render(text, r)?);
+            out.extend_from_slice(render(text, r)?.as_bytes());
+            out.push(b'\n');
         }
     }
     Ok(())
@@ -193,5 +293,13 @@ mod tests {
         assert_eq!(render("{{.Config.Cmd}}", &v).unwrap(), "[sh]");
         assert_eq!(render("{{json .Config.Cmd}}", &v).unwrap(), "[\"sh\"]");
         assert!(render("{{.Repository", &v).is_err());
+    }
+
+    #[test]
+    fn templates_index_and_join() {
+        let v = json!({"Config": {"Labels": {"a.b": "1"}, "Cmd": ["sh", "-c"]}});
+        assert_eq!(render("{{index .Config.Labels \"a.b\"}}", &v).unwrap(), "1");
+        assert_eq!(render("{{index .Config.Labels \"zz\"}}", &v).unwrap(), "");
+        assert_eq!(render("{{join .Config.Cmd \" \"}}", &v).unwrap(), "sh -c");
     }
 }

@@ -1,17 +1,30 @@
 //! One module per group of commands; `run` connects to the engine and dispatches.
 
+mod api;
+mod attach;
+mod containers;
+mod cp;
+mod disk;
+mod exec;
+mod gofmt;
 mod images;
 mod login;
+mod logs;
+mod opts;
+mod ps;
 mod pull;
 mod raw;
+mod run;
+mod stats;
 mod system;
+mod term;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use bollard::Docker;
 
-use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
+use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 use crate::machine::native::{ensure_running, Endpoint};
 use crate::SkiffError;
 
@@ -24,6 +37,11 @@ pub struct Engine {
 impl Engine {
     pub fn raw(&self) -> raw::RawClient {
         raw::RawClient::new(self.endpoint.socket.clone())
+    }
+
+    /// The hand-spoken API client the container commands use (see `api.rs` for why).
+    pub fn api(&self) -> api::Api {
+        api::Api::new(self.endpoint.socket.clone())
     }
 }
 
@@ -69,7 +87,63 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&engine, &a).await,
         Command::Image(ImageCommand::Prune(a)) => images::prune(&engine, &a).await,
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&engine, &a, true).await,
-        Command::Inspect(a) => images::inspect(&engine, &a, false).await,
+        Command::Inspect(a) => containers::inspect_objects(&engine, &a).await,
+        Command::Container(ContainerCommand::Inspect(a)) => {
+            containers::inspect_containers(&engine, &a).await
+        }
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
+            run::run(&engine, &a).await
+        }
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            run::create(&engine, &a).await
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            containers::start(&engine, &a).await
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            containers::stop(&engine, &a, false).await
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            containers::stop(&engine, &a, true).await
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            containers::kill(&engine, &a).await
+        }
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => {
+            containers::remove(&engine, &a).await
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            containers::simple(&engine, &a, "pause").await
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            containers::simple(&engine, &a, "unpause").await
+        }
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            containers::rename(&engine, &a).await
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            containers::wait(&engine, &a).await
+        }
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            containers::attach_cmd(&engine, &a).await
+        }
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::ps(&engine, &a).await,
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            logs::logs(&engine, &a).await
+        }
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
+            exec::exec(&engine, &a).await
+        }
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => {
+            containers::top(&engine, &a).await
+        }
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            stats::stats(&engine, &a).await
+        }
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::cp(&engine, &a).await,
+        Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, &a).await,
+        Command::System(SystemCommand::Prune(a)) => disk::system_prune(&engine, &a).await,
+        Command::System(SystemCommand::Df(a)) => disk::df(&engine, &a).await,
         Command::Login(a) => login::login(&engine, &a).await,
         Command::Logout(_) => unreachable!("handled above"),
         Command::System(SystemCommand::Info(a)) | Command::Info(a) => {

@@ -49,15 +49,35 @@ pub async fn pull(engine: &Engine, a: &PullArgs) -> Result<u8> {
     if tag.is_none() && !a.quiet {
         println!("Using default tag: latest");
     }
+    stream_pull(engine, &a.image, a.platform.as_deref(), a.quiet, false).await?;
+    let shown = if a.image.contains('@') {
+        a.image.clone()
+    } else {
+        format!("{name}:{tag_shown}")
+    };
+    println!("{}", full_name(&shown));
+    Ok(0)
+}
+
+/// Pull an image showing the engine's progress; `to_stderr` for `run` and `create`, which
+/// keep stdout for the container ID (as docker does).
+pub async fn stream_pull(
+    engine: &Engine,
+    image: &str,
+    platform: Option<&str>,
+    quiet: bool,
+    to_stderr: bool,
+) -> Result<()> {
+    let (name, tag) = split_reference(image);
     let creds = dockercfg::credentials_for(&registry_of(&name))?;
     let opts = CreateImageOptions {
         from_image: Some(name.clone()),
-        tag: Some(tag_shown.clone()),
-        platform: a.platform.clone().unwrap_or_default(),
+        tag: Some(tag.unwrap_or_else(|| "latest".into())),
+        platform: platform.unwrap_or_default().to_string(),
         ..Default::default()
     };
     let mut stream = engine.docker.create_image(Some(opts), None, creds);
-    let mut view = ProgressView::new(a.quiet);
+    let mut view = ProgressView::new(quiet, to_stderr);
     while let Some(item) = stream.next().await {
         let info = item.map_err(daemon_error)?;
         if let Some(err) = info.error_detail.and_then(|d| d.message) {
@@ -69,13 +89,7 @@ pub async fn pull(engine: &Engine, a: &PullArgs) -> Result<u8> {
         view.show(info.id.as_deref(), &status, detail.current, detail.total);
     }
     view.finish();
-    let shown = if a.image.contains('@') {
-        a.image.clone()
-    } else {
-        format!("{name}:{tag_shown}")
-    };
-    println!("{}", full_name(&shown));
-    Ok(0)
+    Ok(())
 }
 
 /// docker prints the fully qualified name at the end: docker.io/library/busybox:latest.
@@ -93,16 +107,22 @@ fn full_name(s: &str) -> String {
 
 struct ProgressView {
     quiet: bool,
+    to_stderr: bool,
     tty: bool,
     multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
 }
 
 impl ProgressView {
-    fn new(quiet: bool) -> Self {
+    fn new(quiet: bool, to_stderr: bool) -> Self {
         ProgressView {
             quiet,
-            tty: std::io::stdout().is_terminal(),
+            to_stderr,
+            tty: if to_stderr {
+                std::io::stderr().is_terminal()
+            } else {
+                std::io::stdout().is_terminal()
+            },
             multi: MultiProgress::new(),
             bars: HashMap::new(),
         }
@@ -120,14 +140,14 @@ impl ProgressView {
             if self.tty {
                 let _ = self.multi.println(line);
             } else {
-                println!("{line}");
+                self.line(&line);
             }
             return;
         };
         if !self.tty {
             // Plain output: one line per state change, no byte counters.
             if status != "Downloading" && status != "Extracting" || current.is_none() {
-                println!("{id}: {status}");
+                self.line(&format!("{id}: {status}"));
             }
             return;
         }
@@ -153,6 +173,14 @@ impl ProgressView {
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.finish_with_message(status.to_string());
+        }
+    }
+
+    fn line(&self, line: &str) {
+        if self.to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
         }
     }
 
