@@ -1,0 +1,293 @@
+//! Containers through skiff's own CLI: the tutorial, terminals, cp, and its error codes.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use skiff_e2e::*;
+
+fn ready() -> (Skiff, String) {
+    let s = Skiff::new();
+    s.run(&["pull", &image("busybox")]).ok();
+    (s, image("busybox"))
+}
+
+fn field(s: &Skiff, name: &str, f: &str) -> String {
+    s.run(&["inspect", "-f", f, name])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+#[track_caller]
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `skiff ARGS` on a real pty (util-linux `script`), with `input` typed into it.
+fn on_pty(s: &Skiff, args: &str, input: &[(u64, &[u8])]) -> (i32, String) {
+    let mut child = Command::new("script")
+        .args([
+            "-qefc",
+            &format!(
+                "stty rows 30 cols 90; {} {args}",
+                bin_dir().join("skiff").display()
+            ),
+            "/dev/null",
+        ])
+        .env("SKIFF_ROOT", s.root())
+        .env("SKIFF_SOCKET", s.socket())
+        .env("SKIFF_AGENT_BIN", bin_dir().join("skiff-agent"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for (delay_ms, bytes) in input {
+        std::thread::sleep(Duration::from_millis(*delay_ms));
+        stdin.write_all(bytes).expect("type");
+    }
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "pty session did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    (
+        status.code().unwrap_or(-1),
+        reader.join().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn tutorial_run_ps_logs_stop_rm() {
+    let (s, bb) = ready();
+    assert_eq!(
+        s.run(&["run", "--rm", &bb, "echo", "hi"]).ok().stdout,
+        "hi\n"
+    );
+    assert_eq!(s.run(&["run", "--rm", &bb, "sh", "-c", "exit 3"]).code, 3);
+    s.run(&["run", "--rm", &bb, "nosuch"])
+        .fails_with(127, "executable file not found");
+    s.run(&["run", "--rm", &bb, "/etc/passwd"])
+        .fails_with(126, "permission denied");
+    assert_eq!(
+        s.run_stdin(&["run", "-i", "--rm", &bb, "cat"], "hi\n")
+            .ok()
+            .stdout,
+        "hi\n"
+    );
+
+    let id = s
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-e",
+            "X=1",
+            "-w",
+            "/tmp",
+            "-l",
+            "k=v",
+            &bb,
+            "sh",
+            "-c",
+            "echo $X $(pwd); sleep 1000",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    wait_until("log", || s.run(&["logs", "web"]).stdout == "1 /tmp\n");
+    let ps = s.run(&["ps"]).ok();
+    let head = ps.lines()[0];
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
+        assert!(head.contains(col), "{head}");
+    }
+    assert!(
+        ps.lines()[1].starts_with(&id[..12]) && ps.lines()[1].ends_with("web"),
+        "{}",
+        ps.stdout
+    );
+    assert!(ps.lines()[1].contains("Up "), "{}", ps.stdout);
+    assert_eq!(field(&s, "web", "{{.Config.Labels.k}}"), "v");
+    assert_eq!(field(&s, &id[..8], "{{.Name}}"), "/web", "unique ID prefix");
+
+    s.run(&["rename", "web", "site"]).ok();
+    s.run(&["pause", "site"]).ok();
+    assert_eq!(field(&s, "site", "{{.State.Status}}"), "paused");
+    s.run(&["unpause", "site"]).ok();
+    let top = s.run(&["top", "site"]).ok();
+    assert!(top.stdout.contains("sleep 1000"), "{}", top.stdout);
+
+    s.run(&["rm", "site"])
+        .fails_with(1, "stop the container before removing");
+    s.run(&["stop", "-t", "1", "site"]).ok();
+    s.run(&["run", "--name", "done", &bb, "true"]).ok();
+    let stopped = s.run(&["ps", "-a", "-q", "-f", "status=exited"]).ok();
+    assert_eq!(stopped.lines().len(), 2);
+    let mut rm = vec!["rm"];
+    rm.extend(stopped.lines());
+    s.run(&rm).ok();
+    assert_eq!(s.run(&["ps", "-a", "-q"]).ok().stdout, "");
+}
+
+#[test]
+fn terminals_raw_mode_size_exit_and_detach() {
+    let (s, bb) = ready();
+    let (code, out) = on_pty(
+        &s,
+        &format!("run --rm -it {bb} sh -c 'tty; stty size; exit 5'"),
+        &[],
+    );
+    assert_eq!(code, 5, "{out}");
+    assert!(
+        out.contains("/dev/pts/0") && out.contains("30 90"),
+        "{out:?}"
+    );
+
+    // Typing into a shell, then `exit`.
+    let (code, out) = on_pty(
+        &s,
+        &format!("run --rm -it {bb} sh"),
+        &[(800, b"echo typed-$((6*7))\r"), (300, b"exit\r")],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("typed-42"), "{out:?}");
+
+    // Ctrl-P Ctrl-Q leaves it running.
+    let (code, _) = on_pty(
+        &s,
+        &format!("run -it --name keep {bb} sh"),
+        &[(800, b"\x10\x11")],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(field(&s, "keep", "{{.State.Status}}"), "running");
+    let (code, out) = on_pty(&s, "exec -it keep sh -c 'echo in-exec; exit 2'", &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("in-exec"));
+    s.run(&["rm", "-f", "keep"]).ok();
+}
+
+#[test]
+fn cp_exec_and_inspect() {
+    let (s, bb) = ready();
+    s.run(&["run", "-d", "--name", "box", &bb, "sleep", "1000"])
+        .ok();
+    let dir = tempfile::tempdir_in(test_tmp()).unwrap();
+    let f = dir.path().join("data.bin");
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&f, &payload).unwrap();
+    s.run(&["cp", f.to_str().unwrap(), "box:/tmp/data.bin"])
+        .ok();
+    let sum = s
+        .run(&["exec", "box", "md5sum", "/tmp/data.bin"])
+        .ok()
+        .stdout;
+    let host = sh(&format!("md5sum < {}", f.display()));
+    assert_eq!(
+        sum.split_whitespace().next(),
+        host.split_whitespace().next()
+    );
+    let back = dir.path().join("back.bin");
+    s.run(&["cp", "box:/tmp/data.bin", back.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read(&back).unwrap(), payload);
+
+    assert_eq!(s.run(&["exec", "box", "sh", "-c", "exit 9"]).code, 9);
+    s.run(&["exec", "box", "nosuch"])
+        .fails_with(127, "executable file not found");
+    assert_eq!(
+        s.run_stdin(&["exec", "-i", "box", "cat"], "via exec\n")
+            .ok()
+            .stdout,
+        "via exec\n"
+    );
+
+    let v: serde_json::Value =
+        serde_json::from_str(&s.run(&["inspect", "box"]).ok().stdout).unwrap();
+    let c = &v[0];
+    assert_eq!(c["Name"], "/box");
+    assert_eq!(c["State"]["Status"], "running");
+    assert_eq!(c["State"]["Running"], true);
+    assert!(c["State"]["Pid"].as_i64().unwrap() > 0);
+    assert_eq!(c["Config"]["Cmd"][0], "sleep");
+    assert_eq!(c["Path"], "sleep");
+    assert!(
+        c["HostConfig"].is_object() && c["NetworkSettings"].is_object() && c["Mounts"].is_array()
+    );
+
+    s.run(&["stop", "-t", "0", "box"]).ok();
+    s.run(&["exec", "box", "true"])
+        .fails_with(1, "is not running");
+    // cp works on a stopped container too.
+    s.run(&["cp", f.to_str().unwrap(), "box:/copied"]).ok();
+    s.run(&["start", "box"]).ok();
+    assert_eq!(
+        s.run(&["exec", "box", "sh", "-c", "wc -c < /copied"])
+            .ok()
+            .stdout
+            .trim(),
+        "3000000"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_docker_codes() {
+    let (s, bb) = ready();
+    s.run(&["stop", "nosuch"])
+        .fails_with(1, "No such container: nosuch");
+    s.run(&["run", "-m", "lots", &bb, "true"])
+        .fails_with(125, "invalid");
+    s.run(&["run", "--cpus", "abc", &bb, "true"])
+        .fails_with(125, "invalid");
+    s.run(&["run", "--restart", "sometimes", &bb, "true"])
+        .fails_with(125, "restart");
+    s.run(&["run", "--rm", "-u", "ghost", &bb, "true"])
+        .fails_with(125, "unable to find user ghost");
+    s.run(&["run", "--cap-add", "NOT_A_CAP", &bb, "true"])
+        .fails_with(125, "unknown capability");
+    s.run(&["run", "-d", "--name", "dup", &bb, "sleep", "100"])
+        .ok();
+    s.run(&["run", "--name", "dup", &bb, "true"])
+        .fails_with(125, "already in use");
+    s.run(&["kill", "-s", "NOPE", "dup"])
+        .fails_with(1, "Invalid signal");
+    let listed = s.run(&["ps", "-a", "--format", "{{.Names}}"]).ok();
+    assert_eq!(
+        listed.stdout, "dup\n",
+        "failed commands left nothing behind"
+    );
+    s.run(&["rm", "-f", "dup"]).ok();
+    let pruned = s.run(&["system", "prune", "-f"]).ok();
+    assert!(
+        pruned.stdout.contains("Total reclaimed space"),
+        "{}",
+        pruned.stdout
+    );
+}
