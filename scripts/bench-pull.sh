@@ -12,12 +12,7 @@ RUNS="${BENCH_RUNS:-10}"
 WORK="${BENCH_DIR:-/var/tmp/skiff-bench}"
 mkdir -p "$WORK"
 
-SKIFF_SETUP_BENCH=1 scripts/setup.sh
-cargo build --release --quiet
-scripts/test-registry.sh start >/dev/null
-scripts/test-images.sh >/dev/null
-set -a; eval "$(scripts/test-registry.sh env)"; set +a
-REG="$SKIFF_REGISTRY"
+. scripts/bench-lib.sh
 
 # --- the big image: a Debian minbase rootfs, built once and cached -------------------------
 DEB_IMG="$REG/debian:bench"
@@ -42,34 +37,8 @@ fi
 layer=$(skopeo inspect --tls-verify=false --raw "docker://$DEB_IMG" | jq -r '.layers[0].digest')
 curl -sf -H 'Accept: */*' "http://$REG/v2/debian/blobs/$layer" -o "$WORK/debian-layer.tar.gz"
 
-# --- skiff: its own state dir, agent started once (a daemon, as dockerd) ---------------------
-SK="$PWD/target/release/skiff"
-export SKIFF_ROOT="$WORK/skiff-root" SKIFF_SOCKET="$WORK/skiff.sock"
-# Restart the agent so that it is the binary just built.
-if [ -f "$SKIFF_ROOT/agent.pid" ]; then kill "$(cat "$SKIFF_ROOT/agent.pid")" 2>/dev/null || true; sleep 1; fi
-"$SK" info >/dev/null
 skiff_clean="$SK image prune -a -f >/dev/null"
-
-# --- podman: rootful, its own storage, per ../shared/reference/peers.md --------------------
-mkdir -p "$WORK/containers"
-cat > "$WORK/containers/registries.conf" <<EOF
-[[registry]]
-location = "$REG"
-insecure = true
-EOF
-PODMAN="podman --root $WORK/podman/storage --runroot $WORK/podman/run --cgroup-manager cgroupfs --events-backend file"
-export CONTAINERS_REGISTRIES_CONF="$WORK/containers/registries.conf"
 podman_clean="$PODMAN rmi -a -f >/dev/null 2>&1 || true"
-
-out="$WORK/results"
-rm -rf "$out"; mkdir -p "$out"
-bench() { # name, prepare, command
-    hyperfine -N --runs "$RUNS" --warmup 1 --prepare "$2" --export-json "$out/$1.json" "$3" >/dev/null 2>&1 \
-        || hyperfine --runs "$RUNS" --warmup 1 --prepare "$2" --export-json "$out/$1.json" "$3" >/dev/null
-}
-
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-median_of() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # Warm pulls: hyperfine, one tool after the other (no disk writes, so no drift).
 for img in busybox debian:bench; do
@@ -99,9 +68,6 @@ for _ in $(seq "$RUNS"); do
 done
 eval "$skiff_clean"; eval "$podman_clean"; rm -rf "$WORK/untar"
 
-m() { # median in ms of a result, from hyperfine JSON or the interleaved lists
-    if [ -f "$out/$1.txt" ]; then median_of < "$out/$1.txt"; else jq -r '.results[0].median * 1000' "$out/$1.json"; fi
-}
 printf '\n| pull | skiff median (ms) | podman median (ms) | skiff / podman |\n|---|---|---|---|\n'
 for row in busybox-cold busybox-warm debian-cold debian-warm; do
     name=${row%-*}; kind=${row#*-}

@@ -26,10 +26,25 @@ say skiff images
 $skiff images
 say skiff history "$SKIFF_REGISTRY/layered"
 $skiff history "$SKIFF_REGISTRY/layered"
+say skiff run --rm "$SKIFF_REGISTRY/layered"
+$skiff run --rm "$SKIFF_REGISTRY/layered"
+say skiff run -d --name demo-box "$SKIFF_REGISTRY/busybox" sh -c "'echo hello from a container; sleep 1000'"
+$skiff rm -f demo-box >/dev/null 2>&1 || true
+$skiff run -d --name demo-box "$SKIFF_REGISTRY/busybox" sh -c 'echo hello from a container; sleep 1000'
+say skiff exec demo-box sh -c "'hostname; id; grep CapEff /proc/self/status'"
+$skiff exec demo-box sh -c 'hostname; id; grep CapEff /proc/self/status'
+say skiff logs demo-box
+$skiff logs demo-box
+say skiff ps
+$skiff ps
+say skiff rm -f demo-box
+$skiff rm -f demo-box
 say skiff info
 $skiff info | grep -E 'API socket|Images|Backend'
 sock=$($skiff info | sed -n 's/^ API socket: //p')
 if command -v docker >/dev/null; then
     say docker -H "$sock" images
     docker -H "$sock" images
+    say docker -H "$sock" run --rm "$SKIFF_REGISTRY/busybox" echo hi from docker
+    docker -H "$sock" run --rm "$SKIFF_REGISTRY/busybox" echo hi from docker
 fi

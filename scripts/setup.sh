@@ -5,7 +5,7 @@ set -euo pipefail
 
 need=(docker-registry skopeo umoci busybox-static apache2-utils jq zstd iproute2 e2fsprogs curl python3 procps attr libseccomp-dev pkg-config tini)
 if [ "${SKIFF_SETUP_BENCH:-0}" = 1 ]; then
-    need+=(podman crun hyperfine debootstrap bc)
+    need+=(podman crun hyperfine debootstrap bc docker.io)
 fi
 
 missing=()

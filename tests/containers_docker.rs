@@ -466,6 +466,17 @@ fn cp_both_ways_and_hostile_streams() {
     }
     s.docker(&["cp", "files:/nonexistent", d.join("x").to_str().unwrap()])
         .fails_with(1, "Could not find the file /nonexistent");
+
+    // Owners: kept with -a, the container's root's without.
+    let owned = d.join("owned");
+    std::fs::write(&owned, "o").unwrap();
+    std::os::unix::fs::chown(&owned, Some(1234), Some(2345)).unwrap();
+    s.docker(&["cp", "-a", owned.to_str().unwrap(), "files:/tmp/kept"]).ok();
+    s.docker(&["cp", owned.to_str().unwrap(), "files:/tmp/plain"]).ok();
+    let owners = s
+        .docker(&["exec", "files", "stat", "-c", "%u:%g", "/tmp/kept", "/tmp/plain"])
+        .ok();
+    assert_eq!(owners.stdout, "1234:2345\n0:0\n");
 }
 
 #[test]
@@ -478,6 +489,12 @@ fn attach_ps_filters_prune_and_bad_input() {
     assert_eq!(state(&s, "made", "Status"), "created");
     let started = s.docker(&["start", "-a", "made"]).ok();
     assert_eq!(started.stdout, "attached\n");
+
+    // attach to a running container: its later output, and its exit code.
+    s.docker(&["run", "-d", "--name", "late", &bb, "sh", "-c", "sleep 1; echo late; exit 6"])
+        .ok();
+    let att = s.docker(&["attach", "late"]);
+    assert_eq!((att.code, att.stdout.as_str()), (6, "late\n"));
 
     s.docker(&["run", "-d", "--name", "up", &bb, "sleep", "1000"])
         .ok();
@@ -495,12 +512,12 @@ fn attach_ps_filters_prune_and_bad_input() {
         v.sort();
         v
     };
-    assert_eq!(names(&["-f", "status=exited"]), ["made", "three"]);
+    assert_eq!(names(&["-f", "status=exited"]), ["late", "made", "three"]);
     assert_eq!(names(&["-f", "exited=3"]), ["three"]);
     assert_eq!(names(&["-f", "label=team=a"]), ["made"]);
     assert_eq!(names(&["-f", "name=thr"]), ["three"]);
     assert_eq!(names(&["-f", "status=running"]), ["up"]);
-    assert_eq!(names(&["-f", &format!("ancestor={bb}")]).len(), 3);
+    assert_eq!(names(&["-f", &format!("ancestor={bb}")]).len(), 4);
 
     // Bad input: clear errors, nothing changed.
     s.docker(&["stop", "nosuch"])
@@ -515,7 +532,7 @@ fn attach_ps_filters_prune_and_bad_input() {
         .fails_with(125, "unable to find user ghost");
     s.docker(&["run", "--rm", "--name", "x", &bb, "true"])
         .fails_with(125, "Invalid container name");
-    assert_eq!(names(&[]), ["made", "three", "up"]);
+    assert_eq!(names(&[]), ["late", "made", "three", "up"]);
 
     // The tutorial's clean-ups.
     let ids = s

@@ -332,9 +332,21 @@ pub fn delete(ctx: &Ctx, name: &str, q: &Query) -> Result<Resp, ApiError> {
         && id
             .trim_start_matches("sha256:")
             .starts_with(name.trim_start_matches("sha256:"));
+    let short = id.trim_start_matches("sha256:")[..12].to_string();
+    // A container's root filesystem is made of the image's layers: while any container
+    // exists the image stays (docker's rules; with -f a stopped container's image is only
+    // untagged and stays as <none>).
+    let user = ctx.containers.image_in_use(&id);
     if !by_id {
         let r = ImageRef::parse(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let key = r.digest_key().or_else(|| r.tag_key()).unwrap_or_default();
+        let last_tag = ctx.store.tags_of(&id).iter().all(|t| *t == key);
+        if let (Some((cid, _)), true, false) = (&user, last_tag, force) {
+            return Err(ApiError::conflict(format!(
+                "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {short}",
+                &cid[..12]
+            )));
+        }
         for k in ctx.store.untag(&[key])? {
             items.push(json!({ "Untagged": familiar(&k) }));
         }
@@ -356,10 +368,28 @@ pub fn delete(ctx: &Ctx, name: &str, q: &Query) -> Result<Resp, ApiError> {
             )));
         }
     }
+    match &user {
+        Some((cid, status)) if status.is_live() && (by_id || !force) => {
+            return Err(ApiError::conflict(format!(
+                "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {}",
+                &cid[..12]
+            )));
+        }
+        Some((cid, _)) if !force && by_id => {
+            return Err(ApiError::conflict(format!(
+                "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {}",
+                &cid[..12]
+            )));
+        }
+        _ => {}
+    }
     let mut refs: Vec<String> = ctx.store.tags_of(&id);
     refs.extend(ctx.store.digests_of(&id));
     for k in ctx.store.untag(&refs)? {
         items.push(json!({ "Untagged": familiar(&k) }));
+    }
+    if user.is_some() {
+        return Ok(json(StatusCode::OK, &items));
     }
     for d in delete_image(ctx, &id)? {
         items.push(json!({ "Deleted": d }));
@@ -390,6 +420,9 @@ pub fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
     for img in ctx.store.images() {
         let id = img.record.id.clone();
         let tags = ctx.store.tags_of(&id);
+        if ctx.containers.image_in_use(&id).is_some() {
+            continue;
+        }
         if only_dangling && !tags.is_empty() {
             continue;
         }
