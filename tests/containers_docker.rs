@@ -84,7 +84,8 @@ fn isolation_as_seen_from_inside() {
                   echo b > /proc/sysrq-trigger 2>/dev/null && echo SYSRQ; \
                   cat /etc/hosts | head -1; test -c /dev/null && echo devnull; \
                   ls /dev/pts/ptmx >/dev/null && echo devpts; grep -c mqueue /proc/mounts; \
-                  touch /proc/sys/kernel/x 2>/dev/null || echo procsys-ro";
+                  touch /proc/sys/kernel/x 2>/dev/null || echo procsys-ro; \
+                  ip link show lo | grep -q LOWER_UP && echo lo-up; ip -o link | wc -l";
     let out = s
         .docker(&["run", "--name", "iso", &bb, "sh", "-c", script])
         .ok();
@@ -109,6 +110,9 @@ fn isolation_as_seen_from_inside() {
     assert_eq!(lines[4], "127.0.0.1\tlocalhost");
     assert!(out.stdout.contains("devnull") && out.stdout.contains("devpts"));
     assert!(out.stdout.contains("procsys-ro"));
+    // Its own network namespace: only its loopback, and that one up.
+    assert!(out.stdout.contains("lo-up"), "{}", out.stdout);
+    assert_eq!(lines.last().map(|l| l.trim()), Some("1"), "{}", out.stdout);
 
     let named = s
         .docker(&[
@@ -471,10 +475,20 @@ fn cp_both_ways_and_hostile_streams() {
     let owned = d.join("owned");
     std::fs::write(&owned, "o").unwrap();
     std::os::unix::fs::chown(&owned, Some(1234), Some(2345)).unwrap();
-    s.docker(&["cp", "-a", owned.to_str().unwrap(), "files:/tmp/kept"]).ok();
-    s.docker(&["cp", owned.to_str().unwrap(), "files:/tmp/plain"]).ok();
+    s.docker(&["cp", "-a", owned.to_str().unwrap(), "files:/tmp/kept"])
+        .ok();
+    s.docker(&["cp", owned.to_str().unwrap(), "files:/tmp/plain"])
+        .ok();
     let owners = s
-        .docker(&["exec", "files", "stat", "-c", "%u:%g", "/tmp/kept", "/tmp/plain"])
+        .docker(&[
+            "exec",
+            "files",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/tmp/kept",
+            "/tmp/plain",
+        ])
         .ok();
     assert_eq!(owners.stdout, "1234:2345\n0:0\n");
 }
@@ -491,8 +505,17 @@ fn attach_ps_filters_prune_and_bad_input() {
     assert_eq!(started.stdout, "attached\n");
 
     // attach to a running container: its later output, and its exit code.
-    s.docker(&["run", "-d", "--name", "late", &bb, "sh", "-c", "sleep 1; echo late; exit 6"])
-        .ok();
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        &bb,
+        "sh",
+        "-c",
+        "sleep 1; echo late; exit 6",
+    ])
+    .ok();
     let att = s.docker(&["attach", "late"]);
     assert_eq!((att.code, att.stdout.as_str()), (6, "late\n"));
 

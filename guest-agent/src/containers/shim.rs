@@ -246,6 +246,9 @@ fn create_and_start(dir: &Path, cfg: &ShimConfig) -> Result<Setup> {
         let _ = std::fs::remove_file(&console);
     }
 
+    if let Some(pid) = container.pid() {
+        bring_up_loopback(pid.as_raw()).context("bringing up the container's loopback")?;
+    }
     container
         .start()
         .map_err(|e| anyhow!(describe_runtime_error(&e.to_string())))?;
@@ -259,6 +262,42 @@ fn create_and_start(dir: &Path, cfg: &ShimConfig) -> Result<Setup> {
         outputs,
         listener,
     })
+}
+
+/// A new network namespace has `lo` down; docker's containers (even `--network none`) have it
+/// up. Done from a thread that joins the container's namespace, so the shim stays where it is.
+fn bring_up_loopback(pid: i32) -> Result<()> {
+    let ns = File::open(format!("/proc/{pid}/ns/net")).context("opening the network namespace")?;
+    std::thread::spawn(move || -> Result<()> {
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
+        // SAFETY: a plain datagram socket, closed below.
+        let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error()).context("socket");
+        }
+        // SAFETY: sock is ours; ifreq is plain data, zeroed, with the name "lo".
+        let res = unsafe {
+            let mut req: libc::ifreq = std::mem::zeroed();
+            for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+                *d = *s as libc::c_char;
+            }
+            let mut r = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+            if r == 0 {
+                req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+                r = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+            }
+            let err = std::io::Error::last_os_error();
+            libc::close(sock);
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        };
+        res.context("setting lo up")
+    })
+    .join()
+    .map_err(|_| anyhow!("the loopback thread panicked"))?
 }
 
 /// Turn libcontainer's wording into docker's, which the docker CLI matches to pick 126/127.
