@@ -92,12 +92,31 @@ fn tutorial_run_ps_logs_stop_rm() {
             .stdout,
         "hi\n"
     );
-    let ep = s.run(&["run", "--rm", "--entrypoint", "echo", &bb, "via", "entrypoint"]).ok();
+    let ep = s
+        .run(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "echo",
+            &bb,
+            "via",
+            "entrypoint",
+        ])
+        .ok();
     assert_eq!(ep.stdout, "via entrypoint\n");
     let envf = tempfile::NamedTempFile::new_in(test_tmp()).unwrap();
     std::fs::write(envf.path(), "# comment\nFROM_FILE=yes\n").unwrap();
     let e = s
-        .run(&["run", "--rm", "--env-file", envf.path().to_str().unwrap(), &bb, "sh", "-c", "echo $FROM_FILE"])
+        .run(&[
+            "run",
+            "--rm",
+            "--env-file",
+            envf.path().to_str().unwrap(),
+            &bb,
+            "sh",
+            "-c",
+            "echo $FROM_FILE",
+        ])
         .ok();
     assert_eq!(e.stdout, "yes\n");
 
@@ -294,7 +313,8 @@ fn bad_input_is_refused_with_docker_codes() {
     // The image of a container stays while the container does.
     s.run(&["rmi", &bb]).fails_with(1, "must force");
     let id = field(&s, "dup", "{{.Image}}");
-    s.run(&["rmi", &id]).fails_with(1, "being used by running container");
+    s.run(&["rmi", &id])
+        .fails_with(1, "being used by running container");
     s.run(&["image", "prune", "-a", "-f"]).ok();
     assert_eq!(s.image_ids(), [id.clone()], "prune keeps images in use");
     s.run(&["rm", "-f", "dup"]).ok();

@@ -92,6 +92,11 @@ pub async fn get(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiErr
         .stdout
         .take()
         .ok_or_else(|| ApiError::internal("copy helper has no stdout"))?;
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure leaves the default size.
+        unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    }
     // The guard (a stopped container's temporary mount) lives as long as the stream.
     let state = (stdout, child, guard);
     let stream = futures::stream::unfold(Some(state), |st| async move {
@@ -152,6 +157,12 @@ pub async fn put(
         .stdin
         .take()
         .ok_or_else(|| ApiError::internal("copy helper has no stdin"))?;
+    // A 1 MiB pipe instead of 64 KiB: a fraction of the wake-ups per copied megabyte.
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure leaves the default size.
+        unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    }
     let mut stderr = child
         .stderr
         .take()
