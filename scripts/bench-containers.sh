@@ -27,6 +27,8 @@ if command -v dockerd >/dev/null; then
     DSOCK="$WORK/dockerd.sock"
     if ! docker -H "unix://$DSOCK" version >/dev/null 2>&1; then
         mkdir -p "$WORK/dockerd"
+        # Started here, stopped here (with its containerd) when the bench ends.
+        trap 'kill "$(cat "$WORK/dockerd.pid")" 2>/dev/null || true' EXIT
         nohup dockerd --data-root "$WORK/dockerd" --exec-root /var/run/skiff-bench-docker \
             --pidfile "$WORK/dockerd.pid" -H "unix://$DSOCK" --insecure-registry "$REG" \
             > "$WORK/dockerd.log" 2>&1 &
