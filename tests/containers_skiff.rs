@@ -316,7 +316,11 @@ fn bad_input_is_refused_with_docker_codes() {
     s.run(&["rmi", &id])
         .fails_with(1, "being used by running container");
     s.run(&["image", "prune", "-a", "-f"]).ok();
-    assert_eq!(s.image_ids(), [id.clone()], "prune keeps images in use");
+    assert_eq!(
+        s.image_ids(),
+        std::slice::from_ref(&id),
+        "prune keeps images in use"
+    );
     s.run(&["rm", "-f", "dup"]).ok();
     let pruned = s.run(&["system", "prune", "-f"]).ok();
     assert!(
@@ -324,4 +328,55 @@ fn bad_input_is_refused_with_docker_codes() {
         "{}",
         pruned.stdout
     );
+}
+
+#[test]
+fn stats_and_disk_usage_match_docker() {
+    let (s, bb) = ready();
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "measured",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        &bb,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let st = s.run(&["stats", "--no-stream", "measured"]).ok();
+    let row = st.lines().get(1).map(|l| l.to_string()).unwrap_or_default();
+    assert!(
+        row.contains("measured") && row.contains("/ 64MiB"),
+        "{}",
+        st.stdout
+    );
+    assert!(row.trim_end().ends_with(" 1"), "one process: {row}");
+    let d = s
+        .docker(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+            "measured",
+        ])
+        .ok();
+    assert!(
+        d.stdout.starts_with("measured ") && d.stdout.contains("/ 64MiB"),
+        "{}",
+        d.stdout
+    );
+
+    let df = s.run(&["system", "df"]).ok();
+    assert!(df.lines()[0].starts_with("TYPE"), "{}", df.stdout);
+    assert!(
+        df.stdout.contains("Images ") && df.stdout.contains("Containers "),
+        "{}",
+        df.stdout
+    );
+    assert_eq!(df.stdout, s.docker(&["system", "df"]).ok().stdout);
+    s.run(&["rm", "-f", "measured"]).ok();
 }

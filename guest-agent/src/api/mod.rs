@@ -5,6 +5,7 @@ pub mod containers;
 pub mod exec;
 pub mod http;
 pub mod images;
+pub mod stats;
 pub mod streams;
 pub mod system;
 
@@ -78,7 +79,7 @@ pub async fn serve(listener: UnixListener, ctx: Arc<Ctx>) -> Result<()> {
                 async move { Ok::<_, std::convert::Infallible>(handle(ctx, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(64 << 10)
+                .max_buf_size(1 << 20)
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades();
             if let Err(e) = conn.await {
@@ -183,6 +184,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
             return containers::create(&ctx, &q, &body);
         }
         (&Method::GET, "/containers/json") => return containers::list(&ctx, &q),
+        (&Method::GET, "/system/df") => return stats::df(&ctx, &q),
         (&Method::POST, "/containers/prune") => return containers::prune(&ctx, &q).await,
         // Networks and the build cache are not ours yet; `system prune` asks for both.
         (&Method::POST, "/networks/prune") => {
@@ -267,6 +269,7 @@ async fn route_container(
         (&Method::POST, "attach") => containers::attach(&ctx, c, q, req),
         (&Method::GET, "logs") => containers::logs(&ctx, c, q),
         (&Method::GET, "top") => containers::top(&ctx, c, q),
+        (&Method::GET, "stats") => stats::stats(&ctx, c, q).await,
         (&Method::HEAD, "archive") => archive::head(&ctx, c, q).await,
         (&Method::GET, "archive") => archive::get(&ctx, c, q).await,
         (&Method::PUT, "archive") => archive::put(&ctx, c, q, req).await,
