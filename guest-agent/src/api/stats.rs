@@ -17,6 +17,7 @@ use super::http::{json, json_stream, ApiError, Query, Resp};
 use super::Ctx;
 use crate::containers::record::{now_rfc3339, ZERO_TIME};
 use crate::containers::Container;
+use crate::images::store::ImageRecord;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// docker's stats collector samples once a second; CPU percentages are deltas over it.
@@ -538,13 +539,12 @@ fn body_json(resp: Resp) -> Result<Value, ApiError> {
 
 /// Per image, the size of its layers that other images share; and the size of all layers
 /// once each (docker's `LayersSize`).
-fn layer_sharing(ctx: &Ctx) -> (HashMap<String, u64>, u64) {
-    let images = ctx.store.images();
+fn layer_sharing(images: &[ImageRecord]) -> (HashMap<String, u64>, u64) {
     let mut users: HashMap<&str, usize> = HashMap::new();
     let mut sizes: HashMap<&str, u64> = HashMap::new();
-    for img in &images {
+    for img in images {
         let mut seen = HashSet::new();
-        for l in &img.record.layers {
+        for l in &img.layers {
             sizes.insert(&l.diff_id, l.size);
             if seen.insert(&l.diff_id) {
                 *users.entry(&l.diff_id).or_default() += 1;
@@ -556,13 +556,12 @@ fn layer_sharing(ctx: &Ctx) -> (HashMap<String, u64>, u64) {
         .map(|img| {
             let mut seen = HashSet::new();
             let size = img
-                .record
                 .layers
                 .iter()
                 .filter(|l| seen.insert(&l.diff_id) && users[l.diff_id.as_str()] > 1)
                 .map(|l| l.size)
                 .sum();
-            (img.record.id.clone(), size)
+            (img.id.clone(), size)
         })
         .collect();
     (shared, sizes.values().sum())
@@ -589,7 +588,8 @@ pub fn df(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
         }
     }
     let mut images = body_json(super::images::list(ctx, &Query::default())?)?;
-    let (shared, layers_size) = layer_sharing(ctx);
+    let records: Vec<ImageRecord> = ctx.store.images().into_iter().map(|i| i.record).collect();
+    let (shared, layers_size) = layer_sharing(&records);
     for img in images.as_array_mut().into_iter().flatten() {
         let id = img["Id"].as_str().unwrap_or_default().to_string();
         img["Containers"] = json!(per_image.get(&id).copied().unwrap_or(0));
@@ -814,6 +814,35 @@ mod tests {
         assert_eq!(v["cpu_stats"]["online_cpus"], 2);
         assert_eq!(v["memory_stats"]["limit"], 1u64 << 30);
         assert!(v["cpu_stats"]["cpu_usage"].get("percpu_usage").is_none());
+    }
+
+    #[test]
+    fn shared_layers() {
+        use crate::images::store::LayerRecord;
+        let image = |id: &str, layers: &[(&str, u64)]| ImageRecord {
+            id: id.into(),
+            manifest_digest: String::new(),
+            manifest_media_type: String::new(),
+            layers: layers
+                .iter()
+                .map(|(d, size)| LayerRecord {
+                    diff_id: d.to_string(),
+                    digest: String::new(),
+                    media_type: String::new(),
+                    compressed_size: 0,
+                    size: *size,
+                })
+                .collect(),
+            stored_at: String::new(),
+        };
+        let images = [
+            image("a", &[("base", 100), ("app", 10)]),
+            image("b", &[("base", 100), ("other", 5), ("other", 5)]),
+            image("c", &[("alone", 7)]),
+        ];
+        let (shared, total) = layer_sharing(&images);
+        assert_eq!(total, 122);
+        assert_eq!((shared["a"], shared["b"], shared["c"]), (100, 100, 0));
     }
 
     #[test]
