@@ -207,6 +207,20 @@ fn terminals_raw_mode_size_exit_and_detach() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("typed-42"), "{out:?}");
 
+    // The window size follows the terminal's (SIGWINCH → resize).
+    let resized = sh(&format!(
+        "SKIFF_ROOT={} SKIFF_SOCKET={} SKIFF_AGENT_BIN={} script -qefc \"stty rows 30 cols 90; \
+         (sleep 1.5; stty rows 50 cols 100 </dev/tty) & {} run --rm -it {bb} sh -c 'stty size; sleep 3; stty size'\" /dev/null </dev/null",
+        s.root().display(),
+        s.socket().display(),
+        bin_dir().join("skiff-agent").display(),
+        bin_dir().join("skiff").display(),
+    ));
+    assert!(
+        resized.contains("30 90") && resized.contains("50 100"),
+        "{resized:?}"
+    );
+
     // Ctrl-P Ctrl-Q leaves it running.
     let (code, _) = on_pty(
         &s,
