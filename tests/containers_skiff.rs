@@ -142,6 +142,13 @@ fn tutorial_run_ps_logs_stop_rm() {
         .trim()
         .to_string();
     assert_eq!(id.len(), 64);
+    // Container state (logs, environment, supervisor sockets) is root's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.root().join("containers"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "containers dir mode {mode:o}");
     wait_until("log", || s.run(&["logs", "web"]).stdout == "1 /tmp\n");
     let ps = s.run(&["ps"]).ok();
     let head = ps.lines()[0];

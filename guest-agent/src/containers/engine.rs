@@ -145,6 +145,11 @@ impl Containers {
         let runtime_root = root.join("runtime");
         for d in [&dir, &runtime_root] {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            // Logs, configs (environment, secrets in it) and the supervisors' sockets are
+            // root's business only.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("restricting {}", d.display()))?;
         }
         let agent_exe = std::env::current_exe().context("finding the agent's own binary")?;
         let mut index = Index::default();
