@@ -575,3 +575,50 @@ fn attach_ps_filters_prune_and_bad_input() {
     );
     assert!(names(&[]).is_empty());
 }
+
+#[test]
+fn cp_never_reaches_the_host_while_the_container_swaps_symlinks() {
+    let (s, bb) = ready();
+    // The same path holds "HOST" on the host and "CONTAINER" in the container.
+    let marker = format!("skiff-cp-race-{}", std::process::id());
+    let host_file = std::path::Path::new("/tmp").join(&marker);
+    std::fs::write(&host_file, "HOST").unwrap();
+    // Inside, /tmp/sw flips between a real directory and a symlink to "/" as fast as it can.
+    let script = format!(
+        "echo CONTAINER > /tmp/{marker}; mkdir -p /tmp/real/tmp; echo DIR > /tmp/real/tmp/{marker}; \
+         while true; do ln -sfn / /tmp/sw; ln -sfn /tmp/real /tmp/sw; done"
+    );
+    s.docker(&["run", "-d", "--name", "swapper", &bb, "sh", "-c", &script])
+        .ok();
+    let dir = tempfile::tempdir_in(test_tmp()).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let dest = dir.path().join(format!("got{i}"));
+        let r = s.docker(&[
+            "cp",
+            "-L",
+            &format!("swapper:/tmp/sw/tmp/{marker}"),
+            dest.to_str().unwrap(),
+        ]);
+        if r.code == 0 {
+            let got = std::fs::read_to_string(&dest).unwrap_or_else(|e| {
+                panic!(
+                    "{e}: {r:?} {:?}",
+                    std::fs::read_dir(dir.path())
+                        .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+                )
+            });
+            assert_ne!(got.trim(), "HOST", "cp read the host's file");
+            seen.insert(got.trim().to_string());
+        }
+    }
+    assert!(!seen.is_empty(), "some copies went through");
+    // And into the container: writes land inside, never on the host.
+    let upload = dir.path().join(&marker);
+    std::fs::write(&upload, "UPLOADED").unwrap();
+    for _ in 0..10 {
+        let _ = s.docker(&["cp", upload.to_str().unwrap(), "swapper:/tmp/sw/tmp/"]);
+    }
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "HOST");
+    let _ = std::fs::remove_file(&host_file);
+}

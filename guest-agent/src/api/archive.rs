@@ -97,20 +97,47 @@ pub async fn get(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiErr
         // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure leaves the default size.
         unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
     }
+    // The path may vanish between the stat and the copy (the container changes its files as
+    // it likes): the first bytes, or the helper's verdict, come before our status line.
+    let mut stdout = stdout;
+    let mut first = BytesMut::with_capacity(1 << 20);
+    let n = stdout
+        .read_buf(&mut first)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the copy helper: {e}")))?;
+    if n == 0 {
+        let mut err = Vec::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_end(&mut err).await;
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| ApiError::internal(format!("copy helper: {e}")))?;
+        return Err(failure(status.code().or(Some(1)), &err, &c));
+    }
     // The guard (a stopped container's temporary mount) lives as long as the stream.
-    let state = (stdout, child, guard);
+    let state = (stdout, child, guard, Some(first.freeze()));
     let stream = futures::stream::unfold(Some(state), |st| async move {
-        let (mut out, mut child, guard) = st?;
+        let (mut out, mut child, guard, first) = st?;
+        if let Some(first) = first {
+            return Some((
+                Ok::<_, std::io::Error>(Frame::data(first)),
+                Some((out, child, guard, None)),
+            ));
+        }
         let mut buf = BytesMut::with_capacity(1 << 20);
         match out.read_buf(&mut buf).await {
             Ok(n) if n > 0 => Some((
                 Ok::<_, std::io::Error>(Frame::data(buf.freeze())),
-                Some((out, child, guard)),
+                Some((out, child, guard, None)),
             )),
             _ => {
-                let _ = child.wait().await;
+                let ok = child.wait().await.map(|s| s.success()).unwrap_or(false);
                 drop(guard);
-                None
+                // A helper that failed mid-way must not look like a complete archive: ending
+                // the body with an error makes the client see a broken transfer.
+                (!ok).then(|| (Err(std::io::Error::other("the copy failed part way")), None))
             }
         }
     });
@@ -173,13 +200,15 @@ pub async fn put(
         v
     });
     let mut body = req.into_body();
+    let mut refused = false;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
         if let Ok(data) = frame.into_data() {
             let data: Bytes = data;
-            // The helper stops reading when it refuses the stream: its verdict comes below.
-            if stdin.write_all(&data).await.is_err() {
-                break;
+            // The helper stops reading when it refuses the stream: the rest of the upload is
+            // read and dropped, so the client gets our verdict rather than a broken pipe.
+            if refused || stdin.write_all(&data).await.is_err() {
+                refused = true;
             }
         }
     }

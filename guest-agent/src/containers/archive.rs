@@ -169,10 +169,19 @@ fn get(path: &str) -> Result<i32> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
-    if md.is_dir() {
-        b.append_dir_all(&base, p)?;
+    let added = if md.is_dir() {
+        b.append_dir_all(&base, p)
     } else {
-        b.append_path_with_name(p, &base)?;
+        b.append_path_with_name(p, &base)
+    };
+    if let Err(e) = added {
+        // Dropping a Builder ends the archive cleanly, which would pass a half copy off as a
+        // whole one: leave it unfinished, so the agent sees the failure.
+        std::mem::forget(b);
+        return Err(coded(
+            NOT_FOUND,
+            format!("Could not copy {path} from container: {e}"),
+        ));
     }
     b.into_inner()?.flush()?;
     Ok(0)
