@@ -622,3 +622,43 @@ fn cp_never_reaches_the_host_while_the_container_swaps_symlinks() {
     assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "HOST");
     let _ = std::fs::remove_file(&host_file);
 }
+
+#[test]
+fn events_tell_what_happened_to_containers() {
+    let (s, bb) = ready();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    s.docker(&[
+        "run", "--rm", "--name", "evented", &bb, "sh", "-c", "exit 4",
+    ]);
+    s.docker(&["run", "-d", "--name", "other", &bb, "true"])
+        .ok();
+    let until = (t0 + 3).to_string();
+    let ev = s
+        .docker(&[
+            "events",
+            "--since",
+            &t0.saturating_sub(1).to_string(),
+            "--until",
+            &until,
+            "--filter",
+            "container=evented",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
+        ])
+        .ok();
+    let lines: Vec<&str> = ev.lines();
+    assert_eq!(
+        lines,
+        [
+            "container create evented <no value>",
+            "container start evented <no value>",
+            "container die evented 4",
+            "container destroy evented <no value>",
+        ],
+        "{}",
+        ev.stdout
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod containers;
+pub mod events;
 pub mod exec;
 pub mod http;
 pub mod images;
@@ -185,6 +186,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         }
         (&Method::GET, "/containers/json") => return containers::list(&ctx, &q),
         (&Method::GET, "/system/df") => return stats::df(&ctx, &q),
+        (&Method::GET, "/events") => return events::events(&ctx, &q),
         (&Method::POST, "/containers/prune") => return containers::prune(&ctx, &q).await,
         // Networks and the build cache are not ours yet; `system prune` asks for both.
         (&Method::POST, "/networks/prune") => {

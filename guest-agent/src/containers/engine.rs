@@ -115,6 +115,7 @@ struct Index {
 }
 
 pub struct Containers {
+    pub events: super::events::Events,
     dir: PathBuf,
     runtime_root: PathBuf,
     images: Arc<Store>,
@@ -186,6 +187,7 @@ impl Containers {
             index.by_id.insert(c.id.clone(), c);
         }
         Ok(Arc::new(Self {
+            events: Default::default(),
             dir,
             runtime_root,
             images,
@@ -217,6 +219,18 @@ impl Containers {
                 });
             }
         }
+    }
+
+    /// A container event with docker's attributes (name, image, labels, and `extra`).
+    fn emit(&self, action: &str, c: &Container, extra: &[(&str, String)]) {
+        let rec = c.record();
+        let mut attrs: HashMap<String, String> = rec.config.labels.clone().unwrap_or_default();
+        attrs.insert("name".into(), rec.name.clone());
+        attrs.insert("image".into(), rec.config.image.clone().unwrap_or_default());
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.clone());
+        }
+        self.events.emit(action, &c.id, attrs);
     }
 
     pub fn all(&self) -> Vec<Arc<Container>> {
@@ -353,16 +367,16 @@ impl Containers {
             return Err(ApiError::internal(format!("creating the container: {e:#}")));
         }
         idx.names.insert(name, id.clone());
-        idx.by_id.insert(
-            id.clone(),
-            Arc::new(Container {
-                id: id.clone(),
-                dir,
-                rec: Mutex::new(rec),
-                changed: watch::channel(0).0,
-                op: Arc::new(tokio::sync::Mutex::new(())),
-            }),
-        );
+        let c = Arc::new(Container {
+            id: id.clone(),
+            dir,
+            rec: Mutex::new(rec),
+            changed: watch::channel(0).0,
+            op: Arc::new(tokio::sync::Mutex::new(())),
+        });
+        idx.by_id.insert(id.clone(), c.clone());
+        drop(idx);
+        self.emit("create", &c, &[]);
         Ok((id, Vec::new()))
     }
 
@@ -487,6 +501,7 @@ impl Containers {
                     r.state.stopped_by_user = false;
                 })?;
                 self.watch_shim(c.clone(), shim_pid);
+                self.emit("start", c, &[]);
                 Ok(())
             }
             Started::Failed { error } => Err(anyhow!(error)),
@@ -576,6 +591,11 @@ impl Containers {
         if let Err(e) = res {
             tracing::warn!("recording the exit of {}: {e:#}", c.id);
         }
+        let ended = c.record().state;
+        if ended.oom_killed {
+            self.emit("oom", &c, &[]);
+        }
+        self.emit("die", &c, &[("exitCode", ended.exit_code.to_string())]);
         if rec.host_config.auto_remove.unwrap_or(false) {
             if let Err(e) = self.remove(&c, true).await {
                 tracing::warn!("auto-removing {}: {}", c.id, e.message);
@@ -620,12 +640,26 @@ impl Containers {
         }
         c.shim_request(&format!("kill {signal}"))
             .await
-            .map(|_| ())
-            .map_err(|e| ApiError::internal(format!("signalling the container: {e:#}")))
+            .map_err(|e| ApiError::internal(format!("signalling the container: {e:#}")))?;
+        self.emit("kill", c, &[("signal", signal.to_string())]);
+        Ok(())
     }
 
     /// docker stop: the stop signal, then SIGKILL after the timeout. Ok(false): not running.
     pub async fn stop(
+        &self,
+        c: &Arc<Container>,
+        timeout: Option<i64>,
+        signal: Option<i32>,
+    ) -> Result<bool, ApiError> {
+        let stopped = self.stop_running(c, timeout, signal).await?;
+        if stopped {
+            self.emit("stop", c, &[]);
+        }
+        Ok(stopped)
+    }
+
+    async fn stop_running(
         &self,
         c: &Arc<Container>,
         timeout: Option<i64>,
@@ -720,6 +754,7 @@ impl Containers {
         drop(idx);
         // Waiters for "removed" see the sender's generation bump; the record stays readable.
         c.changed.send_modify(|g| *g += 1);
+        self.emit("destroy", c, &[]);
         Ok(())
     }
 
@@ -783,7 +818,9 @@ impl Containers {
         idx.names.insert(new.clone(), c.id.clone());
         drop(idx);
         c.update(|r| r.name = new)
-            .map_err(|e| ApiError::internal(format!("{e:#}")))
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        self.emit("rename", c, &[("oldName", format!("/{old}"))]);
+        Ok(())
     }
 
     pub async fn set_paused(&self, c: &Container, pause: bool) -> Result<(), ApiError> {
@@ -826,7 +863,9 @@ impl Containers {
                 Status::Running
             };
         })
-        .map_err(|e| ApiError::internal(format!("{e:#}")))
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        self.emit(if pause { "pause" } else { "unpause" }, c, &[]);
+        Ok(())
     }
 
     /// The container's root filesystem, mounted for a copy. A stopped container's is

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod engine;
+pub mod events;
 pub mod exec;
 pub mod logs;
 pub mod names;
