@@ -1,7 +1,8 @@
 #![recursion_limit = "256"]
-//! skiff-agent: the engine. It serves the Docker Engine API and keeps images (and, later,
-//! containers and networks). It runs natively on a Linux host, or as PID 1 in skiff's VM.
+//! skiff-agent: the engine. It serves the Docker Engine API and keeps images, containers and
+//! networks. It runs natively on a Linux host, or as PID 1 in skiff's VM.
 
 pub mod api;
 pub mod containers;
 pub mod images;
+pub mod network;

@@ -85,7 +85,8 @@ fn run(args: Args) -> Result<()> {
         },
     });
     let id = agent_id(&root)?;
-    let containers = Containers::open(&root, store.clone())?;
+    let networks = skiff_agent::network::Networks::open(&root)?;
+    let containers = Containers::open(&root, store.clone(), networks)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,7 +99,7 @@ fn run(args: Args) -> Result<()> {
             "serving the Docker Engine API on unix://{}",
             socket.display()
         );
-        containers.recover();
+        containers.recover().await;
         let ctx = Arc::new(Ctx {
             containers,
             execs: Default::default(),

@@ -313,38 +313,9 @@ pub fn inspect(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
         },
         "Mounts": [],
         "Config": serde_json::to_value(&rec.config).unwrap_or(json!({})),
-        "NetworkSettings": network_settings(&rec),
+        "NetworkSettings": super::networks::network_settings(ctx, &c),
     });
     Ok(json(StatusCode::OK, &body))
-}
-
-fn network_settings(rec: &CRecord) -> Value {
-    let mode = rec.host_config.network_mode.clone().unwrap_or_default();
-    json!({
-        "Bridge": "",
-        "SandboxID": "",
-        "SandboxKey": "",
-        "Ports": {},
-        "HairpinMode": false,
-        "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0,
-        "SecondaryIPAddresses": Value::Null,
-        "SecondaryIPv6Addresses": Value::Null,
-        "EndpointID": "",
-        "Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "",
-        "IPPrefixLen": 0,
-        "IPv6Gateway": "",
-        "MacAddress": "",
-        "Networks": { if mode == "default" { "none".to_string() } else { mode }: {
-            "IPAMConfig": Value::Null, "Links": Value::Null, "Aliases": Value::Null,
-            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": Value::Null,
-        }},
-    })
 }
 
 /// docker's STATUS column text.
@@ -492,12 +463,15 @@ pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
             "ImageID": rec.image_id,
             "Command": rec.command_line(),
             "Created": parse_time(Some(&rec.created)),
-            "Ports": [],
+            "Ports": crate::network::ports::list_ports(
+                &rec.config.exposed_ports.clone().unwrap_or_default(),
+                &super::networks::published(&rec),
+            ),
             "Labels": labels,
             "State": st.as_str(),
             "Status": status_text(&rec, now),
             "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_default()},
-            "NetworkSettings": {"Networks": {}},
+            "NetworkSettings": {"Networks": super::networks::container_networks(ctx, &rec)},
             "Mounts": [],
         });
         if with_size {

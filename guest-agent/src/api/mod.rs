@@ -6,6 +6,7 @@ pub mod events;
 pub mod exec;
 pub mod http;
 pub mod images;
+pub mod networks;
 pub mod stats;
 pub mod streams;
 pub mod system;
@@ -188,13 +189,13 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         (&Method::GET, "/system/df") => return stats::df(&ctx, &q),
         (&Method::GET, "/events") => return events::events(&ctx, &q),
         (&Method::POST, "/containers/prune") => return containers::prune(&ctx, &q).await,
-        // Networks and the build cache are not ours yet; `system prune` asks for both.
-        (&Method::POST, "/networks/prune") => {
-            return Ok(http::json(
-                StatusCode::OK,
-                &serde_json::json!({"NetworksDeleted": null}),
-            ))
+        (&Method::GET, "/networks") => return networks::list(&ctx, &q),
+        (&Method::POST, "/networks/create") => {
+            let body = read_body(req).await?;
+            return networks::create(&ctx, &body);
         }
+        (&Method::POST, "/networks/prune") => return networks::prune(&ctx, &q).await,
+        // The build cache is not ours yet; `system prune` asks for it.
         (&Method::POST, "/build/prune") => {
             return Ok(http::json(
                 StatusCode::OK,
@@ -217,6 +218,20 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
     }
     if let Some(rest) = path.strip_prefix("/containers/") {
         return route_container(ctx, req, &method, rest, &q).await;
+    }
+    if let Some(rest) = path.strip_prefix("/networks/") {
+        let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return match (&method, action) {
+            (&Method::GET, "") => networks::inspect(&ctx, id),
+            (&Method::DELETE, "") => networks::remove(&ctx, id).await,
+            (&Method::POST, "connect") | (&Method::POST, "disconnect") => {
+                let body = read_body(req).await?;
+                networks::connect(&ctx, id, &body, action == "disconnect").await
+            }
+            _ => Err(ApiError::not_found(format!(
+                "page not found: {method} {raw_path} is not supported by skiff"
+            ))),
+        };
     }
 
     if let Some(rest) = path.strip_prefix("/images/") {

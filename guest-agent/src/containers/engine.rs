@@ -18,6 +18,7 @@ use super::shim::{self, ExitInfo, ShimConfig, Started};
 use super::{names, security, spec, user};
 use crate::api::http::ApiError;
 use crate::images::store::Store;
+use crate::network::{self, EndpointConfig, Mode, Networks};
 
 const RECORD_FILE: &str = "container.json";
 pub const LOG_FILE: &str = "container.log";
@@ -121,6 +122,7 @@ pub struct Containers {
     images: Arc<Store>,
     index: Mutex<Index>,
     agent_exe: PathBuf,
+    pub networks: Arc<Networks>,
 }
 
 pub struct RootfsGuard {
@@ -141,7 +143,7 @@ pub enum WaitCondition {
 }
 
 impl Containers {
-    pub fn open(root: &Path, images: Arc<Store>) -> Result<Arc<Self>> {
+    pub fn open(root: &Path, images: Arc<Store>, networks: Arc<Networks>) -> Result<Arc<Self>> {
         let dir = root.join("containers");
         let runtime_root = root.join("runtime");
         for d in [&dir, &runtime_root] {
@@ -193,18 +195,22 @@ impl Containers {
             images,
             index: Mutex::new(index),
             agent_exe,
+            networks,
         }))
     }
 
     /// After an agent (re)start: find the shims of running containers again, record the exits
     /// that happened meanwhile, and apply restart policies as docker does at daemon start.
-    pub fn recover(self: &Arc<Self>) {
+    pub async fn recover(self: &Arc<Self>) {
         for c in self.all() {
             let rec = c.record();
             if rec.state.status.is_live() || rec.state.status == Status::Restarting {
                 if rec.state.shim_pid > 0
                     && process_start_time(rec.state.shim_pid as i32) == Some(rec.state.shim_start)
                 {
+                    if let Some(net) = &rec.net {
+                        self.networks.adopt(&rec.id, &rec.name, net).await;
+                    }
                     self.watch_shim(c.clone(), rec.state.shim_pid as i32);
                 } else {
                     let me = self.clone();
@@ -219,6 +225,7 @@ impl Containers {
                 });
             }
         }
+        self.networks.sweep_stale().await;
     }
 
     /// A container event with docker's attributes (name, image, labels, and `extra`).
@@ -314,6 +321,9 @@ impl Containers {
         {
             host_config.network_mode = Some("default".into());
         }
+        let networks = self.members_of(&body, &host_config)?;
+        let exposed = config.exposed_ports.clone().unwrap_or_default();
+        network::ports::requests(&host_config, &exposed).map_err(ApiError::bad_request)?;
 
         let id = new_id();
         let mut idx = self.index.lock().unwrap_or_else(|p| p.into_inner());
@@ -354,6 +364,8 @@ impl Containers {
                 .iter()
                 .map(|l| l.diff_id.clone())
                 .collect(),
+            networks,
+            net: None,
         };
         let dir = self.dir.join(&id);
         let made = (|| -> Result<()> {
@@ -378,6 +390,193 @@ impl Containers {
         drop(idx);
         self.emit("create", &c, &[]);
         Ok((id, Vec::new()))
+    }
+
+    /// The networks a new container joins: the one its network mode names (the default
+    /// bridge for "default"), then any other the request lists, each with its aliases and
+    /// requested address, checked as docker checks them.
+    fn members_of(
+        &self,
+        body: &ContainerCreateBody,
+        hc: &bollard::models::HostConfig,
+    ) -> Result<Vec<(String, EndpointConfig)>, ApiError> {
+        let mode = hc.network_mode.as_deref().unwrap_or("default");
+        let endpoints = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.clone())
+            .unwrap_or_default();
+        match network::mode_of(mode) {
+            Mode::Host | Mode::Container(_) => return Ok(Vec::new()),
+            Mode::Own if mode == "none" => return Ok(Vec::new()),
+            Mode::Own => {}
+        }
+        let primary_key = if mode == "default" { "bridge" } else { mode };
+        let primary = self.networks.get(primary_key)?;
+        if primary.driver == "null" {
+            return Ok(Vec::new());
+        }
+        let mut keys: Vec<&String> = endpoints.keys().collect();
+        // The mode's own network first: it gets eth0 and the default route.
+        keys.sort_by_key(|k| !(k.as_str() == "default" || *k == mode || *k == &primary.name));
+        let mut out: Vec<(String, EndpointConfig)> = Vec::new();
+        for key in keys {
+            let es = &endpoints[key];
+            let n = if key == "default" || key == mode {
+                primary.clone()
+            } else {
+                self.networks.get(key)?
+            };
+            let cfg = endpoint_config(es)?;
+            check_endpoint(&n, &cfg)?;
+            if !out.iter().any(|(id, _)| *id == n.id) {
+                out.push((n.id.clone(), cfg));
+            }
+        }
+        if !out.iter().any(|(id, _)| *id == primary.id) {
+            out.insert(0, (primary.id.clone(), EndpointConfig::default()));
+        }
+        Ok(out)
+    }
+
+    /// The container's network for a start: its own namespace wired to its networks, the
+    /// host's (None), or another container's.
+    async fn join_network(
+        &self,
+        c: &Arc<Container>,
+        rec: &Record,
+        hostname: &str,
+    ) -> Result<(Option<PathBuf>, Option<network::NetState>)> {
+        match network::mode_of(rec.host_config.network_mode.as_deref().unwrap_or("")) {
+            Mode::Host => Ok((None, None)),
+            Mode::Container(other) => {
+                let o = self.get(&other).map_err(|e| anyhow!(e.message))?;
+                let orec = o.record();
+                let ns = orec
+                    .net
+                    .as_ref()
+                    .and_then(|n| n.netns.clone())
+                    .filter(|_| orec.state.status.is_live())
+                    .ok_or_else(|| {
+                        anyhow!("cannot join network namespace of a non running container: {other} is not running")
+                    })?;
+                Ok((Some(ns), orec.net.clone()))
+            }
+            Mode::Own => {
+                let exposed = rec.config.exposed_ports.clone().unwrap_or_default();
+                let ports =
+                    network::ports::requests(&rec.host_config, &exposed).map_err(|e| anyhow!(e))?;
+                let joining = network::Joining {
+                    id: &rec.id,
+                    name: &rec.name,
+                    hostname,
+                    dir: &c.dir,
+                    members: &rec.networks,
+                    ports: &ports,
+                };
+                let state = self
+                    .networks
+                    .attach(&joining)
+                    .await
+                    .map_err(|e| anyhow!(e.message))?;
+                let saved = c.update(|r| r.net = Some(state.clone()));
+                if let Err(e) = saved {
+                    self.networks.detach(&rec.id, &state).await;
+                    return Err(e);
+                }
+                Ok((state.netns.clone(), Some(state)))
+            }
+        }
+    }
+
+    /// Undo the container's network (after its end, or a failed start).
+    async fn release_network(&self, c: &Container) {
+        if let Some(net) = c.record().net {
+            self.networks.detach(&c.id, &net).await;
+            let _ = c.update(|r| r.net = None);
+        }
+    }
+
+    /// `docker network connect`: now if it runs, at its next start otherwise.
+    pub async fn connect(
+        &self,
+        c: &Arc<Container>,
+        n: &crate::network::store::Network,
+        cfg: EndpointConfig,
+    ) -> Result<(), ApiError> {
+        let _op = c.op.lock().await;
+        let rec = c.record();
+        let mode = rec.host_config.network_mode.clone().unwrap_or_default();
+        if network::mode_of(&mode) != Mode::Own || mode == "none" {
+            return Err(ApiError::bad_request(format!(
+                "container cannot be connected to network {}: it uses network mode {mode}",
+                n.name
+            )));
+        }
+        check_endpoint(n, &cfg)?;
+        if rec.networks.iter().any(|(id, _)| *id == n.id) {
+            return Err(ApiError::new(
+                hyper::StatusCode::FORBIDDEN,
+                format!(
+                    "endpoint with name {} already exists in network {}",
+                    rec.name, n.name
+                ),
+            ));
+        }
+        if rec.state.status.is_live() {
+            let mut st = rec.net.clone().unwrap_or_default();
+            let hostname = rec.config.hostname.clone().unwrap_or_default();
+            let joining = network::Joining {
+                id: &rec.id,
+                name: &rec.name,
+                hostname: &hostname,
+                dir: &c.dir,
+                members: &[],
+                ports: &[],
+            };
+            self.networks
+                .connect_live(&joining, n, &cfg, &mut st)
+                .await?;
+            c.update(|r| r.net = Some(st))
+                .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        }
+        c.update(|r| r.networks.push((n.id.clone(), cfg)))
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        Ok(())
+    }
+
+    pub async fn disconnect(
+        &self,
+        c: &Arc<Container>,
+        n: &crate::network::store::Network,
+    ) -> Result<(), ApiError> {
+        let _op = c.op.lock().await;
+        let rec = c.record();
+        if !rec.networks.iter().any(|(id, _)| *id == n.id) {
+            return Err(ApiError::new(
+                hyper::StatusCode::FORBIDDEN,
+                format!(
+                    "container {} is not connected to network {}",
+                    rec.id, n.name
+                ),
+            ));
+        }
+        if let Some(mut st) = rec.net.clone().filter(|_| rec.state.status.is_live()) {
+            self.networks.disconnect_live(&rec.id, &n.id, &mut st).await;
+            c.update(|r| r.net = Some(st))
+                .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        }
+        c.update(|r| r.networks.retain(|(id, _)| *id != n.id))
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        Ok(())
+    }
+
+    /// Containers (any state) on network `id`.
+    pub fn on_network(&self, id: &str) -> Vec<Arc<Container>> {
+        self.all()
+            .into_iter()
+            .filter(|c| c.record().networks.iter().any(|(n, _)| n == id))
+            .collect()
     }
 
     fn lower_dirs(&self, rec: &Record) -> Result<Vec<PathBuf>> {
@@ -419,6 +618,7 @@ impl Containers {
                     128
                 };
                 let _ = rootfs::unmount_rootfs(&c.paths());
+                self.release_network(c).await;
                 let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
                 let _ = c.update(|r| {
                     r.state.exit_code = code;
@@ -451,7 +651,11 @@ impl Containers {
             .clone()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| rec.short_id().to_string());
-        rootfs::write_etc_files(&c.dir, &hostname)?;
+        let (netns, net) = self.join_network(c, &rec, &hostname).await?;
+        let (hosts, resolv) = self
+            .networks
+            .etc_files(net.as_ref(), &hostname, &rec.host_config);
+        rootfs::write_etc_files(&c.dir, &hostname, &hosts, &resolv)?;
         let bundle = c.dir.join("bundle");
         std::fs::create_dir_all(&bundle)?;
         let spec = spec::build(&spec::SpecInput {
@@ -460,6 +664,7 @@ impl Containers {
             dir: &c.dir,
             user: &resolved,
             hostname: &hostname,
+            netns: netns.as_deref(),
         })?;
         std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec)?)?;
         let console_size = rec
@@ -568,6 +773,7 @@ impl Containers {
             .ok()
             .and_then(|raw| serde_json::from_slice(&raw).ok());
         let _ = rootfs::unmount_rootfs(&c.paths());
+        self.release_network(&c).await;
         let rec = c.record();
         let res = c.update(|r| {
             r.state.status = Status::Exited;
@@ -898,6 +1104,55 @@ impl Containers {
     pub fn runtime_state_dir(&self, id: &str) -> PathBuf {
         self.runtime_root.join(id)
     }
+}
+
+fn endpoint_config(es: &bollard::models::EndpointSettings) -> Result<EndpointConfig, ApiError> {
+    let ipv4 = es
+        .ipam_config
+        .as_ref()
+        .and_then(|i| i.ipv4_address.clone())
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {a}")))
+        })
+        .transpose()?;
+    Ok(EndpointConfig {
+        aliases: es.aliases.clone().unwrap_or_default(),
+        ipv4,
+    })
+}
+
+/// docker reserves aliases and fixed addresses to user-defined networks.
+fn check_endpoint(
+    n: &crate::network::store::Network,
+    cfg: &EndpointConfig,
+) -> Result<(), ApiError> {
+    if !n.is_bridge() {
+        return Err(ApiError::bad_request(format!(
+            "container cannot be connected to network {} (driver {})",
+            n.name, n.driver
+        )));
+    }
+    if !cfg.aliases.is_empty() && n.builtin() {
+        return Err(ApiError::bad_request(
+            "network-scoped alias is supported only for containers in user defined networks",
+        ));
+    }
+    if cfg.ipv4.is_some() && n.builtin() {
+        return Err(ApiError::bad_request(
+            "user specified IP address is supported on user defined networks only",
+        ));
+    }
+    if let (Some(ip), Some(subnet)) = (cfg.ipv4, n.subnet) {
+        if !subnet.contains(&ip) {
+            return Err(ApiError::bad_request(format!(
+                "no configured subnet or ip-range contain the IP address {ip} (network {} is {subnet})",
+                n.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn validate_host_config(hc: &bollard::models::HostConfig) -> Result<(), ApiError> {

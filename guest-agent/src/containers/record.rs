@@ -92,6 +92,12 @@ pub struct Record {
     pub restart_count: i64,
     /// The diff IDs of the image's layers, lowest first: the overlay's lower dirs.
     pub layers: Vec<String>,
+    /// The networks it is on (by network ID, its first one first), with what it asked for.
+    #[serde(default)]
+    pub networks: Vec<(String, crate::network::EndpointConfig)>,
+    /// Its namespace, endpoints and published ports while it runs.
+    #[serde(default)]
+    pub net: Option<crate::network::NetState>,
 }
 
 impl Record {

@@ -121,15 +121,16 @@ pub fn unmount_rootfs(paths: &Paths) -> Result<()> {
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, in its directory.
-pub fn write_etc_files(dir: &Path, hostname: &str) -> Result<()> {
+/// `hosts_extra` (the container's own address, `--add-host`) follows docker's fixed lines.
+pub fn write_etc_files(dir: &Path, hostname: &str, hosts_extra: &str, resolv: &str) -> Result<()> {
     std::fs::write(dir.join("hostname"), format!("{hostname}\n")).context("writing hostname")?;
-    let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-                 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-                 ff02::2\tip6-allrouters\n";
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n{hosts_extra}"
+    );
     std::fs::write(dir.join("hosts"), hosts).context("writing hosts")?;
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    std::fs::write(dir.join("resolv.conf"), container_resolv_conf(&host_resolv))
-        .context("writing resolv.conf")?;
+    std::fs::write(dir.join("resolv.conf"), resolv).context("writing resolv.conf")?;
     Ok(())
 }
 

@@ -30,6 +30,8 @@ pub struct SpecInput<'a> {
     pub dir: &'a Path,
     pub user: &'a ResolvedUser,
     pub hostname: &'a str,
+    /// The network namespace to join; None shares the host's (`--network host`).
+    pub netns: Option<&'a Path>,
 }
 
 /// The environment as the process sees it: image + user (user wins per key), then PATH,
@@ -132,11 +134,18 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         process["consoleSize"] = json!({"height": size[0], "width": size[1]});
     }
 
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    if let Some(ns) = input.netns {
+        namespaces.push(json!({"type": "network", "path": ns}));
+    }
     let mut linux = json!({
-        "namespaces": [
-            {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-            {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"},
-        ],
+        "namespaces": namespaces,
         "cgroupsPath": cgroup_path(&rec.id),
         "resources": resources(rec)?,
     });

@@ -1,0 +1,303 @@
+//! Subnets and addresses. A subnet must not overlap the host's own routes nor any other
+//! agent's networks: agents on one machine (tests start many) each keep their networks in
+//! their own state dir, so the subnets they hold are also claimed machine-wide, one file per
+//! subnet under `/run/skiff/subnets`, under a lock. A claim whose owner no longer has the
+//! network is stale and is taken over.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+const CLAIMS_DIR: &str = "/run/skiff/subnets";
+
+/// docker's default address pools, in its order: the default bridge takes the first free one.
+pub fn default_pools() -> impl Iterator<Item = Ipv4Net> {
+    let wide = (17u8..=31).filter_map(|b| Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16).ok());
+    let narrow =
+        (0u8..16).filter_map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).ok());
+    wide.chain(narrow)
+}
+
+pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The host's IPv4 routes other than the default one: a subnet over any of them would
+/// hide part of the host's network from it.
+pub fn host_routes() -> Vec<Ipv4Net> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    parse_proc_route(&text)
+}
+
+fn parse_proc_route(text: &str) -> Vec<Ipv4Net> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let (Ok(dest), Ok(mask)) = (u32::from_str_radix(f[1], 16), u32::from_str_radix(f[7], 16))
+        else {
+            continue;
+        };
+        // /proc/net/route prints addresses in host byte order of a network-order value.
+        let dest = Ipv4Addr::from(u32::from_be(dest.to_le()));
+        let mask = Ipv4Addr::from(u32::from_be(mask.to_le()));
+        let Ok(prefix) = ipnet::ipv4_mask_to_prefix(mask) else {
+            continue;
+        };
+        if prefix == 0 {
+            continue;
+        }
+        if let Ok(n) = Ipv4Net::new(dest, prefix) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct Claim {
+    root: PathBuf,
+    network: String,
+}
+
+impl Claim {
+    fn live(&self) -> bool {
+        self.root
+            .join("networks")
+            .join(format!("{}.json", self.network))
+            .exists()
+    }
+}
+
+/// Machine-wide subnet claims.
+pub struct Claims {
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+impl Claims {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            dir: PathBuf::from(CLAIMS_DIR),
+            root: root.to_path_buf(),
+        }
+    }
+
+    #[cfg(test)]
+    fn in_dir(dir: &Path, root: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            root: root.to_path_buf(),
+        }
+    }
+
+    fn lock(&self) -> Result<std::fs::File> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(".lock"))?;
+        // SAFETY: a valid fd; flock has no memory-safety preconditions.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("locking the subnet claims");
+        }
+        Ok(f)
+    }
+
+    fn file(&self, net: &Ipv4Net) -> PathBuf {
+        self.dir
+            .join(format!("{}_{}", net.network(), net.prefix_len()))
+    }
+
+    /// Subnets held by other owners (live claims only) plus the host's routes.
+    fn taken(&self, me: &str) -> Vec<Ipv4Net> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some((addr, len)) = name.split_once('_') else {
+                continue;
+            };
+            let (Ok(addr), Ok(len)) = (addr.parse::<Ipv4Addr>(), len.parse::<u8>()) else {
+                continue;
+            };
+            let Ok(net) = Ipv4Net::new(addr, len) else {
+                continue;
+            };
+            let claim: Option<Claim> = std::fs::read(e.path())
+                .ok()
+                .and_then(|raw| serde_json::from_slice(&raw).ok());
+            match claim {
+                Some(c) if c.root == self.root && c.network == me => {}
+                Some(c) if c.live() => out.push(net),
+                _ => {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        out
+    }
+
+    /// Claim `want` (a subnet the user gave) for network `id`, or the first free pool subnet.
+    /// `own_routes` are routes of this agent's own bridges, which are not conflicts.
+    pub fn claim(&self, id: &str, want: Option<Ipv4Net>, own: &[Ipv4Net]) -> Result<Ipv4Net> {
+        let _lock = self.lock()?;
+        let mut taken = self.taken(id);
+        taken.extend(host_routes().into_iter().filter(|r| !own.contains(r)));
+        let chosen = match want {
+            Some(w) => {
+                if let Some(t) = taken.iter().find(|t| overlaps(t, &w)) {
+                    return Err(anyhow!(
+                        "Pool overlaps with other one on this address space: {w} overlaps {t}, which the host or another network uses; choose another --subnet"
+                    ));
+                }
+                w
+            }
+            None => default_pools()
+                .find(|p| !taken.iter().any(|t| overlaps(t, p)))
+                .ok_or_else(|| {
+                    anyhow!("all predefined address pools have been fully subnetted; remove unused networks or give --subnet")
+                })?,
+        };
+        let claim = Claim {
+            root: self.root.clone(),
+            network: id.to_string(),
+        };
+        let mut f = std::fs::File::create(self.file(&chosen))?;
+        f.write_all(&serde_json::to_vec(&claim)?)?;
+        Ok(chosen)
+    }
+
+    pub fn release(&self, id: &str, net: &Ipv4Net) {
+        let Ok(_lock) = self.lock() else { return };
+        let path = self.file(net);
+        let mine = std::fs::read(&path)
+            .ok()
+            .and_then(|raw| serde_json::from_slice::<Claim>(&raw).ok())
+            .is_some_and(|c| c.root == self.root && c.network == id);
+        if mine {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The gateway docker picks: the subnet's first host address.
+pub fn default_gateway(net: &Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()) + 1)
+}
+
+/// The next free address after `last` (wrapping), so that a just-released address is not
+/// handed to the next container while peers may still have it in their ARP caches.
+pub fn allocate(
+    subnet: &Ipv4Net,
+    range: Option<&Ipv4Net>,
+    gateway: Ipv4Addr,
+    used: &BTreeSet<Ipv4Addr>,
+    last: Option<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
+    let pool = range.unwrap_or(subnet);
+    let first = u32::from(pool.network()).max(u32::from(subnet.network()) + 1);
+    let end = u32::from(pool.broadcast()).min(u32::from(subnet.broadcast()) - 1);
+    if first > end {
+        return None;
+    }
+    let start = last
+        .map(u32::from)
+        .filter(|l| (first..=end).contains(l))
+        .map(|l| if l == end { first } else { l + 1 })
+        .unwrap_or(first);
+    let span = end - first + 1;
+    (0..span)
+        .map(|i| first + (start - first + i) % span)
+        .map(Ipv4Addr::from)
+        .find(|a| *a != gateway && !used.contains(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn proc_route_is_read_in_network_order() {
+        let text =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        assert_eq!(
+            parse_proc_route(text),
+            vec![net("192.0.2.0/24"), net("172.17.0.0/16")]
+        );
+    }
+
+    #[test]
+    fn addresses_skip_network_gateway_broadcast_and_used() {
+        let s = net("10.1.0.0/29");
+        let gw = default_gateway(&s);
+        assert_eq!(gw, Ipv4Addr::new(10, 1, 0, 1));
+        let mut used = BTreeSet::new();
+        let a = allocate(&s, None, gw, &used, None).unwrap();
+        assert_eq!(a, Ipv4Addr::new(10, 1, 0, 2));
+        used.insert(a);
+        let b = allocate(&s, None, gw, &used, Some(a)).unwrap();
+        assert_eq!(b, Ipv4Addr::new(10, 1, 0, 3));
+        // Wraps past the end, never gives .7 (broadcast) or .0.
+        let last = Ipv4Addr::new(10, 1, 0, 6);
+        assert_eq!(allocate(&s, None, gw, &used, Some(last)), Some(b));
+        used.extend((3..=6).map(|i| Ipv4Addr::new(10, 1, 0, i)));
+        assert_eq!(allocate(&s, None, gw, &used, Some(last)), None);
+    }
+
+    #[test]
+    fn ip_range_limits_the_pool() {
+        let s = net("10.2.0.0/16");
+        let r = net("10.2.5.0/30");
+        let gw = default_gateway(&s);
+        let a = allocate(&s, Some(&r), gw, &BTreeSet::new(), None).unwrap();
+        assert_eq!(a, Ipv4Addr::new(10, 2, 5, 0));
+    }
+
+    #[test]
+    fn claims_avoid_each_other_and_take_over_stale_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root_a = tmp.path().join("a");
+        let root_b = tmp.path().join("b");
+        for r in [&root_a, &root_b] {
+            std::fs::create_dir_all(r.join("networks")).unwrap();
+        }
+        let claims_dir = tmp.path().join("claims");
+        let a = Claims::in_dir(&claims_dir, &root_a);
+        let b = Claims::in_dir(&claims_dir, &root_b);
+        let na = a.claim("n1", None, &[]).unwrap();
+        std::fs::write(root_a.join("networks/n1.json"), "{}").unwrap();
+        let nb = b.claim("n2", None, &[]).unwrap();
+        assert!(!overlaps(&na, &nb), "{na} vs {nb}");
+        // An explicit subnet inside another agent's is refused.
+        let inside = Ipv4Net::new(na.network(), 24).unwrap();
+        let err = b.claim("n3", Some(inside), &[]).unwrap_err();
+        assert!(err.to_string().contains("overlaps"), "{err}");
+        // Once that agent no longer has the network, its claim is stale.
+        std::fs::remove_file(root_a.join("networks/n1.json")).unwrap();
+        assert_eq!(b.claim("n3", Some(inside), &[]).unwrap(), inside);
+        // Re-claiming one's own subnet is fine.
+        assert_eq!(b.claim("n3", Some(inside), &[]).unwrap(), inside);
+        b.release("n3", &inside);
+        assert!(!claims_dir.join(format!("{}_24", inside.network())).exists());
+    }
+}

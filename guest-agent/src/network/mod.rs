@@ -1,0 +1,901 @@
+//! Container networking, natively: docker's `bridge`, `host` and `none` networks plus
+//! user-defined bridge networks with name resolution, and published ports.
+//!
+//! Shape (docs/ARCHITECTURE.md "Networks"): each bridge network is a Linux bridge holding the
+//! gateway address, brought up when its first container starts and taken down a little after
+//! its last one stops (`LINGER`, so back-to-back `run --rm` do not rebuild it each time;
+//! `network prune`/`rm` take it down at once). Each running container has its own network
+//! namespace, made and pinned by the agent, with one veth per network. Forwarding and NAT are
+//! per-network iptables rules (`firewall`), names are answered by a DNS server on each
+//! user-defined network's gateway (`dns`), and published ports are sockets the agent holds
+//! and forwards (`proxy`), so no per-container firewall rule exists.
+
+pub mod dns;
+pub mod firewall;
+pub mod ipam;
+pub mod link;
+pub mod ports;
+pub mod proxy;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use self::firewall::{BridgeRules, Firewall};
+use self::ipam::Claims;
+use self::link::Netlink;
+use self::ports::Published;
+use self::store::{Network, NetworkStore};
+use crate::api::http::ApiError;
+
+/// How long an unused bridge stays up.
+const LINGER: Duration = Duration::from_secs(10);
+
+/// What a container asked for on one network; kept in its record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointConfig {
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+}
+
+/// A container's presence on one network while it runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub network_id: String,
+    pub endpoint_id: String,
+    pub host_veth: String,
+    pub ifname: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    /// The names it answers to on this network.
+    pub dns_names: Vec<String>,
+}
+
+/// A running container's network, kept in its record so that a restarted agent can take it
+/// back (and tear it down once the container is gone).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NetState {
+    pub netns: Option<PathBuf>,
+    pub endpoints: Vec<Endpoint>,
+    pub ports: Vec<Published>,
+}
+
+impl NetState {
+    pub fn first_ip(&self) -> Option<Ipv4Addr> {
+        self.endpoints.first().map(|e| e.ip)
+    }
+}
+
+/// What `attach` needs to know about the container.
+pub struct Joining<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub hostname: &'a str,
+    pub dir: &'a Path,
+    pub members: &'a [(String, EndpointConfig)],
+    pub ports: &'a [ports::Request],
+}
+
+/// How a container's network mode resolves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// Its own namespace on these bridge networks (none: loopback only, `--network none`).
+    Own,
+    Host,
+    /// Another container's namespace (`--network container:NAME`).
+    Container(String),
+}
+
+pub fn mode_of(network_mode: &str) -> Mode {
+    match network_mode {
+        "host" => Mode::Host,
+        m if m.starts_with("container:") => Mode::Container(m["container:".len()..].to_string()),
+        _ => Mode::Own,
+    }
+}
+
+#[derive(Default)]
+struct State {
+    nets: Vec<Network>,
+    used: HashMap<String, BTreeSet<Ipv4Addr>>,
+    last: HashMap<String, Ipv4Addr>,
+    /// Live endpoints per network.
+    users: HashMap<String, usize>,
+    /// Networks whose bridge is up, with a generation for the linger timer.
+    active: HashMap<String, u64>,
+    dns: HashMap<String, dns::Server>,
+    forwards: HashMap<String, Vec<proxy::Forward>>,
+    generation: u64,
+}
+
+/// One container's names on a network: (container id, address, names).
+type NameEntry = (String, Ipv4Addr, Vec<String>);
+
+/// Names per network for the DNS servers.
+#[derive(Default)]
+pub struct NameTable {
+    by_net: RwLock<HashMap<String, Vec<NameEntry>>>,
+}
+
+impl NameTable {
+    fn nets_of(&self, client: IpAddr) -> Vec<String> {
+        let IpAddr::V4(c) = client else {
+            return Vec::new();
+        };
+        let t = self.by_net.read().unwrap_or_else(|p| p.into_inner());
+        t.iter()
+            .filter(|(_, entries)| entries.iter().any(|(_, ip, _)| *ip == c))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+impl dns::Names for NameTable {
+    fn lookup(&self, client: IpAddr, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let nets = self.nets_of(client);
+        let t = self.by_net.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<Ipv4Addr> = nets
+            .iter()
+            .filter_map(|n| t.get(n))
+            .flatten()
+            .filter(|(_, _, names)| names.iter().any(|x| x.eq_ignore_ascii_case(name)))
+            .map(|(_, ip, _)| *ip)
+            .collect();
+        out.dedup();
+        (!out.is_empty()).then_some(out)
+    }
+
+    fn reverse(&self, client: IpAddr, addr: Ipv4Addr) -> Option<String> {
+        let nets = self.nets_of(client);
+        let t = self.by_net.read().unwrap_or_else(|p| p.into_inner());
+        nets.iter()
+            .filter_map(|n| t.get(n))
+            .flatten()
+            .find(|(_, ip, _)| *ip == addr)
+            .and_then(|(_, _, names)| names.first().cloned())
+    }
+}
+
+pub struct Networks {
+    store: NetworkStore,
+    claims: Claims,
+    tag: String,
+    fw: Firewall,
+    state: Mutex<State>,
+    /// Serializes bridge, firewall and DNS changes.
+    op: tokio::sync::Mutex<()>,
+    nl: tokio::sync::OnceCell<Netlink>,
+    names: Arc<NameTable>,
+    ipv6: bool,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .is_err()
+    {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        buf = Sha256::digest(format!("{nanos}{}", std::process::id()))[..bytes].to_vec();
+    }
+    hex::encode(buf)
+}
+
+impl Networks {
+    pub fn open(root: &Path) -> Result<Arc<Self>> {
+        let store = NetworkStore::open(root)?;
+        let tag = hex::encode(&Sha256::digest(root.as_os_str().as_encoded_bytes())[..2]);
+        let claims = Claims::new(root);
+        let mut nets = store.load_all()?;
+        for (name, driver) in store::BUILTIN {
+            if nets.iter().any(|n| n.name == name) {
+                continue;
+            }
+            let mut n = Network {
+                id: random_hex(32),
+                name: name.into(),
+                driver: driver.into(),
+                created: crate::containers::record::now_rfc3339(),
+                subnet: None,
+                gateway: None,
+                ip_range: None,
+                internal: false,
+                attachable: false,
+                labels: BTreeMap::new(),
+                options: BTreeMap::new(),
+                subnet_given: false,
+            };
+            if driver == "bridge" {
+                let subnet = claims.claim(&n.id, None, &[])?;
+                n.gateway = Some(ipam::default_gateway(&subnet));
+                n.subnet = Some(subnet);
+            }
+            store.save(&n)?;
+            nets.push(n);
+        }
+        // Re-assert our claims (a host reboot empties /run).
+        for n in nets.iter().filter(|n| n.is_bridge()) {
+            if let Some(s) = n.subnet {
+                let own: Vec<Ipv4Net> = vec![s];
+                if let Err(e) = claims.claim(&n.id, Some(s), &own) {
+                    tracing::warn!("network {}: {e:#}", n.name);
+                }
+            }
+        }
+        Ok(Arc::new(Self {
+            store,
+            claims,
+            fw: Firewall::new(&tag),
+            tag,
+            state: Mutex::new(State {
+                nets,
+                ..Default::default()
+            }),
+            op: tokio::sync::Mutex::new(()),
+            nl: tokio::sync::OnceCell::new(),
+            names: Arc::new(NameTable::default()),
+            ipv6: ports::host_has_ipv6(),
+        }))
+    }
+
+    /// Distinguishes this agent's interfaces and rules from other agents' on the machine.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    fn st(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn nl(&self) -> Result<&Netlink> {
+        self.nl.get_or_try_init(|| async { Netlink::host() }).await
+    }
+
+    pub fn all(&self) -> Vec<Network> {
+        self.st().nets.clone()
+    }
+
+    /// By full name, full ID or a unique ID prefix, as docker.
+    pub fn get(&self, key: &str) -> Result<Network, ApiError> {
+        let st = self.st();
+        if let Some(n) = st.nets.iter().find(|n| n.name == key || n.id == key) {
+            return Ok(n.clone());
+        }
+        let matches: Vec<&Network> = st.nets.iter().filter(|n| n.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] if !key.is_empty() => Ok((*one).clone()),
+            [] | [_] => Err(ApiError::not_found(format!("network {key} not found"))),
+            _ => Err(ApiError::bad_request(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                matches.len()
+            ))),
+        }
+    }
+
+    pub fn default_bridge(&self) -> Result<Network, ApiError> {
+        self.get("bridge")
+    }
+
+    pub fn live_users(&self, id: &str) -> usize {
+        self.st().users.get(id).copied().unwrap_or(0)
+    }
+
+    pub fn create(&self, mut n: Network) -> Result<Network, ApiError> {
+        if self.st().nets.iter().any(|x| x.name == n.name) {
+            return Err(ApiError::conflict(format!(
+                "network with name {} already exists",
+                n.name
+            )));
+        }
+        n.id = random_hex(32);
+        if n.is_bridge() {
+            let subnet = self
+                .claims
+                .claim(&n.id, n.subnet, &[])
+                .map_err(|e| ApiError::new(hyper::StatusCode::FORBIDDEN, format!("{e:#}")))?;
+            // Two of our own networks must not overlap either (their claims are ours).
+            let clash = self.st().nets.iter().find_map(|x| {
+                x.subnet
+                    .filter(|s| ipam::overlaps(s, &subnet))
+                    .map(|s| (x.name.clone(), s))
+            });
+            if let Some((name, s)) = clash {
+                self.claims.release(&n.id, &subnet);
+                return Err(ApiError::new(
+                    hyper::StatusCode::FORBIDDEN,
+                    format!("Pool overlaps with other one on this address space: {subnet} overlaps {s} of network {name}"),
+                ));
+            }
+            n.subnet_given = n.subnet.is_some();
+            n.subnet = Some(subnet);
+            let gw = n.gateway.unwrap_or_else(|| ipam::default_gateway(&subnet));
+            if !subnet.contains(&gw) || gw == subnet.network() || gw == subnet.broadcast() {
+                self.claims.release(&n.id, &subnet);
+                return Err(ApiError::bad_request(format!(
+                    "gateway {gw} is not a host address of subnet {subnet}"
+                )));
+            }
+            if let Some(r) = n.ip_range {
+                if !subnet.contains(&r) {
+                    self.claims.release(&n.id, &subnet);
+                    return Err(ApiError::bad_request(format!(
+                        "ip-range {r} is not inside subnet {subnet}"
+                    )));
+                }
+            }
+            n.gateway = Some(gw);
+        }
+        if let Err(e) = self.store.save(&n) {
+            if let Some(s) = n.subnet {
+                self.claims.release(&n.id, &s);
+            }
+            return Err(ApiError::internal(format!("saving the network: {e:#}")));
+        }
+        self.st().nets.push(n.clone());
+        Ok(n)
+    }
+
+    /// Remove a network nobody is on (the caller checks stopped members).
+    pub async fn remove(&self, n: &Network) -> Result<(), ApiError> {
+        if n.builtin() {
+            return Err(ApiError::new(
+                hyper::StatusCode::FORBIDDEN,
+                format!("{} is a pre-defined network and cannot be removed", n.name),
+            ));
+        }
+        if self.live_users(&n.id) > 0 {
+            return Err(ApiError::new(
+                hyper::StatusCode::FORBIDDEN,
+                format!(
+                    "error while removing network: network {} id {} has active endpoints",
+                    n.name, n.id
+                ),
+            ));
+        }
+        self.deactivate(&n.id).await;
+        self.store
+            .delete(&n.id)
+            .map_err(|e| ApiError::internal(format!("removing the network: {e:#}")))?;
+        if let Some(s) = n.subnet {
+            self.claims.release(&n.id, &s);
+        }
+        self.st().nets.retain(|x| x.id != n.id);
+        Ok(())
+    }
+
+    /// Take every idle bridge down now (`network prune`, `system prune`).
+    pub async fn sweep(&self) {
+        let idle: Vec<String> = {
+            let st = self.st();
+            st.active
+                .keys()
+                .filter(|id| st.users.get(*id).copied().unwrap_or(0) == 0)
+                .cloned()
+                .collect()
+        };
+        for id in idle {
+            self.deactivate(&id).await;
+        }
+    }
+
+    fn bridge_rules(&self) -> Vec<BridgeRules> {
+        let st = self.st();
+        st.nets
+            .iter()
+            .filter(|n| st.active.contains_key(&n.id))
+            .filter_map(|n| {
+                Some(BridgeRules {
+                    bridge: n.bridge_name(&self.tag),
+                    subnet: n.subnet?,
+                    internal: n.internal,
+                })
+            })
+            .collect()
+    }
+
+    /// Bridge up, rules in place, DNS listening. Returns the bridge's index.
+    async fn activate(&self, n: &Network) -> Result<u32> {
+        let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
+            return Err(anyhow!("network {} has no subnet", n.name));
+        };
+        let _op = self.op.lock().await;
+        let nl = self.nl().await?;
+        let bridge = n.bridge_name(&self.tag);
+        let index = nl.ensure_bridge(&bridge, gw, subnet.prefix_len()).await?;
+        let fresh = {
+            let mut st = self.st();
+            st.generation += 1;
+            let g = st.generation;
+            st.active.insert(n.id.clone(), g).is_none()
+        };
+        if fresh {
+            let rules = self.bridge_rules();
+            let fw_result = tokio::task::block_in_place(|| self.fw.apply(&rules));
+            if let Err(e) = fw_result {
+                self.st().active.remove(&n.id);
+                let _ = nl.delete(&bridge).await;
+                return Err(e);
+            }
+            if n.serves_names() {
+                let upstream = dns::upstream_from_resolv_conf(
+                    &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+                );
+                let names: Arc<dyn dns::Names> = self.names.clone();
+                match dns::Server::start(SocketAddr::new(gw.into(), 53), names, upstream).await {
+                    Ok(s) => {
+                        self.st().dns.insert(n.id.clone(), s);
+                    }
+                    Err(e) => tracing::warn!(
+                        "network {}: no name resolution, cannot listen on {gw}:53: {e}",
+                        n.name
+                    ),
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    async fn deactivate(&self, id: &str) {
+        let _op = self.op.lock().await;
+        let Some(n) = self.st().nets.iter().find(|n| n.id == id).cloned() else {
+            return;
+        };
+        if self.live_users(id) > 0 {
+            return;
+        }
+        let was = {
+            let mut st = self.st();
+            st.dns.remove(id);
+            st.active.remove(id).is_some()
+        };
+        let bridge = n.bridge_name(&self.tag);
+        if let Ok(nl) = self.nl().await {
+            if let Err(e) = nl.delete(&bridge).await {
+                tracing::warn!("removing bridge {bridge}: {e:#}");
+            }
+        }
+        if was || !self.bridge_rules().is_empty() || self.st().active.is_empty() {
+            let rules = self.bridge_rules();
+            if let Err(e) = tokio::task::block_in_place(|| self.fw.apply(&rules)) {
+                tracing::warn!("updating firewall rules: {e:#}");
+            }
+        }
+    }
+
+    /// After the last user left: take the bridge down unless someone comes back meanwhile.
+    fn linger(self: &Arc<Self>, id: &str) {
+        let gen = self.st().active.get(id).copied();
+        let me = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(LINGER).await;
+            let same = me.st().active.get(&id).copied() == gen;
+            if same && me.live_users(&id) == 0 {
+                me.deactivate(&id).await;
+            }
+        });
+    }
+
+    fn alloc(&self, n: &Network, want: Option<Ipv4Addr>) -> Result<Ipv4Addr, ApiError> {
+        let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
+            return Err(ApiError::internal(format!(
+                "network {} has no subnet",
+                n.name
+            )));
+        };
+        let mut st = self.st();
+        let last = st.last.get(&n.id).copied();
+        let used = st.used.entry(n.id.clone()).or_default();
+        let ip = match want {
+            Some(ip) => {
+                if !subnet.contains(&ip)
+                    || ip == gw
+                    || ip == subnet.network()
+                    || ip == subnet.broadcast()
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid address {ip}: It does not belong to any of this network's subnets ({subnet}, gateway {gw})"
+                    )));
+                }
+                if used.contains(&ip) {
+                    return Err(ApiError::conflict(format!(
+                        "Address already in use: {ip} is taken on network {}",
+                        n.name
+                    )));
+                }
+                ip
+            }
+            None => {
+                ipam::allocate(&subnet, n.ip_range.as_ref(), gw, used, last).ok_or_else(|| {
+                    ApiError::new(
+                        hyper::StatusCode::FORBIDDEN,
+                        format!("no available IPv4 addresses on network {}", n.name),
+                    )
+                })?
+            }
+        };
+        used.insert(ip);
+        st.last.insert(n.id.clone(), ip);
+        *st.users.entry(n.id.clone()).or_default() += 1;
+        Ok(ip)
+    }
+
+    fn release(&self, network_id: &str, ip: Ipv4Addr) -> bool {
+        let mut st = self.st();
+        if let Some(u) = st.used.get_mut(network_id) {
+            u.remove(&ip);
+        }
+        let users = st.users.entry(network_id.to_string()).or_default();
+        *users = users.saturating_sub(1);
+        *users == 0
+    }
+
+    fn veth_name(&self, container: &str, network: &str) -> String {
+        let h = Sha256::digest(format!("{container}/{network}"));
+        format!("vk{}{}", self.tag, &hex::encode(h)[..8])
+    }
+
+    fn register_names(&self, container: &str, ep: &Endpoint) {
+        let mut t = self.names.by_net.write().unwrap_or_else(|p| p.into_inner());
+        let list = t.entry(ep.network_id.clone()).or_default();
+        list.retain(|(c, _, _)| c != container);
+        list.push((container.to_string(), ep.ip, ep.dns_names.clone()));
+    }
+
+    fn unregister_names(&self, container: &str, network: &str) {
+        let mut t = self.names.by_net.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = t.get_mut(network) {
+            list.retain(|(c, _, _)| c != container);
+        }
+    }
+
+    /// Give a starting container its namespace, its networks and its ports. On failure
+    /// everything done so far is undone.
+    pub async fn attach(self: &Arc<Self>, j: &Joining<'_>) -> Result<NetState, ApiError> {
+        let netns = j.dir.join("netns");
+        link::remove_netns(&netns);
+        let ns = tokio::task::block_in_place(|| link::create_netns(&netns))
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        let mut state = NetState {
+            netns: Some(netns.clone()),
+            ..Default::default()
+        };
+        match self.wire(j, &ns, &mut state).await {
+            Ok(()) => Ok(state),
+            Err(e) => {
+                self.detach(j.id, &state).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn wire(
+        self: &Arc<Self>,
+        j: &Joining<'_>,
+        ns: &std::fs::File,
+        state: &mut NetState,
+    ) -> Result<(), ApiError> {
+        let internal = |e: anyhow::Error| ApiError::internal(format!("{e:#}"));
+        let inside = Netlink::inside(ns).map_err(internal)?;
+        inside.loopback_up().await.map_err(internal)?;
+        for (net_id, cfg) in j.members {
+            let n = self.get(net_id)?;
+            let ep = self
+                .join_one(j, &n, cfg, ns, &inside, state.endpoints.len())
+                .await?;
+            state.endpoints.push(ep);
+        }
+        if !j.ports.is_empty() {
+            if let Some(ip) = state.first_ip() {
+                self.publish(j.id, j.name, ip, j.ports, state)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn join_one(
+        self: &Arc<Self>,
+        j: &Joining<'_>,
+        n: &Network,
+        cfg: &EndpointConfig,
+        ns: &std::fs::File,
+        inside: &Netlink,
+        index: usize,
+    ) -> Result<Endpoint, ApiError> {
+        let internal = |e: anyhow::Error| ApiError::internal(format!("{e:#}"));
+        if !n.is_bridge() {
+            return Err(ApiError::bad_request(format!(
+                "container cannot be connected to network {} (driver {}): only bridge networks take endpoints",
+                n.name, n.driver
+            )));
+        }
+        let ip = self.alloc(n, cfg.ipv4)?;
+        let host_veth = self.veth_name(j.id, &n.id);
+        let ifname = format!("eth{index}");
+        let res: Result<Endpoint> = async {
+            let bridge_index = self.activate(n).await?;
+            let nl = self.nl().await?;
+            nl.delete(&host_veth).await?;
+            nl.add_veth(&host_veth, bridge_index, ns, &ifname).await?;
+            let subnet = n.subnet.ok_or_else(|| anyhow!("network has no subnet"))?;
+            let gw = n.gateway.ok_or_else(|| anyhow!("network has no gateway"))?;
+            let default_via = (index == 0 && !n.internal).then_some(gw);
+            let mac = inside
+                .configure(&ifname, ip, subnet.prefix_len(), default_via)
+                .await?;
+            let mut dns_names = vec![j.name.to_string(), j.id[..12].to_string()];
+            if !j.hostname.is_empty() && j.hostname != &j.id[..12] {
+                dns_names.push(j.hostname.to_string());
+            }
+            dns_names.extend(cfg.aliases.iter().cloned());
+            Ok(Endpoint {
+                network_id: n.id.clone(),
+                endpoint_id: random_hex(32),
+                host_veth: host_veth.clone(),
+                ifname,
+                ip,
+                prefix: subnet.prefix_len(),
+                gateway: gw,
+                mac,
+                dns_names,
+            })
+        }
+        .await;
+        match res {
+            Ok(ep) => {
+                if n.serves_names() {
+                    self.register_names(j.id, &ep);
+                }
+                Ok(ep)
+            }
+            Err(e) => {
+                if let Ok(nl) = self.nl().await {
+                    let _ = nl.delete(&host_veth).await;
+                }
+                if self.release(&n.id, ip) {
+                    self.linger(&n.id);
+                }
+                Err(internal(e))
+            }
+        }
+    }
+
+    fn publish(
+        &self,
+        id: &str,
+        name: &str,
+        target: Ipv4Addr,
+        reqs: &[ports::Request],
+        state: &mut NetState,
+    ) -> Result<(), ApiError> {
+        let bound = ports::bind_all(reqs, target, self.ipv6).map_err(|e| {
+            ApiError::internal(format!(
+                "driver failed programming external connectivity on endpoint {name} ({}): {e}",
+                &id[..12.min(id.len())]
+            ))
+        })?;
+        let mut forwards = Vec::new();
+        for (p, b) in bound {
+            forwards.push(b.serve(SocketAddr::new(target.into(), p.container_port)));
+            state.ports.push(p);
+        }
+        self.st().forwards.insert(id.to_string(), forwards);
+        Ok(())
+    }
+
+    /// Undo `attach`: ports closed, names gone, veths deleted, addresses back, namespace
+    /// unpinned. Safe on a partial state and after a restart.
+    pub async fn detach(self: &Arc<Self>, id: &str, state: &NetState) {
+        self.st().forwards.remove(id);
+        for ep in &state.endpoints {
+            self.leave_one(id, ep).await;
+        }
+        if let Some(ns) = &state.netns {
+            link::remove_netns(ns);
+        }
+    }
+
+    async fn leave_one(self: &Arc<Self>, id: &str, ep: &Endpoint) {
+        self.unregister_names(id, &ep.network_id);
+        if let Ok(nl) = self.nl().await {
+            if let Err(e) = nl.delete(&ep.host_veth).await {
+                tracing::warn!("removing {}: {e:#}", ep.host_veth);
+            }
+        }
+        if self.release(&ep.network_id, ep.ip) {
+            self.linger(&ep.network_id);
+        }
+    }
+
+    /// `network connect` on a running container.
+    pub async fn connect_live(
+        self: &Arc<Self>,
+        j: &Joining<'_>,
+        n: &Network,
+        cfg: &EndpointConfig,
+        state: &mut NetState,
+    ) -> Result<(), ApiError> {
+        let path = state.netns.clone().ok_or_else(|| {
+            ApiError::bad_request("the container has no network namespace of its own")
+        })?;
+        let ns = std::fs::File::open(&path)
+            .map_err(|e| ApiError::internal(format!("opening {}: {e}", path.display())))?;
+        let inside = Netlink::inside(&ns).map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        let index = (0..)
+            .find(|i| {
+                !state
+                    .endpoints
+                    .iter()
+                    .any(|e| e.ifname == format!("eth{i}"))
+            })
+            .unwrap_or(state.endpoints.len());
+        let ep = self.join_one(j, n, cfg, &ns, &inside, index).await?;
+        state.endpoints.push(ep);
+        Ok(())
+    }
+
+    /// `network disconnect` on a running container.
+    pub async fn disconnect_live(
+        self: &Arc<Self>,
+        id: &str,
+        network_id: &str,
+        state: &mut NetState,
+    ) {
+        if let Some(pos) = state
+            .endpoints
+            .iter()
+            .position(|e| e.network_id == network_id)
+        {
+            let ep = state.endpoints.remove(pos);
+            self.leave_one(id, &ep).await;
+        }
+    }
+
+    /// A restarted agent takes back a container that kept running: its addresses count as
+    /// used, its bridges come back if the host lost them, its names and ports are served.
+    pub async fn adopt(self: &Arc<Self>, id: &str, name: &str, state: &NetState) {
+        for ep in &state.endpoints {
+            {
+                let mut st = self.st();
+                st.used
+                    .entry(ep.network_id.clone())
+                    .or_default()
+                    .insert(ep.ip);
+                *st.users.entry(ep.network_id.clone()).or_default() += 1;
+            }
+            let Ok(n) = self.get(&ep.network_id) else {
+                continue;
+            };
+            if let Err(e) = self.activate(&n).await {
+                tracing::warn!("restoring network {} for {name}: {e:#}", n.name);
+            }
+            if n.serves_names() {
+                self.register_names(id, ep);
+            }
+        }
+        let Some(target) = state.first_ip() else {
+            return;
+        };
+        let mut forwards = Vec::new();
+        for p in &state.ports {
+            match proxy::Bound::bind(p.proto, SocketAddr::new(p.host_ip, p.host_port)) {
+                Ok(b) => forwards.push(b.serve(SocketAddr::new(target.into(), p.container_port))),
+                Err(e) => tracing::warn!(
+                    "{name}: cannot publish {}:{} again: {e}",
+                    p.host_ip,
+                    p.host_port
+                ),
+            }
+        }
+        self.st().forwards.insert(id.to_string(), forwards);
+    }
+
+    /// After recovery: bridges left up by a previous agent with nobody on them go away.
+    pub async fn sweep_stale(self: &Arc<Self>) {
+        let nets = self.all();
+        let nl = match self.nl().await {
+            Ok(nl) => nl.clone(),
+            Err(e) => {
+                tracing::warn!("netlink: {e:#}");
+                return;
+            }
+        };
+        let mut any_stale = false;
+        for n in nets.iter().filter(|n| n.is_bridge()) {
+            if self.live_users(&n.id) > 0 {
+                continue;
+            }
+            let bridge = n.bridge_name(&self.tag);
+            if matches!(nl.index_of(&bridge).await, Ok(Some(_))) {
+                any_stale = true;
+                let _ = nl.delete(&bridge).await;
+            }
+        }
+        let rules = self.bridge_rules();
+        if any_stale || rules.is_empty() {
+            if let Err(e) = tokio::task::block_in_place(|| self.fw.apply(&rules)) {
+                tracing::debug!("firewall cleanup: {e:#}");
+            }
+        }
+    }
+
+    /// `/etc/hosts` lines and `/etc/resolv.conf` for a container on these endpoints.
+    pub fn etc_files(
+        &self,
+        state: Option<&NetState>,
+        hostname: &str,
+        hc: &bollard::models::HostConfig,
+    ) -> (String, String) {
+        let extra_hosts = hc.extra_hosts.as_deref().unwrap_or_default();
+        let dns_servers = hc.dns.as_deref().unwrap_or_default();
+        let dns_search = hc.dns_search.as_deref().unwrap_or_default();
+        let dns_options = hc.dns_options.as_deref().unwrap_or_default();
+        let host_network = mode_of(hc.network_mode.as_deref().unwrap_or("")) == Mode::Host;
+        let mut hosts = String::new();
+        let first = state.and_then(|s| s.endpoints.first());
+        if let Some(ep) = first {
+            hosts.push_str(&format!("{}\t{hostname}\n", ep.ip));
+        }
+        for h in extra_hosts {
+            let Some((name, ip)) = h.split_once(':') else {
+                continue;
+            };
+            let ip = if ip == "host-gateway" {
+                match first {
+                    Some(ep) => ep.gateway.to_string(),
+                    None => continue,
+                }
+            } else {
+                ip.to_string()
+            };
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let serves_names = first
+            .and_then(|ep| self.get(&ep.network_id).ok())
+            .is_some_and(|n| n.serves_names() && self.st().dns.contains_key(&n.id));
+        let mut resolv = if host_network && dns_servers.is_empty() {
+            host_resolv.clone()
+        } else if !dns_servers.is_empty() {
+            dns_servers
+                .iter()
+                .map(|s| format!("nameserver {s}\n"))
+                .collect()
+        } else if serves_names {
+            let gw = first.map(|e| e.gateway.to_string()).unwrap_or_default();
+            let mut r = format!("nameserver {gw}\n");
+            for line in host_resolv.lines() {
+                let w = line.split_whitespace().next();
+                if matches!(w, Some("search") | Some("options")) {
+                    r.push_str(line);
+                    r.push('\n');
+                }
+            }
+            r
+        } else {
+            crate::containers::rootfs::container_resolv_conf(&host_resolv)
+        };
+        if !dns_search.is_empty() {
+            resolv.push_str(&format!("search {}\n", dns_search.join(" ")));
+        }
+        if !dns_options.is_empty() {
+            resolv.push_str(&format!("options {}\n", dns_options.join(" ")));
+        }
+        (hosts, resolv)
+    }
+}
