@@ -21,21 +21,7 @@ if [ -d /sys/fs/cgroup/unified ] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
     mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
 fi
 
-# --- dockerd, by hand, if the package runs here -------------------------------------------
-DOCKER=""
-if command -v dockerd >/dev/null; then
-    DSOCK="$WORK/dockerd.sock"
-    if ! docker -H "unix://$DSOCK" version >/dev/null 2>&1; then
-        mkdir -p "$WORK/dockerd"
-        # Started here, stopped here (with its containerd) when the bench ends.
-        trap 'kill "$(cat "$WORK/dockerd.pid")" 2>/dev/null || true' EXIT
-        nohup dockerd --data-root "$WORK/dockerd" --exec-root /var/run/skiff-bench-docker \
-            --pidfile "$WORK/dockerd.pid" -H "unix://$DSOCK" --insecure-registry "$REG" \
-            > "$WORK/dockerd.log" 2>&1 &
-        for _ in $(seq 100); do docker -H "unix://$DSOCK" version >/dev/null 2>&1 && break; sleep 0.2; done
-    fi
-    docker -H "unix://$DSOCK" version >/dev/null 2>&1 && DOCKER="docker -H unix://$DSOCK"
-fi
+start_dockerd
 
 tools=(skiff podman)
 declare -A CLI=([skiff]="$SK" [podman]="$PODMAN")

@@ -45,3 +45,21 @@ median_of() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2
 m() { # median in ms of a result, from hyperfine JSON or a list of ms
     if [ -f "$out/$1.txt" ]; then median_of < "$out/$1.txt"; else jq -r '.results[0].median * 1000' "$out/$1.json"; fi
 }
+
+# --- dockerd, by hand, if the package runs here: sets DOCKER to its CLI, or leaves it empty --
+start_dockerd() {
+    DOCKER=""
+    command -v dockerd >/dev/null || return 0
+    DSOCK="$WORK/dockerd.sock"
+    if ! docker -H "unix://$DSOCK" version >/dev/null 2>&1; then
+        mkdir -p "$WORK/dockerd"
+        # Started here, stopped here (with its containerd) when the bench ends.
+        trap 'kill "$(cat "$WORK/dockerd.pid")" 2>/dev/null || true' EXIT
+        nohup dockerd --data-root "$WORK/dockerd" --exec-root /var/run/skiff-bench-docker \
+            --pidfile "$WORK/dockerd.pid" -H "unix://$DSOCK" --insecure-registry "$REG" \
+            > "$WORK/dockerd.log" 2>&1 &
+        for _ in $(seq 100); do docker -H "unix://$DSOCK" version >/dev/null 2>&1 && break; sleep 0.2; done
+    fi
+    docker -H "unix://$DSOCK" version >/dev/null 2>&1 && DOCKER="docker -H unix://$DSOCK"
+    return 0
+}

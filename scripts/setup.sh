@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
-need=(docker-registry skopeo umoci busybox-static apache2-utils jq zstd iproute2 e2fsprogs curl python3 procps attr libseccomp-dev pkg-config tini)
+need=(docker-registry skopeo umoci busybox-static apache2-utils jq zstd iproute2 e2fsprogs curl python3 procps attr libseccomp-dev pkg-config tini iptables libc6-dev)
 if [ "${SKIFF_SETUP_BENCH:-0}" = 1 ]; then
     need+=(podman crun hyperfine debootstrap bc docker.io)
 fi

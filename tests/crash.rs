@@ -6,17 +6,6 @@ use std::time::Duration;
 
 use skiff_e2e::*;
 
-fn web_big_sha() -> String {
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(registry_dir().join("images.json")).expect("images.json"),
-    )
-    .expect("json");
-    v["web_big_bin_sha256"]
-        .as_str()
-        .expect("web_big_bin_sha256")
-        .to_string()
-}
-
 /// Every listed image is whole: each layer directory exists and web's big file is intact.
 fn assert_store_whole(s: &Skiff, big_sha: &str) {
     for id in s.image_ids() {

@@ -63,7 +63,24 @@ fn main() {
     }
 }
 
+/// Each published-port connection holds two sockets and two pipes in the agent: the shell's
+/// usual soft limit of 1024 descriptors would cap it near 250 connections.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read only the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn run(args: Args) -> Result<()> {
+    raise_fd_limit();
     // reqwest is built without a bundled crypto provider; ring is ours.
     let _ = rustls::crypto::ring::default_provider().install_default();
     std::fs::create_dir_all(&args.root)
@@ -86,7 +103,7 @@ fn run(args: Args) -> Result<()> {
     });
     let id = agent_id(&root)?;
     let networks = skiff_agent::network::Networks::open(&root)?;
-    let containers = Containers::open(&root, store.clone(), networks)?;
+    let containers = Containers::open(&root, store.clone(), networks.clone())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,6 +130,9 @@ fn run(args: Args) -> Result<()> {
             r = api::serve(listener, ctx) => r,
             _ = shutdown_signal() => {
                 tracing::info!("shutting down");
+                // Bridges nobody uses go now rather than outlive us; running containers
+                // keep theirs.
+                networks.sweep().await;
                 let _ = std::fs::remove_file(&socket);
                 Ok(())
             }

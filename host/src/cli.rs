@@ -88,9 +88,15 @@ pub enum Command {
     /// Copy files/folders between a container and the local filesystem
     #[command(long_about = CP_LONG_ABOUT, override_usage = CP_USAGE)]
     Cp(CpArgs),
+    /// List port mappings or a specific mapping for the container
+    #[command(long_about = PORT_LONG_ABOUT)]
+    Port(PortArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Log in to a registry
     Login(LoginArgs),
     /// Log out from a registry
@@ -183,11 +189,219 @@ pub enum ContainerCommand {
     Stats(StatsArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
+    /// List port mappings or a specific mapping for the container
+    #[command(long_about = PORT_LONG_ABOUT)]
+    Port(PortArgs),
     /// Copy files/folders between a container and the local filesystem
     #[command(long_about = CP_LONG_ABOUT, override_usage = CP_USAGE)]
     Cp(CpArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Connect a container to a network
+    #[command(long_about = NETWORK_CONNECT_LONG_ABOUT)]
+    Connect(NetworkConnectArgs),
+    /// Create a network
+    #[command(long_about = NETWORK_CREATE_LONG_ABOUT)]
+    Create(NetworkCreateArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+    /// Display detailed information on one or more networks
+    Inspect(NetworkInspectArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Remove all unused networks
+    #[command(long_about = NETWORK_PRUNE_LONG_ABOUT)]
+    Prune(NetworkPruneArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(NetworkRmArgs),
+}
+
+pub const PORT_LONG_ABOUT: &str = "List port mappings or a specific mapping for the container
+
+Without PRIVATE_PORT, every published port is listed as
+'PRIVATE_PORT/PROTO -> HOST_IP:HOST_PORT'. With it, only the host
+addresses it is published on are listed; PROTO defaults to tcp.";
+
+pub const NETWORK_CREATE_LONG_ABOUT: &str = "Create a network
+
+Prints the new network's ID. Each --gateway, --ip-range and
+--aux-address applies to the --subnet that contains it, so give one
+--subnet for each of them; subnets may not overlap.";
+
+pub const NETWORK_CONNECT_LONG_ABOUT: &str = "Connect a container to a network
+
+Connects a container to a network, by the container's name or ID. Once
+connected, the container can communicate with the other containers on
+the network, which also find it by its name and its --alias names.";
+
+pub const NETWORK_PRUNE_LONG_ABOUT: &str = "Remove all unused networks
+
+Unused networks are custom networks no container is connected to; the
+predefined networks are never removed.";
+
+#[derive(Args, Debug)]
+pub struct NetworkCreateArgs {
+    /// Name of the new network
+    #[arg(value_name = "NETWORK")]
+    pub name: String,
+    /// Enable manual container attachment
+    #[arg(long)]
+    pub attachable: bool,
+    /// Auxiliary IPv4 or IPv6 addresses used by Network driver
+    #[arg(long, value_name = "map")]
+    pub aux_address: Vec<String>,
+    /// The network from which to copy the configuration
+    #[arg(long, value_name = "string")]
+    pub config_from: Option<String>,
+    /// Create a configuration only network
+    #[arg(long)]
+    pub config_only: bool,
+    /// Driver to manage the Network
+    #[arg(short, long, default_value = "bridge", value_name = "string")]
+    pub driver: String,
+    /// IPv4 or IPv6 Gateway for the master subnet
+    #[arg(long, value_name = "strings", value_delimiter = ',')]
+    pub gateway: Vec<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Allocate container ip from a sub-range
+    #[arg(long, value_name = "strings", value_delimiter = ',')]
+    pub ip_range: Vec<String>,
+    /// IP Address Management Driver
+    #[arg(long, default_value = "default", value_name = "string")]
+    pub ipam_driver: String,
+    /// Set IPAM driver specific options
+    #[arg(long, value_name = "map")]
+    pub ipam_opt: Vec<String>,
+    /// Enable or disable IPv4 address assignment [default: true]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "bool")]
+    pub ipv4: Option<bool>,
+    /// Enable or disable IPv6 address assignment
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "bool")]
+    pub ipv6: Option<bool>,
+    /// Set metadata on a network
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short, long, value_name = "map")]
+    pub opt: Vec<String>,
+    /// Control the network's scope
+    #[arg(long, value_name = "string")]
+    pub scope: Option<String>,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long, value_name = "strings", value_delimiter = ',')]
+    pub subnet: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkLsArgs {
+    /// Provide filter values (e.g. "driver=bridge")
+    #[arg(short, long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only display network IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkInspectArgs {
+    /// Network names or IDs
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+    /// Verbose output for diagnostics
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkRmArgs {
+    /// Network names or IDs
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+    /// Do not error if the network does not exist
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkConnectArgs {
+    /// Network name or ID
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    /// Container name or ID
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Add network-scoped alias for the container
+    #[arg(long, value_name = "strings", value_delimiter = ',')]
+    pub alias: Vec<String>,
+    /// driver options for the network
+    #[arg(long, value_name = "strings", value_delimiter = ',')]
+    pub driver_opt: Vec<String>,
+    /// Highest gw-priority provides the default gateway. Accepts positive and negative values.
+    #[arg(
+        long,
+        value_name = "int",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub gw_priority: i64,
+    /// IPv4 address (e.g., "172.30.100.104")
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long, value_name = "string")]
+    pub ip6: Option<String>,
+    /// Add a link-local address for the container
+    #[arg(long, value_name = "strings", value_delimiter = ',')]
+    pub link_local_ip: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkDisconnectArgs {
+    /// Network name or ID
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    /// Container name or ID
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Force the container to disconnect from a network
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkPruneArgs {
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    /// Container name or ID
+    pub container: String,
+    /// A port inside the container, e.g. 80 or 53/udp (the protocol defaults to tcp)
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -320,7 +534,7 @@ pub struct ObjectInspectArgs {
     /// Display total file sizes if the type is container
     #[arg(short, long)]
     pub size: bool,
-    /// Return JSON for specified type (container or image)
+    /// Return JSON for specified type (container, image or network)
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: Option<String>,
 }
@@ -343,6 +557,9 @@ pub struct ContainerFlags {
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long, value_name = "list")]
+    pub add_host: Vec<String>,
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short, long, value_name = "list")]
     pub attach: Vec<String>,
@@ -355,6 +572,15 @@ pub struct ContainerFlags {
     /// Number of CPUs
     #[arg(long, value_name = "decimal")]
     pub cpus: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set DNS options
+    #[arg(long, alias = "dns-opt", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long, value_name = "list")]
+    pub dns_search: Vec<String>,
     /// Container NIS domain name
     #[arg(long, value_name = "string")]
     pub domainname: Option<String>,
@@ -379,6 +605,12 @@ pub struct ContainerFlags {
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long, value_name = "string")]
+    pub ip6: Option<String>,
     /// Set meta data on a container
     #[arg(short, long, value_name = "list")]
     pub label: Vec<String>,
@@ -397,6 +629,9 @@ pub struct ContainerFlags {
     /// Connect a container to a network
     #[arg(long, visible_alias = "net", value_name = "network")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long, alias = "net-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long, value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
@@ -820,6 +1055,106 @@ mod tests {
             panic!("not top");
         };
         assert_eq!(t.container_and_args, vec!["c1", "-eo", "pid,comm"]);
+    }
+
+    #[test]
+    fn network_commands_take_docker_flags() {
+        let Command::Network(NetworkCommand::Create(c)) = parse(&[
+            "skiff",
+            "network",
+            "create",
+            "-d",
+            "bridge",
+            "--subnet",
+            "10.1.0.0/16,10.2.0.0/16",
+            "--gateway=10.1.0.1",
+            "-o",
+            "a=b",
+            "--ipv6",
+            "--ipv4=false",
+            "n1",
+        ])
+        .command
+        else {
+            panic!("not network create");
+        };
+        assert_eq!(c.name, "n1");
+        assert_eq!(c.subnet, vec!["10.1.0.0/16", "10.2.0.0/16"]);
+        assert_eq!(c.gateway, vec!["10.1.0.1"]);
+        assert_eq!(c.opt, vec!["a=b"]);
+        assert_eq!((c.ipv4, c.ipv6), (Some(false), Some(true)));
+        assert_eq!(c.ipam_driver, "default");
+        let Command::Network(NetworkCommand::Create(c)) =
+            parse(&["skiff", "network", "create", "n2"]).command
+        else {
+            panic!("not network create");
+        };
+        assert_eq!((c.driver.as_str(), c.ipv4, c.ipv6), ("bridge", None, None));
+
+        assert!(matches!(
+            parse(&["skiff", "network", "list", "-q"]).command,
+            Command::Network(NetworkCommand::Ls(_))
+        ));
+        assert!(matches!(
+            parse(&["skiff", "network", "remove", "n1"]).command,
+            Command::Network(NetworkCommand::Rm(_))
+        ));
+        let Command::Network(NetworkCommand::Connect(c)) = parse(&[
+            "skiff",
+            "network",
+            "connect",
+            "--alias",
+            "a,b",
+            "--alias",
+            "c",
+            "--gw-priority",
+            "-1",
+            "n1",
+            "web",
+        ])
+        .command
+        else {
+            panic!("not network connect");
+        };
+        assert_eq!(c.alias, vec!["a", "b", "c"]);
+        assert_eq!(c.gw_priority, -1);
+        assert_eq!((c.network.as_str(), c.container.as_str()), ("n1", "web"));
+        assert!(Cli::try_parse_from(["skiff", "network", "connect", "n1"]).is_err());
+        assert!(Cli::try_parse_from(["skiff", "network", "rm"]).is_err());
+
+        let Command::Run(r) = parse(&[
+            "skiff",
+            "run",
+            "--network-alias",
+            "a",
+            "--net-alias",
+            "b",
+            "--dns-opt",
+            "ndots:2",
+            "--dns-option",
+            "rotate",
+            "--add-host",
+            "h:1.2.3.4",
+            "busybox",
+        ])
+        .command
+        else {
+            panic!("not run");
+        };
+        assert_eq!(r.flags.network_alias, vec!["a", "b"]);
+        assert_eq!(r.flags.dns_option, vec!["ndots:2", "rotate"]);
+        assert_eq!(r.flags.add_host, vec!["h:1.2.3.4"]);
+
+        let Command::Container(ContainerCommand::Port(p)) =
+            parse(&["skiff", "container", "port", "web", "80/udp"]).command
+        else {
+            panic!("not container port");
+        };
+        assert_eq!(p.port.as_deref(), Some("80/udp"));
+        assert!(matches!(
+            parse(&["skiff", "port", "web"]).command,
+            Command::Port(PortArgs { port: None, .. })
+        ));
     }
 
     #[test]

@@ -386,3 +386,51 @@ pub fn registry_blob_path(port_registry: &str, digest: &str) -> PathBuf {
         .join(hex)
         .join("data")
 }
+
+/// sha256 of web's /www/big.bin, as the image builder recorded it.
+pub fn web_big_sha() -> String {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(registry_dir().join("images.json")).expect("images.json"),
+    )
+    .expect("json");
+    v["web_big_bin_sha256"]
+        .as_str()
+        .expect("web_big_bin_sha256")
+        .to_string()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex_lower(&sha2::Sha256::digest(data))
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An HTTP/1.0 GET over a plain socket: (status line, body). With `half_close` the client
+/// shuts its write side right after the request, as `curl`-less scripts and some proxies do.
+pub fn http_get(addr: &str, path: &str, half_close: bool) -> std::io::Result<(String, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n")?;
+    if half_close {
+        s.shutdown(std::net::Shutdown::Write)?;
+    }
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)?;
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP header in {} bytes", all.len())))?;
+    let head = String::from_utf8_lossy(&all[..split]).into_owned();
+    let status = head.lines().next().unwrap_or("").to_string();
+    Ok((status, all[split + 4..].to_vec()))
+}
+
+/// A TCP port nobody listens on right now (on every address).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}

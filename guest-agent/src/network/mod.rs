@@ -130,13 +130,21 @@ pub struct NameTable {
 }
 
 impl NameTable {
+    /// The networks of the container that owns `client`: it sees names on all of them,
+    /// whichever of its addresses the query came from.
     fn nets_of(&self, client: IpAddr) -> Vec<String> {
         let IpAddr::V4(c) = client else {
             return Vec::new();
         };
         let t = self.by_net.read().unwrap_or_else(|p| p.into_inner());
+        let owners: Vec<&String> = t
+            .values()
+            .flatten()
+            .filter(|(_, ip, _)| *ip == c)
+            .map(|(id, _, _)| id)
+            .collect();
         t.iter()
-            .filter(|(_, entries)| entries.iter().any(|(_, ip, _)| *ip == c))
+            .filter(|(_, entries)| entries.iter().any(|(id, _, _)| owners.contains(&id)))
             .map(|(k, _)| k.clone())
             .collect()
     }

@@ -544,13 +544,19 @@ fn go_query_escape(s: &str) -> String {
 
 /// docker's filter map form (`{"status":{"exited":true}}`), as the docker CLI sends it.
 pub fn filters_json(flags: &[String]) -> Result<Option<String>> {
+    filters_json_flag(flags, "-f, --filter")
+}
+
+/// `filters_json` for a command whose filter flag has another spelling (prune's `--filter`
+/// has no `-f`, which is its `--force`), so the error names the flag as typed.
+pub fn filters_json_flag(flags: &[String], flag: &str) -> Result<Option<String>> {
     if flags.is_empty() {
         return Ok(None);
     }
     let mut m = serde_json::Map::new();
     for f in flags {
         let (k, v) = f.split_once('=').ok_or_else(|| {
-            SkiffError::new(format!("invalid argument \"{f}\" for \"-f, --filter\" flag: bad format of filter (expected name=value)"))
+            SkiffError::new(format!("invalid argument \"{f}\" for \"{flag}\" flag: bad format of filter (expected name=value)"))
         })?;
         let k = k.trim().to_lowercase();
         let v = v.trim().to_string();

@@ -505,7 +505,7 @@ fn compact_json(src: &[u8]) -> String {
 
 /// Print inspected objects as docker does: an indented JSON array, `json` compact, or a
 /// template per object.
-fn print_inspected(raws: &[Vec<u8>], format: Option<&str>) -> Result<()> {
+pub(super) fn print_inspected(raws: &[Vec<u8>], format: Option<&str>) -> Result<()> {
     match format {
         None | Some("") => {
             if raws.is_empty() {
@@ -587,10 +587,11 @@ pub async fn inspect_containers(engine: &Engine, a: &ContainerInspectArgs) -> Re
     Ok(u8::from(!errors.is_empty()))
 }
 
-/// `inspect`: a container first, then an image (or only the `--type` asked for).
+/// `inspect`: a container first, then an image, then a network (or only the `--type`
+/// asked for).
 pub async fn inspect_objects(engine: &Engine, a: &ObjectInspectArgs) -> Result<u8> {
     let kind = a.kind.as_deref().unwrap_or("");
-    if !matches!(kind, "" | "container" | "image") {
+    if !matches!(kind, "" | "container" | "image" | "network") {
         return Err(SkiffError::new(format!("\"{kind}\" is not a valid value for --type")).into());
     }
     let api = engine.api();
@@ -619,6 +620,20 @@ pub async fn inspect_objects(engine: &Engine, a: &ObjectInspectArgs) -> Result<u
                         && (status_of(&e) == Some(404)
                             || message_of(&e).contains("invalid reference format")) => {}
                 Err(e) => error = Some(message_of(&e)),
+            }
+        }
+        if found.is_none() && error.is_none() && (kind.is_empty() || kind == "network") {
+            match super::network::inspect_raw(&api, n, false).await? {
+                Ok(r) => {
+                    if a.size {
+                        eprintln!("WARNING: --size ignored for network");
+                    }
+                    found = Some(r)
+                }
+                Err(e)
+                    if kind.is_empty()
+                        && (e.status == Some(404) || e.message.contains("not supported")) => {}
+                Err(e) => error = Some(e.message),
             }
         }
         match (found, error) {

@@ -69,7 +69,7 @@ async fn optional_prune(api: &Api, target: &str) -> Result<Option<Value>> {
     }
 }
 
-fn listed(v: &Value, key: &str, title: &str) -> String {
+pub(super) fn listed(v: &Value, key: &str, title: &str) -> String {
     let mut out = String::new();
     if let Some(items) = v[key].as_array().filter(|a| !a.is_empty()) {
         out.push_str(title);

@@ -10,7 +10,9 @@ mod gofmt;
 mod images;
 mod login;
 mod logs;
+mod network;
 mod opts;
+mod port;
 mod ps;
 mod pull;
 mod raw;
@@ -24,7 +26,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use bollard::Docker;
 
-use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
+use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand};
 use crate::machine::native::{ensure_running, Endpoint};
 use crate::SkiffError;
 
@@ -142,6 +144,16 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::cp(&engine, &a).await,
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, &a).await,
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            port::port(&engine, &a).await
+        }
+        Command::Network(NetworkCommand::Create(a)) => network::create(&engine, &a).await,
+        Command::Network(NetworkCommand::Ls(a)) => network::list(&engine, &a).await,
+        Command::Network(NetworkCommand::Inspect(a)) => network::inspect(&engine, &a).await,
+        Command::Network(NetworkCommand::Rm(a)) => network::remove(&engine, &a).await,
+        Command::Network(NetworkCommand::Connect(a)) => network::connect(&engine, &a).await,
+        Command::Network(NetworkCommand::Disconnect(a)) => network::disconnect(&engine, &a).await,
+        Command::Network(NetworkCommand::Prune(a)) => network::prune(&engine, &a).await,
         Command::System(SystemCommand::Prune(a)) => disk::system_prune(&engine, &a).await,
         Command::System(SystemCommand::Df(a)) => disk::df(&engine, &a).await,
         Command::Login(a) => login::login(&engine, &a).await,

@@ -2,6 +2,7 @@
 //! and label files, port specs, durations. Errors carry docker's own words.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// go-units' `RAMInBytes`: "32m", "1g", "512k", "1.5GiB", plain bytes; binary multiples.
 pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
@@ -403,6 +404,166 @@ pub fn parse_expose(e: &str) -> Result<Vec<String>, String> {
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
 
+/// Go's `net.ParseIP`: an IPv4-mapped IPv6 address is taken as the IPv4 address it maps, as
+/// Go prints it that way.
+pub fn go_parse_ip(s: &str) -> Option<IpAddr> {
+    match s.parse::<IpAddr>().ok()? {
+        IpAddr::V6(v6) => Some(match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }),
+        v4 => Some(v4),
+    }
+}
+
+/// `--dns`: docker's ValidateIPAddress, which sends the address in canonical form.
+pub fn validate_ip_address(val: &str) -> Result<String, String> {
+    go_parse_ip(val.trim())
+        .map(|ip| ip.to_string())
+        .ok_or_else(|| format!("IP address is not correctly formatted: {val}"))
+}
+
+/// `--dns-search`: docker's ValidateDNSSearch ("." stands for the empty domain).
+pub fn validate_dns_search(val: &str) -> Result<String, String> {
+    let val = val.trim_matches(' ');
+    if val == "." {
+        return Ok(val.to_string());
+    }
+    validate_domain(val)
+}
+
+/// docker's validateDomain. Its pattern is
+/// `^(:?(:?L)(:?\.(:?L))*)\.?\s*$` with `L` a hostname label; the `(:?` groups are a typo
+/// for `(?:` upstream, which makes a colon before a label or a dot acceptable, so the same is
+/// accepted here. The domain comes back without its trailing dot and blanks.
+fn validate_domain(val: &str) -> Result<String, String> {
+    let invalid = || format!("{val} is not a valid domain");
+    if !val.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return Err(invalid());
+    }
+    // RE2's \s: no vertical tab.
+    let body = val.trim_end_matches(['\t', '\n', '\x0c', '\r', ' ']);
+    let body = body.strip_suffix('.').unwrap_or(body);
+    if body.len() < 255 && domain_body_matches(body.as_bytes()) {
+        Ok(body.to_string())
+    } else {
+        Err(invalid())
+    }
+}
+
+fn domain_body_matches(b: &[u8]) -> bool {
+    // A label is a maximal run of alphanumerics and hyphens: what follows one is a colon, a
+    // dot or the end, none of which a label may contain, so no backtracking is needed.
+    let label = |i: &mut usize| -> bool {
+        let start = *i;
+        while *i < b.len() && (b[*i].is_ascii_alphanumeric() || b[*i] == b'-') {
+            *i += 1;
+        }
+        let run = &b[start..*i];
+        matches!((run.first(), run.last()), (Some(f), Some(l)) if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric())
+    };
+    let mut i = 0;
+    if b.first() == Some(&b':') {
+        i += 1;
+    }
+    if !label(&mut i) {
+        return false;
+    }
+    while i < b.len() {
+        if b[i] == b':' {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'.') {
+            return false;
+        }
+        i += 1;
+        if b.get(i) == Some(&b':') {
+            i += 1;
+        }
+        if !label(&mut i) {
+            return false;
+        }
+    }
+    true
+}
+
+/// `--add-host`: docker's ValidateExtraHost. `host=ip`, `host:ip` and `host:[ipv6]` all
+/// become the `host:ip` the engine understands; the address is checked but kept as written.
+pub fn validate_extra_host(val: &str) -> Result<String, String> {
+    let bad = || format!("bad format for add-host: {}", super::gofmt::quote(val));
+    let (k, v) = val
+        .split_once('=')
+        .or_else(|| val.split_once(':'))
+        .ok_or_else(bad)?;
+    if k.is_empty() || k.contains(':') {
+        return Err(bad());
+    }
+    let mut v = v;
+    if v != "host-gateway" {
+        if v.len() > 2 && v.starts_with('[') && v.ends_with(']') {
+            v = &v[1..v.len() - 1];
+        }
+        if validate_ip_address(v).is_err() {
+            return Err(format!(
+                "invalid IP address in add-host: {}",
+                super::gofmt::quote(v)
+            ));
+        }
+    }
+    Ok(format!("{k}:{v}"))
+}
+
+/// Go's `net.ParseCIDR`: the address as written and the prefix length, or Go's error.
+pub fn parse_cidr(s: &str) -> Result<(IpAddr, u32), String> {
+    let err = || format!("invalid CIDR address: {s}");
+    let (addr, mask) = s.split_once('/').ok_or_else(err)?;
+    let ip: IpAddr = addr.parse().map_err(|_| err())?;
+    let bits = if ip.is_ipv4() { 32 } else { 128 };
+    if mask.is_empty() || !mask.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    let prefix: u32 = mask.parse().map_err(|_| err())?;
+    if prefix > bits {
+        return Err(err());
+    }
+    Ok((ip, prefix))
+}
+
+/// Go's `net.IPNet.Contains` for a network from `parse_cidr`: an IPv4-mapped network
+/// compares as IPv4, and families never match across.
+pub fn cidr_contains(net: (IpAddr, u32), ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    let (addr, prefix) = match net.0 {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => (IpAddr::V4(v4), net.1.saturating_sub(96)),
+            None => net,
+        },
+        v4 => (v4, net.1),
+    };
+    match (addr, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
 /// Go's `time.ParseDuration`, in nanoseconds.
 pub fn go_duration(s: &str) -> Result<i128, String> {
     let invalid = || format!("time: invalid duration \"{s}\"");
@@ -620,5 +781,75 @@ mod tests {
         );
         assert!(go_duration("abc").is_err());
         assert!(go_duration("").is_err());
+    }
+    #[test]
+    fn dns_and_hosts_like_docker() {
+        assert_eq!(validate_ip_address(" 8.8.8.8 "), Ok("8.8.8.8".into()));
+        assert_eq!(
+            validate_ip_address("2001:DB8:0:0::1"),
+            Ok("2001:db8::1".into())
+        );
+        assert_eq!(validate_ip_address("::ffff:1.2.3.4"), Ok("1.2.3.4".into()));
+        assert_eq!(
+            validate_ip_address("8.8.8"),
+            Err("IP address is not correctly formatted: 8.8.8".into())
+        );
+        assert_eq!(
+            validate_dns_search(" example.com. "),
+            Ok("example.com".into())
+        );
+        assert_eq!(validate_dns_search("."), Ok(".".into()));
+        assert_eq!(validate_dns_search("a-b.c1"), Ok("a-b.c1".into()));
+        assert_eq!(
+            validate_dns_search("-bad.com"),
+            Err("-bad.com is not a valid domain".into())
+        );
+        assert_eq!(
+            validate_dns_search("123.456"),
+            Err("123.456 is not a valid domain".into())
+        );
+        assert!(validate_dns_search("a..b").is_err());
+        assert!(validate_dns_search(&format!("{}.com", "a".repeat(260))).is_err());
+        assert_eq!(validate_extra_host("db:10.0.0.2"), Ok("db:10.0.0.2".into()));
+        assert_eq!(validate_extra_host("db=::1"), Ok("db:::1".into()));
+        assert_eq!(validate_extra_host("db:[::1]"), Ok("db:::1".into()));
+        assert_eq!(
+            validate_extra_host("gw:host-gateway"),
+            Ok("gw:host-gateway".into())
+        );
+        assert_eq!(
+            validate_extra_host("nohost"),
+            Err("bad format for add-host: \"nohost\"".into())
+        );
+        assert_eq!(
+            validate_extra_host(":1.2.3.4"),
+            Err("bad format for add-host: \":1.2.3.4\"".into())
+        );
+        assert_eq!(
+            validate_extra_host("db:1.2.3"),
+            Err("invalid IP address in add-host: \"1.2.3\"".into())
+        );
+    }
+
+    #[test]
+    fn cidrs_like_go_net() {
+        let n = parse_cidr("172.30.0.0/16").unwrap();
+        assert!(cidr_contains(n, "172.30.5.1".parse().unwrap()));
+        assert!(!cidr_contains(n, "172.31.0.1".parse().unwrap()));
+        assert!(!cidr_contains(n, "::1".parse().unwrap()));
+        let n6 = parse_cidr("2001:db8::/64").unwrap();
+        assert!(cidr_contains(n6, "2001:db8::33".parse().unwrap()));
+        assert!(!cidr_contains(n6, "10.0.0.1".parse().unwrap()));
+        assert!(cidr_contains(
+            parse_cidr("0.0.0.0/0").unwrap(),
+            "9.9.9.9".parse().unwrap()
+        ));
+        assert_eq!(
+            parse_cidr("172.30.0.0"),
+            Err("invalid CIDR address: 172.30.0.0".into())
+        );
+        assert!(parse_cidr("172.30.0.0/33").is_err());
+        assert!(parse_cidr("172.30.0.0/+8").is_err());
+        assert!(parse_cidr("x/8").is_err());
     }
 }

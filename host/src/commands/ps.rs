@@ -53,7 +53,8 @@ fn port_sort_key(p: &Value) -> (u64, String, u64, String) {
     )
 }
 
-fn join_host_port(ip: &str, port: &str) -> String {
+/// Go's `net.JoinHostPort`: an IPv6 host in brackets.
+pub(super) fn join_host_port(ip: &str, port: &str) -> String {
     if ip.contains(':') {
         format!("[{ip}]:{port}")
     } else {
@@ -348,6 +349,133 @@ mod tests {
         assert_eq!(
             displayable_ports(&ports),
             "53/udp, 0.0.0.0:80->80/tcp, 9000-9002/tcp, [::]:2222->22/tcp"
+        );
+    }
+
+    /// docker 28's TestDisplayablePorts (cli/command/formatter/container_test.go).
+    #[test]
+    fn ports_match_docker_formatter_tests() {
+        let p = |ip: &str, private: u64, public: u64, typ: &str| {
+            let mut v = json!({"PrivatePort": private, "Type": typ});
+            if !ip.is_empty() {
+                v["IP"] = json!(ip);
+            }
+            if public != 0 {
+                v["PublicPort"] = json!(public);
+            }
+            v
+        };
+        let cases: Vec<(Vec<Value>, &str)> = vec![
+            (vec![p("", 9988, 0, "tcp")], "9988/tcp"),
+            (vec![p("", 9988, 0, "udp")], "9988/udp"),
+            (vec![p("0.0.0.0", 9988, 0, "tcp")], "0.0.0.0:0->9988/tcp"),
+            (vec![p("::", 9988, 0, "tcp")], "[::]:0->9988/tcp"),
+            (vec![p("", 9988, 8899, "tcp")], "9988/tcp"),
+            (vec![p("4.3.2.1", 9988, 8899, "tcp")], "4.3.2.1:8899->9988/tcp"),
+            (vec![p("::1", 9988, 8899, "tcp")], "[::1]:8899->9988/tcp"),
+            (vec![p("4.3.2.1", 9988, 9988, "tcp")], "4.3.2.1:9988->9988/tcp"),
+            (vec![p("::1", 9988, 9988, "tcp")], "[::1]:9988->9988/tcp"),
+            (
+                vec![p("", 9988, 0, "udp"), p("", 9988, 0, "udp")],
+                "9988/udp, 9988/udp",
+            ),
+            (
+                vec![p("1.2.3.4", 9998, 9998, "udp"), p("1.2.3.4", 9999, 9999, "udp")],
+                "1.2.3.4:9998-9999->9998-9999/udp",
+            ),
+            (
+                vec![p("::1", 9998, 9998, "udp"), p("::1", 9999, 9999, "udp")],
+                "[::1]:9998-9999->9998-9999/udp",
+            ),
+            (
+                vec![p("1.2.3.4", 9998, 8887, "udp"), p("1.2.3.4", 9999, 8888, "udp")],
+                "1.2.3.4:8887->9998/udp, 1.2.3.4:8888->9999/udp",
+            ),
+            (
+                vec![p("::1", 9998, 8887, "udp"), p("::1", 9999, 8888, "udp")],
+                "[::1]:8887->9998/udp, [::1]:8888->9999/udp",
+            ),
+            (
+                vec![p("", 9998, 0, "udp"), p("", 9999, 0, "udp")],
+                "9998-9999/udp",
+            ),
+            (
+                vec![p("1.2.3.4", 6677, 7766, "tcp"), p("", 9988, 8899, "udp")],
+                "9988/udp, 1.2.3.4:7766->6677/tcp",
+            ),
+            (
+                vec![
+                    p("1.2.3.4", 9988, 8899, "udp"),
+                    p("1.2.3.4", 9988, 8899, "tcp"),
+                    p("4.3.2.1", 2233, 3322, "tcp"),
+                    p("::1", 2233, 3322, "tcp"),
+                ],
+                "4.3.2.1:3322->2233/tcp, [::1]:3322->2233/tcp, 1.2.3.4:8899->9988/tcp, 1.2.3.4:8899->9988/udp",
+            ),
+            (
+                vec![
+                    p("", 9988, 8899, "udp"),
+                    p("1.2.3.4", 6677, 7766, "tcp"),
+                    p("4.3.2.1", 2233, 3322, "tcp"),
+                ],
+                "9988/udp, 4.3.2.1:3322->2233/tcp, 1.2.3.4:7766->6677/tcp",
+            ),
+            (
+                vec![
+                    p("", 80, 0, "tcp"),
+                    p("", 1024, 0, "tcp"),
+                    p("", 80, 0, "udp"),
+                    p("", 1024, 0, "udp"),
+                    p("1.1.1.1", 1024, 80, "tcp"),
+                    p("1.1.1.1", 1024, 80, "udp"),
+                    p("1.1.1.1", 80, 1024, "tcp"),
+                    p("1.1.1.1", 80, 1024, "udp"),
+                    p("2.1.1.1", 1024, 80, "tcp"),
+                    p("2.1.1.1", 1024, 80, "udp"),
+                    p("2.1.1.1", 80, 1024, "tcp"),
+                    p("2.1.1.1", 80, 1024, "udp"),
+                    p("", 12345, 0, "sctp"),
+                ],
+                "80/tcp, 80/udp, 1024/tcp, 1024/udp, 12345/sctp, 1.1.1.1:1024->80/tcp, 1.1.1.1:1024->80/udp, 2.1.1.1:1024->80/tcp, 2.1.1.1:1024->80/udp, 1.1.1.1:80->1024/tcp, 1.1.1.1:80->1024/udp, 2.1.1.1:80->1024/tcp, 2.1.1.1:80->1024/udp",
+            ),
+        ];
+        for (ports, want) in cases {
+            assert_eq!(displayable_ports(&ports), want, "{ports:?}");
+        }
+    }
+
+    #[test]
+    fn ports_of_a_docker_28_engine() {
+        let p = |ip: &str, private: u64, public: u64, typ: &str| json!({"IP": ip, "PrivatePort": private, "PublicPort": public, "Type": typ});
+        // -p 8080:80 binds both families; :: sorts after 0.0.0.0.
+        assert_eq!(
+            displayable_ports(&[p("::", 80, 8080, "tcp"), p("0.0.0.0", 80, 8080, "tcp")]),
+            "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        // Ranges collapse only where host and container ports are the same (-p 5000-5001:5000-5001).
+        assert_eq!(
+            displayable_ports(&[
+                p("0.0.0.0", 5001, 5001, "tcp"),
+                p("0.0.0.0", 5000, 5000, "tcp"),
+                p("::", 5000, 5000, "tcp"),
+                p("::", 5001, 5001, "tcp"),
+            ]),
+            "0.0.0.0:5000-5001->5000-5001/tcp, [::]:5000-5001->5000-5001/tcp"
+        );
+        // -p 8000-8001:5000-5001 is listed port by port, as docker does.
+        assert_eq!(
+            displayable_ports(&[
+                p("0.0.0.0", 5000, 8000, "tcp"),
+                p("0.0.0.0", 5001, 8001, "tcp")
+            ]),
+            "0.0.0.0:8000->5000/tcp, 0.0.0.0:8001->5001/tcp"
+        );
+        assert_eq!(
+            displayable_ports(&[
+                p("0.0.0.0", 53, 5353, "udp"),
+                json!({"PrivatePort": 80, "Type": "tcp"})
+            ]),
+            "80/tcp, 0.0.0.0:5353->53/udp"
         );
     }
 

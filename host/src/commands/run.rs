@@ -11,9 +11,11 @@ use super::attach::{
     self, exit_code, monitor_size, Ended, ResizeTarget, SignalProxy, StreamConfig, WaitOutcome,
     Waiter,
 };
+use super::network::run_endpoints;
 use super::opts::{
     env_lookup, parse_cpus, parse_expose, parse_port_specs, parse_restart, ram_in_bytes,
-    read_kv_file, validate_attach, validate_env, validate_label,
+    read_kv_file, validate_attach, validate_dns_search, validate_env, validate_extra_host,
+    validate_ip_address, validate_label,
 };
 use super::pull::{split_reference, stream_pull};
 use super::term;
@@ -34,7 +36,7 @@ pub struct Spec {
 }
 
 /// docker's `withHelp`: "skiff: <err>\n\nRun 'skiff <cmd> --help' for more information".
-fn with_help(err: &str, cmd: &str, code: u8) -> anyhow::Error {
+pub(super) fn with_help(err: &str, cmd: &str, code: u8) -> anyhow::Error {
     SkiffError::with_code(
         format!("skiff: {err}\n\nRun 'skiff {cmd} --help' for more information"),
         code,
@@ -118,6 +120,19 @@ pub fn build_spec(
     let mut labels_flags = Vec::new();
     for l in &f.label {
         labels_flags.push(validate_label(l).map_err(|err| flag_error(l, "-l, --label", &err))?);
+    }
+
+    let mut dns = Vec::new();
+    for d in &f.dns {
+        dns.push(validate_ip_address(d).map_err(|e| flag_error(d, "--dns", &e))?);
+    }
+    let mut dns_search = Vec::new();
+    for d in &f.dns_search {
+        dns_search.push(validate_dns_search(d).map_err(|e| flag_error(d, "--dns-search", &e))?);
+    }
+    let mut extra_hosts = Vec::new();
+    for h in &f.add_host {
+        extra_hosts.push(validate_extra_host(h).map_err(|e| flag_error(h, "--add-host", &e))?);
     }
 
     let (mut exposed, bindings) = parse_port_specs(&f.publish)?;
@@ -249,10 +264,11 @@ pub fn build_spec(
     host.insert("CapAdd".into(), list_or_null(&f.cap_add));
     host.insert("CapDrop".into(), list_or_null(&f.cap_drop));
     host.insert("CgroupnsMode".into(), json!(""));
-    host.insert("Dns".into(), json!([]));
-    host.insert("DnsOptions".into(), json!([]));
-    host.insert("DnsSearch".into(), json!([]));
-    host.insert("ExtraHosts".into(), Value::Null);
+    // docker never sends the DNS lists as null (old engines kept null as "unset").
+    host.insert("Dns".into(), json!(dns));
+    host.insert("DnsOptions".into(), json!(f.dns_option));
+    host.insert("DnsSearch".into(), json!(dns_search));
+    host.insert("ExtraHosts".into(), list_or_null(&extra_hosts));
     host.insert("GroupAdd".into(), Value::Null);
     host.insert("IpcMode".into(), json!(""));
     host.insert("Cgroup".into(), json!(""));
@@ -317,18 +333,12 @@ pub fn build_spec(
         host.insert("Init".into(), json!(true));
     }
 
-    let mut endpoints = Map::new();
-    if f.network.is_none() {
-        endpoints.insert(
-            "default".into(),
-            json!({
-                "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-                "DriverOpts": null, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
-                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null
-            }),
-        );
-    }
+    let endpoints = run_endpoints(
+        f.network.as_deref(),
+        &f.network_alias,
+        f.ip.as_deref().unwrap_or(""),
+        f.ip6.as_deref().unwrap_or(""),
+    )?;
 
     config.insert("HostConfig".into(), Value::Object(host));
     config.insert(
@@ -640,6 +650,91 @@ mod tests {
         assert_eq!(b["AttachStdin"], true);
         assert_eq!(b["Labels"], json!({"a": "b", "c": ""}));
         assert_eq!(b["Env"], json!(["X=1"]));
+    }
+
+    #[test]
+    fn network_flags_land_where_docker_puts_them() {
+        let mut f = flags();
+        f.network = Some("mynet".into());
+        f.network_alias = vec!["db".into(), "sql".into()];
+        f.ip = Some("172.30.0.9".into());
+        f.dns = vec![" 8.8.8.8".into(), "2001:DB8::1".into()];
+        f.dns_search = vec!["example.com.".into()];
+        f.dns_option = vec!["ndots:2".into()];
+        f.add_host = vec!["db=10.0.0.2".into(), "v6:[::1]".into()];
+        let b = build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap().body;
+        let h = &b["HostConfig"];
+        assert_eq!(h["NetworkMode"], "mynet");
+        assert_eq!(h["Dns"], json!(["8.8.8.8", "2001:db8::1"]));
+        assert_eq!(h["DnsSearch"], json!(["example.com"]));
+        assert_eq!(h["DnsOptions"], json!(["ndots:2"]));
+        assert_eq!(h["ExtraHosts"], json!(["db:10.0.0.2", "v6:::1"]));
+        let eps = &b["NetworkingConfig"]["EndpointsConfig"];
+        assert_eq!(eps.as_object().map(|m| m.len()), Some(1));
+        assert_eq!(eps["mynet"]["Aliases"], json!(["db", "sql"]));
+        assert_eq!(
+            eps["mynet"]["IPAMConfig"],
+            json!({"IPv4Address": "172.30.0.9"})
+        );
+
+        // Unset, the DNS lists are empty lists and ExtraHosts null, as docker sends them.
+        let b = build_spec(&flags(), &args(&["img"]), false, (0, 0))
+            .unwrap()
+            .body;
+        assert_eq!(b["HostConfig"]["Dns"], json!([]));
+        assert_eq!(b["HostConfig"]["DnsSearch"], json!([]));
+        assert_eq!(b["HostConfig"]["DnsOptions"], json!([]));
+        assert_eq!(b["HostConfig"]["ExtraHosts"], Value::Null);
+
+        // --ip without --network goes on the "default" endpoint; the engine decides.
+        let mut f = flags();
+        f.ip = Some("172.17.0.9".into());
+        let b = build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap().body;
+        assert_eq!(
+            b["NetworkingConfig"]["EndpointsConfig"]["default"]["IPAMConfig"],
+            json!({"IPv4Address": "172.17.0.9"})
+        );
+
+        // docker refuses aliases on the default network before creating anything.
+        let mut f = flags();
+        f.network_alias = vec!["db".into()];
+        assert_eq!(
+            build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap_err(),
+            "network-scoped aliases are only supported for user-defined networks"
+        );
+        let mut f = flags();
+        f.dns = vec!["dns.example".into()];
+        assert_eq!(
+            build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap_err(),
+            "invalid argument \"dns.example\" for \"--dns\" flag: IP address is not correctly formatted: dns.example"
+        );
+        let mut f = flags();
+        f.add_host = vec!["nohost".into()];
+        assert_eq!(
+            build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap_err(),
+            "invalid argument \"nohost\" for \"--add-host\" flag: bad format for add-host: \"nohost\""
+        );
+        let mut f = flags();
+        f.dns_search = vec!["-x.com".into()];
+        assert!(build_spec(&f, &args(&["img"]), false, (0, 0))
+            .unwrap_err()
+            .ends_with("-x.com is not a valid domain"));
+    }
+
+    #[test]
+    fn host_network_keeps_published_ports() {
+        // docker sends -p as usual with --network host; the engine warns they are discarded.
+        let mut f = flags();
+        f.network = Some("host".into());
+        f.publish = vec!["8080:80".into()];
+        let b = build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap().body;
+        assert_eq!(b["HostConfig"]["NetworkMode"], "host");
+        assert_eq!(
+            b["HostConfig"]["PortBindings"],
+            json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]})
+        );
+        assert_eq!(b["ExposedPorts"], json!({"80/tcp": {}}));
+        assert_eq!(b["NetworkingConfig"]["EndpointsConfig"], json!({}));
     }
 
     #[test]

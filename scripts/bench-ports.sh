@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Published-port benchmark, in one run: the same busybox httpd (the `web` test image) reached
+#   - directly on the host's loopback (a host busybox httpd on the same file: the baseline),
+#   - through skiff's published port (the agent's forwarder), and directly at the container's
+#     bridge address (skiff's bridge without the forwarder),
+#   - through podman's published port (kernel DNAT) and, when dockerd runs here, docker's
+#     (docker-proxy).
+# Figures: throughput of one 500 MiB download (curl, median of 5), short connections per second
+# (scripts/bench-conns.py, 16 workers, 10 s), and 1,000 connections held open through one port
+# (all answered afterwards?) with the agent's memory before, while holding and after.
+# Not a test: figures depend on the machine.
+#
+#   sudo scripts/bench-ports.sh            # BENCH_RUNS=3 for a quicker look
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS="${BENCH_RUNS:-5}"
+WORK="${BENCH_DIR:-/var/tmp/skiff-bench}"
+mkdir -p "$WORK"
+. scripts/bench-lib.sh
+
+WEB="$REG/web"
+start_dockerd
+# crun on this cgroup hybrid needs hugetlb as a v1 hierarchy (peers.md).
+if [ -d /sys/fs/cgroup/unified ] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
+    mkdir -p /sys/fs/cgroup/hugetlb
+    mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
+fi
+
+tools=(skiff podman)
+declare -A CLI=([skiff]="$SK" [podman]="$PODMAN")
+declare -A PORT=([host]=18180 [skiff]=18181 [podman]=18182 [docker]=18183 [skiff-bridge]=80)
+declare -A ADDR
+if [ -n "$DOCKER" ]; then tools+=(docker); CLI[docker]="$DOCKER"; fi
+
+SIZE_MIB=500
+mkdir -p "$WORK/www"
+[ -f "$WORK/www/big500" ] || head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/www/big500"
+echo "hello from web" > "$WORK/www/index.html"
+busybox httpd -f -p "127.0.0.1:${PORT[host]}" -h "$WORK/www" &
+HOST_HTTPD=$!
+trap 'kill $HOST_HTTPD 2>/dev/null || true; [ -f "$WORK/dockerd.pid" ] && kill "$(cat "$WORK/dockerd.pid")" 2>/dev/null || true' EXIT
+ADDR[host]="127.0.0.1:${PORT[host]}"
+
+for t in "${tools[@]}"; do
+    c="${CLI[$t]}"
+    $c rm -f bench-web >/dev/null 2>&1 || true
+    $c pull -q "$WEB" >/dev/null
+    $c run -d --name bench-web -p "127.0.0.1:${PORT[$t]}:80" "$WEB" >/dev/null
+    $c cp "$WORK/www/big500" bench-web:/www/big500 >/dev/null
+    ADDR[$t]="127.0.0.1:${PORT[$t]}"
+done
+ADDR[skiff-bridge]="$($SK inspect -f '{{.NetworkSettings.IPAddress}}' bench-web):80"
+ways=(host skiff skiff-bridge podman)
+[ -n "$DOCKER" ] && ways+=(docker)
+
+for w in "${ways[@]}"; do
+    url="http://${ADDR[$w]}/big500"
+    for _ in $(seq 50); do curl -sf -o /dev/null "http://${ADDR[$w]}/index.html" && break; sleep 0.2; done
+    got=$(curl -s "$url" | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$(sha256sum < "$WORK/www/big500" | cut -d' ' -f1)" ] \
+        || { echo "bench: $w served a different file" >&2; exit 1; }
+    echo "bench: $w"
+    hyperfine -N --runs "$RUNS" --warmup 1 --export-json "$out/$w-bytes.json" \
+        "curl -s -o /dev/null $url" >/dev/null
+    python3 scripts/bench-conns.py rate "${ADDR[$w]%:*}" "${ADDR[$w]##*:}" 10 16 > "$out/$w-conns.txt"
+done
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$(cat "$SKIFF_ROOT/agent.pid")/status"; }
+rss_before=$(rss)
+python3 scripts/bench-conns.py hold 127.0.0.1 "${PORT[skiff]}" 1000 5 > "$out/hold.txt" &
+hold=$!
+sleep 4
+rss_holding=$(rss)
+wait $hold
+sleep 2
+rss_after=$(rss)
+# A second round: memory must not climb with each batch of connections.
+python3 scripts/bench-conns.py hold 127.0.0.1 "${PORT[skiff]}" 1000 1 > "$out/hold2.txt"
+sleep 2
+rss_after2=$(rss)
+
+for t in "${tools[@]}"; do ${CLI[$t]} rm -f bench-web >/dev/null; done
+
+mibs() { jq -r --argjson s "$SIZE_MIB" '$s / .results[0].median | floor' "$out/$1-bytes.json"; }
+echo
+echo "| path to busybox httpd | 500 MiB download (MiB/s) | vs host loopback | connections/s |"
+echo "|---|---|---|---|"
+for w in "${ways[@]}"; do
+    printf '| %s | %s | %.2f× | %s |\n' "$w" "$(mibs "$w")" \
+        "$(echo "$(mibs "$w") / $(mibs host)" | bc -l)" "$(cut -d' ' -f1,2,3,4 "$out/$w-conns.txt")"
+done
+printf '\nskiff / podman throughput: %.2f×\n' "$(echo "$(mibs skiff) / $(mibs podman)" | bc -l)"
+echo "1,000 connections held 5 s through skiff's port: $(cat "$out/hold.txt"); again: $(cat "$out/hold2.txt")"
+echo "agent RSS (KiB): before $rss_before, holding $rss_holding, after $rss_after, after a second round $rss_after2"

@@ -1,0 +1,689 @@
+//! Networks and published ports on the native backend: every `-p` form serving a file whole,
+//! UDP, port conflicts, container-to-container and container-to-host traffic, name resolution
+//! and isolation on user-defined networks, the docker CLI's `-p`/`port`/`network`, nothing
+//! left behind, and an agent restart.
+
+use std::net::{TcpListener, UdpSocket};
+use std::time::{Duration, Instant};
+
+use skiff_e2e::*;
+
+fn ready() -> Skiff {
+    let s = Skiff::new();
+    s.run(&["pull", "-q", &image("web")]).ok();
+    s.run(&["pull", "-q", &image("busybox")]).ok();
+    s
+}
+
+/// GET through `addr`, retrying while the server in the container comes up.
+#[track_caller]
+fn fetch(addr: &str, path: &str, half_close: bool) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match http_get(addr, path, half_close) {
+            Ok((status, body)) if status.contains("200") => return body,
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "GET {path} via {addr} never worked: {other:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// The host port `skiff port` reports for a container port (its first binding).
+fn host_port(s: &Skiff, name: &str, port: &str) -> u16 {
+    let out = s.run(&["port", name, port]).ok().stdout;
+    let first = out.lines().next().unwrap_or_default().to_string();
+    first
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {out:?}"))
+}
+
+fn inspect_field(s: &Skiff, name: &str, template: &str) -> String {
+    s.run(&["inspect", "-f", template, name])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// A port that is free now and whose successor is free too.
+fn free_pair() -> u16 {
+    loop {
+        let p = free_port();
+        if p < u16::MAX && TcpListener::bind(("0.0.0.0", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+#[test]
+fn every_publish_form_serves_the_file_whole() {
+    let s = ready();
+    let sha = web_big_sha();
+    let web = image("web");
+    let p1 = free_port();
+    let p2 = free_port();
+    let start = free_pair();
+    // The first port of the range is taken: the range must give the next one.
+    let _busy = TcpListener::bind(("0.0.0.0", start)).expect("hold the first port");
+    let specs: Vec<(&str, String)> = vec![
+        ("f1", format!("{p1}:80")),
+        ("f2", format!("127.0.0.1:{p2}:80")),
+        ("f3", format!("{start}-{}:80", start + 1)),
+        ("f4", "80".to_string()),
+    ];
+    for (name, spec) in &specs {
+        s.run(&["run", "-d", "--name", name, "-p", spec, &web]).ok();
+    }
+    s.run(&["run", "-d", "--name", "f5", "-P", &web]).ok();
+    let ipv6 = std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| !t.trim().is_empty());
+    let p6 = free_port();
+    if ipv6 {
+        s.run(&[
+            "run",
+            "-d",
+            "--name",
+            "f6",
+            "-p",
+            &format!("[::1]:{p6}:80"),
+            &web,
+        ])
+        .ok();
+    }
+
+    assert_eq!(host_port(&s, "f1", "80/tcp"), p1);
+    assert_eq!(host_port(&s, "f2", "80"), p2);
+    assert_eq!(
+        host_port(&s, "f3", "80/tcp"),
+        start + 1,
+        "busy first port skipped"
+    );
+    let p4 = host_port(&s, "f4", "80/tcp");
+    let p5 = host_port(&s, "f5", "80/tcp");
+    assert!(p4 > 0 && p5 > 0 && p4 != p5);
+
+    let mut addrs = vec![
+        format!("127.0.0.1:{p1}"),
+        format!("127.0.0.1:{p2}"),
+        format!("127.0.0.1:{}", start + 1),
+        format!("127.0.0.1:{p4}"),
+        format!("127.0.0.1:{p5}"),
+    ];
+    if ipv6 {
+        assert_eq!(host_port(&s, "f6", "80/tcp"), p6);
+        addrs.push(format!("[::1]:{p6}"));
+        // Published on every address, so on IPv6 too, as docker 28 does.
+        addrs.push(format!("[::1]:{p1}"));
+    }
+    for a in &addrs {
+        assert_eq!(sha256_hex(&fetch(a, "/big.bin", false)), sha, "via {a}");
+    }
+    // A client that half-closes after its request still gets everything.
+    let half = fetch(&format!("127.0.0.1:{p1}"), "/big.bin", true);
+    assert_eq!(sha256_hex(&half), sha, "half-closed client");
+
+    // The published port is bound on 127.0.0.1 only for f2: another local address is refused.
+    let other_ip = sh("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1");
+    let other_ip = other_ip.trim();
+    if !other_ip.is_empty() {
+        assert!(
+            std::net::TcpStream::connect((other_ip, p2)).is_err(),
+            "-p 127.0.0.1:… must not listen on {other_ip}"
+        );
+    }
+
+    // ps and inspect show the bindings as docker does.
+    let ps = s.run(&["ps", "--filter", "name=f1"]).ok().stdout;
+    assert!(ps.contains(&format!("0.0.0.0:{p1}->80/tcp")), "{ps}");
+    assert_eq!(
+        inspect_field(
+            &s,
+            "f2",
+            "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostIp}}"
+        ),
+        "127.0.0.1"
+    );
+
+    // Stop releases the port; start binds it again.
+    s.run(&["stop", "-t", "1", "f1"]).ok();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", p1)).is_err(),
+        "port still open after stop"
+    );
+    assert_eq!(
+        inspect_field(&s, "f1", "{{json .NetworkSettings.Ports}}"),
+        "{\"80/tcp\":null}"
+    );
+    s.run(&["start", "f1"]).ok();
+    assert_eq!(
+        fetch(&format!("127.0.0.1:{p1}"), "/index.html", false),
+        b"hello from web\n"
+    );
+}
+
+/// A static UDP echo server (busybox has none), built for this run.
+fn udp_echo_binary(s: &Skiff) -> std::path::PathBuf {
+    let out = s.dir.path().join("udp-echo");
+    let src = repo_root().join("tests/support/udp_echo.rs");
+    let status = std::process::Command::new("rustc")
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("rustc");
+    assert!(status.success(), "building the UDP echo server");
+    out
+}
+
+#[test]
+fn udp_is_forwarded_per_client_flow() {
+    let s = ready();
+    let echo = udp_echo_binary(&s);
+    let port = UdpSocket::bind("0.0.0.0:0")
+        .expect("udp")
+        .local_addr()
+        .expect("addr")
+        .port();
+    s.run(&[
+        "create",
+        "--name",
+        "echo1",
+        "-p",
+        &format!("{port}:9999/udp"),
+        &image("busybox"),
+        "/udp-echo",
+        "9999",
+    ])
+    .ok();
+    s.run(&["cp", echo.to_str().expect("path"), "echo1:/udp-echo"])
+        .ok();
+    s.run(&["start", "echo1"]).ok();
+    assert_eq!(host_port(&s, "echo1", "9999/udp"), port);
+
+    let a = UdpSocket::bind("127.0.0.1:0").expect("a");
+    let b = UdpSocket::bind("127.0.0.1:0").expect("b");
+    for sock in [&a, &b] {
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+    }
+    let ask = |sock: &UdpSocket, msg: &[u8]| -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 2048];
+        loop {
+            sock.send_to(msg, ("127.0.0.1", port)).expect("send");
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                return buf[..n].to_vec();
+            }
+            assert!(Instant::now() < deadline, "no UDP echo");
+        }
+    };
+    assert_eq!(ask(&a, b"from a"), b"from a");
+    assert_eq!(ask(&b, b"from b"), b"from b");
+    let big = vec![7u8; 1400];
+    assert_eq!(ask(&a, &big), big);
+}
+
+#[test]
+fn a_busy_host_port_fails_the_start_and_bad_input_changes_nothing() {
+    let s = ready();
+    let busy = TcpListener::bind("0.0.0.0:0").expect("bind");
+    let p = busy.local_addr().expect("addr").port();
+    let out = s
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            "busy1",
+            "-p",
+            &format!("{p}:80"),
+            &image("web"),
+        ])
+        .fails_with(125, "address already in use");
+    assert!(out.stderr.contains(&format!("{p}")), "{}", out.stderr);
+    assert_eq!(inspect_field(&s, "busy1", "{{.State.Status}}"), "created");
+    assert_eq!(
+        inspect_field(&s, "busy1", "{{.NetworkSettings.SandboxKey}}"),
+        ""
+    );
+    // The docker CLI gets the same refusal.
+    s.docker(&["run", "-d", "-p", &format!("{p}:80"), &image("web")])
+        .fails_with(125, "address already in use");
+    // Freed, the same container starts.
+    drop(busy);
+    s.run(&["start", "busy1"]).ok();
+    assert_eq!(
+        fetch(&format!("127.0.0.1:{p}"), "/index.html", false),
+        b"hello from web\n"
+    );
+    s.run(&["rm", "-f", "busy1"]).ok();
+
+    let before = s.run(&["ps", "-a", "-q"]).ok().stdout;
+    s.run(&["run", "-d", "-p", "99999:80", &image("web")])
+        .fails_with(125, "99999");
+    s.run(&["run", "-d", "-p", "80/sctp", &image("web")])
+        .fails_with(125, "sctp");
+    s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "nosuchnet",
+        &image("busybox"),
+        "true",
+    ])
+    .fails_with(125, "network nosuchnet not found");
+    assert_eq!(
+        s.run(&["ps", "-a", "-q"]).ok().stdout,
+        before,
+        "nothing created"
+    );
+
+    let nets = s.run(&["network", "ls", "-q"]).ok().stdout;
+    s.run(&["network", "create", "--subnet", "10.300.0.0/16", "x1"])
+        .fails_with(1, "invalid CIDR");
+    s.run(&["network", "create", "--subnet", "10.87.0.0/24", "x2"])
+        .ok();
+    s.run(&["network", "create", "--subnet", "10.87.0.128/25", "x3"])
+        .fails_with(1, "overlaps");
+    s.run(&["network", "create", "x2"])
+        .fails_with(1, "already exists");
+    s.run(&["network", "create", "--driver", "overlay", "x4"])
+        .fails_with(1, "overlay");
+    s.run(&["network", "rm", "bridge"])
+        .fails_with(1, "pre-defined network");
+    s.run(&["network", "rm", "x2"]).ok();
+    assert_eq!(s.run(&["network", "ls", "-q"]).ok().stdout, nets);
+}
+
+/// A one-shot HTTP server on the host, on every address; returns its port.
+fn host_server(reply: &'static str) -> u16 {
+    let l = TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten().take(8) {
+            use std::io::{Read, Write};
+            let mut conn = conn;
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn containers_reach_each_other_and_the_host() {
+    let s = ready();
+    s.run(&["run", "-d", "--name", "srv", &image("web")]).ok();
+    let ip = inspect_field(&s, "srv", "{{.NetworkSettings.IPAddress}}");
+    let gw = inspect_field(&s, "srv", "{{.NetworkSettings.Gateway}}");
+    assert!(!ip.is_empty() && !gw.is_empty(), "default bridge address");
+    let bb = image("busybox");
+    let got = s
+        .run(&[
+            "run",
+            "--rm",
+            &bb,
+            "wget",
+            "-qO-",
+            &format!("http://{ip}/index.html"),
+        ])
+        .ok();
+    assert_eq!(got.stdout, "hello from web\n");
+
+    // Egress: a server on the host, reached through the host's side of the bridge and
+    // through the host's own address (the route out, NATed).
+    let port = host_server("host says hi");
+    let via_gw = s
+        .run(&[
+            "run",
+            "--rm",
+            &bb,
+            "wget",
+            "-qO-",
+            &format!("http://{gw}:{port}/"),
+        ])
+        .ok();
+    assert_eq!(via_gw.stdout, "host says hi");
+    let host_ip =
+        sh("ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'");
+    let host_ip = host_ip.trim();
+    if !host_ip.is_empty() {
+        let out = s
+            .run(&[
+                "run",
+                "--rm",
+                &bb,
+                "wget",
+                "-qO-",
+                &format!("http://{host_ip}:{port}/"),
+            ])
+            .ok();
+        assert_eq!(out.stdout, "host says hi", "via {host_ip}");
+    }
+    let resolv = s
+        .run(&["run", "--rm", &bb, "cat", "/etc/resolv.conf"])
+        .ok()
+        .stdout;
+    assert!(
+        !resolv.contains("127.0.0."),
+        "loopback resolver leaked: {resolv}"
+    );
+
+    // --network none: loopback only; --network host: the host's interfaces.
+    let none = s
+        .run(&["run", "--rm", "--network", "none", &bb, "ip", "-o", "link"])
+        .ok()
+        .stdout;
+    assert_eq!(none.lines().count(), 1, "{none}");
+    let host_links = sh("ip -o link | wc -l");
+    let host = s
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            &bb,
+            "sh",
+            "-c",
+            "ip -o link | wc -l",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(host.trim(), host_links.trim());
+}
+
+#[test]
+fn user_networks_resolve_names_and_stay_apart() {
+    let s = ready();
+    let (web, bb) = (image("web"), image("busybox"));
+    s.run(&["network", "create", "front"]).ok();
+    s.run(&["network", "create", "back"]).ok();
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "front",
+        "--network-alias",
+        "www",
+        &web,
+    ])
+    .ok();
+    s.run(&["run", "-d", "--name", "hidden", "--network", "back", &web])
+        .ok();
+    let hidden_ip = inspect_field(&s, "hidden", "{{.NetworkSettings.Networks.back.IPAddress}}");
+    assert!(!hidden_ip.is_empty());
+
+    for name in ["srv", "www", "SRV"] {
+        let out = s
+            .run(&[
+                "run",
+                "--rm",
+                "--network",
+                "front",
+                &bb,
+                "wget",
+                "-qO-",
+                &format!("http://{name}/index.html"),
+            ])
+            .ok();
+        assert_eq!(out.stdout, "hello from web\n", "by {name}");
+    }
+    // Another network's container: neither its name nor its address is reachable.
+    s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        &bb,
+        "nslookup",
+        "hidden",
+    ])
+    .fails_with(1, "");
+    let cross = s.run(&[
+        // --init: a PID 1 that is not wget, so that timeout's SIGTERM is not ignored.
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "front",
+        &bb,
+        "timeout",
+        "3",
+        "wget",
+        "-qO-",
+        &format!("http://{hidden_ip}/index.html"),
+    ]);
+    assert_ne!(cross.code, 0, "reached another network: {}", cross.stdout);
+
+    // connect: a running container joins a second network and finds its members.
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "front",
+        &bb,
+        "sleep",
+        "300",
+    ])
+    .ok();
+    s.run(&["network", "connect", "--alias", "bridgehead", "back", "cli"])
+        .ok();
+    let out = s
+        .run(&["exec", "cli", "wget", "-qO-", "http://hidden/index.html"])
+        .ok();
+    assert_eq!(out.stdout, "hello from web\n");
+    let from_back = s
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "back",
+            &bb,
+            "nslookup",
+            "bridgehead",
+        ])
+        .ok();
+    assert!(from_back.stdout.contains("Address"), "{}", from_back.stdout);
+    s.run(&["network", "disconnect", "back", "cli"]).ok();
+    let gone = s.run(&[
+        "exec",
+        "cli",
+        "timeout",
+        "3",
+        "wget",
+        "-qO-",
+        &format!("http://{hidden_ip}/"),
+    ]);
+    assert_ne!(gone.code, 0, "still on back after disconnect");
+
+    s.run(&["network", "rm", "front"])
+        .fails_with(1, "active endpoints");
+    let members = s
+        .docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}} {{end}}",
+            "front",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        members.contains("srv") && members.contains("cli"),
+        "{members}"
+    );
+}
+
+#[test]
+fn docker_cli_publishes_ports_and_manages_networks() {
+    let s = ready();
+    let web = image("web");
+    let p = free_port();
+    s.docker(&["network", "create", "--label", "purpose=test", "dnet"])
+        .ok();
+    let ls = s
+        .docker(&["network", "ls", "--filter", "label=purpose=test"])
+        .ok()
+        .stdout;
+    assert!(ls.contains("dnet") && !ls.contains(" none "), "{ls}");
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "d1",
+        "--network",
+        "dnet",
+        "-p",
+        &format!("127.0.0.1:{p}:80"),
+        &web,
+    ])
+    .ok();
+    assert_eq!(
+        s.docker(&["port", "d1"]).ok().stdout,
+        format!("80/tcp -> 127.0.0.1:{p}\n")
+    );
+    assert_eq!(
+        fetch(&format!("127.0.0.1:{p}"), "/index.html", false),
+        b"hello from web\n"
+    );
+    let ps = s.docker(&["ps"]).ok().stdout;
+    assert!(ps.contains(&format!("127.0.0.1:{p}->80/tcp")), "{ps}");
+    let on = s
+        .docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}}{{end}}",
+            "dnet",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(on.trim(), "d1");
+    s.docker(&["network", "connect", "bridge", "d1"]).ok();
+    let nets = s
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            "d1",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(nets.trim(), "bridge dnet");
+    s.docker(&["network", "disconnect", "bridge", "d1"]).ok();
+    s.docker(&["rm", "-f", "d1"]).ok();
+    let pruned = s.docker(&["network", "prune", "-f"]).ok().stdout;
+    assert!(pruned.contains("dnet"), "{pruned}");
+    s.docker(&["network", "inspect", "dnet"])
+        .fails_with(1, "dnet");
+}
+
+/// This agent's tag, which all its interface and chain names carry.
+fn agent_tag(s: &Skiff) -> String {
+    let name = s
+        .run(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{index .Options \"com.docker.network.bridge.name\"}}",
+            "bridge",
+        ])
+        .ok()
+        .stdout;
+    name.trim()[2..6].to_string()
+}
+
+fn leftovers(tag: &str) -> String {
+    sh(&format!(
+        "{{ ip -o link; iptables -w -S; iptables -w -t nat -S; }} | grep -E 'sk{tag}|vk{tag}|SKIFF-{tag}' || true"
+    ))
+}
+
+#[test]
+fn nothing_of_ours_is_left_after_rm_and_prune() {
+    let s = ready();
+    let tag = agent_tag(&s);
+    s.run(&["network", "create", "tmpnet"]).ok();
+    s.run(&["run", "-d", "--name", "na", "-p", "80", &image("web")])
+        .ok();
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "nb",
+        "--network",
+        "tmpnet",
+        &image("web"),
+    ])
+    .ok();
+    let during = leftovers(&tag);
+    assert!(during.contains(&format!("SKIFF-{tag}-FWD")), "{during}");
+    assert!(during.contains(&format!("vk{tag}")), "{during}");
+    s.run(&["rm", "-f", "na", "nb"]).ok();
+    s.run(&["network", "prune", "-f"]).ok();
+    assert_eq!(leftovers(&tag), "", "bridges, veths or rules left");
+}
+
+#[test]
+fn ports_names_and_bridges_come_back_after_an_agent_restart() {
+    let s = ready();
+    let p = free_port();
+    s.run(&["network", "create", "keep"]).ok();
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--network",
+        "keep",
+        "-p",
+        &format!("{p}:80"),
+        &image("web"),
+    ])
+    .ok();
+    assert_eq!(
+        fetch(&format!("127.0.0.1:{p}"), "/index.html", false),
+        b"hello from web\n"
+    );
+    s.kill_agent();
+    // The next command starts a new agent, which takes the running container back.
+    assert!(s.run(&["ps"]).ok().stdout.contains("keeper"));
+    assert_eq!(
+        fetch(&format!("127.0.0.1:{p}"), "/index.html", false),
+        b"hello from web\n"
+    );
+    let out = s
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "keep",
+            &image("busybox"),
+            "wget",
+            "-qO-",
+            "http://keeper/index.html",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "hello from web\n");
+}
