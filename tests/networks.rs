@@ -141,13 +141,12 @@ fn every_publish_form_serves_the_file_whole() {
     // ps and inspect show the bindings as docker does.
     let ps = s.run(&["ps", "--filter", "name=f1"]).ok().stdout;
     assert!(ps.contains(&format!("0.0.0.0:{p1}->80/tcp")), "{ps}");
+    let ports: serde_json::Value =
+        serde_json::from_str(&inspect_field(&s, "f2", "{{json .NetworkSettings.Ports}}"))
+            .expect("ports JSON");
     assert_eq!(
-        inspect_field(
-            &s,
-            "f2",
-            "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostIp}}"
-        ),
-        "127.0.0.1"
+        ports,
+        serde_json::json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": p2.to_string()}]})
     );
 
     // Stop releases the port; start binds it again.

@@ -389,7 +389,14 @@ impl Containers {
         idx.by_id.insert(id.clone(), c.clone());
         drop(idx);
         self.emit("create", &c, &[]);
-        Ok((id, Vec::new()))
+        let mut warnings = Vec::new();
+        let hc = &c.record().host_config;
+        let publishes = hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+            || hc.publish_all_ports.unwrap_or(false);
+        if publishes && network::mode_of(hc.network_mode.as_deref().unwrap_or("")) == Mode::Host {
+            warnings.push("Published ports are discarded when using host network mode".into());
+        }
+        Ok((id, warnings))
     }
 
     /// The networks a new container joins: the one its network mode names (the default
