@@ -60,23 +60,28 @@ def hold(host, port, n, seconds):
         socks.append(socket.create_connection((host, port), timeout=30))
     time.sleep(seconds)
     answered = [0]
+    errors = {}
     lock = threading.Lock()
 
     def ask(s):
         try:
             ok = one_request(host, port, s)
-        except OSError:
-            ok = False
-        if ok:
-            with lock:
+            why = "bad answer"
+        except OSError as e:
+            ok, why = False, type(e).__name__
+        with lock:
+            if ok:
                 answered[0] += 1
+            else:
+                errors[why] = errors.get(why, 0) + 1
 
     threads = [threading.Thread(target=ask, args=(s,)) for s in socks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    print(f"{answered[0]}/{n} answered")
+    lost = ", ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+    print(f"{answered[0]}/{n} answered" + (f" (lost: {lost})" if lost else ""))
 
 
 def main():
