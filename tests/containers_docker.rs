@@ -110,9 +110,9 @@ fn isolation_as_seen_from_inside() {
     assert_eq!(lines[4], "127.0.0.1\tlocalhost");
     assert!(out.stdout.contains("devnull") && out.stdout.contains("devpts"));
     assert!(out.stdout.contains("procsys-ro"));
-    // Its own network namespace: only its loopback, and that one up.
+    // Its own network namespace: its loopback, up, and its end of the default bridge.
     assert!(out.stdout.contains("lo-up"), "{}", out.stdout);
-    assert_eq!(lines.last().map(|l| l.trim()), Some("1"), "{}", out.stdout);
+    assert_eq!(lines.last().map(|l| l.trim()), Some("2"), "{}", out.stdout);
 
     let named = s
         .docker(&[
