@@ -213,8 +213,8 @@ impl Containers {
                     }
                     self.watch_shim(c.clone(), rec.state.shim_pid as i32);
                 } else {
-                    let me = self.clone();
-                    tokio::spawn(async move { me.on_exit(c, true).await });
+                    // Recorded before the API answers, so that no client sees it running.
+                    self.clone().on_exit(c, true).await;
                 }
             } else if restart_on_boot(&rec) {
                 let me = self.clone();
