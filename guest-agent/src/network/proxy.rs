@@ -251,12 +251,19 @@ fn splice(from: i32, to: i32, len: usize) -> io::Result<usize> {
 
 /// Bytes asked of one splice call; the pipe takes what it has room for.
 const CHUNK: usize = 1 << 20;
+/// A direction that has moved this much is a bulk transfer: its pipe grows to `BULK_PIPE`
+/// (fewer, larger splices). Only then, because a pipe's size counts against the per-user
+/// pipe budget whether it is used or not.
+const BULK_AFTER: u64 = 4 << 20;
+const BULK_PIPE: i32 = 1 << 20;
 
 /// One direction: `from` → pipe → `to`, then a half-close of `to` at `from`'s end of stream.
 async fn pump(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
     let mut pipe_fds: Option<(OwnedFd, OwnedFd)> = None;
     let mut in_pipe = 0usize;
     let mut eof = false;
+    let mut moved = 0u64;
+    let mut grown = false;
     loop {
         if eof && in_pipe == 0 {
             // The other side learns of the end only now that everything before it arrived.
@@ -302,6 +309,12 @@ async fn pump(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
                     Ok(n) => {
                         in_pipe -= n;
                         progress = true;
+                        moved += n as u64;
+                        if !grown && moved >= BULK_AFTER {
+                            grown = true;
+                            // SAFETY: fcntl on a pipe we own; refusal (budget) just keeps the size.
+                            unsafe { libc::fcntl(r, libc::F_SETPIPE_SZ, BULK_PIPE) };
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
