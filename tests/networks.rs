@@ -385,6 +385,21 @@ fn containers_reach_each_other_and_the_host() {
         "loopback resolver leaked: {resolv}"
     );
 
+    // --network container:NAME shares srv's namespace: its server is on our loopback.
+    let shared = s
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:srv",
+            &bb,
+            "wget",
+            "-qO-",
+            "http://127.0.0.1/index.html",
+        ])
+        .ok();
+    assert_eq!(shared.stdout, "hello from web\n");
+
     // --network none: loopback only; --network host: the host's interfaces.
     let none = s
         .run(&["run", "--rm", "--network", "none", &bb, "ip", "-o", "link"])
