@@ -828,7 +828,8 @@ impl Containers {
                 if c.status() != Status::Restarting {
                     return;
                 }
-                let _ = c.update(|r| r.state.status = Status::Exited);
+                // It stays "restarting" until it runs again (or fails to): a client never sees
+                // it exited between two runs.
                 if let Err(e) = me.start(&c).await {
                     tracing::warn!("restarting {}: {}", c.id, e.message);
                 }
