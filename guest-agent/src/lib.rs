@@ -6,3 +6,4 @@ pub mod api;
 pub mod containers;
 pub mod images;
 pub mod network;
+pub mod vm;

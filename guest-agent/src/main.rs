@@ -33,9 +33,18 @@ struct Args {
     /// Largest uncompressed layer accepted, in bytes.
     #[arg(long, default_value_t = 64 << 30)]
     max_layer_size: u64,
+    /// In skiff's VM: also serve the API on this vsock port (for the host's machine daemon).
+    #[arg(long, value_name = "PORT", hide = true)]
+    vsock_api: Option<u32>,
+    /// In skiff's VM: pull images through the host's proxy on this vsock port.
+    #[arg(long, value_name = "PORT", hide = true)]
+    vsock_egress: Option<u32>,
 }
 
 fn main() {
+    if skiff_agent::vm::init::is_vm_init() {
+        skiff_agent::vm::init::main();
+    }
     // Helper roles of the same binary, started by the agent itself.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.len() == 3 && argv[1] == "shim" {
@@ -93,9 +102,18 @@ fn run(args: Args) -> Result<()> {
     // One agent per state dir: a second one would clear the first one's work in progress.
     let _lock = lock_root(&root)?;
     let store = Arc::new(Store::open(&root)?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut registries = RegistryConfig::new(args.insecure_registries.clone());
+    if let Some(port) = args.vsock_egress {
+        let addr = rt.block_on(skiff_agent::vm::vsock::start_egress(port))?;
+        registries.proxy = Some(format!("http://{addr}"));
+    }
     let puller = Arc::new(Puller {
         store: store.clone(),
-        registries: RegistryConfig::new(args.insecure_registries.clone()),
+        registries,
         limits: PullLimits {
             max_layer: args.max_layer_size,
             ..PullLimits::default()
@@ -104,12 +122,17 @@ fn run(args: Args) -> Result<()> {
     let id = agent_id(&root)?;
     let networks = skiff_agent::network::Networks::open(&root)?;
     let containers = Containers::open(&root, store.clone(), networks.clone())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    containers.set_flush_on_exit(args.vsock_api.is_some());
     rt.block_on(async move {
         let listener = api::bind(&socket)?;
+        let vsock_listener = match args.vsock_api {
+            Some(port) => {
+                // In the VM the host's daemon holds published ports for us.
+                skiff_agent::vm::ports::enable()?;
+                Some(skiff_agent::vm::vsock::bind(port)?)
+            }
+            None => None,
+        };
         // Tests and `skiff` find the daemon by this file.
         std::fs::write(root.join("agent.pid"), std::process::id().to_string())?;
         tracing::info!(
@@ -126,8 +149,15 @@ fn run(args: Args) -> Result<()> {
             socket: socket.clone(),
             id,
         });
+        let vsock_api = async {
+            match vsock_listener {
+                Some(l) => skiff_agent::vm::vsock::serve_api(l, ctx.clone()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            r = api::serve(listener, ctx) => r,
+            r = api::serve(listener, ctx.clone()) => r,
+            r = vsock_api => r,
             _ = shutdown_signal() => {
                 tracing::info!("shutting down");
                 // Bridges nobody uses go now rather than outlive us; running containers

@@ -74,20 +74,25 @@ pub async fn serve(listener: UnixListener, ctx: Arc<Ctx>) -> Result<()> {
             .accept()
             .await
             .context("accepting on the API socket")?;
+        tokio::spawn(serve_connection(stream, ctx.clone()));
+    }
+}
+
+/// One client connection, whatever carries it (the unix socket natively, vsock in the VM).
+pub async fn serve_connection<S>(stream: S, ctx: Arc<Ctx>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let ctx = ctx.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(ctx, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(1 << 20)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!("API connection ended: {e}");
-            }
-        });
+        async move { Ok::<_, std::convert::Infallible>(handle(ctx, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(1 << 20)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("API connection ended: {e}");
     }
 }
 

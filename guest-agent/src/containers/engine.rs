@@ -123,6 +123,9 @@ pub struct Containers {
     index: Mutex<Index>,
     agent_exe: PathBuf,
     pub networks: Arc<Networks>,
+    /// In the VM a killed QEMU takes the guest's page cache with it: flush what a container
+    /// wrote as it ends, so that a finished container's files survive (set by main).
+    flush_on_exit: std::sync::atomic::AtomicBool,
 }
 
 pub struct RootfsGuard {
@@ -142,7 +145,21 @@ pub enum WaitCondition {
     Removed,
 }
 
+/// Flush the filesystem holding `dir` (the whole data disk, in the VM).
+fn syncfs(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    if let Ok(f) = std::fs::File::open(dir) {
+        // SAFETY: syncfs on a descriptor we own.
+        unsafe { libc::syncfs(f.as_raw_fd()) };
+    }
+}
+
 impl Containers {
+    pub fn set_flush_on_exit(&self, on: bool) {
+        self.flush_on_exit
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn open(root: &Path, images: Arc<Store>, networks: Arc<Networks>) -> Result<Arc<Self>> {
         let dir = root.join("containers");
         let runtime_root = root.join("runtime");
@@ -195,6 +212,7 @@ impl Containers {
             images,
             index: Mutex::new(index),
             agent_exe,
+            flush_on_exit: Default::default(),
             networks,
         }))
     }
@@ -780,6 +798,13 @@ impl Containers {
             .ok()
             .and_then(|raw| serde_json::from_slice(&raw).ok());
         let _ = rootfs::unmount_rootfs(&c.paths());
+        if self
+            .flush_on_exit
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let dir = c.dir.clone();
+            let _ = tokio::task::spawn_blocking(move || syncfs(&dir)).await;
+        }
         self.release_network(&c).await;
         let rec = c.record();
         let res = c.update(|r| {

@@ -18,6 +18,8 @@ use sha2::{Digest as _, Sha256};
 pub struct RegistryConfig {
     /// Registries (`host` or `host:port`) reached over plain http, besides loopback ones.
     pub insecure: Vec<String>,
+    /// Every registry request goes through this HTTP proxy (in the VM: the host's way out).
+    pub proxy: Option<String>,
     /// One client per registry and credentials, kept so that connections and tokens are
     /// reused: a re-pull of an unchanged tag then costs one manifest request.
     clients: Arc<Mutex<HashMap<String, Client>>>,
@@ -27,6 +29,7 @@ impl std::fmt::Debug for RegistryConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryConfig")
             .field("insecure", &self.insecure)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -35,6 +38,7 @@ impl RegistryConfig {
     pub fn new(insecure: Vec<String>) -> Self {
         RegistryConfig {
             insecure,
+            proxy: None,
             clients: Arc::default(),
         }
     }
@@ -62,6 +66,8 @@ impl RegistryConfig {
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(60)),
             max_concurrent_download: 8,
+            http_proxy: self.proxy.clone(),
+            https_proxy: self.proxy.clone(),
             ..Default::default()
         })
     }
@@ -99,11 +105,13 @@ pub async fn check_basic(
         "https"
     };
     let url = format!("{scheme}://{registry}/v2/");
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
+        .timeout(Duration::from_secs(30));
+    if let Some(proxy) = &cfg.proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| e.to_string())?);
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
     let res = client
         .get(&url)
         .send()

@@ -16,6 +16,7 @@ pub mod ipam;
 pub mod link;
 pub mod ports;
 pub mod proxy;
+pub mod publish;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -116,7 +117,7 @@ struct State {
     /// Networks whose bridge is up, with a generation for the linger timer.
     active: HashMap<String, u64>,
     dns: HashMap<String, dns::Server>,
-    forwards: HashMap<String, Vec<proxy::Forward>>,
+    forwards: HashMap<String, Vec<publish::Served>>,
     generation: u64,
 }
 
@@ -801,7 +802,7 @@ impl Networks {
         };
         let mut forwards = Vec::new();
         for p in &state.ports {
-            match proxy::Bound::bind(p.proto, SocketAddr::new(p.host_ip, p.host_port)) {
+            match publish::Listener::bind(p.proto, SocketAddr::new(p.host_ip, p.host_port)) {
                 Ok(b) => forwards.push(b.serve(SocketAddr::new(target.into(), p.container_port))),
                 Err(e) => tracing::warn!(
                     "{name}: cannot publish {}:{} again: {e}",

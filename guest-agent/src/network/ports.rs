@@ -8,7 +8,8 @@ use bollard::models::{HostConfig, PortBinding};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::proxy::{Bound, Proto};
+use super::proxy::Proto;
+use super::publish::Listener;
 
 /// One port the user asked for: the container side, and the host side as requested.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,7 +132,7 @@ pub fn bind_all(
     reqs: &[Request],
     target: Ipv4Addr,
     ipv6: bool,
-) -> Result<Vec<(Published, Bound)>, String> {
+) -> Result<Vec<(Published, Listener)>, String> {
     let mut out = Vec::new();
     for r in reqs {
         let ips: Vec<IpAddr> = match r.host_ip {
@@ -213,11 +214,11 @@ fn describe(e: &std::io::Error) -> String {
 }
 
 /// Bind `port` (0: the kernel's choice, taken from the first address) on every address.
-fn bind_same_port(proto: Proto, ips: &[IpAddr], port: u16) -> std::io::Result<Vec<Bound>> {
-    let mut out: Vec<Bound> = Vec::new();
+fn bind_same_port(proto: Proto, ips: &[IpAddr], port: u16) -> std::io::Result<Vec<Listener>> {
+    let mut out: Vec<Listener> = Vec::new();
     let mut port = port;
     for ip in ips {
-        let b = Bound::bind(proto, SocketAddr::new(*ip, port))?;
+        let b = Listener::bind(proto, SocketAddr::new(*ip, port))?;
         port = b.local_addr().port();
         out.push(b);
     }

@@ -1,0 +1,357 @@
+//! PID 1 in skiff's VM. The kernel starts the agent's binary as `/init`; this part makes the
+//! initramfs a system (mounts, loopback, the data disk) and runs the engine as its *child*, so
+//! that it can reap every orphan (container shims re-parent to PID 1) without stealing the exit
+//! statuses the engine waits for itself. When the engine ends, on request or for good, it stops
+//! what is left, flushes the data disk and ends the VM.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use skiff_common::vsock;
+
+/// The virtio-blk disk the host gives the VM for images and containers.
+const DATA_DISK: &str = "/dev/vda";
+pub const STATE_DIR: &str = "/var/lib/skiff";
+/// The engine's own API socket inside the VM (for debugging from the console).
+const GUEST_SOCKET: &str = "/run/skiff/skiff.sock";
+/// A crashing engine is started again this many times before the VM gives up.
+const MAX_RESTARTS: u32 = 5;
+
+pub fn main() -> ! {
+    if let Err(e) = run() {
+        eprintln!("skiff-init: {e:#}");
+    }
+    // Whatever happened, end the VM rather than leave it hung: the host notices it exit.
+    power_off()
+}
+
+fn run() -> Result<()> {
+    // The kernel starts init with HOME and TERM only; the tools we run live here.
+    std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    // The console is a serial line read from a log file: no colour codes in it.
+    std::env::set_var("NO_COLOR", "1");
+    leave_rootfs().context("moving off the initramfs root")?;
+    mount_system().context("mounting /proc, /sys, /dev and cgroup2")?;
+    loopback_up().context("bringing up lo")?;
+    prepare_data_disk().context("preparing the data disk")?;
+
+    let stopping = Arc::new(AtomicBool::new(false));
+    let agent_pid = Arc::new(AtomicI32::new(0));
+    {
+        let (stopping, agent_pid) = (stopping.clone(), agent_pid.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = serve_control(&stopping, &agent_pid) {
+                eprintln!("skiff-init: control port: {e:#}");
+            }
+        });
+    }
+
+    let mut restarts = 0;
+    agent_pid.store(start_agent()?, Ordering::SeqCst);
+    loop {
+        let (pid, code) = wait_any()?;
+        if pid != agent_pid.load(Ordering::SeqCst) {
+            continue;
+        }
+        if stopping.load(Ordering::SeqCst) || code == Some(0) {
+            break;
+        }
+        restarts += 1;
+        eprintln!("skiff-init: the engine ended ({code:?}); starting it again ({restarts})");
+        if restarts > MAX_RESTARTS {
+            stop_everything();
+            bail!("the engine failed {restarts} times in a row; stopping the VM");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        agent_pid.store(start_agent()?, Ordering::SeqCst);
+    }
+    stop_everything();
+    Ok(())
+}
+
+/// The kernel unpacks the initramfs into `rootfs`, the one mount with no parent, and
+/// pivot_root (which every container start does) refuses to move away from it. Bind the
+/// whole tree onto itself and make that the root: a mount with a parent, at no copying cost.
+fn leave_rootfs() -> Result<()> {
+    let new = Path::new("/.root");
+    std::fs::create_dir_all(new)?;
+    mount(
+        Some("/"),
+        new,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    std::env::set_current_dir(new)?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)?;
+    nix::unistd::chroot(".")?;
+    std::env::set_current_dir("/")?;
+    Ok(())
+}
+
+fn mount_system() -> Result<()> {
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let list: [(&str, &str, &str, MsFlags, &str); 8] = [
+        ("proc", "/proc", "proc", nosuid, ""),
+        ("sysfs", "/sys", "sysfs", nosuid, ""),
+        (
+            "devtmpfs",
+            "/dev",
+            "devtmpfs",
+            MsFlags::MS_NOSUID,
+            "mode=0755",
+        ),
+        (
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            "ptmxmode=0666,mode=0620,gid=5",
+        ),
+        (
+            "shm",
+            "/dev/shm",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            "mode=1777",
+        ),
+        (
+            "run",
+            "/run",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            "mode=0755",
+        ),
+        (
+            "tmp",
+            "/tmp",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            "mode=1777",
+        ),
+        ("cgroup2", "/sys/fs/cgroup", "cgroup2", nosuid, "nsdelegate"),
+    ];
+    for (src, target, fstype, flags, data) in list {
+        std::fs::create_dir_all(target).with_context(|| format!("creating {target}"))?;
+        mount(Some(src), target, Some(fstype), flags, Some(data))
+            .with_context(|| format!("mounting {fstype} on {target}"))?;
+    }
+    // Containers get their controllers from the engine's cgroups below the root.
+    let _ = std::fs::write(
+        "/sys/fs/cgroup/cgroup.subtree_control",
+        "+cpu +cpuset +io +memory +pids",
+    );
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        let _ = std::os::unix::fs::symlink(target, link);
+    }
+    Ok(())
+}
+
+/// `lo` comes up down; the engine and containers in host mode expect it up.
+fn loopback_up() -> Result<()> {
+    // A plain ioctl: netlink would need the async runtime this early part does without.
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    // SAFETY: socket() has no memory preconditions; the fd is owned right after.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    req.name[..2].copy_from_slice(b"lo");
+    // SAFETY: the request struct is as large as struct ifreq and lives across both calls.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+    }
+    Ok(())
+}
+
+/// Format the data disk on first boot (an ext4 journal makes a killed VM recover on the next
+/// mount) and mount it as the engine's state dir. Without a disk the state lives in memory.
+fn prepare_data_disk() -> Result<()> {
+    std::fs::create_dir_all(STATE_DIR)?;
+    if !Path::new(DATA_DISK).exists() {
+        eprintln!(
+            "skiff-init: no data disk at {DATA_DISK}; images and containers will not survive"
+        );
+        return Ok(());
+    }
+    if !has_ext4(DATA_DISK)? {
+        eprintln!("skiff-init: formatting the data disk {DATA_DISK} (first boot)");
+        let status = Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext4", "-L", "skiff-data", DATA_DISK])
+            .status()
+            .context("running mke2fs")?;
+        if !status.success() {
+            bail!("mke2fs {DATA_DISK} failed ({status})");
+        }
+    }
+    mount(
+        Some(DATA_DISK),
+        STATE_DIR,
+        Some("ext4"),
+        MsFlags::MS_NOATIME,
+        None::<&str>,
+    )
+    .with_context(|| format!("mounting {DATA_DISK} on {STATE_DIR}"))?;
+    Ok(())
+}
+
+fn has_ext4(dev: &str) -> Result<bool> {
+    let mut f = std::fs::File::open(dev).with_context(|| format!("opening {dev}"))?;
+    let mut sb = [0u8; 1024 + 58];
+    if f.read_exact(&mut sb).is_err() {
+        return Ok(false);
+    }
+    // The superblock starts at byte 1024; its magic is at offset 56.
+    Ok(sb[1024 + 56..1024 + 58] == [0x53, 0xEF])
+}
+
+fn start_agent() -> Result<i32> {
+    let child = Command::new("/proc/self/exe")
+        .args(["--root", STATE_DIR, "--socket", GUEST_SOCKET])
+        .arg("--vsock-api")
+        .arg(vsock::API_PORT.to_string())
+        .arg("--vsock-egress")
+        .arg(vsock::EGRESS_PORT.to_string())
+        .spawn()
+        .context("starting the engine")?;
+    Ok(child.id() as i32)
+}
+
+/// Reap any child; returns its pid and exit code (None when a signal ended it).
+fn wait_any() -> Result<(i32, Option<i32>)> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) => return Ok((pid.as_raw(), Some(code))),
+            Ok(WaitStatus::Signaled(pid, _, _)) => return Ok((pid.as_raw(), None)),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("waiting for children"),
+        }
+    }
+}
+
+/// The host asks PID 1 to stop the VM on the init port: one line, `shutdown`.
+fn serve_control(stopping: &AtomicBool, agent_pid: &AtomicI32) -> Result<()> {
+    let listener = super::vsock::listen_blocking(vsock::INIT_PORT)?;
+    loop {
+        // SAFETY: accept4 on our listening socket; null address pointers are allowed.
+        let fd = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: fd is the connection accept4 just returned.
+        let mut conn = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut line = [0u8; 16];
+        let n = conn.read(&mut line).unwrap_or(0);
+        if line[..n].trim_ascii() == b"shutdown" {
+            stopping.store(true, Ordering::SeqCst);
+            let _ = conn.write_all(b"ok\n");
+            let pid = agent_pid.load(Ordering::SeqCst);
+            if pid > 0 {
+                // SAFETY: signal delivery to our own child.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        } else {
+            let _ = conn.write_all(b"unknown command\n");
+        }
+    }
+}
+
+/// Stop every process, then flush and detach the data disk so that the next boot finds it
+/// clean (the journal covers the case where this never runs: a killed VM).
+fn stop_everything() {
+    // SAFETY: kill(-1) signals every process but PID 1 itself.
+    unsafe { libc::kill(-1, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && reap_nowait() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+    while reap_nowait() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::unistd::sync();
+    // Container overlays keep the disk busy; unmount them deepest first.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut under: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|m| m.starts_with(STATE_DIR))
+        .collect();
+    under.reverse();
+    for m in under {
+        if umount2(m, MntFlags::empty()).is_err() {
+            let _ = umount2(m, MntFlags::MNT_DETACH);
+        }
+    }
+    nix::unistd::sync();
+}
+
+/// True while some child is still alive.
+fn reap_nowait() -> bool {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Without ACPI a power-off only halts the CPU; with `reboot=t` on the kernel command line a
+/// restart is a triple fault, which QEMU (`-no-reboot`) and KVM VMMs see as the guest's end.
+fn power_off() -> ! {
+    nix::unistd::sync();
+    // SAFETY: reboot(2) with a valid command; it does not return on success.
+    unsafe { libc::reboot(libc::RB_AUTOBOOT) };
+    // Only reached if reboot was refused; PID 1 must never return.
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// True when the kernel ran this binary as the VM's `/init` (never so natively: there PID 1
+/// is the host's init, and inside containers the binary is not PID 1's program).
+pub fn is_vm_init() -> bool {
+    std::process::id() == 1 && std::env::args_os().next().is_some_and(|a| a == "/init")
+}
