@@ -19,6 +19,13 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== build"
 cargo build --workspace --quiet
 
+echo "== guest kernel and image (the vm backend)"
+kernel_dir="$(scripts/build-kernel.sh)"
+cargo build --release -p skiff-agent --quiet
+SKIFF_KERNEL="$kernel_dir/vmlinux"
+SKIFF_INITRAMFS="$(scripts/build-initramfs.sh target/release/skiff-agent)"
+export SKIFF_KERNEL SKIFF_INITRAMFS
+
 echo "== test registries"
 scripts/test-registry.sh start
 scripts/test-images.sh

@@ -17,9 +17,13 @@ pub struct Cli {
     /// Directory of skiff's state (images, containers) [default: /var/lib/skiff]
     #[arg(long, global = true, env = "SKIFF_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Unix socket of the skiff API [default: ROOT/skiff.sock]
+    /// Unix socket of the skiff API [default: ROOT/skiff.sock; with the vm backend, the machine's]
     #[arg(long, global = true, env = "SKIFF_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Where containers run: natively on this Linux host, or in skiff's VM [default: the
+    /// "backend" of ~/.config/skiff/config.json, else native on Linux]
+    #[arg(long, global = true, env = "SKIFF_BACKEND", value_name = "BACKEND")]
+    pub backend: Option<crate::machine::Backend>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -104,6 +108,9 @@ pub enum Command {
     /// Manage skiff
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage skiff's VM (the vm backend)
+    #[command(subcommand)]
+    Machine(MachineCommand),
     /// Display system-wide information (same as `system info`)
     Info(FormatOnly),
     /// Show the skiff version information
@@ -127,6 +134,66 @@ pub enum ImageCommand {
     Rm(RmiArgs),
     /// Remove unused images
     Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MachineCommand {
+    /// Create a machine: its settings and its data disk
+    Init(MachineInitArgs),
+    /// Start a machine (the vm backend also starts it on first use)
+    Start(MachineName),
+    /// Stop a machine: the engine stops and the VM flushes its disk and ends
+    Stop(MachineName),
+    /// Show whether a machine is running
+    Status(MachineName),
+    /// Remove a machine with its disk (images, containers, volumes)
+    Rm(MachineRmArgs),
+    /// Show the VM's console (kernel and engine messages) of the last boot
+    Logs(MachineName),
+    /// Show a machine's settings and state as JSON
+    Inspect(MachineName),
+    /// Run the machine daemon in the foreground (started by `machine start`)
+    #[command(hide = true)]
+    Daemon(MachineName),
+}
+
+#[derive(Args, Debug)]
+pub struct MachineName {
+    /// The machine [default: $SKIFF_MACHINE, else "default"]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct MachineInitArgs {
+    /// Number of virtual CPUs [default: up to 2]
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory of the VM in MiB
+    #[arg(long, default_value_t = 2048, value_name = "MIB")]
+    pub memory: u64,
+    /// Size of the data disk in GiB (sparse: it takes host space as it fills)
+    #[arg(long, default_value_t = 64, value_name = "GIB")]
+    pub disk_size: u64,
+    /// Guest kernel (vmlinux) [default: $SKIFF_KERNEL, else installed beside skiff]
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Guest image [default: $SKIFF_INITRAMFS, else installed beside skiff]
+    #[arg(long, value_name = "PATH")]
+    pub initramfs: Option<PathBuf>,
+    /// Start the machine once created
+    #[arg(long)]
+    pub now: bool,
+    /// The machine [default: $SKIFF_MACHINE, else "default"]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct MachineRmArgs {
+    /// Stop the machine first if it runs
+    #[arg(short, long)]
+    pub force: bool,
+    /// The machine [default: $SKIFF_MACHINE, else "default"]
+    pub name: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

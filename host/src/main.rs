@@ -59,6 +59,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Machine commands run before any runtime: the daemon builds its own.
+    if let cli::Command::Machine(cmd) = &args.command {
+        return exit_with(commands::machine::run(cmd));
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,7 +73,11 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
-    match rt.block_on(commands::run(args)) {
+    exit_with(rt.block_on(commands::run(args)))
+}
+
+fn exit_with(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             if let Some(se) = e.downcast_ref::<SkiffError>() {

@@ -10,6 +10,7 @@ mod gofmt;
 mod images;
 mod login;
 mod logs;
+pub mod machine;
 mod network;
 mod opts;
 mod port;
@@ -27,7 +28,7 @@ use anyhow::Result;
 use bollard::Docker;
 
 use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand};
-use crate::machine::native::{ensure_running, Endpoint};
+use crate::machine::{choose_backend, ensure_running, vm, Backend, Endpoint};
 use crate::SkiffError;
 
 /// A connection to the engine, typed (bollard) and raw for exact JSON pass-through.
@@ -47,21 +48,29 @@ impl Engine {
     }
 }
 
-fn endpoint(cli: &Cli) -> Endpoint {
+fn endpoint(cli: &Cli) -> Result<Endpoint> {
+    let backend = choose_backend(cli.backend)?;
     let root = cli
         .root
         .clone()
         .unwrap_or_else(|| PathBuf::from("/var/lib/skiff"));
     let root = std::path::absolute(&root).unwrap_or(root);
-    let socket = cli
-        .socket
-        .clone()
-        .unwrap_or_else(|| root.join("skiff.sock"));
-    Endpoint { root, socket }
+    let socket = match backend {
+        Backend::Native => cli
+            .socket
+            .clone()
+            .unwrap_or_else(|| root.join("skiff.sock")),
+        Backend::Vm => vm::Machine::current()?.api_socket(),
+    };
+    Ok(Endpoint {
+        backend,
+        root,
+        socket,
+    })
 }
 
 async fn connect(cli: &Cli) -> Result<Engine> {
-    let endpoint = endpoint(cli);
+    let endpoint = endpoint(cli)?;
     ensure_running(&endpoint)?;
     let path = endpoint.socket.to_string_lossy().into_owned();
     let docker =
@@ -158,6 +167,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::System(SystemCommand::Df(a)) => disk::df(&engine, &a).await,
         Command::Login(a) => login::login(&engine, &a).await,
         Command::Logout(_) => unreachable!("handled above"),
+        Command::Machine(c) => machine::run(&c),
         Command::System(SystemCommand::Info(a)) | Command::Info(a) => {
             system::info(&engine, &a).await
         }

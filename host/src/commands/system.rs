@@ -35,7 +35,7 @@ pub async fn info(engine: &Engine, a: &FormatOnly) -> Result<u8> {
     };
     println!("Client:");
     println!(" Version:    {}", env!("CARGO_PKG_VERSION"));
-    println!(" Backend:    native");
+    println!(" Backend:    {}", engine.endpoint.backend.name());
     println!();
     println!("Server:");
     println!(" API socket: unix://{}", engine.endpoint.socket.display());

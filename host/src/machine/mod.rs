@@ -1,3 +1,142 @@
-//! Where the agent runs. Today: natively on this Linux host.
+//! Where the agent runs: natively on this Linux host, or in skiff's VM (the only choice on
+//! macOS and Windows). Both end in the same thing for the rest of the CLI: a unix socket that
+//! serves the Docker Engine API.
 
 pub mod native;
+pub mod vm;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::SkiffError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The agent runs on this Linux host (root needed).
+    Native,
+    /// The agent runs in skiff's VM, started on first use.
+    Vm,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Native => "native",
+            Backend::Vm => "vm",
+        }
+    }
+}
+
+/// Where the engine keeps its state and serves its API.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub backend: Backend,
+    /// The native agent's state dir (unused by the vm backend, whose state is in the VM).
+    pub root: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// The user's settings file: `$XDG_CONFIG_HOME/skiff/config.json` (or `~/.config/...`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub backend: Option<Backend>,
+}
+
+pub fn settings_path() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("SKIFF_CONFIG") {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
+    Some(base.join("skiff").join("config.json"))
+}
+
+fn read_settings(path: &Path) -> Result<Settings> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            SkiffError::new(format!(
+                "{} is not valid: {e}; expected for example {{\"backend\": \"vm\"}}",
+                path.display()
+            ))
+            .into()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The flag (or `SKIFF_BACKEND`, which clap folds into it) wins, then the settings file, then
+/// the platform's default. Off Linux there is no native backend to choose.
+pub fn choose_backend(flag: Option<Backend>) -> Result<Backend> {
+    let chosen = match flag {
+        Some(b) => Some(b),
+        None => match settings_path() {
+            Some(p) => read_settings(&p)?.backend,
+            None => None,
+        },
+    };
+    if cfg!(not(target_os = "linux")) && chosen == Some(Backend::Native) {
+        return Err(SkiffError::new(
+            "the native backend needs a Linux host; on this system skiff runs containers in its VM (--backend vm)",
+        )
+        .into());
+    }
+    Ok(chosen.unwrap_or(if cfg!(target_os = "linux") {
+        Backend::Native
+    } else {
+        Backend::Vm
+    }))
+}
+
+/// Make sure the endpoint's engine answers, starting the agent or the machine if needed.
+pub fn ensure_running(ep: &Endpoint) -> Result<()> {
+    match ep.backend {
+        Backend::Native => native::ensure_running(ep),
+        Backend::Vm => vm::ensure_running(ep),
+    }
+}
+
+/// Whether something answers `GET /_ping` with 200 on this socket.
+pub fn answers(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_and_reject_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("skiff-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.json");
+        std::fs::write(&p, br#"{"backend": "vm"}"#).unwrap();
+        assert_eq!(read_settings(&p).unwrap().backend, Some(Backend::Vm));
+        std::fs::write(&p, br#"{"backend": "kvm"}"#).unwrap();
+        let e = read_settings(&p).unwrap_err().to_string();
+        assert!(e.contains("is not valid"), "{e}");
+        std::fs::write(&p, br#"{"backnd": "vm"}"#).unwrap();
+        assert!(read_settings(&p).is_err());
+        assert!(read_settings(&dir.join("missing.json"))
+            .unwrap()
+            .backend
+            .is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -9,29 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::{answers, Endpoint};
 use crate::SkiffError;
-
-/// Where the agent keeps its state and serves its API.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub root: PathBuf,
-    pub socket: PathBuf,
-}
-
-fn answers(socket: &Path) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = [0u8; 12];
-    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
-}
 
 fn agent_binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("SKIFF_AGENT_BIN") {
@@ -127,7 +106,7 @@ pub fn ensure_running(ep: &Endpoint) -> Result<()> {
     )
 }
 
-fn log_tail(path: &Path) -> String {
+pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")

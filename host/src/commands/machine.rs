@@ -1,0 +1,162 @@
+//! `skiff machine …`: create, start, stop and look at skiff's VM. These work without a
+//! running engine.
+
+use anyhow::Result;
+
+use crate::cli::{MachineCommand, MachineInitArgs, MachineName, MachineRmArgs};
+use crate::machine::vm::{self, config::MachineConfig, Machine, State};
+use crate::SkiffError;
+
+fn pick(name: &Option<String>) -> Result<Machine> {
+    match name {
+        Some(n) => Machine::named(n),
+        None => Machine::current(),
+    }
+}
+
+pub fn run(cmd: &MachineCommand) -> Result<u8> {
+    match cmd {
+        MachineCommand::Init(a) => init(a),
+        MachineCommand::Start(a) => {
+            pick(&a.name)?.start(true)?;
+            Ok(0)
+        }
+        MachineCommand::Stop(a) => stop(a),
+        MachineCommand::Status(a) => {
+            let m = pick(&a.name)?;
+            println!("{}", m.state()?.name());
+            Ok(0)
+        }
+        MachineCommand::Rm(a) => rm(a),
+        MachineCommand::Logs(a) => logs(a),
+        MachineCommand::Inspect(a) => inspect(a),
+        MachineCommand::Daemon(a) => daemon(a),
+    }
+}
+
+fn init(a: &MachineInitArgs) -> Result<u8> {
+    let m = pick(&a.name)?;
+    let mut cfg: MachineConfig = vm::default_config(&m.name);
+    if let Some(c) = a.cpus {
+        cfg.cpus = c;
+    }
+    cfg.memory_mib = a.memory;
+    cfg.disk_gib = a.disk_size;
+    if let Some(k) = &a.kernel {
+        cfg.kernel = std::path::absolute(k)?;
+    }
+    if let Some(i) = &a.initramfs {
+        cfg.initramfs = std::path::absolute(i)?;
+    }
+    m.init(&cfg)?;
+    eprintln!(
+        "Machine {} created: {} CPUs, {} MiB, {} GiB disk, kernel {}",
+        m.name,
+        cfg.cpus,
+        cfg.memory_mib,
+        cfg.disk_gib,
+        cfg.kernel.display()
+    );
+    if a.now {
+        m.start(true)?;
+    }
+    Ok(0)
+}
+
+fn stop(a: &MachineName) -> Result<u8> {
+    let m = pick(&a.name)?;
+    if m.state()? == State::Missing {
+        return Err(SkiffError::new(format!("machine {} does not exist", m.name)).into());
+    }
+    if m.stop()? {
+        eprintln!("Machine {} stopped", m.name);
+    } else {
+        eprintln!("Machine {} is not running", m.name);
+    }
+    Ok(0)
+}
+
+fn rm(a: &MachineRmArgs) -> Result<u8> {
+    let m = pick(&a.name)?;
+    match m.state()? {
+        State::Missing => {
+            return Err(SkiffError::new(format!("machine {} does not exist", m.name)).into())
+        }
+        State::Running | State::Starting if !a.force => {
+            return Err(SkiffError::new(format!(
+                "machine {} is running; stop it first or use --force",
+                m.name
+            ))
+            .into())
+        }
+        State::Running | State::Starting => {
+            m.stop()?;
+        }
+        State::Stopped => {}
+    }
+    std::fs::remove_dir_all(&m.dir)?;
+    println!("{}", m.name);
+    Ok(0)
+}
+
+fn logs(a: &MachineName) -> Result<u8> {
+    let m = pick(&a.name)?;
+    match std::fs::read(m.serial_log()) {
+        Ok(b) => {
+            use std::io::Write;
+            std::io::stdout().write_all(&b)?;
+            Ok(0)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SkiffError::new(format!(
+            "machine {} has not booted yet: no console log at {}",
+            m.name,
+            m.serial_log().display()
+        ))
+        .into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn inspect(a: &MachineName) -> Result<u8> {
+    let m = pick(&a.name)?;
+    let Some(cfg) = m.config()? else {
+        return Err(SkiffError::new(format!("machine {} does not exist", m.name)).into());
+    };
+    let state = m.state()?;
+    let accel = match state {
+        // The accelerator the running VM was started with.
+        State::Running | State::Starting => std::fs::read_to_string(m.dir.join("accel")).ok(),
+        _ => vm::qemu::Accel::detect().ok().map(|a| a.name().to_string()),
+    };
+    let v = serde_json::json!({
+        "Name": m.name,
+        "State": state.name(),
+        "Backend": "qemu",
+        "Accelerator": accel,
+        "CPUs": cfg.cpus,
+        "MemoryMiB": cfg.memory_mib,
+        "DiskGiB": cfg.disk_gib,
+        "Kernel": cfg.kernel,
+        "Initramfs": cfg.initramfs,
+        "Created": cfg.created,
+        "Dir": m.dir,
+        "APISocket": m.api_socket(),
+        "DaemonPid": if state == State::Stopped { None } else { m.daemon_pid() },
+    });
+    println!("{}", serde_json::to_string_pretty(&[v])?);
+    Ok(0)
+}
+
+fn daemon(a: &MachineName) -> Result<u8> {
+    let m = pick(&a.name)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    vm::daemon::main(&m)?;
+    Ok(0)
+}

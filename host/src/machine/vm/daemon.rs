@@ -1,0 +1,189 @@
+//! The machine daemon: one long-lived host process per running machine. It serves our vsock
+//! device to QEMU (vhost-user), runs QEMU, and is the host side of the guest's services: the
+//! agent's API on a host unix socket, and the egress proxy for pulls. It ends with QEMU.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::UnixListener;
+
+use super::config::MachineConfig;
+use super::{egress, guest, ports, qemu, Machine};
+use skiff_common::vsock;
+
+pub fn main(machine: &Machine) -> Result<()> {
+    let cfg = MachineConfig::load(&machine.dir)?
+        .with_context(|| format!("no machine at {}", machine.dir.display()))?;
+    cfg.validate()?;
+    let _lock = machine.lock_daemon()?;
+    for p in [
+        machine.api_socket(),
+        machine.vhost_socket(),
+        machine.device_socket(),
+        machine.egress_socket(),
+        machine.control_socket(),
+    ] {
+        let _ = std::fs::remove_file(p);
+    }
+    std::fs::write(
+        machine.dir.join("daemon.pid"),
+        std::process::id().to_string(),
+    )?;
+    let accel = qemu::Accel::detect()?;
+    std::fs::write(machine.dir.join("accel"), accel.name())?;
+
+    // The device listens before QEMU starts: QEMU connects to it as a client.
+    let backend = skiff_vmm::vsock::VhostUserVsock::bind(
+        &machine.vhost_socket(),
+        skiff_vmm::vsock::VsockConfig {
+            guest_cid: 3,
+            uds_path: machine.device_socket(),
+        },
+    )
+    .context("starting the vsock device")?;
+    let device = std::thread::Builder::new()
+        .name("vsock-device".into())
+        .spawn(move || backend.serve())?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(run(machine, &cfg, accel));
+    for p in [
+        machine.api_socket(),
+        machine.device_socket(),
+        machine.egress_socket(),
+        machine.control_socket(),
+        machine.dir.join("daemon.pid"),
+    ] {
+        let _ = std::fs::remove_file(p);
+    }
+    // QEMU is gone, so the device's frontend disconnected and its thread ends.
+    let _ = device.join();
+    result
+}
+
+async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Result<()> {
+    let qemu_log = std::fs::File::create(machine.dir.join("qemu.log"))?;
+    let mut cmd = tokio::process::Command::new(qemu::binary());
+    cmd.args(qemu::args(
+        cfg,
+        accel,
+        &qemu::Paths {
+            vhost_socket: &machine.vhost_socket(),
+            disk: &machine.disk(),
+            serial_log: &machine.serial_log(),
+        },
+    ))
+    .stdin(Stdio::null())
+    .stdout(qemu_log.try_clone()?)
+    .stderr(qemu_log)
+    .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe. QEMU must not outlive a killed daemon: nothing
+    // would serve its vsock device, and the next start needs the disk.
+    unsafe {
+        cmd.as_std_mut().pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", qemu::binary().display()))?;
+    if let Some(pid) = child.id() {
+        std::fs::write(machine.dir.join("qemu.pid"), pid.to_string())?;
+    }
+    tracing::info!(
+        "started QEMU ({}, {} CPUs, {} MiB)",
+        accel.name(),
+        cfg.cpus,
+        cfg.memory_mib
+    );
+
+    let api = bind_private(&machine.api_socket())?;
+    let egress = bind_private(&machine.egress_socket())?;
+    let control = bind_private(&machine.control_socket())?;
+    let device = machine.device_socket();
+    let api_loop = async {
+        loop {
+            let Ok((client, _)) = api.accept().await else {
+                continue;
+            };
+            let device = device.clone();
+            tokio::spawn(async move {
+                match guest::connect(&device, vsock::API_PORT).await {
+                    Ok(mut up) => {
+                        let mut client = client;
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    }
+                    // The client sees its connection closed: the engine is not up yet.
+                    Err(e) => tracing::debug!("api: {e:#}"),
+                }
+            });
+        }
+    };
+    let egress_loop = async {
+        loop {
+            if let Ok((conn, _)) = egress.accept().await {
+                tokio::spawn(egress::serve_connection(conn));
+            }
+        }
+    };
+    let control_loop = async {
+        loop {
+            if let Ok((conn, _)) = control.accept().await {
+                tokio::spawn(ports::serve_control(conn, device.clone()));
+            }
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let status = tokio::select! {
+        s = child.wait() => s?,
+        _ = api_loop => unreachable!(),
+        _ = egress_loop => unreachable!(),
+        _ = control_loop => unreachable!(),
+        _ = term.recv() => {
+            tracing::info!("stopping the VM");
+            shutdown_guest(&device).await;
+            match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+                Ok(s) => s?,
+                Err(_) => {
+                    tracing::warn!("the VM did not stop within 30 s; killing QEMU");
+                    let _ = child.kill().await;
+                    child.wait().await?
+                }
+            }
+        }
+    };
+    let _ = std::fs::remove_file(machine.dir.join("qemu.pid"));
+    tracing::info!("QEMU exited ({status})");
+    Ok(())
+}
+
+/// Ask the guest's init to stop the engine, flush the disk and end the VM.
+async fn shutdown_guest(device: &Path) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    match guest::connect(device, vsock::INIT_PORT).await {
+        Ok(mut s) => {
+            let _ = s.write_all(b"shutdown\n").await;
+            let mut ok = [0u8; 3];
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut ok)).await;
+        }
+        Err(e) => tracing::warn!("cannot ask the guest to shut down: {e:#}"),
+    }
+}
+
+/// Sockets of the machine are the user's alone: whoever can write to the API socket controls
+/// the VM.
+fn bind_private(path: &Path) -> Result<UnixListener> {
+    // SAFETY: umask only changes this process's file-creation mask.
+    let previous = unsafe { libc::umask(0o177) };
+    let l = UnixListener::bind(path);
+    // SAFETY: restoring the previous mask.
+    unsafe { libc::umask(previous) };
+    l.with_context(|| format!("binding {}", path.display()))
+}

@@ -1,0 +1,249 @@
+//! The vm backend: skiff's own kernel and agent in a QEMU microVM, reached over our vsock
+//! device. Needs the guest kernel and image that scripts/test.sh builds (SKIFF_KERNEL,
+//! SKIFF_INITRAMFS).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use skiff_e2e::*;
+
+/// One machines dir of its own, so that tests never share or stop each other's VM.
+struct Vm {
+    dir: tempfile::TempDir,
+}
+
+fn guest_file(var: &str) -> PathBuf {
+    let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{var} is not set: run the suite with scripts/test.sh, which builds the guest kernel and image")
+    });
+    assert!(p.exists(), "{var}={} does not exist", p.display());
+    p
+}
+
+impl Vm {
+    fn new() -> Vm {
+        // Short: unix socket paths inside it must stay under 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("vm-")
+            .tempdir_in(test_tmp())
+            .expect("tempdir");
+        Vm { dir }
+    }
+
+    fn machine_dir(&self) -> PathBuf {
+        self.dir.path().join("default")
+    }
+
+    fn bare_command(&self) -> Command {
+        let mut c = Command::new(bin_dir().join("skiff"));
+        c.env("SKIFF_BACKEND", "vm")
+            .env("SKIFF_MACHINES", self.dir.path())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn command(&self) -> Command {
+        let mut c = self.bare_command();
+        c.env("SKIFF_KERNEL", guest_file("SKIFF_KERNEL"))
+            .env("SKIFF_INITRAMFS", guest_file("SKIFF_INITRAMFS"));
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command().args(args).output().expect("run skiff"))
+    }
+
+    fn init(&self) {
+        self.run(&["machine", "init", "--memory", "1024", "--disk-size", "4"])
+            .ok();
+    }
+
+    fn pid_file(&self, name: &str) -> Option<i32> {
+        std::fs::read_to_string(self.machine_dir().join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.bare_command().args(["machine", "stop"]).output();
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn guest_release() -> String {
+    let kernel = guest_file("SKIFF_KERNEL");
+    let release = kernel.with_file_name("release");
+    std::fs::read_to_string(&release)
+        .unwrap_or_else(|e| panic!("{}: {e}", release.display()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn vm_machine_boots_our_kernel_and_runs_containers() {
+    let vm = Vm::new();
+
+    // Bad settings are refused with the reason, and create nothing.
+    vm.run(&["machine", "init", "--memory", "64"])
+        .fails_with(125, "too little");
+    vm.run(&["machine", "init", "--kernel", "/nonexistent/vmlinux"])
+        .fails_with(125, "build-kernel.sh");
+    let status = vm.run(&["machine", "status"]).ok();
+    assert_eq!(status.stdout.trim(), "missing");
+
+    vm.init();
+    assert_eq!(vm.run(&["machine", "status"]).ok().stdout.trim(), "stopped");
+    vm.run(&["machine", "start"]).ok();
+    assert_eq!(vm.run(&["machine", "status"]).ok().stdout.trim(), "running");
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&vm.run(&["machine", "inspect"]).ok().stdout).expect("json");
+    let accel = inspect[0]["Accelerator"].as_str().unwrap_or_default();
+    assert!(["kvm", "hvf", "whpx", "tcg"].contains(&accel), "{inspect}");
+
+    // The container runs on the guest's kernel, not the host's.
+    let out = vm
+        .run(&["run", "--rm", &image("busybox"), "uname", "-r"])
+        .ok();
+    assert_eq!(out.stdout.trim(), guest_release());
+    let host_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    assert_ne!(out.stdout.trim(), host_release.trim());
+
+    let info = vm.run(&["info"]).ok();
+    assert!(info.stdout.contains("Backend:    vm"), "{}", info.stdout);
+    assert!(
+        info.stdout.contains(&format!(
+            "unix://{}",
+            vm.machine_dir().join("api.sock").display()
+        )),
+        "{}",
+        info.stdout
+    );
+
+    // A published port answers on the host; the bytes arrive whole.
+    let port = free_port();
+    vm.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web1",
+        "-p",
+        &format!("{port}:80"),
+        &image("web"),
+    ])
+    .ok();
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (status, body) = loop {
+        match http_get(&addr, "/", false) {
+            Ok(r) => break r,
+            Err(e) if Instant::now() > deadline => panic!("{addr}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    assert!(status.contains("200"), "{status}");
+    assert!(String::from_utf8_lossy(&body).contains("hello from web"));
+    let (_, big) = http_get(&addr, "/big.bin", true).expect("big file");
+    assert_eq!(sha256_hex(&big), web_big_sha());
+    // A host port already taken is refused as docker refuses it, and nothing runs.
+    let held = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let busy = held.local_addr().expect("addr").port();
+    vm.run(&[
+        "run",
+        "-d",
+        "--name",
+        "w2",
+        "-p",
+        &format!("{busy}:80"),
+        &image("web"),
+    ])
+    .fails_with(125, "address already in use");
+    vm.run(&["rm", "-f", "web1"]).ok();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the port stayed open after rm"
+    );
+
+    // Exit codes cross the VM boundary unchanged.
+    vm.run(&["run", "--rm", &image("busybox"), "sh", "-c", "exit 7"])
+        .fails_with(7, "");
+
+    let logs = vm.run(&["machine", "logs"]).ok();
+    assert!(
+        logs.stdout.contains("serving the Docker Engine API"),
+        "{}",
+        logs.stdout
+    );
+
+    let daemon = vm.pid_file("daemon.pid").expect("daemon pid");
+    vm.run(&["machine", "stop"]).ok();
+    assert_eq!(vm.run(&["machine", "status"]).ok().stdout.trim(), "stopped");
+    // Gone, or about to be reaped by whoever adopted it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(daemon) {
+        assert!(
+            Instant::now() < deadline,
+            "the machine daemon outlived stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn vm_data_survives_a_killed_vm() {
+    let vm = Vm::new();
+    vm.init();
+    vm.run(&["pull", &image("busybox")]).ok();
+    vm.run(&[
+        "run",
+        "--name",
+        "keep",
+        &image("busybox"),
+        "sh",
+        "-c",
+        "echo kept > /data.txt",
+    ])
+    .ok();
+
+    // A crash: QEMU dies at once, without the guest flushing anything more.
+    let qemu = vm.pid_file("qemu.pid").expect("qemu pid");
+    // SAFETY: plain signal delivery to the QEMU our machine started.
+    unsafe { libc::kill(qemu, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while vm.run(&["machine", "status"]).ok().stdout.trim() != "stopped" {
+        assert!(
+            Instant::now() < deadline,
+            "the dead VM is not reported stopped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The next command starts the machine again and finds everything.
+    let images = vm.run(&["images", "--format", "{{.Repository}}"]).ok();
+    assert!(
+        images
+            .stdout
+            .contains(&image("busybox").replace(":latest", "")),
+        "{}",
+        images.stdout
+    );
+    let out = vm.dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("out dir");
+    vm.run(&["cp", "keep:/data.txt", out.to_str().expect("utf8")])
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(out.join("data.txt")).expect("copied file"),
+        "kept\n"
+    );
+    vm.run(&["run", "--rm", &image("busybox"), "true"]).ok();
+}
