@@ -103,6 +103,16 @@ fn vm_machine_boots_our_kernel_and_runs_containers() {
 
     vm.init();
     assert_eq!(vm.run(&["machine", "status"]).ok().stdout.trim(), "stopped");
+    // No QEMU: said so, with what to install.
+    Run::from(
+        vm.command()
+            .env("SKIFF_QEMU", "/nonexistent/qemu-system-x86_64")
+            .args(["machine", "start"])
+            .output()
+            .expect("run skiff"),
+    )
+    .fails_with(125, "is not installed");
+    assert_eq!(vm.run(&["machine", "status"]).ok().stdout.trim(), "stopped");
     vm.run(&["machine", "start"]).ok();
     assert_eq!(vm.run(&["machine", "status"]).ok().stdout.trim(), "running");
 

@@ -13,5 +13,7 @@ pub const CONTROL_PORT: u32 = 1026;
 pub const EGRESS_PORT: u32 = 1027;
 /// PID 1's own control: `shutdown` (host connects).
 pub const INIT_PORT: u32 = 1028;
+/// Echoes every byte back: measures the vsock device alone (`scripts/bench-vm.sh`).
+pub const ECHO_PORT: u32 = 1029;
 /// The CID every guest sees its host at.
 pub const HOST_CID: u32 = 2;

@@ -54,6 +54,12 @@ fn run() -> Result<()> {
         });
     }
 
+    std::thread::spawn(|| {
+        if let Err(e) = serve_echo() {
+            eprintln!("skiff-init: echo port: {e:#}");
+        }
+    });
+
     let mut restarts = 0;
     agent_pid.store(start_agent()?, Ordering::SeqCst);
     loop {
@@ -265,20 +271,9 @@ fn wait_any() -> Result<(i32, Option<i32>)> {
 fn serve_control(stopping: &AtomicBool, agent_pid: &AtomicI32) -> Result<()> {
     let listener = super::vsock::listen_blocking(vsock::INIT_PORT)?;
     loop {
-        // SAFETY: accept4 on our listening socket; null address pointers are allowed.
-        let fd = unsafe {
-            libc::accept4(
-                listener.as_raw_fd(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_CLOEXEC,
-            )
-        };
-        if fd < 0 {
+        let Ok(mut conn) = super::vsock::accept_blocking(&listener) else {
             continue;
-        }
-        // SAFETY: fd is the connection accept4 just returned.
-        let mut conn = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        };
         let mut line = [0u8; 16];
         let n = conn.read(&mut line).unwrap_or(0);
         if line[..n].trim_ascii() == b"shutdown" {
@@ -292,6 +287,30 @@ fn serve_control(stopping: &AtomicBool, agent_pid: &AtomicI32) -> Result<()> {
         } else {
             let _ = conn.write_all(b"unknown command\n");
         }
+    }
+}
+
+/// The device's own throughput, without the engine in the way: every byte comes back.
+fn serve_echo() -> Result<()> {
+    let listener = super::vsock::listen_blocking(vsock::ECHO_PORT)?;
+    loop {
+        let Ok(conn) = super::vsock::accept_blocking(&listener) else {
+            continue;
+        };
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 256 << 10];
+            let mut conn = conn;
+            loop {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if conn.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
     }
 }
 

@@ -99,6 +99,23 @@ pub fn listen_blocking(port: u32) -> Result<OwnedFd> {
     Ok(sock)
 }
 
+pub fn accept_blocking(listener: &OwnedFd) -> std::io::Result<VsockFile> {
+    // SAFETY: accept4 on a listening socket; null address pointers are allowed.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is the connection accept4 just returned, owned from here on.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
 /// A blocking connection to the host's `port` (short requests made from sync code paths).
 pub fn connect_host_blocking(port: u32) -> std::io::Result<VsockFile> {
     let sock = socket()?;

@@ -62,7 +62,11 @@ pub fn main(machine: &Machine) -> Result<()> {
     ] {
         let _ = std::fs::remove_file(p);
     }
-    // QEMU is gone, so the device's frontend disconnected and its thread ends.
+    // QEMU is gone, so the device's frontend disconnected and its thread ends; if QEMU never
+    // connected (it failed to start), the device still waits in accept: knock once to end it.
+    if !device.is_finished() {
+        let _ = std::os::unix::net::UnixStream::connect(machine.vhost_socket());
+    }
     let _ = device.join();
     result
 }

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The vm backend against native, in one run: machine start until the API answers, `run --rm`
+# on a running machine, throughput through a published port and through `cp` both ways, the
+# vsock device's own echo throughput, and host CPU while the guest idles. The accelerator is
+# printed with the figures: under TCG (emulation) absolute numbers say little, the vm/native
+# ratios are the trend to follow.
+#
+#   sudo scripts/bench-vm.sh            # RUNS=5 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${RUNS:-5}"
+WORK="${WORK:-/var/tmp/skiff-bench-vm}"
+mkdir -p "$WORK"
+
+scripts/setup.sh >/dev/null
+cargo build --release --quiet
+kernel_dir="$(scripts/build-kernel.sh)"
+export SKIFF_KERNEL="$kernel_dir/vmlinux"
+export SKIFF_INITRAMFS="$(scripts/build-initramfs.sh target/release/skiff-agent)"
+scripts/test-registry.sh start >/dev/null
+scripts/test-images.sh >/dev/null
+set -a; eval "$(scripts/test-registry.sh env)"; set +a
+REG="$SKIFF_REGISTRY"
+SK="$PWD/target/release/skiff"
+
+native() { SKIFF_BACKEND=native SKIFF_ROOT="$WORK/native" SKIFF_SOCKET="$WORK/native.sock" "$SK" "$@"; }
+vm() { SKIFF_BACKEND=vm SKIFF_MACHINES="$WORK/machines" "$SK" "$@"; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# A fresh machine each run, so that the figures are for the kernel and image just built.
+vm machine rm -f >/dev/null 2>&1 || true
+vm machine init --memory 2048 --disk-size 16 2>/dev/null
+vm machine start 2>/dev/null
+accel="$(vm machine inspect | jq -r '.[0].Accelerator')"
+for b in native vm; do
+    $b pull -q "$REG/busybox" >/dev/null
+    $b pull -q "$REG/web" >/dev/null
+done
+
+echo "== machine start → API answering ($RUNS runs, accelerator $accel)"
+: > "$WORK/boot.txt"
+for _ in $(seq "$RUNS"); do
+    vm machine stop >/dev/null 2>&1
+    t0=$(ms); vm machine start >/dev/null 2>&1; t1=$(ms)
+    echo $((t1 - t0)) >> "$WORK/boot.txt"
+done
+boot=$(median < "$WORK/boot.txt")
+
+echo "== run --rm busybox true"
+for b in native vm; do
+    : > "$WORK/run-$b.txt"
+    $b run --rm "$REG/busybox" true
+    for _ in $(seq "$RUNS"); do
+        t0=$(ms); $b run --rm "$REG/busybox" true; t1=$(ms)
+        echo $((t1 - t0)) >> "$WORK/run-$b.txt"
+    done
+done
+run_native=$(median < "$WORK/run-native.txt"); run_vm=$(median < "$WORK/run-vm.txt")
+
+echo "== published port: GET /big.bin"
+port_native=18601; port_vm=18602
+native rm -f bench-web >/dev/null 2>&1 || true
+vm rm -f bench-web >/dev/null 2>&1 || true
+native run -d --name bench-web -p "127.0.0.1:$port_native:80" "$REG/web" >/dev/null
+vm run -d --name bench-web -p "127.0.0.1:$port_vm:80" "$REG/web" >/dev/null
+sleep 1
+for b in native vm; do
+    port=$([ $b = native ] && echo $port_native || echo $port_vm)
+    : > "$WORK/port-$b.txt"
+    for _ in $(seq "$RUNS"); do
+        curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$port/big.bin" \
+            | awk '{ printf "%.1f\n", $1 / 1048576 }' >> "$WORK/port-$b.txt"
+    done
+    $b rm -f bench-web >/dev/null
+done
+port_native_mib=$(median < "$WORK/port-native.txt"); port_vm_mib=$(median < "$WORK/port-vm.txt")
+
+echo "== cp of a 256 MiB file, both ways"
+head -c $((256 << 20)) /dev/urandom > "$WORK/blob"
+want=$(sha256sum < "$WORK/blob" | cut -d' ' -f1)
+for b in native vm; do
+    $b rm -f bench-cp >/dev/null 2>&1 || true
+    $b run -d --name bench-cp "$REG/busybox" sleep 100000 >/dev/null
+    : > "$WORK/cpin-$b.txt"; : > "$WORK/cpout-$b.txt"
+    for _ in $(seq "$RUNS"); do
+        t0=$(ms); $b cp "$WORK/blob" bench-cp:/blob; t1=$(ms)
+        awk -v t=$((t1 - t0)) 'BEGIN { printf "%.1f\n", 256 * 1000 / t }' >> "$WORK/cpin-$b.txt"
+        rm -f "$WORK/back"
+        t0=$(ms); $b cp bench-cp:/blob "$WORK/back"; t1=$(ms)
+        awk -v t=$((t1 - t0)) 'BEGIN { printf "%.1f\n", 256 * 1000 / t }' >> "$WORK/cpout-$b.txt"
+        [ "$(sha256sum < "$WORK/back" | cut -d' ' -f1)" = "$want" ] || { echo "cp corrupted the file ($b)" >&2; exit 1; }
+    done
+    $b rm -f bench-cp >/dev/null
+done
+cpin_native=$(median < "$WORK/cpin-native.txt"); cpin_vm=$(median < "$WORK/cpin-vm.txt")
+cpout_native=$(median < "$WORK/cpout-native.txt"); cpout_vm=$(median < "$WORK/cpout-vm.txt")
+
+echo "== vsock device: 256 MiB host → guest → host echo"
+echo_mib=$(python3 scripts/bench-vsock-echo.py "$WORK/machines/default/vsock.sock" 1029 256 "$RUNS")
+
+echo "== host CPU while the guest idles (10 s)"
+sleep 3
+qpid=$(cat "$WORK/machines/default/qemu.pid"); dpid=$(cat "$WORK/machines/default/daemon.pid")
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+q0=$(ticks "$qpid"); d0=$(ticks "$dpid"); sleep 10; q1=$(ticks "$qpid"); d1=$(ticks "$dpid")
+hz=$(getconf CLK_TCK)
+idle_cpu=$(awk -v q=$((q1 - q0)) -v d=$((d1 - d0)) -v hz="$hz" 'BEGIN { printf "%.1f", (q + d) * 100 / hz / 10 }')
+
+cat <<EOF
+
+accelerator: $accel (host: $(nproc) CPUs); medians of $RUNS runs
+| measure | native | vm | vm/native |
+|---|---|---|---|
+| machine start → API answering (ms) | – | $boot | – |
+| \`run --rm busybox true\`, machine running (ms) | $run_native | $run_vm | $(ratio "$run_vm" "$run_native") |
+| published port, GET 8 MiB (MiB/s) | $port_native_mib | $port_vm_mib | $(ratio "$port_vm_mib" "$port_native_mib") |
+| \`cp\` host → container, 256 MiB (MiB/s) | $cpin_native | $cpin_vm | $(ratio "$cpin_vm" "$cpin_native") |
+| \`cp\` container → host, 256 MiB (MiB/s) | $cpout_native | $cpout_vm | $(ratio "$cpout_vm" "$cpout_native") |
+| vsock echo, host → guest → host (MiB/s each way) | – | $echo_mib | – |
+| host CPU, guest idle (% of one core: QEMU + daemon) | – | $idle_cpu | – |
+EOF
+vm machine stop >/dev/null 2>&1 || true
