@@ -257,3 +257,26 @@ fn vm_data_survives_a_killed_vm() {
     );
     vm.run(&["run", "--rm", &image("busybox"), "true"]).ok();
 }
+
+#[test]
+fn vm_broken_kernel_is_reported_with_qemus_words() {
+    let vm = Vm::new();
+    // An ELF header and nothing else: it passes the quick check, QEMU cannot load it.
+    let kernel = vm.dir.path().join("vmlinux");
+    let real = std::fs::read(guest_file("SKIFF_KERNEL")).expect("kernel");
+    std::fs::write(&kernel, &real[..4096]).expect("write");
+    vm.run(&[
+        "machine",
+        "init",
+        "--memory",
+        "512",
+        "--kernel",
+        kernel.to_str().expect("utf8"),
+    ])
+    .ok();
+    let out = vm
+        .run(&["machine", "start"])
+        .fails_with(125, "failed to start");
+    assert!(out.stderr.contains("qemu.log"), "{}", out.stderr);
+    assert_eq!(vm.run(&["machine", "status"]).ok().stdout.trim(), "stopped");
+}

@@ -284,19 +284,25 @@ impl Machine {
         )))
     }
 
-    /// An error that shows why a start failed: the daemon's and the guest console's last lines.
+    /// An error that shows why a start failed: the last lines of the daemon's log, QEMU's
+    /// own messages and the guest console.
     fn failed(&self, what: &str) -> anyhow::Error {
-        SkiffError::new(format!(
-            "machine {} failed to start: {what}.\n--- {} (last lines)\n{}\n--- {} (last lines)\n{}\n\
-             Check the kernel and initramfs given to `skiff machine init`, or see `skiff machine logs {}`.",
-            self.name,
-            self.daemon_log().display(),
-            log_tail(&self.daemon_log()),
-            self.serial_log().display(),
-            log_tail(&self.serial_log()),
+        let mut msg = format!("machine {} failed to start: {what}.", self.name);
+        for log in [
+            self.daemon_log(),
+            self.dir.join("qemu.log"),
+            self.serial_log(),
+        ] {
+            let tail = log_tail(&log);
+            if !tail.trim().is_empty() {
+                msg.push_str(&format!("\n--- {} (last lines)\n{tail}", log.display()));
+            }
+        }
+        msg.push_str(&format!(
+            "\nCheck the kernel and initramfs given to `skiff machine init`, or see `skiff machine logs {}`.",
             self.name
-        ))
-        .into()
+        ));
+        SkiffError::new(msg).into()
     }
 
     /// Ask the daemon to stop the VM (the guest flushes and ends) and wait for it.
