@@ -166,31 +166,10 @@ fn every_publish_form_serves_the_file_whole() {
     );
 }
 
-/// A static UDP echo server (busybox has none), built for this run.
-fn udp_echo_binary(s: &Skiff) -> std::path::PathBuf {
-    let out = s.dir.path().join("udp-echo");
-    let src = repo_root().join("tests/support/udp_echo.rs");
-    let status = std::process::Command::new("rustc")
-        .args([
-            "--edition",
-            "2021",
-            "-O",
-            "-C",
-            "target-feature=+crt-static",
-            "-o",
-        ])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("rustc");
-    assert!(status.success(), "building the UDP echo server");
-    out
-}
-
 #[test]
 fn udp_is_forwarded_per_client_flow() {
     let s = ready();
-    let echo = udp_echo_binary(&s);
+    let echo = udp_echo_binary(s.dir.path());
     let port = UdpSocket::bind("0.0.0.0:0")
         .expect("udp")
         .local_addr()

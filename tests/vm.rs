@@ -184,6 +184,112 @@ fn vm_machine_boots_our_kernel_and_runs_containers() {
         "the port stayed open after rm"
     );
 
+    // A published UDP port: each client's datagrams come back to that client.
+    let echo = udp_echo_binary(vm.dir.path());
+    let uport = std::net::UdpSocket::bind("0.0.0.0:0")
+        .expect("udp")
+        .local_addr()
+        .expect("addr")
+        .port();
+    vm.run(&[
+        "create",
+        "--name",
+        "echo1",
+        "-p",
+        &format!("{uport}:9999/udp"),
+        &image("busybox"),
+        "/udp-echo",
+        "9999",
+    ])
+    .ok();
+    vm.run(&["cp", echo.to_str().expect("utf8"), "echo1:/udp-echo"])
+        .ok();
+    vm.run(&["start", "echo1"]).ok();
+    let clients = [
+        std::net::UdpSocket::bind("127.0.0.1:0").expect("a"),
+        std::net::UdpSocket::bind("127.0.0.1:0").expect("b"),
+    ];
+    for (i, c) in clients.iter().enumerate() {
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let msg = format!("datagram from client {i}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 256];
+        let got = loop {
+            c.send_to(msg.as_bytes(), ("127.0.0.1", uport))
+                .expect("send");
+            match c.recv(&mut buf) {
+                Ok(n) => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+                Err(_) if Instant::now() < deadline => continue,
+                Err(e) => panic!("no UDP answer: {e}"),
+            }
+        };
+        assert_eq!(got, msg);
+    }
+    vm.run(&["rm", "-f", "echo1"]).ok();
+
+    // The docker CLI on the machine's socket: a hijacked stream with stdin, through the relay.
+    let mut docker = Command::new("docker")
+        .arg("-H")
+        .arg(format!(
+            "unix://{}",
+            vm.machine_dir().join("api.sock").display()
+        ))
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            &image("busybox"),
+            "sh",
+            "-c",
+            "cat; exit 3",
+        ])
+        .env("DOCKER_CONFIG", vm.dir.path().join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn docker");
+    {
+        use std::io::Write;
+        let mut stdin = docker.stdin.take().expect("stdin");
+        stdin.write_all(b"through the vm\n").expect("write stdin");
+    }
+    let out = Run::from(docker.wait_with_output().expect("docker"));
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stdout, "through the vm\n");
+
+    // logs, exec and cp into a running container.
+    vm.run(&[
+        "run",
+        "-d",
+        "--name",
+        "lg",
+        &image("busybox"),
+        "sh",
+        "-c",
+        "echo out; echo err >&2; sleep 1000",
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let logs = vm.run(&["logs", "lg"]).ok();
+        if logs.stdout.contains("out") && logs.stderr.contains("err") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{logs:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let src = vm.dir.path().join("in.txt");
+    std::fs::write(&src, "copied in\n").expect("write");
+    vm.run(&["cp", src.to_str().expect("utf8"), "lg:/in.txt"])
+        .ok();
+    let out = vm.run(&["exec", "lg", "cat", "/in.txt"]).ok();
+    assert_eq!(out.stdout, "copied in\n");
+    vm.run(&["exec", "lg", "sh", "-c", "exit 5"])
+        .fails_with(5, "");
+    vm.run(&["rm", "-f", "lg"]).ok();
+
     // Exit codes cross the VM boundary unchanged.
     vm.run(&["run", "--rm", &image("busybox"), "sh", "-c", "exit 7"])
         .fails_with(7, "");

@@ -17,3 +17,56 @@ pub const INIT_PORT: u32 = 1028;
 pub const ECHO_PORT: u32 = 1029;
 /// The CID every guest sees its host at.
 pub const HOST_CID: u32 = 2;
+
+/// A published UDP port's datagrams over a vsock stream (one stream per client flow): each
+/// datagram is a 2-byte big-endian length, then its bytes. A stream keeps no boundaries of its
+/// own; this is the least that keeps them.
+pub mod datagram {
+    use std::io;
+
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    pub async fn write<W: AsyncWrite + Unpin>(w: &mut W, d: &[u8]) -> io::Result<()> {
+        let len = u16::try_from(d.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "datagram over 64 KiB"))?;
+        let mut frame = Vec::with_capacity(d.len() + 2);
+        frame.extend_from_slice(&len.to_be_bytes());
+        frame.extend_from_slice(d);
+        w.write_all(&frame).await
+    }
+
+    /// The next datagram into `buf`; false at a clean end of the stream. Not cancel-safe: run
+    /// it in a task of its own rather than in a `select!`.
+    pub async fn read<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
+        let mut len = [0u8; 2];
+        match r.read_exact(&mut len).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        buf.resize(u16::from_be_bytes(len) as usize, 0);
+        r.read_exact(buf).await?;
+        Ok(true)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[tokio::test]
+        async fn frames_keep_boundaries_and_empty_datagrams() {
+            let (mut a, mut b) = tokio::io::duplex(1 << 17);
+            for d in [&b"one"[..], b"", &[7u8; 65535][..]] {
+                super::write(&mut a, d).await.unwrap();
+            }
+            assert!(super::write(&mut a, &[0u8; 65536]).await.is_err());
+            drop(a);
+            let mut buf = Vec::new();
+            assert!(super::read(&mut b, &mut buf).await.unwrap());
+            assert_eq!(buf, b"one");
+            assert!(super::read(&mut b, &mut buf).await.unwrap());
+            assert!(buf.is_empty());
+            assert!(super::read(&mut b, &mut buf).await.unwrap());
+            assert_eq!(buf.len(), 65535);
+            assert!(!super::read(&mut b, &mut buf).await.unwrap());
+        }
+    }
+}

@@ -434,3 +434,25 @@ pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
+
+/// A static UDP echo server (busybox has none), built for this run into `dir`; the container
+/// runs it as `/udp-echo PORT`.
+pub fn udp_echo_binary(dir: &Path) -> PathBuf {
+    let out = dir.join("udp-echo");
+    let src = repo_root().join("tests/support/udp_echo.rs");
+    let status = Command::new("rustc")
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("rustc");
+    assert!(status.success(), "building the UDP echo server");
+    out
+}

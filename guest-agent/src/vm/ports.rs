@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 
 use super::vsock::{connect_host_blocking, VsockFile};
 use crate::network::proxy::Proto;
-use skiff_common::vsock::{CONTROL_PORT, FORWARD_PORT};
+use skiff_common::vsock::{datagram, CONTROL_PORT, FORWARD_PORT};
 
 static REMOTE: OnceLock<Arc<RemotePorts>> = OnceLock::new();
 
@@ -139,11 +139,56 @@ impl RemotePorts {
             .get(&(proto, addr))
             .copied()
             .ok_or_else(|| io::Error::other(format!("{addr} is not published")))?;
-        let mut up = TcpStream::connect(target).await?;
-        let _ = up.set_nodelay(true);
-        tokio::io::copy_bidirectional(&mut conn, &mut up).await?;
-        Ok(())
+        match proto {
+            Proto::Tcp => {
+                let mut up = TcpStream::connect(target).await?;
+                let _ = up.set_nodelay(true);
+                tokio::io::copy_bidirectional(&mut conn, &mut up).await?;
+                Ok(())
+            }
+            Proto::Udp => relay_udp(conn, target).await,
+        }
     }
+}
+
+/// One client flow of a published UDP port: framed datagrams on the vsock stream, plain ones
+/// to and from the container. The host ends the stream when the flow goes idle.
+async fn relay_udp(conn: tokio_vsock::VsockStream, target: SocketAddr) -> io::Result<()> {
+    let local: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse().map_err(io::Error::other)?
+    } else {
+        "[::]:0".parse().map_err(io::Error::other)?
+    };
+    let sock = Arc::new(UdpSocket::bind(local).await?);
+    sock.connect(target).await?;
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let mut to_container = {
+        let sock = sock.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            while datagram::read(&mut rd, &mut buf).await? {
+                sock.send(&buf).await?;
+            }
+            Ok::<_, io::Error>(())
+        })
+    };
+    let mut buf = vec![0u8; 65535];
+    let result = loop {
+        tokio::select! {
+            r = sock.recv(&mut buf) => match r {
+                Ok(n) => {
+                    if let Err(e) = datagram::write(&mut wr, &buf[..n]).await {
+                        break Err(e);
+                    }
+                }
+                Err(e) => break Err(e),
+            },
+            // The host closed the flow, or it broke.
+            _ = &mut to_container => break Ok(()),
+        }
+    };
+    to_container.abort();
+    result
 }
 
 async fn read_header(conn: &mut tokio_vsock::VsockStream) -> io::Result<String> {

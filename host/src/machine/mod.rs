@@ -64,7 +64,15 @@ fn read_settings(path: &Path) -> Result<Settings> {
             ))
             .into()
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+        // A file this user may not read (root's, under a shared HOME) is not their settings.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            Ok(Settings::default())
+        }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }

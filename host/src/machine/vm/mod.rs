@@ -271,7 +271,12 @@ impl Machine {
             }
             if let Some(c) = child.as_mut() {
                 if let Some(status) = c.try_wait()? {
-                    return Err(self.failed(&format!("the machine daemon exited ({status})")));
+                    // Another command may have started the machine at the same moment: ours
+                    // then exits (the lock is taken) and theirs comes up.
+                    if !self.daemon_alive() {
+                        return Err(self.failed(&format!("the machine daemon exited ({status})")));
+                    }
+                    child = None;
                 }
             } else if !self.daemon_alive() {
                 return Err(self.failed("the machine daemon exited"));

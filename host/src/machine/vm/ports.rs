@@ -7,14 +7,17 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UnixStream};
+use tokio::net::{TcpListener, UdpSocket, UnixStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::guest;
-use skiff_common::vsock::FORWARD_PORT;
+use skiff_common::vsock::{datagram, FORWARD_PORT};
 
 /// Serve one control connection until the agent closes it.
 pub async fn serve_control(conn: UnixStream, device: PathBuf) {
@@ -61,9 +64,20 @@ fn handle(req: &Value, device: &Path, published: &mut HashMap<String, JoinHandle
                 "inUse": e.kind() == std::io::ErrorKind::AddrInUse,
             }),
         },
-        ("publish", "udp") => json!({
-            "error": "UDP ports are not published by the vm backend yet; publish TCP ports or use the native backend"
-        }),
+        ("publish", "udp") => match bind_udp(addr) {
+            Ok(sock) => {
+                let bound = sock.local_addr().unwrap_or(addr);
+                let key = format!("udp {bound}");
+                let task =
+                    tokio::spawn(udp_loop(Arc::new(sock), key.clone(), device.to_path_buf()));
+                published.insert(key, task);
+                json!({ "addr": bound.to_string() })
+            }
+            Err(e) => json!({
+                "error": e.to_string(),
+                "inUse": e.kind() == std::io::ErrorKind::AddrInUse,
+            }),
+        },
         ("unpublish", _) => {
             if let Some(task) = published.remove(&format!("{proto} {addr}")) {
                 task.abort();
@@ -75,37 +89,108 @@ fn handle(req: &Value, device: &Path, published: &mut HashMap<String, JoinHandle
 }
 
 /// As the agent binds natively: `[::]` only for IPv6 (docker binds 0.0.0.0 and :: apart), and
-/// a port in TIME_WAIT from a stopped container is still ours.
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let s = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => {
-            let s = tokio::net::TcpSocket::new_v6()?;
-            set_v6only(&s)?;
-            s
-        }
-    };
-    s.set_reuseaddr(true)?;
-    s.bind(addr)?;
-    s.listen(4096)
+/// a TCP port in TIME_WAIT from a stopped container is still ours.
+fn socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socket> {
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    Ok(s)
 }
 
-fn set_v6only(s: &tokio::net::TcpSocket) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a valid int option on our socket.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = socket(addr, socket2::Type::STREAM)?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    TcpListener::from_std(s.into())
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = socket(addr, socket2::Type::DGRAM)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// A UDP flow with no datagram either way for this long is forgotten (as natively).
+const UDP_IDLE: Duration = Duration::from_secs(60);
+const MAX_UDP_FLOWS: usize = 4096;
+
+/// Datagrams from each client address go to the guest on a vsock stream of their own, so that
+/// the container's answers find their way back to that client.
+async fn udp_loop(sock: Arc<UdpSocket>, header: String, device: PathBuf) {
+    let mut flows: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let Ok((n, client)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let d = buf[..n].to_vec();
+        flows.retain(|_, tx| !tx.is_closed());
+        if let Some(tx) = flows.get(&client) {
+            // A full queue drops the datagram, as a full socket buffer would.
+            let _ = tx.try_send(d);
+            continue;
+        }
+        if flows.len() >= MAX_UDP_FLOWS {
+            continue;
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let _ = tx.try_send(d);
+        flows.insert(client, tx);
+        let (sock, header, device) = (sock.clone(), header.clone(), device.clone());
+        tokio::spawn(async move {
+            if let Err(e) = udp_flow(sock, client, rx, &header, &device).await {
+                tracing::debug!("udp flow {client} for {header}: {e:#}");
+            }
+        });
     }
+}
+
+async fn udp_flow(
+    sock: Arc<UdpSocket>,
+    client: SocketAddr,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    header: &str,
+    device: &Path,
+) -> anyhow::Result<()> {
+    let mut up = guest::connect(device, FORWARD_PORT).await?;
+    up.write_all(format!("{header}\n").as_bytes()).await?;
+    let (mut rd, mut wr) = up.into_split();
+    let last_back = Arc::new(Mutex::new(Instant::now()));
+    let mut back = {
+        let (sock, last_back) = (sock.clone(), last_back.clone());
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            while datagram::read(&mut rd, &mut buf).await? {
+                *last_back.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                sock.send_to(&buf, client).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+    };
+    let mut last_out = Instant::now();
+    loop {
+        let last = last_out.max(*last_back.lock().unwrap_or_else(|e| e.into_inner()));
+        tokio::select! {
+            d = rx.recv() => match d {
+                Some(d) => {
+                    datagram::write(&mut wr, &d).await?;
+                    last_out = Instant::now();
+                }
+                None => break,
+            },
+            _ = &mut back => break,
+            _ = tokio::time::sleep_until((last + UDP_IDLE).into()) => {
+                let latest = last_out.max(*last_back.lock().unwrap_or_else(|e| e.into_inner()));
+                if latest.elapsed() >= UDP_IDLE {
+                    break;
+                }
+            }
+        }
+    }
+    back.abort();
     Ok(())
 }
 
