@@ -32,13 +32,34 @@ scripts/test-images.sh
 eval "$(scripts/test-registry.sh env)"
 export SKIFF_REGISTRY SKIFF_AUTH_REGISTRY SKIFF_REGISTRY_DIR
 
-echo "== tests"
+echo "== tests (native backend)"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+machines=$(mktemp -d /var/tmp/skiff-e2e-machines.XXXXXX)
+cleanup() {
+    SKIFF_MACHINES="$machines" target/debug/skiff machine rm -f e2e >/dev/null 2>&1 || true
+    rm -rf "$machines" "$log"
+}
+trap cleanup EXIT
 set +e
 cargo test --workspace -- --test-threads="${SKIFF_TEST_THREADS:-2}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+# The end-to-end suite again, each test with an engine of its own in one shared machine (a
+# boot per test would cost seconds under emulation). vm.rs manages machines itself and ran
+# above.
+echo "== tests (vm backend, one shared machine)"
+export SKIFF_MACHINES="$machines" SKIFF_MACHINE=e2e
+target/debug/skiff machine init --memory 3072 --now e2e
+set +e
+SKIFF_TEST_BACKEND=vm cargo test --no-fail-fast -p skiff-e2e \
+    --test containers_docker --test containers_skiff --test containers_survive \
+    --test crash --test docker_cli --test images --test networks \
+    -- --test-threads="${SKIFF_TEST_THREADS:-2}" 2>&1 | tee -a "$log"
+vm_status=${PIPESTATUS[0]}
+set -e
+[ "$status" -ne 0 ] || status=$vm_status
+
 # One closing line for the whole suite (cargo ends with the doc-test runs, often empty).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "skiff: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -326,34 +326,10 @@ fn containers_reach_each_other_and_the_host() {
     assert_eq!(got.stdout, "hello from web\n");
 
     // Egress: a server on the host, reached through the host's side of the bridge and
-    // through the host's own address (the route out, NATed).
-    let port = host_server("host says hi");
-    let via_gw = s
-        .run(&[
-            "run",
-            "--rm",
-            &bb,
-            "wget",
-            "-qO-",
-            &format!("http://{gw}:{port}/"),
-        ])
-        .ok();
-    assert_eq!(via_gw.stdout, "host says hi");
-    let host_ip =
-        sh("ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'");
-    let host_ip = host_ip.trim();
-    if !host_ip.is_empty() {
-        let out = s
-            .run(&[
-                "run",
-                "--rm",
-                &bb,
-                "wget",
-                "-qO-",
-                &format!("http://{host_ip}:{port}/"),
-            ])
-            .ok();
-        assert_eq!(out.stdout, "host says hi", "via {host_ip}");
+    // through the host's own address (the route out, NATed). In the VM the way to the host
+    // is the VM's own network (issue 7), not this bridge.
+    if !on_vm() {
+        egress_to_the_host(&s);
     }
     let resolv = s
         .run(&["run", "--rm", &bb, "cat", "/etc/resolv.conf"])
@@ -385,7 +361,6 @@ fn containers_reach_each_other_and_the_host() {
         .ok()
         .stdout;
     assert_eq!(none.lines().count(), 1, "{none}");
-    let host_links = sh("ip -o link | wc -l");
     let host = s
         .run(&[
             "run",
@@ -399,7 +374,45 @@ fn containers_reach_each_other_and_the_host() {
         ])
         .ok()
         .stdout;
-    assert_eq!(host.trim(), host_links.trim());
+    if on_vm() {
+        // The VM's interfaces: lo and at least the default network's bridge.
+        assert!(host.trim().parse::<u32>().expect("count") > 1, "{host}");
+    } else {
+        assert_eq!(host.trim(), sh("ip -o link | wc -l").trim());
+    }
+}
+
+fn egress_to_the_host(s: &Skiff) {
+    let gw = inspect_field(s, "srv", "{{.NetworkSettings.Gateway}}");
+    let bb = image("busybox");
+    let port = host_server("host says hi");
+    let via_gw = s
+        .run(&[
+            "run",
+            "--rm",
+            &bb,
+            "wget",
+            "-qO-",
+            &format!("http://{gw}:{port}/"),
+        ])
+        .ok();
+    assert_eq!(via_gw.stdout, "host says hi");
+    let host_ip =
+        sh("ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'");
+    let host_ip = host_ip.trim();
+    if !host_ip.is_empty() {
+        let out = s
+            .run(&[
+                "run",
+                "--rm",
+                &bb,
+                "wget",
+                "-qO-",
+                &format!("http://{host_ip}:{port}/"),
+            ])
+            .ok();
+        assert_eq!(out.stdout, "host says hi", "via {host_ip}");
+    }
 }
 
 #[test]
@@ -615,6 +628,9 @@ fn leftovers(tag: &str) -> String {
 
 #[test]
 fn nothing_of_ours_is_left_after_rm_and_prune() {
+    if native_only("the bridges and rules are looked for on this host") {
+        return;
+    }
     let s = ready();
     let tag = agent_tag(&s);
     s.run(&["network", "create", "tmpnet"]).ok();

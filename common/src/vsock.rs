@@ -21,6 +21,10 @@ pub const HOST_CID: u32 = 2;
 /// A published UDP port's datagrams over a vsock stream (one stream per client flow): each
 /// datagram is a 2-byte big-endian length, then its bytes. A stream keeps no boundaries of its
 /// own; this is the least that keeps them.
+/// How the host's egress proxy starts the body of its 502 when it cannot reach a server, so
+/// that the agent tells the user "cannot reach registry …" rather than a bare 502.
+pub const EGRESS_UNREACHABLE: &str = "skiff egress: cannot reach ";
+
 pub mod datagram {
     use std::io;
 

@@ -39,6 +39,9 @@ struct Args {
     /// In skiff's VM: pull images through the host's proxy on this vsock port.
     #[arg(long, value_name = "PORT", hide = true)]
     vsock_egress: Option<u32>,
+    /// In skiff's VM: receive published ports' connections on this vsock port.
+    #[arg(long, value_name = "PORT", hide = true, default_value_t = skiff_common::vsock::FORWARD_PORT)]
+    vsock_forward: u32,
 }
 
 fn main() {
@@ -128,7 +131,7 @@ fn run(args: Args) -> Result<()> {
         let vsock_listener = match args.vsock_api {
             Some(port) => {
                 // In the VM the host's daemon holds published ports for us.
-                skiff_agent::vm::ports::enable()?;
+                skiff_agent::vm::ports::enable(args.vsock_forward)?;
                 Some(skiff_agent::vm::vsock::bind(port)?)
             }
             None => None,

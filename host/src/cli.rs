@@ -24,6 +24,10 @@ pub struct Cli {
     /// "backend" of ~/.config/skiff/config.json, else native on Linux]
     #[arg(long, global = true, env = "SKIFF_BACKEND", value_name = "BACKEND")]
     pub backend: Option<crate::machine::Backend>,
+    /// With the vm backend: use a separate engine of the machine, with images and containers
+    /// of its own, started on first use [default: the machine's own engine]
+    #[arg(long, global = true, env = "SKIFF_ENGINE", value_name = "NAME")]
+    pub engine: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -152,9 +156,30 @@ pub enum MachineCommand {
     Logs(MachineName),
     /// Show a machine's settings and state as JSON
     Inspect(MachineName),
+    /// Separate engines in a running machine (`--engine NAME`)
+    #[command(subcommand)]
+    Engine(MachineEngineCommand),
     /// Run the machine daemon in the foreground (started by `machine start`)
     #[command(hide = true)]
     Daemon(MachineName),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MachineEngineCommand {
+    /// List the engines the machine runs besides its own
+    Ls(MachineName),
+    /// Remove engines: their containers, images and state
+    Rm(MachineEngineRmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MachineEngineRmArgs {
+    /// The machine [default: $SKIFF_MACHINE, else "default"]
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// The engines to remove
+    #[arg(required = true, value_name = "ENGINE")]
+    pub engines: Vec<String>,
 }
 
 #[derive(Args, Debug)]

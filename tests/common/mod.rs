@@ -108,6 +108,21 @@ impl Default for Skiff {
     }
 }
 
+/// Whether this run drives the engine in skiff's VM (`SKIFF_TEST_BACKEND=vm`): every
+/// `Skiff` is then a separate engine of one shared machine, named by `SKIFF_MACHINE`.
+pub fn on_vm() -> bool {
+    std::env::var("SKIFF_TEST_BACKEND").is_ok_and(|b| b == "vm")
+}
+
+/// For a test that checks the host side of the native backend (the agent's process, host
+/// mounts, bridges on the host): true, with a note, when the suite runs on the vm backend.
+pub fn native_only(why: &str) -> bool {
+    if on_vm() {
+        eprintln!("not on the vm backend: {why}");
+    }
+    on_vm()
+}
+
 impl Skiff {
     pub fn new() -> Self {
         let dir = tempfile::Builder::new()
@@ -115,7 +130,23 @@ impl Skiff {
             .tempdir_in(test_tmp())
             .expect("tempdir");
         std::fs::create_dir_all(dir.path().join("docker-config")).expect("docker config dir");
-        Skiff { dir }
+        let s = Skiff { dir };
+        if on_vm() {
+            // Tests talk to the socket directly too (docker CLI, raw API): start the engine
+            // and its socket now.
+            s.run(&["version"]).ok();
+        }
+        s
+    }
+
+    /// This skiff's engine in the shared machine (vm backend).
+    pub fn engine_name(&self) -> String {
+        self.dir
+            .path()
+            .file_name()
+            .expect("dir name")
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// A skiff whose state lives in `root` (e.g. a small loop-mounted filesystem).
@@ -144,13 +175,35 @@ impl Skiff {
         self.dir.path().join("docker-config")
     }
 
+    /// The environment that points `skiff` at this skiff's engine.
+    pub fn env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        let mut v = vec![
+            ("SKIFF_ROOT", self.root().into_os_string()),
+            ("SKIFF_SOCKET", self.socket().into_os_string()),
+            ("DOCKER_CONFIG", self.docker_config().into_os_string()),
+            (
+                "SKIFF_AGENT_BIN",
+                bin_dir().join("skiff-agent").into_os_string(),
+            ),
+        ];
+        if on_vm() {
+            v.push(("SKIFF_BACKEND", "vm".into()));
+            v.push(("SKIFF_ENGINE", self.engine_name().into()));
+        }
+        v
+    }
+
+    /// The same as `NAME=value ...` words for a shell command line.
+    pub fn env_words(&self) -> String {
+        self.env()
+            .iter()
+            .map(|(k, v)| format!("{k}={} ", v.to_string_lossy()))
+            .collect()
+    }
+
     pub fn command(&self) -> Command {
         let mut c = Command::new(bin_dir().join("skiff"));
-        c.env("SKIFF_ROOT", self.root())
-            .env("SKIFF_SOCKET", self.socket())
-            .env("DOCKER_CONFIG", self.docker_config())
-            .env("SKIFF_AGENT_BIN", bin_dir().join("skiff-agent"))
-            .stdin(Stdio::null());
+        c.envs(self.env()).stdin(Stdio::null());
         c
     }
 
@@ -279,8 +332,12 @@ impl Skiff {
             .ok()
     }
 
-    /// SIGKILL the agent, as a crash would.
+    /// SIGKILL the agent, as a crash would (in the VM: this skiff's engine there).
     pub fn kill_agent(&self) {
+        if on_vm() {
+            vm_engine_request(&serde_json::json!({"op": "kill", "name": self.engine_name()}));
+            return;
+        }
         if let Some(pid) = self.agent_pid() {
             // SAFETY: plain signal delivery to a pid we started.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -313,8 +370,30 @@ impl Skiff {
 impl Drop for Skiff {
     fn drop(&mut self) {
         self.remove_all_containers();
-        self.stop_agent();
+        if on_vm() {
+            let name = self.engine_name();
+            let _ = self.run(&["machine", "engine", "rm", &name]);
+        } else {
+            self.stop_agent();
+        }
     }
+}
+
+/// One request to the shared machine's daemon about engines (see host/src/machine/vm/engines.rs).
+pub fn vm_engine_request(req: &serde_json::Value) -> serde_json::Value {
+    use std::io::{BufRead, Write};
+    let dir = PathBuf::from(std::env::var_os("SKIFF_MACHINES").expect("SKIFF_MACHINES"))
+        .join(std::env::var("SKIFF_MACHINE").expect("SKIFF_MACHINE"));
+    let mut s =
+        std::os::unix::net::UnixStream::connect(dir.join("engines.sock")).expect("engines.sock");
+    writeln!(s, "{req}").expect("request");
+    let mut line = String::new();
+    std::io::BufReader::new(s)
+        .read_line(&mut line)
+        .expect("answer");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON answer");
+    assert!(v.get("error").is_none(), "{req}: {v}");
+    v
 }
 
 /// Where test state goes: under the target dir, on the same disk as the build.

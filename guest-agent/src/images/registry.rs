@@ -12,6 +12,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
+use skiff_common::vsock::EGRESS_UNREACHABLE;
 
 /// Registry settings of the agent, and its clients.
 #[derive(Clone, Default)]
@@ -251,6 +252,18 @@ impl RegistryError {
             OciDistributionError::ServerError { code: 404, .. }
             | OciDistributionError::ImageManifestNotFoundError(_) => {
                 RegistryError::NotFound(format!("{what} not found: manifest unknown"))
+            }
+            // In skiff's VM: the host's proxy could not reach the registry.
+            OciDistributionError::ServerError {
+                code: 502, message, ..
+            } if message.starts_with(EGRESS_UNREACHABLE) => {
+                let cause = message
+                    .trim()
+                    .rsplit_once(": ")
+                    .map_or(message.trim(), |(_, c)| c);
+                RegistryError::Unreachable(format!(
+                    "cannot reach registry {registry} from the host: {cause}; check the address and that the registry is up"
+                ))
             }
             OciDistributionError::ServerError { code, message, .. } => {
                 RegistryError::Other(format!(

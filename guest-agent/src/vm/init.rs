@@ -4,7 +4,7 @@
 //! statuses the engine waits for itself. When the engine ends, on request or for good, it stops
 //! what is left, flushes the data disk and ends the VM.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+use super::engines::Engines;
 use skiff_common::vsock;
 
 /// The virtio-blk disk the host gives the VM for images and containers.
@@ -43,12 +44,11 @@ fn run() -> Result<()> {
     loopback_up().context("bringing up lo")?;
     prepare_data_disk().context("preparing the data disk")?;
 
-    let stopping = Arc::new(AtomicBool::new(false));
-    let agent_pid = Arc::new(AtomicI32::new(0));
+    let ctl = Arc::new(Control::default());
     {
-        let (stopping, agent_pid) = (stopping.clone(), agent_pid.clone());
+        let ctl = ctl.clone();
         std::thread::spawn(move || {
-            if let Err(e) = serve_control(&stopping, &agent_pid) {
+            if let Err(e) = serve_control(ctl) {
                 eprintln!("skiff-init: control port: {e:#}");
             }
         });
@@ -61,13 +61,15 @@ fn run() -> Result<()> {
     });
 
     let mut restarts = 0;
+    let agent_pid = &ctl.agent_pid;
     agent_pid.store(start_agent()?, Ordering::SeqCst);
     loop {
         let (pid, code) = wait_any()?;
         if pid != agent_pid.load(Ordering::SeqCst) {
+            ctl.engines.reaped(pid);
             continue;
         }
-        if stopping.load(Ordering::SeqCst) || code == Some(0) {
+        if ctl.stopping.load(Ordering::SeqCst) || code == Some(0) {
             break;
         }
         restarts += 1;
@@ -267,25 +269,64 @@ fn wait_any() -> Result<(i32, Option<i32>)> {
     }
 }
 
-/// The host asks PID 1 to stop the VM on the init port: one line, `shutdown`.
-fn serve_control(stopping: &AtomicBool, agent_pid: &AtomicI32) -> Result<()> {
+/// What the init port changes: the VM's end, and the extra engines.
+#[derive(Default)]
+struct Control {
+    stopping: AtomicBool,
+    agent_pid: AtomicI32,
+    engines: Engines,
+}
+
+/// The host's requests to PID 1 on the init port, one line each, answered with one line
+/// starting `ok` or `error`: `shutdown` (stop the VM), `engine NAME` (start that engine if
+/// needed; answers its API port), `engine-rm NAME`, `engine-kill NAME` (SIGKILL, state
+/// kept), `engines` (the running ones' names).
+fn serve_control(ctl: Arc<Control>) -> Result<()> {
     let listener = super::vsock::listen_blocking(vsock::INIT_PORT)?;
     loop {
-        let Ok(mut conn) = super::vsock::accept_blocking(&listener) else {
+        let Ok(conn) = super::vsock::accept_blocking(&listener) else {
             continue;
         };
-        let mut line = [0u8; 16];
-        let n = conn.read(&mut line).unwrap_or(0);
-        if line[..n].trim_ascii() == b"shutdown" {
-            stopping.store(true, Ordering::SeqCst);
-            let _ = conn.write_all(b"ok\n");
-            let pid = agent_pid.load(Ordering::SeqCst);
-            if pid > 0 {
-                // SAFETY: signal delivery to our own child.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+        let ctl = ctl.clone();
+        // Removing an engine waits for it to stop: never hold up a shutdown behind that.
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut reader = BufReader::new(conn.take(256));
+            let _ = reader.read_line(&mut line);
+            let answer = ctl.handle(line.trim());
+            let mut conn = reader.into_inner().into_inner();
+            let _ = conn.write_all(format!("{answer}\n").as_bytes());
+        });
+    }
+}
+
+impl Control {
+    fn handle(&self, request: &str) -> String {
+        let (verb, arg) = request.split_once(' ').unwrap_or((request, ""));
+        let result = match verb {
+            "shutdown" => {
+                self.stopping.store(true, Ordering::SeqCst);
+                let pid = self.agent_pid.load(Ordering::SeqCst);
+                if pid > 0 {
+                    // SAFETY: signal delivery to our own child.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
+                Ok(String::new())
             }
-        } else {
-            let _ = conn.write_all(b"unknown command\n");
+            "engine" => self.engines.up(arg).map(|port| port.to_string()),
+            "engine-rm" => self.engines.remove(arg).map(|()| String::new()),
+            // A crash on purpose, for tests of what survives one.
+            "engine-kill" => self
+                .engines
+                .stop(arg, libc::SIGKILL)
+                .map(|()| String::new()),
+            "engines" => Ok(self.engines.names().join(" ")),
+            _ => Err(anyhow::anyhow!("unknown request {verb:?}")),
+        };
+        match result {
+            Ok(s) if s.is_empty() => "ok".into(),
+            Ok(s) => format!("ok {s}"),
+            Err(e) => format!("error {e:#}"),
         }
     }
 }
@@ -329,12 +370,18 @@ fn stop_everything() {
         std::thread::sleep(Duration::from_millis(10));
     }
     nix::unistd::sync();
-    // Container overlays keep the disk busy; unmount them deepest first.
+    // Container overlays keep the disk busy.
+    unmount_under(STATE_DIR);
+    nix::unistd::sync();
+}
+
+/// Unmount everything mounted at or below `prefix`, deepest first.
+pub fn unmount_under(prefix: &str) {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let mut under: Vec<&str> = mounts
         .lines()
         .filter_map(|l| l.split(' ').nth(1))
-        .filter(|m| m.starts_with(STATE_DIR))
+        .filter(|m| Path::new(m).starts_with(prefix))
         .collect();
     under.reverse();
     for m in under {
@@ -342,7 +389,6 @@ fn stop_everything() {
             let _ = umount2(m, MntFlags::MNT_DETACH);
         }
     }
-    nix::unistd::sync();
 }
 
 /// True while some child is still alive.

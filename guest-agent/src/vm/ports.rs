@@ -17,7 +17,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use super::vsock::{connect_host_blocking, VsockFile};
 use crate::network::proxy::Proto;
-use skiff_common::vsock::{datagram, CONTROL_PORT, FORWARD_PORT};
+use skiff_common::vsock::{datagram, CONTROL_PORT};
 
 static REMOTE: OnceLock<Arc<RemotePorts>> = OnceLock::new();
 
@@ -29,13 +29,18 @@ pub fn remote() -> Option<&'static Arc<RemotePorts>> {
 #[derive(Default)]
 pub struct RemotePorts {
     control: Mutex<Option<BufReader<VsockFile>>>,
+    /// Where the host sends accepted connections (one port per engine in the VM).
+    forward_port: u32,
     targets: Mutex<HashMap<(Proto, SocketAddr), SocketAddr>>,
 }
 
 /// Turn the VM mode on and serve the forward port. Must run inside the tokio runtime.
-pub fn enable() -> anyhow::Result<()> {
-    let ports = Arc::new(RemotePorts::default());
-    let listener = super::vsock::bind(FORWARD_PORT)?;
+pub fn enable(forward_port: u32) -> anyhow::Result<()> {
+    let ports = Arc::new(RemotePorts {
+        forward_port,
+        ..RemotePorts::default()
+    });
+    let listener = super::vsock::bind(forward_port)?;
     let p = ports.clone();
     tokio::spawn(async move {
         loop {
@@ -91,6 +96,7 @@ impl RemotePorts {
             "op": "publish",
             "proto": proto,
             "addr": addr.to_string(),
+            "forward": self.forward_port,
         }))?;
         if let Some(err) = answer.get("error").and_then(Value::as_str) {
             // Keep the kind: the caller words "address already in use" as docker does.

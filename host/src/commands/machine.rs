@@ -3,7 +3,10 @@
 
 use anyhow::Result;
 
-use crate::cli::{MachineCommand, MachineInitArgs, MachineName, MachineRmArgs};
+use crate::cli::{
+    MachineCommand, MachineEngineCommand, MachineEngineRmArgs, MachineInitArgs, MachineName,
+    MachineRmArgs,
+};
 use crate::machine::vm::{self, config::MachineConfig, Machine, State};
 use crate::SkiffError;
 
@@ -30,8 +33,83 @@ pub fn run(cmd: &MachineCommand) -> Result<u8> {
         MachineCommand::Rm(a) => rm(a),
         MachineCommand::Logs(a) => logs(a),
         MachineCommand::Inspect(a) => inspect(a),
+        MachineCommand::Engine(MachineEngineCommand::Ls(a)) => engine_ls(a),
+        MachineCommand::Engine(MachineEngineCommand::Rm(a)) => engine_rm(a),
         MachineCommand::Daemon(a) => daemon(a),
     }
+}
+
+fn running(name: &Option<String>) -> Result<Machine> {
+    let m = pick(name)?;
+    if m.state()? != State::Running {
+        return Err(SkiffError::new(format!(
+            "machine {} is not running; start it with `skiff machine start {}`",
+            m.name, m.name
+        ))
+        .into());
+    }
+    Ok(m)
+}
+
+fn engine_ls(a: &MachineName) -> Result<u8> {
+    let m = running(&a.name)?;
+    let v = vm::engines::request(&m.engines_socket(), &serde_json::json!({ "op": "ls" }))?;
+    for name in v["engines"].as_array().into_iter().flatten() {
+        println!("{}", name.as_str().unwrap_or_default());
+    }
+    Ok(0)
+}
+
+/// Containers go first, through the engine's API, so that none keeps running without an
+/// engine; then PID 1 stops the engine and deletes its state.
+fn engine_rm(a: &MachineEngineRmArgs) -> Result<u8> {
+    let m = running(&a.machine)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for name in &a.engines {
+        let socket = m.engine_socket(name);
+        m.ensure_engine(name, &socket)?;
+        rt.block_on(remove_containers(&socket)).map_err(|e| {
+            SkiffError::new(format!("engine {name}: removing its containers: {e:#}"))
+        })?;
+        vm::engines::request(
+            &m.engines_socket(),
+            &serde_json::json!({ "op": "rm", "name": name }),
+        )
+        .map_err(|e| SkiffError::new(format!("engine {name}: {e:#}")))?;
+        println!("{name}");
+    }
+    Ok(0)
+}
+
+async fn remove_containers(socket: &std::path::Path) -> Result<()> {
+    use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+    let docker = bollard::Docker::connect_with_unix(
+        &socket.to_string_lossy(),
+        120,
+        bollard::API_DEFAULT_VERSION,
+    )?;
+    let all = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            ..Default::default()
+        }))
+        .await?;
+    for c in all {
+        if let Some(id) = c.id {
+            docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 fn init(a: &MachineInitArgs) -> Result<u8> {

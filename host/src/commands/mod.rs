@@ -60,12 +60,25 @@ fn endpoint(cli: &Cli) -> Result<Endpoint> {
             .socket
             .clone()
             .unwrap_or_else(|| root.join("skiff.sock")),
-        Backend::Vm => vm::Machine::current()?.api_socket(),
+        Backend::Vm => {
+            let m = vm::Machine::current()?;
+            match &cli.engine {
+                Some(e) => cli.socket.clone().unwrap_or_else(|| m.engine_socket(e)),
+                None => m.api_socket(),
+            }
+        }
     };
+    if cli.engine.is_some() && backend == Backend::Native {
+        return Err(SkiffError::new(
+            "--engine (SKIFF_ENGINE) selects an engine in skiff's VM; use it with --backend vm, or use --root for a separate native engine",
+        )
+        .into());
+    }
     Ok(Endpoint {
         backend,
         root,
         socket,
+        engine: cli.engine.clone(),
     })
 }
 

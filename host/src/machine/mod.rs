@@ -36,6 +36,8 @@ pub struct Endpoint {
     /// The native agent's state dir (unused by the vm backend, whose state is in the VM).
     pub root: PathBuf,
     pub socket: PathBuf,
+    /// With the vm backend: a separate engine of the machine (`--engine`).
+    pub engine: Option<String>,
 }
 
 /// The user's settings file: `$XDG_CONFIG_HOME/skiff/config.json` (or `~/.config/...`).

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use tokio::net::UnixListener;
 
 use super::config::MachineConfig;
-use super::{egress, guest, ports, qemu, Machine};
+use super::{egress, engines, guest, ports, qemu, Machine};
 use skiff_common::vsock;
 
 pub fn main(machine: &Machine) -> Result<()> {
@@ -25,6 +25,7 @@ pub fn main(machine: &Machine) -> Result<()> {
         machine.device_socket(),
         machine.egress_socket(),
         machine.control_socket(),
+        machine.engines_socket(),
     ] {
         let _ = std::fs::remove_file(p);
     }
@@ -58,6 +59,7 @@ pub fn main(machine: &Machine) -> Result<()> {
         machine.device_socket(),
         machine.egress_socket(),
         machine.control_socket(),
+        machine.engines_socket(),
         machine.dir.join("daemon.pid"),
     ] {
         let _ = std::fs::remove_file(p);
@@ -111,6 +113,7 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
     let api = bind_private(&machine.api_socket())?;
     let egress = bind_private(&machine.egress_socket())?;
     let control = bind_private(&machine.control_socket())?;
+    let engines = bind_private(&machine.engines_socket())?;
     let device = machine.device_socket();
     let api_loop = async {
         loop {
@@ -144,12 +147,14 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
             }
         }
     };
+    let engines_loop = engines::serve(engines, device.clone(), Default::default());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let status = tokio::select! {
         s = child.wait() => s?,
         _ = api_loop => unreachable!(),
         _ = egress_loop => unreachable!(),
         _ = control_loop => unreachable!(),
+        _ = engines_loop => unreachable!(),
         _ = term.recv() => {
             tracing::info!("stopping the VM");
             shutdown_guest(&device).await;
@@ -170,20 +175,20 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
 
 /// Ask the guest's init to stop the engine, flush the disk and end the VM.
 async fn shutdown_guest(device: &Path) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    match guest::connect(device, vsock::INIT_PORT).await {
-        Ok(mut s) => {
-            let _ = s.write_all(b"shutdown\n").await;
-            let mut ok = [0u8; 3];
-            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut ok)).await;
-        }
-        Err(e) => tracing::warn!("cannot ask the guest to shut down: {e:#}"),
+    let asked = tokio::time::timeout(
+        Duration::from_secs(5),
+        engines::ask_init(device, "shutdown"),
+    );
+    match asked.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!("cannot ask the guest to shut down: {e:#}"),
+        Err(_) => tracing::warn!("the guest did not answer the shutdown request"),
     }
 }
 
 /// Sockets of the machine are the user's alone: whoever can write to the API socket controls
 /// the VM.
-fn bind_private(path: &Path) -> Result<UnixListener> {
+pub(super) fn bind_private(path: &Path) -> Result<UnixListener> {
     // SAFETY: umask only changes this process's file-creation mask.
     let previous = unsafe { libc::umask(0o177) };
     let l = UnixListener::bind(path);

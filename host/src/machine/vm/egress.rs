@@ -16,6 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
+use skiff_common::vsock::EGRESS_UNREACHABLE as UNREACHABLE;
+
 type Body = BoxBody<Bytes, hyper::Error>;
 
 /// The upstream connection of one proxy connection: the guest's client pools connections by
@@ -64,7 +66,7 @@ async fn tunnel(req: Request<Incoming>) -> Response<Body> {
         Err(e) => {
             return error(
                 StatusCode::BAD_GATEWAY,
-                format!("cannot reach {authority} from the host: {e}\n"),
+                format!("{UNREACHABLE}{authority} from the host: {e}\n"),
             )
         }
     };
@@ -107,7 +109,7 @@ async fn forward(mut req: Request<Incoming>, upstream: Upstream) -> anyhow::Resu
     if !reusable {
         let tcp = TcpStream::connect(&authority)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot reach {authority} from the host: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{UNREACHABLE}{authority} from the host: {e}"))?;
         let _ = tcp.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
         tokio::spawn(async move {

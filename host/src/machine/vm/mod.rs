@@ -4,6 +4,7 @@
 pub mod config;
 pub mod daemon;
 mod egress;
+pub mod engines;
 pub mod guest;
 mod ports;
 pub mod qemu;
@@ -23,6 +24,8 @@ use crate::SkiffError;
 
 /// How long a starting machine may take to answer; emulation (TCG) is slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a separate engine may take to answer in a running machine.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -114,6 +117,38 @@ impl Machine {
         self.dir
             .join(format!("vsock.sock_{}", skiff_common::vsock::CONTROL_PORT))
     }
+    /// Where the daemon takes requests for separate engines (`--engine`).
+    pub fn engines_socket(&self) -> PathBuf {
+        self.dir.join("engines.sock")
+    }
+    /// The API socket of a separate engine, unless the client names its own.
+    pub fn engine_socket(&self, engine: &str) -> PathBuf {
+        self.dir.join("engines").join(format!("{engine}.sock"))
+    }
+    /// Have the running machine start engine `name` (if needed) and serve its API on
+    /// `socket`; returns once it answers there.
+    pub fn ensure_engine(&self, name: &str, socket: &Path) -> Result<()> {
+        if let Some(dir) = socket.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        engines::request(
+            &self.engines_socket(),
+            &serde_json::json!({ "op": "up", "name": name, "socket": socket }),
+        )
+        .map_err(|e| SkiffError::new(format!("machine {}: engine {name}: {e:#}", self.name)))?;
+        let deadline = Instant::now() + ENGINE_TIMEOUT;
+        while !answers(socket) {
+            if Instant::now() > deadline {
+                return Err(self.failed(&format!(
+                    "engine {name} did not answer within {} s",
+                    ENGINE_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
     pub fn disk(&self) -> PathBuf {
         self.dir.join("disk.raw")
     }
@@ -390,5 +425,11 @@ pub fn ensure_running(ep: &Endpoint) -> Result<()> {
         eprintln!("Creating machine {}...", m.name);
         m.init(&default_config(&m.name))?;
     }
-    m.start(true)
+    if m.state()? != State::Running {
+        m.start(true)?;
+    }
+    match &ep.engine {
+        Some(e) => m.ensure_engine(e, &ep.socket),
+        None => Ok(()),
+    }
 }

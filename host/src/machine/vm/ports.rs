@@ -40,9 +40,31 @@ pub async fn serve_control(conn: UnixStream, device: PathBuf) {
     }
 }
 
+/// Where accepted connections go: the engine's forward port in the guest.
+#[derive(Clone)]
+struct Forward {
+    device: PathBuf,
+    port: u32,
+}
+
+impl Forward {
+    async fn connect(&self) -> anyhow::Result<tokio::net::UnixStream> {
+        guest::connect(&self.device, self.port).await
+    }
+}
+
 fn handle(req: &Value, device: &Path, published: &mut HashMap<String, JoinHandle<()>>) -> Value {
     let op = req.get("op").and_then(Value::as_str).unwrap_or_default();
     let proto = req.get("proto").and_then(Value::as_str).unwrap_or_default();
+    // Each engine in the VM has its own forward port; older agents name none.
+    let to = Forward {
+        device: device.to_path_buf(),
+        port: req
+            .get("forward")
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(FORWARD_PORT),
+    };
     let Some(addr) = req
         .get("addr")
         .and_then(Value::as_str)
@@ -55,7 +77,7 @@ fn handle(req: &Value, device: &Path, published: &mut HashMap<String, JoinHandle
             Ok(l) => {
                 let bound = l.local_addr().unwrap_or(addr);
                 let key = format!("tcp {bound}");
-                let task = tokio::spawn(accept_loop(l, key.clone(), device.to_path_buf()));
+                let task = tokio::spawn(accept_loop(l, key.clone(), to));
                 published.insert(key, task);
                 json!({ "addr": bound.to_string() })
             }
@@ -68,8 +90,7 @@ fn handle(req: &Value, device: &Path, published: &mut HashMap<String, JoinHandle
             Ok(sock) => {
                 let bound = sock.local_addr().unwrap_or(addr);
                 let key = format!("udp {bound}");
-                let task =
-                    tokio::spawn(udp_loop(Arc::new(sock), key.clone(), device.to_path_buf()));
+                let task = tokio::spawn(udp_loop(Arc::new(sock), key.clone(), to));
                 published.insert(key, task);
                 json!({ "addr": bound.to_string() })
             }
@@ -119,7 +140,7 @@ const MAX_UDP_FLOWS: usize = 4096;
 
 /// Datagrams from each client address go to the guest on a vsock stream of their own, so that
 /// the container's answers find their way back to that client.
-async fn udp_loop(sock: Arc<UdpSocket>, header: String, device: PathBuf) {
+async fn udp_loop(sock: Arc<UdpSocket>, header: String, to: Forward) {
     let mut flows: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0u8; 65535];
     loop {
@@ -139,9 +160,9 @@ async fn udp_loop(sock: Arc<UdpSocket>, header: String, device: PathBuf) {
         let (tx, rx) = mpsc::channel(256);
         let _ = tx.try_send(d);
         flows.insert(client, tx);
-        let (sock, header, device) = (sock.clone(), header.clone(), device.clone());
+        let (sock, header, to) = (sock.clone(), header.clone(), to.clone());
         tokio::spawn(async move {
-            if let Err(e) = udp_flow(sock, client, rx, &header, &device).await {
+            if let Err(e) = udp_flow(sock, client, rx, &header, &to).await {
                 tracing::debug!("udp flow {client} for {header}: {e:#}");
             }
         });
@@ -153,9 +174,9 @@ async fn udp_flow(
     client: SocketAddr,
     mut rx: mpsc::Receiver<Vec<u8>>,
     header: &str,
-    device: &Path,
+    to: &Forward,
 ) -> anyhow::Result<()> {
-    let mut up = guest::connect(device, FORWARD_PORT).await?;
+    let mut up = to.connect().await?;
     up.write_all(format!("{header}\n").as_bytes()).await?;
     let (mut rd, mut wr) = up.into_split();
     let last_back = Arc::new(Mutex::new(Instant::now()));
@@ -194,16 +215,16 @@ async fn udp_flow(
     Ok(())
 }
 
-async fn accept_loop(l: TcpListener, header: String, device: PathBuf) {
+async fn accept_loop(l: TcpListener, header: String, to: Forward) {
     loop {
         let Ok((mut client, _)) = l.accept().await else {
             continue;
         };
         let _ = client.set_nodelay(true);
         let header = header.clone();
-        let device = device.clone();
+        let to = to.clone();
         tokio::spawn(async move {
-            let mut up = match guest::connect(&device, FORWARD_PORT).await {
+            let mut up = match to.connect().await {
                 Ok(up) => up,
                 Err(e) => {
                     tracing::debug!("forward {header}: {e:#}");

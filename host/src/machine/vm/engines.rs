@@ -1,0 +1,187 @@
+//! Separate engines in one machine (`--engine NAME`): the guest's PID 1 starts each with its
+//! own state and vsock ports, and the machine daemon serves its API on a unix socket the
+//! client names, exactly as it serves the machine's own engine on `api.sock`.
+//!
+//! The client asks on the daemon's `engines.sock`, one JSON line each way:
+//! `{"op":"up","name":N,"socket":PATH}`, `{"op":"rm","name":N}`, `{"op":"ls"}`, and
+//! `{"op":"kill","name":N}` (SIGKILL the engine, as tests of crash survival do natively).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use super::guest;
+
+/// An engine's API as this daemon serves it: the socket, the guest port, the relay.
+type Relay = (PathBuf, u32, JoinHandle<()>);
+
+/// The engines whose API this daemon serves, by name.
+#[derive(Default)]
+pub struct Served {
+    by_name: Mutex<HashMap<String, Relay>>,
+}
+
+pub async fn serve(listener: UnixListener, device: PathBuf, served: Arc<Served>) {
+    loop {
+        let Ok((conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let (device, served) = (device.clone(), served.clone());
+        tokio::spawn(async move {
+            let (rd, mut wr) = conn.into_split();
+            let mut line = String::new();
+            if BufReader::new(rd).read_line(&mut line).await.is_err() {
+                return;
+            }
+            let answer = match serde_json::from_str::<Value>(&line) {
+                Ok(req) => match handle(&req, &device, &served).await {
+                    Ok(v) => v,
+                    Err(e) => json!({ "error": format!("{e:#}") }),
+                },
+                Err(e) => json!({ "error": format!("bad request: {e}") }),
+            };
+            let _ = wr.write_all(format!("{answer}\n").as_bytes()).await;
+        });
+    }
+}
+
+async fn handle(req: &Value, device: &Path, served: &Served) -> Result<Value> {
+    let name = req.get("name").and_then(Value::as_str).unwrap_or_default();
+    match req.get("op").and_then(Value::as_str).unwrap_or_default() {
+        "up" => {
+            let socket = req
+                .get("socket")
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+                .context("the request names no socket")?;
+            let port: u32 = ask_init(device, &format!("engine {name}"))
+                .await?
+                .parse()
+                .context("PID 1 answered no port")?;
+            let mut by_name = served.by_name.lock().await;
+            if let Some((path, p, task)) = by_name.get(name) {
+                if *path == socket && *p == port && !task.is_finished() {
+                    return Ok(json!({ "ok": true }));
+                }
+            }
+            if let Some((old, _, task)) = by_name.remove(name) {
+                task.abort();
+                let _ = std::fs::remove_file(old);
+            }
+            // A socket file left by an earlier daemon serves nobody now.
+            let _ = std::fs::remove_file(&socket);
+            let listener = super::daemon::bind_private(&socket)?;
+            let task = tokio::spawn(relay(listener, device.to_path_buf(), port));
+            by_name.insert(name.to_string(), (socket, port, task));
+            Ok(json!({ "ok": true }))
+        }
+        "rm" => {
+            if let Some((path, _, task)) = served.by_name.lock().await.remove(name) {
+                task.abort();
+                let _ = std::fs::remove_file(path);
+            }
+            ask_init(device, &format!("engine-rm {name}")).await?;
+            Ok(json!({ "ok": true }))
+        }
+        "kill" => {
+            ask_init(device, &format!("engine-kill {name}")).await?;
+            Ok(json!({ "ok": true }))
+        }
+        "ls" => {
+            let names = ask_init(device, "engines").await?;
+            Ok(json!({ "engines": names.split_whitespace().collect::<Vec<_>>() }))
+        }
+        op => bail!("unknown request {op:?}"),
+    }
+}
+
+/// Every connection to the engine's socket becomes a vsock stream to its API port.
+async fn relay(listener: UnixListener, device: PathBuf, port: u32) {
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else {
+            continue;
+        };
+        let device = device.clone();
+        tokio::spawn(async move {
+            match guest::connect(&device, port).await {
+                Ok(mut up) => {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                }
+                Err(e) => tracing::debug!("engine api: {e:#}"),
+            }
+        });
+    }
+}
+
+/// One request to the guest's PID 1 on the init port; the text after `ok`.
+pub async fn ask_init(device: &Path, request: &str) -> Result<String> {
+    let s = guest::connect(device, skiff_common::vsock::INIT_PORT).await?;
+    let (rd, mut wr) = s.into_split();
+    wr.write_all(format!("{request}\n").as_bytes()).await?;
+    let mut line = String::new();
+    BufReader::new(rd)
+        .read_line(&mut line)
+        .await
+        .context("reading PID 1's answer")?;
+    let line = line.trim_end();
+    match line.strip_prefix("ok") {
+        Some(rest) => Ok(rest.trim_start().to_string()),
+        None => bail!(
+            "the VM refused {request:?}: {}",
+            line.strip_prefix("error ").unwrap_or(line)
+        ),
+    }
+}
+
+/// The client side: one request to a running machine's daemon.
+pub fn request(daemon_socket: &Path, req: &Value) -> Result<Value> {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(daemon_socket)
+        .with_context(|| format!("connecting to {}", daemon_socket.display()))?;
+    s.write_all(format!("{req}\n").as_bytes())?;
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line)?;
+    let v: Value = serde_json::from_str(&line).context("the machine daemon's answer")?;
+    if let Some(e) = v.get("error").and_then(Value::as_str) {
+        bail!("{e}");
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PID 1's answers as the host reads them, over a real unix socket pair standing in for
+    /// the device (the handshake, then one line).
+    #[tokio::test]
+    async fn init_answers_are_parsed_and_refusals_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("vsock.sock");
+        let l = UnixListener::bind(&sock).unwrap();
+        let server = tokio::spawn(async move {
+            for answer in ["ok 10000\n", "error invalid engine name \"a/b\"\n"] {
+                let (c, _) = l.accept().await.unwrap();
+                let mut c = BufReader::new(c);
+                let mut line = String::new();
+                c.read_line(&mut line).await.unwrap();
+                assert_eq!(line, "CONNECT 1028\n");
+                c.get_mut().write_all(b"OK 1\n").await.unwrap();
+                line.clear();
+                c.read_line(&mut line).await.unwrap();
+                c.get_mut().write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        assert_eq!(ask_init(&sock, "engine x").await.unwrap(), "10000");
+        let e = ask_init(&sock, "engine a/b").await.unwrap_err().to_string();
+        assert!(e.contains("invalid engine name"), "{e}");
+        server.await.unwrap();
+    }
+}
