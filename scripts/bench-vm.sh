@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The vm backend against native, in one run: machine start until the API answers, `run --rm`
-# on a running machine, throughput through a published port and through `cp` both ways, the
-# vsock device's own echo throughput, and host CPU while the guest idles. The accelerator is
-# printed with the figures: under TCG (emulation) absolute numbers say little, the vm/native
-# ratios are the trend to follow.
+# on a running machine, throughput through a published port and through `cp` both ways, a
+# container's download from a server on the host's loopback and its connections per second
+# (in the VM: passt), the vsock device's own echo throughput, and host CPU while the guest
+# idles. The accelerator is printed with the figures: under TCG (emulation) absolute numbers
+# say little, the vm/native ratios are the trend to follow.
 #
 #   sudo scripts/bench-vm.sh            # RUNS=5 by default
 set -euo pipefail
@@ -28,6 +29,15 @@ vm() { SKIFF_BACKEND=vm SKIFF_MACHINES="$WORK/machines" "$SK" "$@"; }
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# A server on the host's loopback for the containers' downloads (python's http.server: the
+# same server for both, so the ratio is the path's).
+head -c $((500 << 20)) /dev/zero > "$WORK/500m.bin"
+echo hi > "$WORK/small.txt"
+http_port=18611
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK" "$http_port" >/dev/null 2>&1 &
+http_pid=$!
+trap 'kill $http_pid 2>/dev/null || true' EXIT
 
 # A fresh machine each run, so that the figures are for the kernel and image just built.
 vm machine rm -f >/dev/null 2>&1 || true
@@ -97,6 +107,30 @@ done
 cpin_native=$(median < "$WORK/cpin-native.txt"); cpin_vm=$(median < "$WORK/cpin-vm.txt")
 cpout_native=$(median < "$WORK/cpout-native.txt"); cpout_vm=$(median < "$WORK/cpout-vm.txt")
 
+echo "== a container downloads 500 MiB from the host's loopback; connections per second"
+# Natively a loopback server is reached through the bridge's gateway, which host-gateway
+# names; in the VM host.docker.internal goes through passt to the host's loopback.
+for b in native vm; do
+    : > "$WORK/dl-$b.txt"; : > "$WORK/cps-$b.txt"
+    for _ in $(seq "$RUNS"); do
+        t0=$(ms)
+        $b run --rm --add-host host.docker.internal:host-gateway "$REG/busybox" \
+            wget -qO /dev/null "http://host.docker.internal:$http_port/500m.bin"
+        t1=$(ms)
+        echo $((t1 - t0)) >> "$WORK/dl-$b.txt"
+        t0=$(ms)
+        $b run --rm --add-host host.docker.internal:host-gateway "$REG/busybox" sh -c \
+            "for i in \$(seq 200); do wget -qO /dev/null http://host.docker.internal:$http_port/small.txt || exit 1; done"
+        t1=$(ms)
+        echo $((t1 - t0)) >> "$WORK/cps-$b.txt"
+    done
+done
+# The container's own start (run --rm true, above) is taken off each time.
+dl() { awk -v t="$(median < "$WORK/dl-$1.txt")" -v r="$2" 'BEGIN { printf "%.1f", 500 * 1000 / (t - r) }'; }
+cps() { awk -v t="$(median < "$WORK/cps-$1.txt")" -v r="$2" 'BEGIN { printf "%.0f", 200 * 1000 / (t - r) }'; }
+dl_native=$(dl native "$run_native"); dl_vm=$(dl vm "$run_vm")
+cps_native=$(cps native "$run_native"); cps_vm=$(cps vm "$run_vm")
+
 echo "== vsock device: 256 MiB host → guest → host echo"
 echo_mib=$(python3 scripts/bench-vsock-echo.py "$WORK/machines/default/vsock.sock" 1029 256 "$RUNS")
 
@@ -118,7 +152,34 @@ accelerator: $accel (host: $(nproc) CPUs); medians of $RUNS runs
 | published port, GET 8 MiB (MiB/s) | $port_native_mib | $port_vm_mib | $(ratio "$port_vm_mib" "$port_native_mib") |
 | \`cp\` host → container, 256 MiB (MiB/s) | $cpin_native | $cpin_vm | $(ratio "$cpin_vm" "$cpin_native") |
 | \`cp\` container → host, 256 MiB (MiB/s) | $cpout_native | $cpout_vm | $(ratio "$cpout_vm" "$cpout_native") |
+| container downloads 500 MiB from the host's loopback (MiB/s) | $dl_native | $dl_vm | $(ratio "$dl_vm" "$dl_native") |
+| container → host connections per second (200 \`wget\`s) | $cps_native | $cps_vm | $(ratio "$cps_vm" "$cps_native") |
 | vsock echo, host → guest → host (MiB/s each way) | – | $echo_mib | – |
 | host CPU, guest idle (% of one core: QEMU + daemon) | – | $idle_cpu | – |
+EOF
+
+# The same download through QEMU's own user-mode stack (slirp), the alternative to passt.
+echo "== the same through QEMU's user-mode networking (slirp)"
+vm machine stop >/dev/null 2>&1
+SKIFF_VM_NET=user vm machine start >/dev/null 2>&1
+: > "$WORK/dl-slirp.txt"; : > "$WORK/cps-slirp.txt"
+for _ in $(seq "$RUNS"); do
+    t0=$(ms)
+    vm run --rm --add-host host.docker.internal:host-gateway "$REG/busybox" \
+        wget -qO /dev/null "http://host.docker.internal:$http_port/500m.bin"
+    t1=$(ms)
+    echo $((t1 - t0)) >> "$WORK/dl-slirp.txt"
+    t0=$(ms)
+    vm run --rm --add-host host.docker.internal:host-gateway "$REG/busybox" sh -c \
+        "for i in \$(seq 200); do wget -qO /dev/null http://host.docker.internal:$http_port/small.txt || exit 1; done"
+    t1=$(ms)
+    echo $((t1 - t0)) >> "$WORK/cps-slirp.txt"
+done
+cat <<EOF
+
+| the VM's network stack | download from the host's loopback (MiB/s) | connections per second |
+|---|---|---|
+| passt (skiff's choice) | $dl_vm | $cps_vm |
+| QEMU user (slirp) | $(dl slirp "$run_vm") | $(cps slirp "$run_vm") |
 EOF
 vm machine stop >/dev/null 2>&1 || true

@@ -285,26 +285,6 @@ fn a_busy_host_port_fails_the_start_and_bad_input_changes_nothing() {
     assert_eq!(s.run(&["network", "ls", "-q"]).ok().stdout, nets);
 }
 
-/// A one-shot HTTP server on the host, on every address; returns its port.
-fn host_server(reply: &'static str) -> u16 {
-    let l = TcpListener::bind("0.0.0.0:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten().take(8) {
-            use std::io::{Read, Write};
-            let mut conn = conn;
-            let mut buf = [0u8; 1024];
-            let _ = conn.read(&mut buf);
-            let _ = write!(
-                conn,
-                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{reply}",
-                reply.len()
-            );
-        }
-    });
-    port
-}
-
 #[test]
 fn containers_reach_each_other_and_the_host() {
     let s = ready();
@@ -326,8 +306,8 @@ fn containers_reach_each_other_and_the_host() {
     assert_eq!(got.stdout, "hello from web\n");
 
     // Egress: a server on the host, reached through the host's side of the bridge and
-    // through the host's own address (the route out, NATed). In the VM the way to the host
-    // is the VM's own network (issue 7), not this bridge.
+    // through the host's own address (the route out, NATed). In the VM the bridge's gateway
+    // is the VM; the host is host.docker.internal there (tests/vm.rs).
     if !on_vm() {
         egress_to_the_host(&s);
     }

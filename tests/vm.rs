@@ -316,7 +316,7 @@ fn vm_machine_boots_our_kernel_and_runs_containers() {
 }
 
 #[test]
-fn vm_data_survives_a_killed_vm() {
+fn vm_data_survives_a_killed_vm_a_killed_daemon_and_a_restart() {
     let vm = Vm::new();
     vm.init();
     vm.run(&["pull", &image("busybox")]).ok();
@@ -362,6 +362,44 @@ fn vm_data_survives_a_killed_vm() {
         "kept\n"
     );
     vm.run(&["run", "--rm", &image("busybox"), "true"]).ok();
+
+    // The machine daemon killed: QEMU dies with it, and again nothing is lost.
+    vm.run(&[
+        "run",
+        "--name",
+        "keep2",
+        &image("busybox"),
+        "sh",
+        "-c",
+        "echo two > /two.txt",
+    ])
+    .ok();
+    let daemon = vm.pid_file("daemon.pid").expect("daemon pid");
+    // SAFETY: plain signal delivery to the daemon our machine started.
+    unsafe { libc::kill(daemon, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while vm.run(&["machine", "status"]).ok().stdout.trim() != "stopped" {
+        assert!(
+            Instant::now() < deadline,
+            "the dead daemon is not reported stopped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    vm.run(&["cp", "keep2:/two.txt", out.to_str().expect("utf8")])
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(out.join("two.txt")).expect("copied file"),
+        "two\n"
+    );
+
+    // A clean stop and start keeps images and containers.
+    vm.run(&["machine", "stop"]).ok();
+    vm.run(&["machine", "start"]).ok();
+    let names = vm.run(&["ps", "-a", "--format", "{{.Names}}"]).ok();
+    let mut names = names.lines();
+    names.sort();
+    assert_eq!(names, ["keep", "keep2"]);
+    vm.run(&["run", "--rm", &image("busybox"), "true"]).ok();
 }
 
 #[test]
@@ -385,4 +423,77 @@ fn vm_broken_kernel_is_reported_with_qemus_words() {
         .fails_with(125, "failed to start");
     assert!(out.stderr.contains("qemu.log"), "{}", out.stderr);
     assert_eq!(vm.run(&["machine", "status"]).ok().stdout.trim(), "stopped");
+}
+
+/// What of the host's network a root-only change would show: interfaces and iptables rules.
+fn host_network_shape() -> String {
+    sh("ip -o link show | awk '{print $2}' | sort; iptables -S; iptables -t nat -S")
+}
+
+#[test]
+fn vm_containers_reach_the_host_and_survive_a_network_restart() {
+    let vm = Vm::new();
+    vm.init();
+    let before = host_network_shape();
+    let bb = image("busybox");
+    vm.run(&["pull", &bb]).ok();
+    let port = host_server("host says hi");
+    let fetch = |url: &str| vm.run(&["run", "--rm", &bb, "wget", "-qO-", url]);
+
+    // A server on the host's loopback, by docker's name for the host and by host-gateway.
+    let url = format!("http://host.docker.internal:{port}/");
+    assert_eq!(fetch(&url).ok().stdout, "host says hi");
+    let out = vm
+        .run(&[
+            "run",
+            "--rm",
+            "--add-host",
+            "myhost:host-gateway",
+            &bb,
+            "wget",
+            "-qO-",
+            &format!("http://myhost:{port}/"),
+        ])
+        .ok();
+    assert_eq!(out.stdout, "host says hi");
+
+    // --network none: no route, nothing reached.
+    let none = vm
+        .run(&["run", "--rm", "--network", "none", &bb, "ip", "route"])
+        .ok();
+    assert_eq!(none.stdout, "", "routes with --network none");
+    let out = vm.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &bb,
+        "wget",
+        "-qO-",
+        &format!("http://{}:{port}/", "192.168.65.1"),
+    ]);
+    assert_ne!(out.code, 0, "reached the host with --network none: {out:?}");
+
+    // The user-mode stack restarts (as after a change of the host's network): the VM keeps
+    // running and new connections work again.
+    let passt = vm.pid_file("passt.pid").expect("passt pid");
+    // SAFETY: plain signal delivery to the passt our machine daemon started.
+    unsafe { libc::kill(passt, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = fetch(&url);
+        if out.code == 0 {
+            assert_eq!(out.stdout, "host says hi");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no way to the host after the stack restarted: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_ne!(vm.pid_file("passt.pid"), Some(passt), "a new passt runs");
+
+    // Nothing of this needed a tap device or a host firewall rule.
+    assert_eq!(host_network_shape(), before);
 }

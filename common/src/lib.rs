@@ -1,5 +1,6 @@
 //! What the CLI and the agent share: docker's way of writing sizes and durations, and the
-//! vsock ports of the VM.
+//! vsock ports and the network addresses of the VM.
 
 pub mod units;
+pub mod vmnet;
 pub mod vsock;

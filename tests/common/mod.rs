@@ -535,3 +535,24 @@ pub fn udp_echo_binary(dir: &Path) -> PathBuf {
     assert!(status.success(), "building the UDP echo server");
     out
 }
+
+/// An HTTP server on the host, on every address, answering `reply` to the first 32
+/// connections; returns its port.
+pub fn host_server(reply: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten().take(32) {
+            use std::io::{Read, Write};
+            let mut conn = conn;
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    port
+}

@@ -860,19 +860,27 @@ impl Networks {
         if let Some(ep) = first {
             hosts.push_str(&format!("{}\t{hostname}\n", ep.ip));
         }
+        // In skiff's VM the host is not the bridge's gateway but the VM's (as under Docker
+        // Desktop, where host-gateway means the host too).
+        let vm_host = std::env::var(skiff_common::vmnet::HOST_GATEWAY_ENV).ok();
         for h in extra_hosts {
             let Some((name, ip)) = h.split_once(':') else {
                 continue;
             };
             let ip = if ip == "host-gateway" {
-                match first {
-                    Some(ep) => ep.gateway.to_string(),
-                    None => continue,
+                match (&vm_host, first) {
+                    (Some(host), _) => host.clone(),
+                    (None, Some(ep)) => ep.gateway.to_string(),
+                    (None, None) => continue,
                 }
             } else {
                 ip.to_string()
             };
             hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+        // After the user's own entries, which win a lookup.
+        if let Some(host) = &vm_host {
+            hosts.push_str(&format!("{host}\thost.docker.internal\n"));
         }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let serves_names = first

@@ -5,7 +5,6 @@
 //! what is left, flushes the data disk and ends the VM.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -16,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::engines::Engines;
+use super::netif;
 use skiff_common::vsock;
 
 /// The virtio-blk disk the host gives the VM for images and containers.
@@ -41,7 +41,8 @@ fn run() -> Result<()> {
     std::env::set_var("NO_COLOR", "1");
     leave_rootfs().context("moving off the initramfs root")?;
     mount_system().context("mounting /proc, /sys, /dev and cgroup2")?;
-    loopback_up().context("bringing up lo")?;
+    netif::up("lo").context("bringing up lo")?;
+    network_up();
     prepare_data_disk().context("preparing the data disk")?;
 
     let ctl = Arc::new(Control::default());
@@ -168,39 +169,27 @@ fn mount_system() -> Result<()> {
     Ok(())
 }
 
-/// `lo` comes up down; the engine and containers in host mode expect it up.
-fn loopback_up() -> Result<()> {
-    // A plain ioctl: netlink would need the async runtime this early part does without.
-    #[repr(C)]
-    struct IfReq {
-        name: [u8; libc::IFNAMSIZ],
-        flags: libc::c_short,
-        _pad: [u8; 22],
+/// The VM's way to the host's network (virtio-net to the daemon's user-mode stack). Without
+/// it the VM still works: pulls and published ports go over vsock.
+fn network_up() {
+    use skiff_common::vmnet;
+    if !netif::exists(vmnet::IFACE) {
+        eprintln!("skiff-init: no network interface; containers reach only each other");
+        return;
     }
-    // SAFETY: socket() has no memory preconditions; the fd is owned right after.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().into());
+    let configured = netif::configure(
+        vmnet::IFACE,
+        vmnet::GUEST,
+        vmnet::PREFIX_LEN,
+        vmnet::GATEWAY,
+    );
+    if let Err(e) = configured {
+        eprintln!("skiff-init: configuring {}: {e:#}", vmnet::IFACE);
+        return;
     }
-    // SAFETY: fd is a fresh descriptor we own.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut req = IfReq {
-        name: [0; libc::IFNAMSIZ],
-        flags: 0,
-        _pad: [0; 22],
-    };
-    req.name[..2].copy_from_slice(b"lo");
-    // SAFETY: the request struct is as large as struct ifreq and lives across both calls.
-    unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-    }
-    Ok(())
+    // Engines give containers this resolver, and point host.docker.internal at the gateway.
+    let _ = std::fs::write("/etc/resolv.conf", format!("nameserver {}\n", vmnet::DNS));
+    std::env::set_var(vmnet::HOST_GATEWAY_ENV, vmnet::GATEWAY.to_string());
 }
 
 /// Format the data disk on first boot (an ext4 journal makes a killed VM recover on the next

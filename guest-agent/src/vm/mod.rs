@@ -2,5 +2,6 @@
 
 pub mod engines;
 pub mod init;
+pub mod netif;
 pub mod ports;
 pub mod vsock;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use tokio::net::UnixListener;
 
 use super::config::MachineConfig;
-use super::{egress, engines, guest, ports, qemu, Machine};
+use super::{egress, engines, guest, net, ports, qemu, Machine};
 use skiff_common::vsock;
 
 pub fn main(machine: &Machine) -> Result<()> {
@@ -26,6 +26,7 @@ pub fn main(machine: &Machine) -> Result<()> {
         machine.egress_socket(),
         machine.control_socket(),
         machine.engines_socket(),
+        machine.net_socket(),
     ] {
         let _ = std::fs::remove_file(p);
     }
@@ -60,7 +61,9 @@ pub fn main(machine: &Machine) -> Result<()> {
         machine.egress_socket(),
         machine.control_socket(),
         machine.engines_socket(),
+        machine.net_socket(),
         machine.dir.join("daemon.pid"),
+        machine.dir.join("passt.pid"),
     ] {
         let _ = std::fs::remove_file(p);
     }
@@ -74,6 +77,9 @@ pub fn main(machine: &Machine) -> Result<()> {
 }
 
 async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Result<()> {
+    // QEMU connects its netdev at start: the relay listens first.
+    let net = bind_private(&machine.net_socket())?;
+    let net_task = tokio::spawn(net::serve(net, machine.dir.clone()));
     let qemu_log = std::fs::File::create(machine.dir.join("qemu.log"))?;
     let mut cmd = tokio::process::Command::new(qemu::binary());
     cmd.args(qemu::args(
@@ -83,6 +89,7 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
             vhost_socket: &machine.vhost_socket(),
             disk: &machine.disk(),
             serial_log: &machine.serial_log(),
+            net_socket: &machine.net_socket(),
         },
     ))
     .stdin(Stdio::null())
@@ -168,6 +175,7 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
             }
         }
     };
+    net_task.abort();
     let _ = std::fs::remove_file(machine.dir.join("qemu.pid"));
     tracing::info!("QEMU exited ({status})");
     Ok(())

@@ -6,6 +6,7 @@ pub mod daemon;
 mod egress;
 pub mod engines;
 pub mod guest;
+mod net;
 mod ports;
 pub mod qemu;
 
@@ -116,6 +117,10 @@ impl Machine {
     pub fn control_socket(&self) -> PathBuf {
         self.dir
             .join(format!("vsock.sock_{}", skiff_common::vsock::CONTROL_PORT))
+    }
+    /// Where QEMU's virtio-net backend connects (the daemon relays to passt).
+    pub fn net_socket(&self) -> PathBuf {
+        self.dir.join("net.sock")
     }
     /// Where the daemon takes requests for separate engines (`--engine`).
     pub fn engines_socket(&self) -> PathBuf {

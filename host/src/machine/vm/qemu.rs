@@ -77,6 +77,8 @@ pub struct Paths<'a> {
     pub vhost_socket: &'a Path,
     pub disk: &'a Path,
     pub serial_log: &'a Path,
+    /// Where the daemon relays the virtio-net frames to the user-mode stack.
+    pub net_socket: &'a Path,
 }
 
 /// The guest's kernel command line. `reboot=t` makes the agent's restart a triple fault, which
@@ -89,7 +91,7 @@ pub fn args(cfg: &MachineConfig, accel: Accel, p: &Paths) -> Vec<String> {
         Accel::Tcg => "max",
         _ => "host",
     };
-    let a: Vec<String> = vec![
+    let mut a: Vec<String> = vec![
         "-M".into(),
         // Devices on virtio-mmio are announced on the command line only without ACPI.
         "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off,memory-backend=mem".into(),
@@ -138,6 +140,7 @@ pub fn args(cfg: &MachineConfig, accel: Accel, p: &Paths) -> Vec<String> {
         "-device".into(),
         "virtio-rng-device,rng=rng".into(),
     ];
+    a.extend(super::net::qemu_args(p.net_socket));
     a
 }
 
@@ -160,6 +163,7 @@ mod tests {
             vhost_socket: Path::new("/m/vhost.sock"),
             disk: Path::new("/m/disk.raw"),
             serial_log: Path::new("/m/serial.log"),
+            net_socket: Path::new("/m/net.sock"),
         };
         let a = args(&cfg, Accel::Tcg, &p).join(" ");
         assert!(
