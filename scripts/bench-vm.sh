@@ -30,12 +30,12 @@ ms() { echo $(( $(date +%s%N) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-# A server on the host's loopback for the containers' downloads (python's http.server: the
+# A server on the host (loopback included) for the containers' downloads (python's http.server: the
 # same server for both, so the ratio is the path's).
 head -c $((500 << 20)) /dev/zero > "$WORK/500m.bin"
 echo hi > "$WORK/small.txt"
 http_port=18611
-python3 -m http.server --bind 127.0.0.1 --directory "$WORK" "$http_port" >/dev/null 2>&1 &
+python3 -m http.server --bind 0.0.0.0 --directory "$WORK" "$http_port" >/dev/null 2>&1 &
 http_pid=$!
 trap 'kill $http_pid 2>/dev/null || true' EXIT
 
