@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixListener;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, Mutex};
 
 use skiff_common::vmnet;
 
@@ -41,8 +41,13 @@ pub fn passt_binary() -> PathBuf {
 /// `SKIFF_VM_NET=user` swaps in QEMU's own user-mode stack (slirp) instead, only to compare
 /// the two (`scripts/bench-vm.sh`): slirp cannot be restarted apart from QEMU, and its DNS
 /// address is not the one the guest is given, so names do not resolve there.
+/// `SKIFF_VM_NET=stream:PATH` connects QEMU straight to a stack listening on PATH (a passt
+/// started by hand with `--socket PATH`), to measure the relay's own cost.
 pub fn qemu_args(socket: &Path) -> Vec<String> {
-    let netdev = if std::env::var("SKIFF_VM_NET").is_ok_and(|v| v == "user") {
+    let mode = std::env::var("SKIFF_VM_NET").unwrap_or_default();
+    let netdev = if let Some(path) = mode.strip_prefix("stream:") {
+        format!("stream,id=net0,server=off,addr.type=unix,addr.path={path}")
+    } else if mode == "user" {
         let mask = u32::MAX << (32 - u32::from(vmnet::PREFIX_LEN));
         let network = std::net::Ipv4Addr::from(u32::from(vmnet::GATEWAY) & mask);
         format!(
@@ -64,16 +69,30 @@ pub fn qemu_args(socket: &Path) -> Vec<String> {
     ]
 }
 
+/// Frames waiting for QEMU. The guest's TCP window bounds what is in flight, a few MiB, so
+/// this is only reached by a guest that stopped reading; then frames wait here, not in passt.
+const QUEUE_FRAMES: usize = 8192;
+
+/// Socket buffers of the pair to passt. passt writes without blocking and, under this
+/// version, drops the frames a full socket refuses, then waits for its own retransmission
+/// timer: with the default buffer (about 200 KiB) a download stalled again and again.
+const STACK_SOCKET_BUFFER: libc::c_int = 8 << 20;
+
 /// Relay QEMU's frames to passt, restarting passt whenever it ends, until QEMU goes.
+///
+/// Each direction reads as fast as its sender writes. QEMU reads only as fast as the guest's
+/// queue empties, so frames for the guest go through a queue to a writer of their own: passt
+/// never finds its socket full (see `STACK_SOCKET_BUFFER`).
 pub async fn serve(listener: UnixListener, dir: PathBuf) {
     let Ok((qemu, _)) = listener.accept().await else {
         return;
     };
-    let (mut from_vm, mut to_vm) = qemu.into_split();
+    let (from_vm, to_vm) = qemu.into_split();
     let to_stack: Arc<Mutex<Option<OwnedWriteHalf>>> = Arc::default();
     let outbound = {
         let to_stack = to_stack.clone();
         async move {
+            let mut from_vm = BufReader::with_capacity(MAX_FRAME, from_vm);
             let mut frame = Vec::new();
             while read_frame(&mut from_vm, &mut frame).await.unwrap_or(false) {
                 let mut slot = to_stack.lock().await;
@@ -86,15 +105,36 @@ pub async fn serve(listener: UnixListener, dir: PathBuf) {
             }
         }
     };
+    let (queue, mut queued) = mpsc::channel::<Vec<u8>>(QUEUE_FRAMES);
+    let to_guest = async move {
+        let mut to_vm = BufWriter::with_capacity(MAX_FRAME, to_vm);
+        while let Some(frame) = queued.recv().await {
+            let mut next = Some(frame);
+            // Whatever else is already waiting goes in the same write.
+            while let Some(frame) = next {
+                if write_frame(&mut to_vm, &frame).await.is_err() {
+                    return;
+                }
+                next = queued.try_recv().ok();
+            }
+            if to_vm.flush().await.is_err() {
+                return;
+            }
+        }
+    };
     let inbound = async move {
         loop {
             match start_stack(&dir) {
                 Ok((mut child, sock)) => {
-                    let (mut rd, wr) = sock.into_split();
+                    let (rd, wr) = sock.into_split();
                     *to_stack.lock().await = Some(wr);
-                    let mut frame = Vec::new();
-                    while read_frame(&mut rd, &mut frame).await.unwrap_or(false) {
-                        if write_frame(&mut to_vm, &frame).await.is_err() {
+                    let mut rd = BufReader::with_capacity(MAX_FRAME, rd);
+                    loop {
+                        let mut frame = Vec::new();
+                        if !read_frame(&mut rd, &mut frame).await.unwrap_or(false) {
+                            break;
+                        }
+                        if queue.send(frame).await.is_err() {
                             return;
                         }
                     }
@@ -110,12 +150,33 @@ pub async fn serve(listener: UnixListener, dir: PathBuf) {
     tokio::select! {
         _ = outbound => {}
         _ = inbound => {}
+        _ = to_guest => {}
+    }
+}
+
+/// Grow both buffers of one end of the pair (the forced variant as root, past `wmem_max`).
+fn grow_buffers(fd: std::os::fd::RawFd) {
+    for (force, plain) in [
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+    ] {
+        let size = STACK_SOCKET_BUFFER;
+        let len = std::mem::size_of_val(&size) as libc::socklen_t;
+        let ptr = (&size as *const libc::c_int).cast();
+        // SAFETY: a valid socket and an int option of the given length.
+        unsafe {
+            if libc::setsockopt(fd, libc::SOL_SOCKET, force, ptr, len) != 0 {
+                libc::setsockopt(fd, libc::SOL_SOCKET, plain, ptr, len);
+            }
+        }
     }
 }
 
 /// Start passt on one end of a fresh socket pair; returns it with the other end.
 fn start_stack(dir: &Path) -> Result<(tokio::process::Child, tokio::net::UnixStream)> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    grow_buffers(ours.as_raw_fd());
+    grow_buffers(theirs.as_raw_fd());
     let log = std::fs::File::create(dir.join("passt.log"))?;
     let mut cmd = tokio::process::Command::new(passt_binary());
     cmd.args([
