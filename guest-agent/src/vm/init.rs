@@ -189,6 +189,13 @@ fn network_up() {
     }
     // Engines give containers this resolver, and point host.docker.internal at the gateway.
     let _ = std::fs::write("/etc/resolv.conf", format!("nameserver {}\n", vmnet::DNS));
+    // A receive window of at most 1 MiB, for this namespace and every container's (a new
+    // network namespace copies these from the first). passt (Debian's 2023 version) sends
+    // a guest as much as its window allows and, on duplicate ACKs, sends the whole window
+    // again; with the 6 MiB default in flight, queued behind an emulated CPU, one hiccup
+    // became a storm of duplicates (downloads fell from 40 to 0.1 MiB/s for tens of
+    // seconds). 1 MiB fits in the daemon's buffers to passt and still fills this link.
+    let _ = std::fs::write("/proc/sys/net/ipv4/tcp_rmem", "4096 131072 1048576");
     std::env::set_var(vmnet::HOST_GATEWAY_ENV, vmnet::GATEWAY.to_string());
 }
 
