@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use skiff_e2e::*;
 
-/// Every listed image is whole: each layer directory exists and web's big file is intact.
+/// Every listed image is whole: `system check` finds the store consistent, each layer
+/// directory exists and web's big file is intact.
 fn assert_store_whole(s: &Skiff, big_sha: &str) {
+    assert_check_consistent(s);
     if on_vm() {
         return assert_images_run(s, big_sha);
     }
@@ -55,6 +57,18 @@ fn assert_images_run(s: &Skiff, big_sha: &str) {
     }
 }
 
+/// `skiff system check` exits 0 and says the store is consistent.
+fn assert_check_consistent(s: &Skiff) {
+    let out = s.run(&["system", "check"]);
+    assert!(
+        out.code == 0 && out.stdout.contains("The store is consistent."),
+        "system check after a kill: exit {}\n{}{}",
+        out.code,
+        out.stdout,
+        out.stderr
+    );
+}
+
 #[test]
 fn killed_pulls_leave_no_half_image_and_the_next_pull_completes() {
     let s = Skiff::new();
@@ -87,4 +101,108 @@ fn killed_pulls_leave_no_half_image_and_the_next_pull_completes() {
         assert_store_whole(&s, &big_sha);
         assert!(s.image_ids().len() == 2, "busybox and web");
     }
+}
+
+/// A small deterministic generator, so that a failing sequence can be replayed with
+/// `SKIFF_TEST_SEED`.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// The agent is SIGKILLed at a random moment of pull (download and unpack), create, start,
+/// rm, prune and cp, 56 times; after each, the next command works and `system check` finds
+/// the store consistent, and at the end every image that was whole before still runs.
+#[test]
+fn agent_killed_anywhere_leaves_a_consistent_store() {
+    let s = Skiff::new();
+    let big_sha = web_big_sha();
+    let seed = std::env::var("SKIFF_TEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("SKIFF_TEST_SEED={seed}");
+    let mut rng = Lcg(seed);
+    s.run(&["pull", "-q", &image("busybox")]).ok();
+    s.run(&["pull", "-q", &image("web")]).ok();
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        &image("busybox"),
+        "sleep",
+        "100000",
+    ])
+    .ok();
+    let payload = test_tmp().join(format!("crash-payload-{}", std::process::id()));
+    std::fs::write(&payload, vec![7u8; 8 << 20]).expect("payload");
+    let payload = payload.to_string_lossy().into_owned();
+    let cp_target = "keeper:/payload".to_string();
+    let ops = ["pull", "create", "start", "rm", "prune", "cp", "image-rm"];
+    for round in 0..56u64 {
+        let op = ops[(round % ops.len() as u64) as usize];
+        let name = format!("victim{round}");
+        // Set-up that must not be interrupted: what the killed command works on.
+        match op {
+            "pull" => {
+                s.run(&["rmi", "-f", &image("web")]);
+            }
+            "start" | "rm" => {
+                s.run(&["create", "--name", &name, &image("busybox"), "true"])
+                    .ok();
+            }
+            "image-rm" => {
+                s.run(&["tag", &image("busybox"), &format!("extra{round}")])
+                    .ok();
+            }
+            _ => {}
+        }
+        let image_web = image("web");
+        let image_busybox = image("busybox");
+        let extra = format!("extra{round}");
+        let args: Vec<&str> = match op {
+            "pull" => vec!["pull", "-q", &image_web],
+            "create" => vec!["create", "--name", &name, &image_busybox, "true"],
+            "start" => vec!["start", &name],
+            "rm" => vec!["rm", "-f", &name],
+            "prune" => vec!["system", "prune", "-f"],
+            "cp" => vec!["cp", &payload, &cp_target],
+            _ => vec!["rmi", &extra],
+        };
+        let mut child = s
+            .command()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the command to interrupt");
+        let delay = rng.next(if op == "pull" { 400 } else { 60 });
+        std::thread::sleep(Duration::from_millis(delay));
+        s.kill_agent();
+        let _ = child.wait();
+        // The next command starts a fresh agent; it and the check must work.
+        s.run(&["ps", "-a"]).ok();
+        assert_check_consistent(&s);
+        if op == "pull" {
+            s.run(&["pull", "-q", &image("web")]).ok();
+        }
+        // Whatever the kill left of the victim can be removed.
+        let _ = s.run(&["rm", "-f", &name]);
+    }
+    assert_check_consistent(&s);
+    assert_images_run(&s, &big_sha);
+    let _ = std::fs::remove_file(&payload);
 }

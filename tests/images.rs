@@ -4,7 +4,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use skiff_e2e::hostile::{Answer, BearerAuth, HostileRegistry};
+use skiff_e2e::hostile::{Answer, BearerAuth, HostileRegistry, LayerTar};
 use skiff_e2e::*;
 
 #[test]
@@ -368,6 +368,75 @@ fn corrupted_blob_fails_with_a_digest_error_and_changes_nothing() {
     }
     // And with the registry repaired, the same pull completes.
     s.run(&["pull", &image("victim")]).ok();
+}
+
+/// `system check` finds a damaged blob, a damaged layer tree and a reference to an image whose
+/// record is gone, says which, and exits 1; a whole store passes with exit 0.
+#[test]
+fn system_check_names_what_is_damaged() {
+    let s = Skiff::new();
+    s.run(&["pull", "-q", &image("busybox")]).ok();
+    s.run(&["pull", "-q", &image("web")]).ok();
+    let out = s.run(&["system", "check"]).ok();
+    assert!(
+        out.stdout.contains("The store is consistent."),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("2 images"), "{}", out.stdout);
+    if native_only("damages the store's files on the host") {
+        return;
+    }
+    let store = s.root().join("images");
+    let busybox = s.inspect(&image("busybox"));
+    let busybox_id = busybox["Id"].as_str().expect("id").to_string();
+    let manifest = busybox["RepoDigests"][0]
+        .as_str()
+        .and_then(|d| d.split('@').nth(1))
+        .expect("repo digest")
+        .to_string();
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+    let manifest_blob = store.join("blobs/sha256").join(hex(&manifest));
+    let mut bytes = std::fs::read(&manifest_blob).expect("manifest blob");
+    bytes.push(b'\n');
+    std::fs::write(&manifest_blob, bytes).expect("damage the blob");
+    let big = sh(&format!(
+        "find {} -path '*/diff/www/big.bin'",
+        store.join("layers").display()
+    ));
+    let big = big.trim();
+    assert!(!big.is_empty(), "web's big file in a layer");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(big)
+        .and_then(|f| f.set_len(1000))
+        .expect("truncate a file in a layer");
+    std::fs::remove_file(
+        store
+            .join("records")
+            .join(format!("{}.json", hex(&busybox_id))),
+    )
+    .expect("remove busybox's record");
+
+    let out = s.run(&["system", "check"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    for needle in [
+        format!("blob {manifest}: its content does not match its digest"),
+        "its layer sha256:".to_string(),
+        format!("points at image {busybox_id}, which is not in the store"),
+    ] {
+        assert!(
+            out.stdout.contains(&needle),
+            "{needle:?} in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(!out.stdout.contains("The store is consistent."));
+    let json = s.run(&["system", "check", "--format", "json"]);
+    assert_eq!(json.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("check JSON");
+    // The blob, web's layer, and busybox's two references (its tag and its digest).
+    assert_eq!(v["Problems"].as_array().map(|p| p.len()), Some(4), "{v}");
 }
 
 #[test]
@@ -770,42 +839,10 @@ fn unknown_flags_exit_125() {
 /// Serve a one-layer image (a file /f holding "hi") under `repo:latest` on the hostile
 /// registry; returns the layer's digest and bytes.
 fn publish_tiny_image(h: &HostileRegistry, repo: &str) -> (String, Vec<u8>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().display();
-    let layer = base64_decode(
-        sh(&format!(
-            "echo hi > {d}/f && tar -C {d} -czf - f | base64 -w0"
-        ))
-        .trim(),
-    );
-    let tar_digest = sh(&format!("tar -C {d} -cf - f | sha256sum"))
-        .split_whitespace()
-        .next()
-        .expect("sum")
-        .to_string();
-    let layer_digest = format!("sha256:{}", sha256_hex(&layer));
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{tar_digest}"]}},"config":{{}}}}"#
-    );
-    let config_digest = format!("sha256:{}", sha256_hex(config.as_bytes()));
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    );
-    h.route(
-        &format!("/v2/{repo}/manifests/latest"),
-        Answer::json(manifest, "application/vnd.oci.image.manifest.v1+json"),
-    );
-    h.route(
-        &format!("/v2/{repo}/blobs/{config_digest}"),
-        Answer::json(config, "application/octet-stream"),
-    );
-    h.route(
-        &format!("/v2/{repo}/blobs/{layer_digest}"),
-        Answer::json(layer.clone(), "application/octet-stream"),
-    );
-    (layer_digest, layer)
+    let tar = LayerTar::default().file(b"f", b"hi\n").finish();
+    let digest = h.publish(repo, std::slice::from_ref(&tar)).remove(0);
+    let layer = h.body(&format!("/v2/{repo}/blobs/{digest}"));
+    (digest, layer)
 }
 
 #[test]
@@ -852,42 +889,4 @@ fn bearer_token_registries_work_with_and_without_login() {
         token_credentials: None,
     });
     s.run(&["pull", &format!("{}/public", open.addr)]).ok();
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sha256sum");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(data)
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("hex")
-        .to_string()
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("base64")
-        .arg("-d")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("base64");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(s.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("wait").stdout
 }

@@ -229,6 +229,9 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
     /// Show skiff disk usage
     Df(DfArgs),
+    /// Verify the image store: every blob's digest, every layer's unpacked tree, every
+    /// reference and every container's image. Exits 1 when something is damaged or missing.
+    Check(FormatOnly),
 }
 
 #[derive(Subcommand, Debug)]

@@ -172,6 +172,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         }
         (&Method::GET, "/version") => return Ok(system::version()),
         (&Method::GET, "/info") => return Ok(system::info(&ctx)),
+        (&Method::GET, "/skiff/system/check") => return system::check(&ctx).await,
         (&Method::POST, "/auth") => {
             let body = read_body(req).await?;
             return system::auth(&ctx, &body).await;

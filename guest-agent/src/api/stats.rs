@@ -831,6 +831,7 @@ mod tests {
                     media_type: String::new(),
                     compressed_size: 0,
                     size: *size,
+                    tree: None,
                 })
                 .collect(),
             stored_at: String::new(),

@@ -1,4 +1,4 @@
-//! `/_ping`, `/version`, `/info` and `/auth`.
+//! `/_ping`, `/version`, `/info`, `/auth`, and skiff's own `/skiff/system/check`.
 
 use hyper::StatusCode;
 use oci_client::RegistryOperation;
@@ -196,4 +196,24 @@ pub async fn auth(ctx: &super::Ctx, body: &[u8]) -> Result<Resp, ApiError> {
         StatusCode::OK,
         &json!({ "IdentityToken": "", "Status": "Login Succeeded" }),
     ))
+}
+
+/// `GET /skiff/system/check` (skiff's own; docker has no such endpoint): the store re-read
+/// and verified, see `images::check`.
+pub async fn check(ctx: &super::Ctx) -> Result<Resp, ApiError> {
+    let store = ctx.store.clone();
+    let containers: Vec<(String, String)> = ctx
+        .containers
+        .all()
+        .iter()
+        .map(|c| {
+            let r = c.record();
+            (r.name.trim_start_matches('/').to_string(), r.image_id)
+        })
+        .collect();
+    let report =
+        tokio::task::spawn_blocking(move || crate::images::check::check(&store, &containers))
+            .await
+            .map_err(|e| ApiError::internal(format!("the store check failed: {e}")))?;
+    Ok(json(hyper::StatusCode::OK, &report))
 }

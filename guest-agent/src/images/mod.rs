@@ -1,5 +1,6 @@
 //! Images: references, the registry client, pulling, unpacking layers and the store.
 
+pub mod check;
 pub mod model;
 pub mod progress;
 pub mod pull;

@@ -22,6 +22,7 @@ use oci_client::Client;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
+use super::check::{summarize_tree, TreeSummary};
 use super::model::{
     layer_compression, AnyManifest, Compression, Descriptor, ImageConfig, Platform, MANIFEST_ACCEPT,
 };
@@ -414,13 +415,14 @@ impl Puller {
             )
             .await;
         match result {
-            Ok(size) => {
+            Ok((size, tree)) => {
                 let rec = LayerRecord {
                     diff_id: diff_id.to_string(),
                     digest: desc.digest.clone(),
                     media_type: desc.media_type.clone(),
                     compressed_size: desc.size as u64,
                     size,
+                    tree: Some(tree),
                 };
                 self.store.commit_layer(&tmp_home, &rec)?;
                 sync_dir(
@@ -452,7 +454,7 @@ impl Puller {
         tmp_home: &std::path::Path,
         progress: &Progress,
         short: &str,
-    ) -> Result<u64> {
+    ) -> Result<(u64, TreeSummary)> {
         let total = desc.size as u64;
         let (unpack_tx, unpack_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
         let dest = tmp_home.join("diff");
@@ -568,7 +570,12 @@ impl Puller {
             );
         }
         progress.layer(short, "Extracting");
-        Ok(unpacked.size)
+        let tree_dir = tmp_home.join("diff");
+        let tree = tokio::task::spawn_blocking(move || summarize_tree(&tree_dir))
+            .await
+            .map_err(|e| anyhow!("summarising layer {}: {e}", desc.digest))?
+            .with_context(|| format!("layer {}: summarising the unpacked tree", desc.digest))?;
+        Ok((unpacked.size, tree))
     }
 }
 

@@ -24,6 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::check::TreeSummary;
 use super::model::ImageConfig;
 use super::reference::{looks_like_id, ImageRef};
 
@@ -36,6 +37,9 @@ pub struct LayerRecord {
     pub compressed_size: u64,
     /// Unpacked size, as docker counts it (sum of entry sizes).
     pub size: u64,
+    /// The unpacked tree's shape at commit, for `system check` (absent in older stores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<TreeSummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +226,11 @@ impl Store {
             config,
             config_raw: Arc::new(config_raw),
         })
+    }
+
+    /// The store's own directory (`<root>/images`).
+    pub fn dir(&self) -> &Path {
+        &self.root
     }
 
     pub fn tmp_dir(&self) -> PathBuf {

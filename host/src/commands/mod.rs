@@ -178,6 +178,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Network(NetworkCommand::Prune(a)) => network::prune(&engine, &a).await,
         Command::System(SystemCommand::Prune(a)) => disk::system_prune(&engine, &a).await,
         Command::System(SystemCommand::Df(a)) => disk::df(&engine, &a).await,
+        Command::System(SystemCommand::Check(a)) => system::check(&engine, &a).await,
         Command::Login(a) => login::login(&engine, &a).await,
         Command::Logout(_) => unreachable!("handled above"),
         Command::Machine(c) => machine::run(&c),
