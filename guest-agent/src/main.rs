@@ -30,8 +30,9 @@ struct Args {
         value_delimiter = ','
     )]
     insecure_registries: Vec<String>,
-    /// Largest uncompressed layer accepted, in bytes.
-    #[arg(long, default_value_t = 64 << 30)]
+    /// Largest uncompressed layer accepted, in bytes (a small layer that inflates past it, a
+    /// gzip bomb, is refused as it streams).
+    #[arg(long, env = "SKIFF_MAX_LAYER_SIZE", default_value_t = 64 << 30)]
     max_layer_size: u64,
     /// In skiff's VM: also serve the API on this vsock port (for the host's machine daemon).
     #[arg(long, value_name = "PORT", hide = true)]

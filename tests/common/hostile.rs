@@ -1,5 +1,6 @@
 //! A tiny registry that misbehaves on purpose: it serves canned answers per path (a malformed
-//! manifest, a blob cut short, …) on 127.0.0.1 so tests can check skiff's errors.
+//! manifest, a blob cut short, …) on 127.0.0.1 so tests can check skiff's errors; and the
+//! hostile layers it can serve as real images.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -68,6 +69,16 @@ impl HostileRegistry {
 
     pub fn require_bearer(&self, auth: BearerAuth) {
         *self.auth.lock().expect("lock") = Some(auth);
+    }
+
+    /// The body served at `path` (empty when there is none).
+    pub fn body(&self, path: &str) -> Vec<u8> {
+        self.routes
+            .lock()
+            .expect("lock")
+            .get(path)
+            .map(|a| a.body.clone())
+            .unwrap_or_default()
     }
 
     pub fn route(&self, path: &str, answer: Answer) {
@@ -183,5 +194,144 @@ fn serve(
             let _ = stream.shutdown(std::net::Shutdown::Both);
             return;
         }
+    }
+}
+
+/// A layer's tar stream built entry by entry, names and link targets as raw bytes: the tar
+/// crate's own path setters refuse exactly the hostile names this exists to make.
+pub struct LayerTar {
+    builder: tar::Builder<Vec<u8>>,
+}
+
+impl Default for LayerTar {
+    fn default() -> Self {
+        LayerTar {
+            builder: tar::Builder::new(Vec::new()),
+        }
+    }
+}
+
+impl LayerTar {
+    pub fn file(self, name: &[u8], data: &[u8]) -> Self {
+        self.file_mode(name, data, 0o644)
+    }
+    pub fn file_mode(mut self, name: &[u8], data: &[u8], mode: u32) -> Self {
+        self.entry(name, tar::EntryType::Regular, data, b"", mode, (0, 0));
+        self
+    }
+    pub fn dir(mut self, name: &[u8]) -> Self {
+        self.entry(name, tar::EntryType::Directory, b"", b"", 0o755, (0, 0));
+        self
+    }
+    pub fn symlink(mut self, name: &[u8], target: &[u8]) -> Self {
+        self.entry(name, tar::EntryType::Symlink, b"", target, 0o777, (0, 0));
+        self
+    }
+    pub fn hardlink(mut self, name: &[u8], target: &[u8]) -> Self {
+        self.entry(name, tar::EntryType::Link, b"", target, 0o644, (0, 0));
+        self
+    }
+    /// A device node, fifo or socket-like entry (`kind` `Char`, `Block` or `Fifo`).
+    pub fn node(mut self, name: &[u8], kind: tar::EntryType, dev: (u32, u32)) -> Self {
+        self.entry(name, kind, b"", b"", 0o666, dev);
+        self
+    }
+    pub fn finish(self) -> Vec<u8> {
+        self.builder.into_inner().expect("tar in memory")
+    }
+
+    fn entry(
+        &mut self,
+        name: &[u8],
+        kind: tar::EntryType,
+        data: &[u8],
+        link: &[u8],
+        mode: u32,
+        dev: (u32, u32),
+    ) {
+        for (long, bytes) in [
+            (tar::EntryType::GNULongName, name),
+            (tar::EntryType::GNULongLink, link),
+        ] {
+            if bytes.len() >= 100 {
+                let mut h = tar::Header::new_gnu();
+                h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+                h.set_entry_type(long);
+                h.set_size(bytes.len() as u64 + 1);
+                h.set_mode(0o644);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_mtime(0);
+                h.set_cksum();
+                let mut body = bytes.to_vec();
+                body.push(0);
+                self.builder.append(&h, &body[..]).expect("tar in memory");
+            }
+        }
+        let mut h = tar::Header::new_gnu();
+        let n = name.len().min(100);
+        h.as_old_mut().name[..n].copy_from_slice(&name[..n]);
+        let l = link.len().min(100);
+        h.as_old_mut().linkname[..l].copy_from_slice(&link[..l]);
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_device_major(dev.0).expect("gnu header");
+        h.set_device_minor(dev.1).expect("gnu header");
+        h.set_cksum();
+        self.builder.append(&h, data).expect("tar in memory");
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use flate2::write::GzEncoder;
+    let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("gzip in memory");
+    enc.finish().expect("gzip in memory")
+}
+
+impl HostileRegistry {
+    /// Serve an image made of these uncompressed layer tars (gzipped here) as `repo:latest`;
+    /// returns the layers' (compressed) digests.
+    pub fn publish(&self, repo: &str, tars: &[Vec<u8>]) -> Vec<String> {
+        let mut layers = Vec::new();
+        let mut diff_ids = Vec::new();
+        let mut descriptors = Vec::new();
+        for t in tars {
+            let blob = gzip(t);
+            let digest = format!("sha256:{}", crate::sha256_hex(&blob));
+            diff_ids.push(format!("\"sha256:{}\"", crate::sha256_hex(t)));
+            descriptors.push(format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{digest}","size":{}}}"#,
+                blob.len()
+            ));
+            self.route(
+                &format!("/v2/{repo}/blobs/{digest}"),
+                Answer::json(blob, "application/octet-stream"),
+            );
+            layers.push(digest);
+        }
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}},"config":{{"Cmd":["/bin/sh"]}}}}"#,
+            diff_ids.join(",")
+        );
+        let config_digest = format!("sha256:{}", crate::sha256_hex(config.as_bytes()));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
+            config.len(),
+            descriptors.join(",")
+        );
+        self.route(
+            &format!("/v2/{repo}/manifests/latest"),
+            Answer::json(manifest, "application/vnd.oci.image.manifest.v1+json"),
+        );
+        self.route(
+            &format!("/v2/{repo}/blobs/{config_digest}"),
+            Answer::json(config, "application/octet-stream"),
+        );
+        layers
     }
 }

@@ -267,14 +267,29 @@ impl Skiff {
 
     /// One HTTP request to the agent's API, without any client library: (status, body).
     pub fn api(&self, method: &str, path: &str) -> (u16, String) {
+        self.api_body(method, path, b"")
+    }
+
+    /// The same with a JSON body.
+    pub fn api_body(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let mut req = format!(
+            "{method} {path} HTTP/1.0\r\nHost: skiff\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        self.api_raw(&req)
+    }
+
+    /// Bytes written to the API socket as they are (a hostile client): (status, body), status
+    /// 0 when the connection closed without an answer.
+    pub fn api_raw(&self, request: &[u8]) -> (u16, String) {
         use std::io::{Read, Write};
         let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) else {
             return (0, String::new());
         };
-        let req = format!("{method} {path} HTTP/1.0\r\nHost: skiff\r\nContent-Length: 0\r\n\r\n");
-        if s.write_all(req.as_bytes()).is_err() {
-            return (0, String::new());
-        }
+        // The server may answer and close before the whole request is written.
+        let _ = s.write_all(request);
         let mut raw = Vec::new();
         let _ = s.read_to_end(&mut raw);
         let text = String::from_utf8_lossy(&raw).into_owned();

@@ -51,13 +51,27 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, layer: &str) -> Result<Unpac
     for entry in entries {
         let mut entry = entry.with_context(|| format!("layer {layer}: reading the tar stream"))?;
         let raw_name = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_name).into_owned();
+        let shown = shown_name(&raw_name);
         unpacker
             .entry(&mut entry, &raw_name)
             .map_err(|e| named(e, &shown))?;
     }
     unpacker.finish().map_err(|e| named(e, "(end)"))?;
     Ok(unpacker.stats)
+}
+
+/// An entry's name as errors show it: a hostile name can be tens of KiB, so only its start
+/// and end are kept.
+fn shown_name(raw: &[u8]) -> String {
+    const KEEP: usize = 60;
+    let text = String::from_utf8_lossy(raw);
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 2 * KEEP {
+        return text.into_owned();
+    }
+    let head: String = chars[..KEEP].iter().collect();
+    let tail: String = chars[chars.len() - KEEP..].iter().collect();
+    format!("{head}…{tail} ({} bytes)", raw.len())
 }
 
 /// Files up to this size are handed to the writer threads; bigger ones are streamed inline.
@@ -124,8 +138,10 @@ impl Writers {
                     let (lock, cv) = &*state;
                     let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(e) = result {
-                        st.error
-                            .get_or_insert_with(|| format!("entry {:?}: {e:#}", job.rel));
+                        st.error.get_or_insert_with(|| {
+                            let name = job.rel.as_os_str().as_bytes();
+                            format!("entry {:?}: {e:#}", shown_name(name))
+                        });
                     }
                     st.outstanding -= 1;
                     cv.notify_all();
@@ -434,7 +450,14 @@ impl Unpacker {
                     fs::create_dir(&full).with_context(|| format!("creating parent {cur:?}"))?;
                     fs::set_permissions(&full, fs::Permissions::from_mode(0o755))?;
                 }
-                Err(e) => return Err(e).with_context(|| format!("checking parent {cur:?}")),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "checking parent {:?}",
+                            shown_name(cur.as_os_str().as_bytes())
+                        )
+                    })
+                }
             }
             self.known_dirs.insert(cur.clone());
         }

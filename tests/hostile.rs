@@ -1,0 +1,385 @@
+//! Hostile image layers, served as real images by a registry in the test: entries that climb
+//! out with `..`, write through symlinks, hardlink outside, whiteout `..`; device nodes; names
+//! that are not UTF-8, too long or too deep; duplicates and type changes across layers; a gzip
+//! bomb; a tar that ends early. Nothing may land outside the store, nothing half-unpacked may
+//! become an image, and a refusal names the layer and the entry.
+
+use skiff_e2e::hostile::{HostileRegistry, LayerTar};
+use skiff_e2e::*;
+use tar::EntryType;
+
+/// A layer with a static busybox, so that the images below can run a shell.
+fn base_layer() -> Vec<u8> {
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static on the host (setup.sh)");
+    LayerTar::default()
+        .dir(b"bin")
+        .file_mode(b"bin/busybox", &busybox, 0o755)
+        .dir(b"tmp")
+        .finish()
+}
+
+/// The path outside the store that the escapes aim at, unique to this run.
+fn canary() -> String {
+    format!("tmp/skiff-hostile-canary-{}", std::process::id())
+}
+
+fn climb() -> String {
+    "../".repeat(24)
+}
+
+/// Pull `repo` and expect a refusal naming `layer` and `entry`, with no image left and a
+/// consistent store.
+fn refused(s: &Skiff, h: &HostileRegistry, repo: &str, layer: &str, entry: &str, why: &str) {
+    let reference = format!("{}/{repo}", h.addr);
+    let out = s.run(&["pull", "-q", &reference]);
+    assert_eq!(
+        out.code, 1,
+        "{repo}: pull must fail\n{}{}",
+        out.stdout, out.stderr
+    );
+    for needle in [layer, entry, why] {
+        assert!(
+            out.stderr.contains(needle),
+            "{repo}: {needle:?} in the error:\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr.len() < 2048,
+        "{repo}: the error is readable, not a dump ({} bytes):\n{}",
+        out.stderr.len(),
+        out.stderr
+    );
+    assert!(
+        !s.run(&["images", "-q", &reference])
+            .ok()
+            .stdout
+            .contains(|c: char| c.is_ascii_hexdigit()),
+        "{repo}: no image after a refused pull"
+    );
+    assert!(
+        !std::path::Path::new("/").join(canary()).exists(),
+        "{repo}: a file landed outside the store"
+    );
+}
+
+fn run_in(s: &Skiff, h: &HostileRegistry, repo: &str, script: &str) -> String {
+    let reference = format!("{}/{repo}", h.addr);
+    s.run(&["pull", "-q", &reference]).ok();
+    s.run(&[
+        "run",
+        "--rm",
+        &reference,
+        "/bin/busybox",
+        "sh",
+        "-c",
+        script,
+    ])
+    .ok()
+    .stdout
+}
+
+#[test]
+fn hostile_layers_are_refused_with_the_layer_and_entry_named() {
+    let s = Skiff::new();
+    let h = HostileRegistry::start();
+    let base = base_layer();
+    let mut cases: Vec<(&str, Vec<u8>, String, &str)> = Vec::new();
+    let escape = format!("{}{}", climb(), canary());
+    cases.push((
+        "dotdot",
+        LayerTar::default().file(escape.as_bytes(), b"x").finish(),
+        escape.clone(),
+        "climbs out",
+    ));
+    for (repo, target) in [("link-to-root", "/"), ("link-to-etc", "/etc")] {
+        let through = format!("evil/{}", canary().trim_start_matches("tmp/"));
+        cases.push((
+            repo,
+            LayerTar::default()
+                .symlink(b"evil", target.as_bytes())
+                .file(through.as_bytes(), b"x")
+                .finish(),
+            through,
+            "symlink",
+        ));
+    }
+    let outside = format!("{}etc/passwd", climb());
+    cases.push((
+        "hardlink-out",
+        LayerTar::default()
+            .hardlink(b"h", outside.as_bytes())
+            .finish(),
+        "h".into(),
+        "climbs out",
+    ));
+    cases.push((
+        "whiteout-dotdot",
+        LayerTar::default()
+            .dir(b"d")
+            .file(b"d/.wh...", b"")
+            .finish(),
+        "d/.wh...".into(),
+        "whiteout",
+    ));
+    let long = format!("{}/f", vec!["n".repeat(200); 21].join("/"));
+    cases.push((
+        "long-path",
+        LayerTar::default().file(long.as_bytes(), b"x").finish(),
+        "nnnnnnnn".into(),
+        "too long",
+    ));
+    let deep = format!("{}f", "d/".repeat(10_000));
+    cases.push((
+        "deep",
+        LayerTar::default().file(deep.as_bytes(), b"x").finish(),
+        "d/d/d/d/".into(),
+        "too long",
+    ));
+    let whole = LayerTar::default()
+        .file(b"first", b"fine")
+        .file(b"second", &vec![1u8; 64 << 10])
+        .finish();
+    // Cut inside the second file's data: the tar ends early.
+    cases.push((
+        "truncated",
+        whole[..1024 + 512 + 4096].to_vec(),
+        "second".into(),
+        "ends inside",
+    ));
+    for (repo, hostile, entry, why) in &cases {
+        let layers = h.publish(repo, &[base.clone(), hostile.clone()]);
+        refused(&s, &h, repo, &layers[1], entry, why);
+    }
+    let check = s.run(&["system", "check"]).ok();
+    assert!(
+        check.stdout.contains("The store is consistent."),
+        "{}",
+        check.stdout
+    );
+}
+
+#[test]
+fn odd_but_harmless_layers_unpack_inside_the_image() {
+    let s = Skiff::new();
+    let h = HostileRegistry::start();
+    let base = base_layer();
+
+    // Absolute names are taken inside the image, as docker does.
+    h.publish(
+        "absolute",
+        &[
+            base.clone(),
+            LayerTar::default().file(b"/abs-file", b"inside\n").finish(),
+        ],
+    );
+    assert_eq!(run_in(&s, &h, "absolute", "cat /abs-file"), "inside\n");
+    assert!(!std::path::Path::new("/abs-file").exists());
+
+    // Later duplicates win; a file becomes a directory and a file again across layers.
+    h.publish(
+        "shapes",
+        &[
+            base.clone(),
+            LayerTar::default()
+                .file(b"dup", b"one\n")
+                .file(b"dup", b"two\n")
+                .file(b"x", b"v1\n")
+                .finish(),
+            LayerTar::default()
+                .dir(b"x")
+                .file(b"x/inner", b"v2\n")
+                .finish(),
+            LayerTar::default().file(b"x", b"v3\n").finish(),
+        ],
+    );
+    assert_eq!(
+        run_in(
+            &s,
+            &h,
+            "shapes",
+            "cat /dup /x; test ! -e /x/inner && echo gone"
+        ),
+        "two\nv3\ngone\n"
+    );
+
+    // A name that is not UTF-8, and a hardlink to a symlink (linked, never followed).
+    h.publish(
+        "names",
+        &[
+            base.clone(),
+            LayerTar::default()
+                .file(b"bad-\xff\xfe", b"odd\n")
+                .symlink(b"s", b"/etc/skiff-no-such-file")
+                .hardlink(b"h", b"s")
+                .finish(),
+        ],
+    );
+    assert_eq!(
+        run_in(
+            &s,
+            &h,
+            "names",
+            "cat /bad-*; /bin/busybox readlink /h; test -L /h && echo link"
+        ),
+        "odd\n/etc/skiff-no-such-file\nlink\n"
+    );
+
+    // Device nodes come with the image but the device cgroup keeps them shut, as docker's.
+    h.publish(
+        "devices",
+        &[
+            base.clone(),
+            LayerTar::default()
+                .node(b"mem", EntryType::Char, (1, 1))
+                .node(b"disk", EntryType::Block, (8, 0))
+                .node(b"fifo", EntryType::Fifo, (0, 0))
+                .finish(),
+        ],
+    );
+    assert_eq!(
+        run_in(
+            &s,
+            &h,
+            "devices",
+            "test -c /mem && test -b /disk && test -p /fifo && echo nodes; \
+             /bin/busybox head -c1 /mem >/dev/null 2>&1 || echo mem-shut; \
+             /bin/busybox head -c1 /disk >/dev/null 2>&1 || echo disk-shut"
+        ),
+        "nodes\nmem-shut\ndisk-shut\n"
+    );
+    let check = s.run(&["system", "check"]).ok();
+    assert!(
+        check.stdout.contains("The store is consistent."),
+        "{}",
+        check.stdout
+    );
+}
+
+/// A small layer that inflates past the configured limit is refused as it streams, before
+/// it fills the disk.
+#[test]
+fn a_gzip_bomb_stops_at_the_layer_limit() {
+    if native_only("the limit is the agent's flag, set here through its environment") {
+        return;
+    }
+    let s = Skiff::new();
+    let h = HostileRegistry::start();
+    let bomb = LayerTar::default()
+        .file(b"zeros", &vec![0u8; 64 << 20])
+        .finish();
+    let layers = h.publish("bomb", &[bomb]);
+    let reference = format!("{}/bomb", h.addr);
+    let out = s
+        .command()
+        .env("SKIFF_MAX_LAYER_SIZE", (8u64 << 20).to_string())
+        .args(["pull", "-q", &reference])
+        .output()
+        .expect("run skiff");
+    let out = Run::from(out);
+    let out = out.fails_with(1, "unpacks to more than the limit of 8388608 bytes");
+    assert!(out.stderr.contains(&layers[0]), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_dir(s.root().join("images/tmp"))
+            .expect("tmp")
+            .count(),
+        0,
+        "nothing half-unpacked left"
+    );
+}
+
+/// Malformed and oversized requests, names with path characters, and 20 clients creating
+/// the same name at once: clear 4xx answers, exactly one winner, nothing else changed.
+#[test]
+fn hostile_api_clients_get_clear_answers() {
+    let s = Skiff::new();
+    s.run(&["pull", "-q", &image("busybox")]).ok();
+    let before = s.run(&["ps", "-aq"]).ok().stdout;
+
+    let (code, body) = s.api_body("POST", "/containers/create", b"{\"Image\": ");
+    assert_eq!(code, 400, "malformed JSON: {body}");
+    let (code, body) = s.api_body("POST", "/containers/create", b"[1,2,3]");
+    assert_eq!(code, 400, "JSON of the wrong shape: {body}");
+
+    let mut big = b"{\"Image\":\"".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 2 << 20));
+    big.extend_from_slice(b"\"}");
+    let (code, body) = s.api_body("POST", "/containers/create", &big);
+    assert_eq!(code, 413, "a 2 MiB body: {body}");
+
+    let huge_header = format!(
+        "GET /_ping HTTP/1.1\r\nHost: skiff\r\nX-Junk: {}\r\n\r\n",
+        "j".repeat(2 << 20)
+    );
+    let (code, _) = s.api_raw(huge_header.as_bytes());
+    assert!(
+        code == 431 || code == 400 || code == 0,
+        "a 2 MiB header is refused, got {code}"
+    );
+    let (code, _) = s.api_raw(b"\x00\x01garbage\r\n\r\n");
+    assert!(code == 400 || code == 0, "not HTTP: {code}");
+
+    for name in ["../escape", "a/b", "..", "x\u{0}y", "/etc/passwd"] {
+        let path = format!("/containers/create?name={}", percent_encode(name));
+        let body = format!(r#"{{"Image":"{}"}}"#, image("busybox"));
+        let (code, answer) = s.api_body("POST", &path, body.as_bytes());
+        assert_eq!(code, 400, "name {name:?}: {answer}");
+        assert!(answer.contains("Invalid container name"), "{answer}");
+    }
+    for path in [
+        "/containers/..%2F..%2Fetc/json",
+        "/containers/%2E%2E/json",
+        "/containers/..%2Fimages/json",
+    ] {
+        let (code, answer) = s.api("GET", path);
+        assert_eq!(code, 404, "{path}: {answer}");
+    }
+    assert_eq!(
+        s.run(&["ps", "-aq"]).ok().stdout,
+        before,
+        "nothing was created"
+    );
+
+    // 20 clients, one name: exactly one creates it, the others are told it is taken.
+    let body = format!(r#"{{"Image":"{}","Cmd":["true"]}}"#, image("busybox"));
+    let codes: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                scope.spawn(|| {
+                    s.api_body("POST", "/containers/create?name=contested", body.as_bytes())
+                        .0
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 19, "{codes:?}");
+    let listed = s
+        .run(&[
+            "ps",
+            "-a",
+            "--filter",
+            "name=contested",
+            "--format",
+            "{{.Names}}",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(listed, "contested\n");
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
