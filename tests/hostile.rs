@@ -4,7 +4,7 @@
 //! bomb; a tar that ends early. Nothing may land outside the store, nothing half-unpacked may
 //! become an image, and a refusal names the layer and the entry.
 
-use skiff_e2e::hostile::{HostileRegistry, LayerTar};
+use skiff_e2e::hostile::{Answer, BearerAuth, HostileRegistry, LayerTar};
 use skiff_e2e::*;
 use tar::EntryType;
 
@@ -382,4 +382,187 @@ fn percent_encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A one-file layer of its own: images sharing a layer would fetch it only once.
+fn tiny_layer(which: &str) -> Vec<u8> {
+    LayerTar::default().file(b"hello", which.as_bytes()).finish()
+}
+
+fn blob_gets(h: &HostileRegistry, digest: &str) -> usize {
+    h.seen()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(digest))
+        .count()
+}
+
+/// 5xx answers are retried a bounded number of times, then reported; a redirect to another
+/// host never carries the registry's credentials; garbage tokens, oversized manifests and
+/// manifest lists that point at themselves or at another list are refused by name.
+#[test]
+fn hostile_registries_are_survived_or_refused_clearly() {
+    let s = Skiff::new();
+
+    // Two 503s, then the blob: the pull completes on the third attempt.
+    let h = HostileRegistry::start();
+    let layers = h.publish("flaky", &[tiny_layer("flaky")]);
+    let blob = format!("/v2/flaky/blobs/{}", layers[0]);
+    h.fail_first(&blob, 2);
+    s.run(&["pull", "-q", &format!("{}/flaky", h.addr)]).ok();
+    assert_eq!(blob_gets(&h, &layers[0]), 3, "two failures and the success");
+
+    // Always 503: three attempts, then the error says what the registry answered.
+    let h = HostileRegistry::start();
+    let layers = h.publish("down", &[tiny_layer("down")]);
+    h.fail_first(&format!("/v2/down/blobs/{}", layers[0]), usize::MAX);
+    let out = s.run(&["pull", "-q", &format!("{}/down", h.addr)]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("503"), "{}", out.stderr);
+    assert_eq!(blob_gets(&h, &layers[0]), 3, "bounded retries");
+    assert_eq!(s.image_ids().len(), 1, "only the flaky image");
+
+    // A token registry whose blob redirects to another host (a CDN): followed, and the
+    // bearer token stays with the registry that issued it.
+    let h = HostileRegistry::start();
+    let cdn = HostileRegistry::start_on("127.0.0.2");
+    let layers = h.publish("redirected", &[tiny_layer("redirected")]);
+    let blob = format!("/v2/redirected/blobs/{}", layers[0]);
+    cdn.route(
+        &format!("/cdn/{}", layers[0]),
+        Answer::json(h.body(&blob), "application/octet-stream"),
+    );
+    h.route(
+        &blob,
+        Answer::redirect(&format!("http://{}/cdn/{}", cdn.addr, layers[0])),
+    );
+    h.require_bearer(BearerAuth {
+        token: "secret-registry-token".into(),
+        token_credentials: None,
+    });
+    s.run(&["pull", "-q", &format!("{}/redirected", h.addr)])
+        .ok();
+    let at_cdn = cdn.seen();
+    assert_eq!(at_cdn.len(), 1, "{at_cdn:?}");
+    assert_eq!(
+        at_cdn[0].authorization, None,
+        "credentials leaked: {at_cdn:?}"
+    );
+    assert!(
+        h.seen()
+            .iter()
+            .any(|r| r.authorization.as_deref() == Some("Bearer secret-registry-token")),
+        "the registry itself was asked with its token"
+    );
+
+    // A token endpoint that answers garbage.
+    let h = HostileRegistry::start();
+    h.publish("garbled", &[tiny_layer("garbled")]);
+    h.require_bearer(BearerAuth {
+        token: "t".into(),
+        token_credentials: None,
+    });
+    h.serve_garbage_tokens();
+    let out = s.run(&["pull", "-q", &format!("{}/garbled", h.addr)]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.len() < 2048 && !out.stderr.contains("panicked"),
+        "{}",
+        out.stderr
+    );
+
+    // A manifest over the limit.
+    let h = HostileRegistry::start();
+    let mut huge = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"pad":""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 6 << 20));
+    huge.extend_from_slice(br#""}}"#);
+    h.route(
+        "/v2/huge/manifests/latest",
+        Answer::json(huge, "application/vnd.oci.image.manifest.v1+json"),
+    );
+    s.run(&["pull", "-q", &format!("{}/huge", h.addr)])
+        .fails_with(1, "over the 4194304 byte limit");
+
+    // A manifest list whose entry is served as the list itself (a registry that does not
+    // care what a digest means), and a list that points at another list.
+    let h = HostileRegistry::start();
+    let inner = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let inner_digest = format!("sha256:{}", sha256_hex(inner.as_bytes()));
+    let list = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{inner_digest}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        inner.len()
+    );
+    let index = "application/vnd.oci.image.index.v1+json";
+    h.route(
+        "/v2/loop/manifests/latest",
+        Answer::json(list.clone(), index),
+    );
+    h.route(
+        &format!("/v2/loop/manifests/{inner_digest}"),
+        Answer::json(list.clone(), index),
+    );
+    let out = s.run(&["pull", "-q", &format!("{}/loop", h.addr)]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("digest") || out.stderr.contains("manifest list"),
+        "{}",
+        out.stderr
+    );
+    h.route("/v2/nested/manifests/latest", Answer::json(list, index));
+    h.route(
+        &format!("/v2/nested/manifests/{inner_digest}"),
+        Answer::json(inner, index),
+    );
+    s.run(&["pull", "-q", &format!("{}/nested", h.addr)])
+        .fails_with(1, "nested lists are not supported");
+    assert_eq!(s.image_ids().len(), 2, "only the flaky and the redirected images");
+    let check = s.run(&["system", "check"]).ok();
+    assert!(
+        check.stdout.contains("The store is consistent."),
+        "{}",
+        check.stdout
+    );
+}
+
+/// A registry that goes silent in the middle of a blob: the read times out, the download is
+/// tried again, and the pull ends with a clear error instead of hanging.
+#[test]
+fn a_registry_that_stalls_mid_blob_times_out() {
+    if native_only("the timeout is the agent's flag, set here through its environment") {
+        return;
+    }
+    let s = Skiff::new();
+    let h = HostileRegistry::start();
+    let big = LayerTar::default()
+        .file(b"data", &vec![5u8; 1 << 20])
+        .finish();
+    let layers = h.publish("stalls", &[big]);
+    let blob = format!("/v2/stalls/blobs/{}", layers[0]);
+    let body = h.body(&blob);
+    h.route(
+        &blob,
+        Answer {
+            stall_after: Some(body.len() / 3),
+            ..Answer::json(body, "application/octet-stream")
+        },
+    );
+    let out = s
+        .command()
+        .env("SKIFF_REGISTRY_READ_TIMEOUT", "2")
+        .args(["pull", "-q", &format!("{}/stalls", h.addr)])
+        .output()
+        .expect("run skiff");
+    let out = Run::from(out);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(&layers[0]), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("broke off") || out.stderr.contains("timed out"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        blob_gets(&h, &layers[0]),
+        3,
+        "tried again, a bounded number of times"
+    );
+    assert!(s.image_ids().is_empty());
 }

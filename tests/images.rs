@@ -521,10 +521,8 @@ fn malformed_manifests_and_truncated_downloads() {
     h.route(
         &format!("/v2/trunc/blobs/{layer_digest}"),
         Answer {
-            status: 200,
-            content_type: "application/octet-stream".into(),
-            body: layer[..layer.len() / 2].to_vec(),
             claimed_len: Some(layer.len()),
+            ..Answer::json(&layer[..layer.len() / 2], "application/octet-stream")
         },
     );
     let out = s.run(&["pull", &format!("{}/trunc", h.addr)]);

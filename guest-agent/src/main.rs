@@ -34,6 +34,9 @@ struct Args {
     /// gzip bomb, is refused as it streams).
     #[arg(long, env = "SKIFF_MAX_LAYER_SIZE", default_value_t = 64 << 30)]
     max_layer_size: u64,
+    /// Seconds a registry may stay silent in the middle of an answer before the request fails.
+    #[arg(long, env = "SKIFF_REGISTRY_READ_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    registry_read_timeout: u64,
     /// In skiff's VM: also serve the API on this vsock port (for the host's machine daemon).
     #[arg(long, value_name = "PORT", hide = true)]
     vsock_api: Option<u32>,
@@ -111,6 +114,7 @@ fn run(args: Args) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let mut registries = RegistryConfig::new(args.insecure_registries.clone());
+    registries.read_timeout = std::time::Duration::from_secs(args.registry_read_timeout);
     if let Some(port) = args.vsock_egress {
         let addr = rt.block_on(skiff_agent::vm::vsock::start_egress(port))?;
         registries.proxy = Some(format!("http://{addr}"));

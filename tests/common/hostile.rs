@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 #[derive(Clone)]
 pub struct Answer {
@@ -15,6 +16,10 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// Announce this Content-Length but send only `body` (a truncated download).
     pub claimed_len: Option<usize>,
+    /// Further response headers (a redirect's `Location`).
+    pub headers: Vec<(String, String)>,
+    /// Send this many bytes of the body, then hold the connection open, silent.
+    pub stall_after: Option<usize>,
 }
 
 impl Answer {
@@ -24,14 +29,47 @@ impl Answer {
             content_type: content_type.into(),
             body: body.into(),
             claimed_len: None,
+            headers: Vec::new(),
+            stall_after: None,
+        }
+    }
+
+    pub fn status(status: u16, body: &str) -> Self {
+        Answer {
+            status,
+            ..Answer::json(body, "application/json")
+        }
+    }
+
+    pub fn redirect(location: &str) -> Self {
+        Answer {
+            headers: vec![("Location".into(), location.into())],
+            ..Answer::status(307, "")
         }
     }
 }
 
+/// A request the registry saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    routes: HashMap<String, Answer>,
+    auth: Option<BearerAuth>,
+    /// Path → how many more requests get a 503 before the route answers.
+    failing: HashMap<String, usize>,
+    seen: Vec<Seen>,
+    garbage_tokens: bool,
+}
+
 pub struct HostileRegistry {
     pub addr: String,
-    routes: Arc<Mutex<HashMap<String, Answer>>>,
-    auth: Arc<Mutex<Option<BearerAuth>>>,
+    shared: Arc<Mutex<Shared>>,
 }
 
 /// A token-protected registry: `/v2/…` wants `Authorization: Bearer <token>`, and the token
@@ -45,68 +83,89 @@ pub struct BearerAuth {
 
 impl HostileRegistry {
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind hostile registry");
+        Self::start_on("127.0.0.1")
+    }
+
+    /// On another loopback address (127.0.0.2 is another host as far as clients can tell).
+    pub fn start_on(ip: &str) -> Self {
+        let listener = TcpListener::bind((ip, 0)).expect("bind hostile registry");
         let addr = listener.local_addr().expect("addr").to_string();
-        let routes: Arc<Mutex<HashMap<String, Answer>>> = Arc::new(Mutex::new(HashMap::new()));
-        routes
-            .lock()
-            .expect("lock")
+        let mut shared = Shared::default();
+        shared
+            .routes
             .insert("/v2/".into(), Answer::json("{}", "application/json"));
-        let r = routes.clone();
-        let auth: Arc<Mutex<Option<BearerAuth>>> = Arc::new(Mutex::new(None));
-        let a = auth.clone();
+        let shared = Arc::new(Mutex::new(shared));
+        let s = shared.clone();
         let realm = format!("http://{addr}/token");
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let r = r.clone();
-                let a = a.clone();
+                let s = s.clone();
                 let realm = realm.clone();
-                thread::spawn(move || serve(stream, r, a, realm));
+                thread::spawn(move || serve(stream, s, realm));
             }
         });
-        HostileRegistry { addr, routes, auth }
+        HostileRegistry { addr, shared }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn require_bearer(&self, auth: BearerAuth) {
-        *self.auth.lock().expect("lock") = Some(auth);
+        self.lock().auth = Some(auth);
+    }
+
+    /// The token endpoint answers with bytes that are no token at all.
+    pub fn serve_garbage_tokens(&self) {
+        self.lock().garbage_tokens = true;
+    }
+
+    /// The next `n` requests for `path` get a 503.
+    pub fn fail_first(&self, path: &str, n: usize) {
+        self.lock().failing.insert(path.into(), n);
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.lock().seen.clone()
     }
 
     /// The body served at `path` (empty when there is none).
     pub fn body(&self, path: &str) -> Vec<u8> {
-        self.routes
-            .lock()
-            .expect("lock")
+        self.lock()
+            .routes
             .get(path)
             .map(|a| a.body.clone())
             .unwrap_or_default()
     }
 
     pub fn route(&self, path: &str, answer: Answer) {
-        self.routes
-            .lock()
-            .expect("lock")
-            .insert(path.into(), answer);
+        self.lock().routes.insert(path.into(), answer);
     }
 }
 
 /// The token flow, when the registry is set to require it: an answer that stands in for the
 /// route (a token, or a 401 with its challenge), and extra response headers.
 fn check_auth(
-    auth: &Mutex<Option<BearerAuth>>,
+    shared: &Shared,
     path: &str,
     authorization: Option<&str>,
     realm: &str,
 ) -> (Option<Answer>, String) {
-    let Some(req) = auth.lock().expect("lock").clone() else {
+    let Some(req) = shared.auth.clone() else {
         return (None, String::new());
     };
     let refuse = |body: &[u8]| Answer {
         status: 401,
-        content_type: "application/json".into(),
-        body: body.to_vec(),
-        claimed_len: None,
+        ..Answer::json(body.to_vec(), "application/json")
     };
     if path == "/token" {
+        if shared.garbage_tokens {
+            return (
+                Some(Answer::json("\u{0}<html>not a token", "application/json")),
+                String::new(),
+            );
+        }
         if req.token_credentials.is_none() || authorization == req.token_credentials.as_deref() {
             return (
                 Some(Answer::json(
@@ -134,12 +193,7 @@ fn check_auth(
     (None, String::new())
 }
 
-fn serve(
-    stream: TcpStream,
-    routes: Arc<Mutex<HashMap<String, Answer>>>,
-    auth: Arc<Mutex<Option<BearerAuth>>>,
-    realm: String,
-) {
+fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>, realm: String) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut stream = stream;
     loop {
@@ -168,22 +222,49 @@ fn serve(
                 }
             }
         }
-        let (gate, extra_headers) = check_auth(&auth, &path, authorization.as_deref(), &realm);
-        let answer = gate
-            .or_else(|| routes.lock().expect("lock").get(&path).cloned())
-            .unwrap_or(Answer {
-                status: 404,
-                content_type: "application/json".into(),
-                body: br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#
-                    .to_vec(),
-                claimed_len: None,
+        let (answer, extra_headers) = {
+            let mut sh = shared.lock().unwrap_or_else(|e| e.into_inner());
+            sh.seen.push(Seen {
+                method: method.clone(),
+                path: path.clone(),
+                authorization: authorization.clone(),
             });
+            let (gate, extra) = check_auth(&sh, &path, authorization.as_deref(), &realm);
+            let failing = match sh.failing.get_mut(&path) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    Some(Answer::status(503, "the registry is restarting"))
+                }
+                _ => None,
+            };
+            let answer = gate
+                .or(failing)
+                .or_else(|| sh.routes.get(&path).cloned())
+                .unwrap_or(Answer::status(
+                    404,
+                    r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+                ));
+            (answer, extra)
+        };
         let len = answer.claimed_len.unwrap_or(answer.body.len());
-        let head = format!(
-            "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {len}\r\nDocker-Distribution-API-Version: registry/2.0\r\n{extra_headers}\r\n",
+        let mut head = format!(
+            "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {len}\r\nDocker-Distribution-API-Version: registry/2.0\r\n{extra_headers}",
             answer.status, answer.content_type
         );
+        for (k, v) in &answer.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
         if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        if let Some(n) = answer.stall_after {
+            let _ = stream.write_all(&answer.body[..n.min(answer.body.len())]);
+            let _ = stream.flush();
+            // Silent until the client gives up and closes.
+            let mut sink = [0u8; 1024];
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(600)));
+            let _ = std::io::Read::read(&mut stream, &mut sink);
             return;
         }
         if method != "HEAD" && stream.write_all(&answer.body).is_err() {

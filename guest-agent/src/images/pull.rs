@@ -399,48 +399,63 @@ impl Puller {
             return Ok(());
         }
         let compression = layer_compression(&desc.media_type)?;
-        let tmp_home = tempfile_in(&self.store.tmp_dir())?;
-        fs::create_dir_all(tmp_home.join("diff"))
-            .context("creating the layer's temporary directory")?;
-        let result = self
-            .download_and_unpack(
-                client,
-                oci_ref,
-                desc,
-                diff_id,
-                compression,
-                &tmp_home,
-                progress,
-                &short,
-            )
-            .await;
-        match result {
-            Ok((size, tree)) => {
-                let rec = LayerRecord {
-                    diff_id: diff_id.to_string(),
-                    digest: desc.digest.clone(),
-                    media_type: desc.media_type.clone(),
-                    compressed_size: desc.size as u64,
-                    size,
-                    tree: Some(tree),
-                };
-                self.store.commit_layer(&tmp_home, &rec)?;
-                sync_dir(
-                    &self
-                        .store
-                        .blob_path(&desc.digest)?
-                        .parent()
-                        .map(PathBuf::from)
-                        .unwrap_or_default(),
-                )?;
-                progress.layer(&short, "Pull complete");
-                Ok(())
+        let mut attempt = 1;
+        let (tmp_home, size, tree) = loop {
+            let tmp_home = tempfile_in(&self.store.tmp_dir())?;
+            fs::create_dir_all(tmp_home.join("diff"))
+                .context("creating the layer's temporary directory")?;
+            let result = self
+                .download_and_unpack(
+                    client,
+                    oci_ref,
+                    desc,
+                    diff_id,
+                    compression,
+                    &tmp_home,
+                    progress,
+                    &short,
+                )
+                .await;
+            match result {
+                Ok((size, tree)) => break (tmp_home, size, tree),
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&tmp_home);
+                    if attempt >= LAYER_ATTEMPTS || !transient(&e) {
+                        return Err(e);
+                    }
+                    let wait = RETRY_BACKOFF * (1 << (attempt - 1));
+                    tracing::warn!("layer {}: attempt {attempt} failed: {e:#}", desc.digest);
+                    progress.layer(
+                        &short,
+                        &format!("Retrying in {} seconds", wait.as_secs().max(1)),
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
             }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&tmp_home);
-                Err(e)
-            }
+        };
+        let rec = LayerRecord {
+            diff_id: diff_id.to_string(),
+            digest: desc.digest.clone(),
+            media_type: desc.media_type.clone(),
+            compressed_size: desc.size as u64,
+            size,
+            tree: Some(tree),
+        };
+        if let Err(e) = self.store.commit_layer(&tmp_home, &rec) {
+            let _ = fs::remove_dir_all(&tmp_home);
+            return Err(e);
         }
+        sync_dir(
+            &self
+                .store
+                .blob_path(&desc.digest)?
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_default(),
+        )?;
+        progress.layer(&short, "Pull complete");
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -639,6 +654,32 @@ fn failure(e: anyhow::Error, registry: &str, what: &str, has_creds: bool) -> Pul
 }
 
 /// oci-client checks the digest itself at the end of a blob stream; say what that means.
+/// Attempts at one layer when the registry fails in a way that may pass. docker makes 5 with
+/// a fixed 5 s wait; three with 1 s and then 2 s between ride out a registry restarting or a
+/// proxy's hiccup without keeping a user with a broken registry waiting for half a minute.
+const LAYER_ATTEMPTS: u32 = 3;
+const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A failure worth another attempt: a 5xx or 429 answer, a connection that failed or broke off
+/// mid-blob. Not a 4xx, a digest mismatch, or a layer refused for its content.
+fn transient(e: &anyhow::Error) -> bool {
+    use oci_client::errors::OciDistributionError as E;
+    for cause in e.chain() {
+        if let Some(oe) = cause.downcast_ref::<E>() {
+            return match oe {
+                E::ServerError { code, .. } => *code >= 500 || *code == 429,
+                E::RequestError(_) => true,
+                _ => false,
+            };
+        }
+        if cause.downcast_ref::<reqwest::Error>().is_some() {
+            return true;
+        }
+    }
+    let text = format!("{e:#}");
+    text.contains("the download broke off") || text.contains("download truncated")
+}
+
 fn stream_error(e: io::Error, digest: &str) -> anyhow::Error {
     use oci_client::errors::DigestError;
     match e.get_ref().and_then(|i| i.downcast_ref::<DigestError>()) {

@@ -21,6 +21,9 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
     /// Every registry request goes through this HTTP proxy (in the VM: the host's way out).
     pub proxy: Option<String>,
+    /// How long a registry may stay silent mid-answer before the request fails (and a layer
+    /// download is tried again).
+    pub read_timeout: Duration,
     /// One client per registry and credentials, kept so that connections and tokens are
     /// reused: a re-pull of an unchanged tag then costs one manifest request.
     clients: Arc<Mutex<HashMap<String, Client>>>,
@@ -40,6 +43,7 @@ impl RegistryConfig {
         RegistryConfig {
             insecure,
             proxy: None,
+            read_timeout: Duration::from_secs(60),
             clients: Arc::default(),
         }
     }
@@ -65,7 +69,7 @@ impl RegistryConfig {
         Client::new(ClientConfig {
             protocol,
             connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(60)),
+            read_timeout: Some(self.read_timeout),
             max_concurrent_download: 8,
             http_proxy: self.proxy.clone(),
             https_proxy: self.proxy.clone(),
