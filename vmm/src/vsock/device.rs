@@ -499,6 +499,12 @@ impl VsockDevice {
 
     fn accept_host(&mut self) {
         loop {
+            if self.handshakes.len() >= MAX_HANDSHAKES || self.conns.len() >= MAX_CONNECTIONS {
+                // A burst of clients waits in the socket's backlog rather than being turned
+                // away: the listener is watched again as handshakes finish (or at the tick).
+                self.pause_listener();
+                return;
+            }
             let stream = match self.listener.accept() {
                 Ok(Some(stream)) => stream,
                 Ok(None) => return,
@@ -517,10 +523,6 @@ impl VsockDevice {
                     return;
                 }
             };
-            if self.handshakes.len() >= MAX_HANDSHAKES || self.conns.len() >= MAX_CONNECTIONS {
-                warn!("vsock: too many host connections, closing a new one");
-                continue;
-            }
             let token = self.alloc_token();
             let ev = EpollEvent::new(EventSet::IN, token);
             if let Err(e) = self
@@ -556,6 +558,17 @@ impl VsockDevice {
         );
         if let HandshakeStatus::Connect(port) = status {
             self.connect_for_host(hs.into_stream(), port);
+        }
+        if self.listener_paused && self.handshakes.len() < MAX_HANDSHAKES / 2 {
+            self.resume_listener();
+        }
+    }
+
+    fn resume_listener(&mut self) {
+        let fd = self.listener.listener().as_raw_fd();
+        let ev = EpollEvent::new(EventSet::IN, TOKEN_LISTENER);
+        if self.epoll.ctl(ControlOperation::Add, fd, ev).is_ok() {
+            self.listener_paused = false;
         }
     }
 
@@ -618,12 +631,11 @@ impl VsockDevice {
             );
             self.settle(key, Verdict::Reset);
         }
-        if self.listener_paused {
-            let fd = self.listener.listener().as_raw_fd();
-            let ev = EpollEvent::new(EventSet::IN, TOKEN_LISTENER);
-            if self.epoll.ctl(ControlOperation::Add, fd, ev).is_ok() {
-                self.listener_paused = false;
-            }
+        if self.listener_paused
+            && self.handshakes.len() < MAX_HANDSHAKES
+            && self.conns.len() < MAX_CONNECTIONS
+        {
+            self.resume_listener();
         }
         if !connecting && self.handshakes.is_empty() && !self.listener_paused {
             match self.timer.clear() {
