@@ -12,9 +12,21 @@ use tokio_vsock::{VsockAddr, VsockListener, VsockStream, VMADDR_CID_ANY};
 use crate::api::{self, Ctx};
 use skiff_common::vsock::HOST_CID;
 
+/// Connections the guest kernel queues for one listener before it refuses more.
+const BACKLOG: libc::c_int = 4096;
+
 pub fn bind(port: u32) -> Result<VsockListener> {
-    VsockListener::bind(VsockAddr::new(VMADDR_CID_ANY, port))
-        .with_context(|| format!("listening on vsock port {port}"))
+    let listener = VsockListener::bind(VsockAddr::new(VMADDR_CID_ANY, port))
+        .with_context(|| format!("listening on vsock port {port}"))?;
+    // The crate listens with a backlog of 128, and vsock refuses what does not fit: a burst of
+    // a few hundred API clients (or `exec`s) at once lost connections. Listening again on
+    // the same socket only raises the queue's length.
+    // SAFETY: listen on a socket we own and that is bound.
+    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } < 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("raising the backlog of vsock port {port}"));
+    }
+    Ok(listener)
 }
 
 /// Serve the API to the host's machine daemon, one vsock stream per client connection.
