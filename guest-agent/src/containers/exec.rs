@@ -223,6 +223,20 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> i32 {
     }
 }
 
+/// Eight bytes from the kernel's generator (the clock, should it fail: better than nothing).
+fn kernel_random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom writes at most the given length into our buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n == bytes.len() as isize {
+        return u64::from_ne_bytes(bytes);
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
+        .unwrap_or(u64::from(std::process::id()))
+}
+
 fn helper(args: &[std::ffi::OsString]) -> Result<i32> {
     use libcontainer::container::builder::ContainerBuilder;
     use libcontainer::syscall::syscall::SyscallType;
@@ -234,6 +248,10 @@ fn helper(args: &[std::ffi::OsString]) -> Result<i32> {
         ));
     };
     let id = id.to_string_lossy().to_string();
+    // libcontainer names its notify socket with fastrand, whose seed is the clock and the
+    // thread ID only. Helpers started in the same clock tick (hundreds of `exec`s at once, in
+    // a VM under emulation) drew the same name and all but one failed to bind it.
+    fastrand::seed(kernel_random_u64());
     let mut b = ContainerBuilder::new(id, SyscallType::default())
         .with_root_path(PathBuf::from(root))
         .map_err(|e| anyhow!("{e}"))?;
