@@ -386,7 +386,9 @@ fn percent_encode(s: &str) -> String {
 
 /// A one-file layer of its own: images sharing a layer would fetch it only once.
 fn tiny_layer(which: &str) -> Vec<u8> {
-    LayerTar::default().file(b"hello", which.as_bytes()).finish()
+    LayerTar::default()
+        .file(b"hello", which.as_bytes())
+        .finish()
 }
 
 fn blob_gets(h: &HostileRegistry, digest: &str) -> usize {
@@ -514,7 +516,11 @@ fn hostile_registries_are_survived_or_refused_clearly() {
     );
     s.run(&["pull", "-q", &format!("{}/nested", h.addr)])
         .fails_with(1, "nested lists are not supported");
-    assert_eq!(s.image_ids().len(), 2, "only the flaky and the redirected images");
+    assert_eq!(
+        s.image_ids().len(),
+        2,
+        "only the flaky and the redirected images"
+    );
     let check = s.run(&["system", "check"]).ok();
     assert!(
         check.stdout.contains("The store is consistent."),
@@ -565,4 +571,131 @@ fn a_registry_that_stalls_mid_blob_times_out() {
         "tried again, a bounded number of times"
     );
     assert!(s.image_ids().is_empty());
+}
+
+/// The agent's resident memory (native only: in the VM the agent is out of reach).
+fn agent_rss_kib(s: &Skiff) -> Option<u64> {
+    let pid = s.agent_pid()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// One exec through the API, detached, waited for by polling: its exit code.
+fn exec_through_api(s: &Skiff, container: &str, n: usize) -> i64 {
+    let body = format!(r#"{{"Cmd":["sh","-c","echo {n} > /tmp/exec.{n}"]}}"#);
+    let (code, answer) = s.api_body(
+        "POST",
+        &format!("/containers/{container}/exec"),
+        body.as_bytes(),
+    );
+    assert_eq!(code, 201, "exec create {n}: {answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).expect("exec create JSON");
+    let id = v["Id"].as_str().expect("exec id").to_string();
+    let (code, answer) = s.api_body("POST", &format!("/exec/{id}/start"), br#"{"Detach":true}"#);
+    assert!(
+        code == 200 || code == 204,
+        "exec start {n}: {code} {answer}"
+    );
+    for _ in 0..1200 {
+        let (_, answer) = s.api("GET", &format!("/exec/{id}/json"));
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        if v["Running"] == false && !v["ExitCode"].is_null() {
+            return v["ExitCode"].as_i64().unwrap_or(-1);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    -1
+}
+
+/// 200 `run`s and 1,000 `exec`s at once: every one completes with its own output, and a
+/// second round leaves the agent's memory where the first left it (no leak per request).
+/// In the VM, under emulation, the rounds are smaller (50 and 250).
+#[test]
+fn two_hundred_runs_and_a_thousand_execs_at_once() {
+    let s = Skiff::new();
+    s.run(&["pull", "-q", &image("busybox")]).ok();
+    let (runs, execs) = if on_vm() { (50, 250) } else { (200, 1000) };
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "target",
+        &image("busybox"),
+        "sleep",
+        "100000",
+    ])
+    .ok();
+    let mut rss = Vec::new();
+    for round in 0..2 {
+        let children: Vec<_> = (0..runs)
+            .map(|n| {
+                s.command()
+                    .args([
+                        "run",
+                        "--rm",
+                        &image("busybox"),
+                        "echo",
+                        &format!("run-{n}"),
+                    ])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn skiff run")
+            })
+            .collect();
+        for (n, child) in children.into_iter().enumerate() {
+            let out = Run::from(child.wait_with_output().expect("wait skiff run"));
+            assert_eq!(out.code, 0, "round {round}, run {n}: {out:?}");
+            assert_eq!(out.stdout, format!("run-{n}\n"), "round {round}, run {n}");
+        }
+        let codes: Vec<i64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..execs)
+                .map(|n| {
+                    let s = &s;
+                    scope.spawn(move || exec_through_api(s, "target", n))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("exec thread"))
+                .collect()
+        });
+        let failed: Vec<(usize, i64)> = (0..execs)
+            .filter(|n| codes[*n] != 0)
+            .map(|n| (n, codes[n]))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "round {round}: execs {failed:?} did not exit 0"
+        );
+        let files = s
+            .run(&[
+                "exec",
+                "target",
+                "sh",
+                "-c",
+                "ls /tmp | grep -c '^exec\\.'; rm -f /tmp/exec.*",
+            ])
+            .ok()
+            .stdout;
+        assert_eq!(files.trim(), execs.to_string(), "every exec ran");
+        assert_eq!(
+            s.run(&["ps", "-aq"]).ok().stdout.lines().count(),
+            1,
+            "every --rm container is gone"
+        );
+        rss.extend(agent_rss_kib(&s));
+    }
+    if let [first, second] = rss[..] {
+        eprintln!("agent RSS after round 1: {first} KiB, after round 2: {second} KiB");
+        assert!(
+            second <= first + 32 * 1024,
+            "the agent's memory grew by {} KiB in a round that repeated the first",
+            second.saturating_sub(first)
+        );
+    }
 }

@@ -339,7 +339,7 @@ impl Skiff {
         v[0].clone()
     }
 
-    fn agent_pid(&self) -> Option<i32> {
+    pub fn agent_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.root().join("agent.pid"))
             .ok()?
             .trim()
