@@ -37,6 +37,16 @@ impl Vm {
 
     fn bare_command(&self) -> Command {
         let mut c = Command::new(bin_dir().join("skiff"));
+        // This test's machine, whatever the caller's environment names (the vm pass of
+        // scripts/test.sh, or a developer's shell, sets these for a shared machine).
+        for var in [
+            "SKIFF_MACHINE",
+            "SKIFF_ENGINE",
+            "SKIFF_SOCKET",
+            "SKIFF_ROOT",
+        ] {
+            c.env_remove(var);
+        }
         c.env("SKIFF_BACKEND", "vm")
             .env("SKIFF_MACHINES", self.dir.path())
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
