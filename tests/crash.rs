@@ -205,4 +205,34 @@ fn agent_killed_anywhere_leaves_a_consistent_store() {
     assert_check_consistent(&s);
     assert_images_run(&s, &big_sha);
     let _ = std::fs::remove_file(&payload);
+    // Whatever a kill left half-made or half-removed is gone after one more restart: no
+    // container directory, and no mount (a pinned network namespace) under the state dir.
+    s.run(&["rm", "-f", "keeper"]).ok();
+    s.kill_agent();
+    let ps = s
+        .run(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}} {{.Status}} {{.Command}}",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(ps, "", "containers left");
+    if !on_vm() {
+        let containers = s.root().join("containers");
+        let left: Vec<_> = std::fs::read_dir(&containers)
+            .expect("containers dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "container dirs left: {left:?}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let prefix = containers.to_string_lossy().into_owned();
+        let under: Vec<&str> = mounts.lines().filter(|l| l.contains(&prefix)).collect();
+        assert!(
+            under.is_empty(),
+            "mounts left under the state dir: {under:?}"
+        );
+    }
 }

@@ -178,9 +178,12 @@ impl Containers {
             let path = entry.path();
             let raw = match std::fs::read(path.join(RECORD_FILE)) {
                 Ok(r) => r,
-                // A create that died before its record landed: nothing to keep.
+                // A create that died before its record landed, or a removal that died after
+                // the record went: nothing to keep, but its mounts must go first (a pinned
+                // network namespace would keep the directory, and the namespace, forever).
                 Err(_) => {
                     let _ = rootfs::unmount_rootfs(&Paths::new(&path));
+                    crate::network::link::remove_netns(&path.join("netns"));
                     let _ = std::fs::remove_dir_all(&path);
                     continue;
                 }
@@ -980,10 +983,22 @@ impl Containers {
         {
             return Ok(());
         }
+        let before = c.status();
         let _ = c.update(|r| r.state.status = Status::Removing);
-        rootfs::unmount_rootfs(&c.paths()).map_err(|e| ApiError::internal(format!("{e:#}")))?;
-        std::fs::remove_dir_all(&c.dir)
-            .map_err(|e| ApiError::internal(format!("removing {}: {e}", c.dir.display())))?;
+        // A start cut short (the agent killed mid-way) can leave a pinned network namespace
+        // the record never learnt of; it would hold the directory.
+        crate::network::link::remove_netns(&c.dir.join("netns"));
+        let removed = rootfs::unmount_rootfs(&c.paths())
+            .map_err(|e| ApiError::internal(format!("{e:#}")))
+            .and_then(|()| {
+                std::fs::remove_dir_all(&c.dir)
+                    .map_err(|e| ApiError::internal(format!("removing {}: {e}", c.dir.display())))
+            });
+        if let Err(e) = removed {
+            // Not stuck in "Removal In Progress": as it was, so that `rm` can be tried again.
+            let _ = c.update(|r| r.state.status = before);
+            return Err(e);
+        }
         let mut idx = self.index.lock().unwrap_or_else(|p| p.into_inner());
         idx.by_id.remove(&c.id);
         let name = c.record().name;
