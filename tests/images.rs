@@ -815,6 +815,8 @@ fn pull_on_a_terminal_shows_progress_bars() {
     let out = std::process::Command::new("script")
         .args(["-qec", &cmdline, "/dev/null"])
         .envs(s.env())
+        // A terminal that can redraw (a caller's TERM=dumb rightly gets plain lines).
+        .env("TERM", "xterm")
         .output()
         .expect("script");
     let text = String::from_utf8_lossy(&out.stdout);
