@@ -532,8 +532,14 @@ pub fn free_port() -> u16 {
 /// A static UDP echo server (busybox has none), built for this run into `dir`; the container
 /// runs it as `/udp-echo PORT`.
 pub fn udp_echo_binary(dir: &Path) -> PathBuf {
-    let out = dir.join("udp-echo");
-    let src = repo_root().join("tests/support/udp_echo.rs");
+    support_binary(dir, "udp_echo")
+}
+
+/// One of the std-only programs in `tests/support/`, built statically into `dir` with plain
+/// rustc (no cargo project needed) so that it runs in any image.
+pub fn support_binary(dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name.replace('_', "-"));
+    let src = repo_root().join(format!("tests/support/{name}.rs"));
     let status = Command::new("rustc")
         .args([
             "--edition",
@@ -547,7 +553,7 @@ pub fn udp_echo_binary(dir: &Path) -> PathBuf {
         .arg(&src)
         .status()
         .expect("rustc");
-    assert!(status.success(), "building the UDP echo server");
+    assert!(status.success(), "building tests/support/{name}.rs");
     out
 }
 

@@ -122,6 +122,8 @@ pub struct Containers {
     images: Arc<Store>,
     index: Mutex<Index>,
     agent_exe: PathBuf,
+    /// Whether containers need the hook that makes their cgroup v1 mounts read-only.
+    cgroup_v1: bool,
     pub networks: Arc<Networks>,
     /// In the VM a killed QEMU takes the guest's page cache with it: flush what a container
     /// wrote as it ends, so that a finished container's files survive (set by main).
@@ -215,6 +217,7 @@ impl Containers {
             images,
             index: Mutex::new(index),
             agent_exe,
+            cgroup_v1: super::cgroup_ro::needed(),
             flush_on_exit: Default::default(),
             networks,
         }))
@@ -693,6 +696,7 @@ impl Containers {
             user: &resolved,
             hostname: &hostname,
             netns: netns.as_deref(),
+            cgroup_ro_hook: self.cgroup_v1.then_some(self.agent_exe.as_path()),
         })?;
         std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec)?)?;
         let console_size = rec

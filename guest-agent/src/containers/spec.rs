@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::cgroup_ro;
 use super::record::Record;
 use super::security;
 use super::user::ResolvedUser;
@@ -32,6 +33,9 @@ pub struct SpecInput<'a> {
     pub hostname: &'a str,
     /// The network namespace to join; None shares the host's (`--network host`).
     pub netns: Option<&'a Path>,
+    /// The agent's own binary, for the hook that makes cgroup v1 mounts read-only, or None
+    /// where cgroups are v2 (see `cgroup_ro`).
+    pub cgroup_ro_hook: Option<&'a Path>,
 }
 
 /// The environment as the process sees it: image + user (user wins per key), then PATH,
@@ -156,14 +160,18 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         linux["seccomp"] = serde_json::to_value(seccomp).context("encoding seccomp profile")?;
     }
 
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": input.rootfs, "readonly": hc.readonly_rootfs.unwrap_or(false)},
         "hostname": input.hostname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    if let Some(exe) = input.cgroup_ro_hook.filter(|_| !privileged) {
+        spec["hooks"] = json!({"createContainer": [cgroup_ro::hook(exe, input.rootfs)]});
+    }
+    Ok(spec)
 }
 
 fn base_mounts(privileged: bool) -> Vec<Value> {
