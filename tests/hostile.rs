@@ -701,3 +701,73 @@ fn two_hundred_runs_and_a_thousand_execs_at_once() {
         );
     }
 }
+
+/// A full disk: a container's writes and a `cp` into it fail with "No space left on device",
+/// the half-copied file is not left behind, the exit code of the container that filled the
+/// disk is kept (across an agent restart too), the store stays consistent, and removing the
+/// container gives the space back.
+#[test]
+fn a_full_disk_fails_writes_and_cp_clearly_and_loses_nothing() {
+    if native_only("the small filesystem is loop-mounted on this host") {
+        return;
+    }
+    let s = Skiff::new();
+    let fs = SmallFs::mount(s.dir.path(), "16M");
+    let small = Skiff::with_root(&fs.mnt.join("root"));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        small.run(&["pull", &image("busybox")]).ok();
+        let free = fs.free_kib();
+        let filled = small.run(&[
+            "run",
+            "--name",
+            "filler",
+            &image("busybox"),
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/fill bs=1M count=64 2>&1; dd if=/dev/zero of=/fill2 bs=1k 2>/dev/null; exit 7",
+        ]);
+        assert_eq!(filled.code, 7, "{}{}", filled.stdout, filled.stderr);
+        assert!(
+            filled.stdout.contains("No space left on device"),
+            "{}",
+            filled.stdout
+        );
+        assert!(
+            fs.free_kib() < 1024,
+            "the disk is full: {} KiB free",
+            fs.free_kib()
+        );
+
+        let big = s.dir.path().join("big");
+        std::fs::write(&big, vec![7u8; 32 << 20]).expect("write");
+        small
+            .run(&["cp", big.to_str().expect("utf8"), "filler:/big"])
+            .fails_with(1, "No space left on device");
+        small
+            .run(&["cp", "filler:/big", "-"])
+            .fails_with(1, "Could not find the file");
+
+        small.kill_agent();
+        let code = small
+            .run(&["inspect", "-f", "{{.State.ExitCode}}", "filler"])
+            .ok();
+        assert_eq!(code.stdout, "7\n", "the exit code written on a full disk");
+        let check = small.run(&["system", "check"]).ok();
+        assert!(check.stdout.contains("The store is consistent."));
+
+        small.run(&["rm", "filler"]).ok();
+        assert!(
+            fs.free_kib() + 256 >= free,
+            "space given back: {} KiB free, {free} before",
+            fs.free_kib()
+        );
+        small
+            .run(&["run", "--rm", &image("busybox"), "echo", "ok"])
+            .ok();
+    }));
+    small.stop_agent();
+    drop(fs);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

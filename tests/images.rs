@@ -548,15 +548,8 @@ fn full_disk_during_unpack_is_a_clear_error() {
         return;
     }
     let s = Skiff::new();
-    let img_file = s.dir.path().join("small.img");
-    let mnt = s.dir.path().join("small");
-    std::fs::create_dir_all(&mnt).expect("mnt");
-    sh(&format!(
-        "truncate -s 6M {0} && mkfs.ext4 -q -F {0} && mount -o loop {0} {1}",
-        img_file.display(),
-        mnt.display()
-    ));
-    let small = Skiff::with_root(&mnt.join("root"));
+    let fs = SmallFs::mount(s.dir.path(), "6M");
+    let small = Skiff::with_root(&fs.mnt.join("root"));
     let result = std::panic::catch_unwind(|| {
         small.run(&["pull", &image("busybox")]).ok();
         let before = small.image_ids();
@@ -573,7 +566,7 @@ fn full_disk_during_unpack_is_a_clear_error() {
         );
     });
     small.stop_agent();
-    sh(&format!("umount {}", mnt.display()));
+    drop(fs);
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }

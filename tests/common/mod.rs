@@ -420,6 +420,45 @@ pub fn test_tmp() -> PathBuf {
     d
 }
 
+/// A small ext4 filesystem loop-mounted under `dir` (for full-disk tests on the native
+/// backend); unmounted when dropped.
+pub struct SmallFs {
+    pub mnt: PathBuf,
+}
+
+impl SmallFs {
+    pub fn mount(dir: &Path, size: &str) -> SmallFs {
+        let img = dir.join("small.img");
+        let mnt = dir.join("small");
+        std::fs::create_dir_all(&mnt).expect("mount point");
+        sh(&format!(
+            "truncate -s {size} {0} && mkfs.ext4 -q -F {0} && mount -o loop {0} {1}",
+            img.display(),
+            mnt.display()
+        ));
+        SmallFs { mnt }
+    }
+
+    /// Free kilobytes, as root sees them (ext4's reserved blocks included).
+    pub fn free_kib(&self) -> u64 {
+        let mnt = std::ffi::CString::new(self.mnt.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: statvfs fills the struct we own from a NUL-terminated path.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(
+            unsafe { libc::statvfs(mnt.as_ptr(), &mut st) },
+            0,
+            "statvfs"
+        );
+        st.f_bfree * st.f_frsize / 1024
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
 /// Number of lines in a registry's request log (to count requests made after a point).
 pub fn registry_log_len(port_registry: &str) -> usize {
     registry_log(port_registry).lines().count()

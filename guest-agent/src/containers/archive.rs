@@ -298,9 +298,17 @@ fn put(dest: &str, copy_uid_gid: bool, no_overwrite_dir_non_dir: bool) -> Result
                 }
             }
         }
-        let placed = e
-            .unpack_in(d)
-            .with_context(|| format!("writing {}", name.display()))?;
+        let placed = match e.unpack_in(d) {
+            Ok(placed) => placed,
+            Err(err) => {
+                // A file cut short (a full disk, a broken stream) is not left behind looking
+                // complete.
+                if kind.is_file() {
+                    let _ = std::fs::remove_file(d.join(&name));
+                }
+                bail!("writing {}: {}", name.display(), innermost(&err));
+            }
+        };
         if !placed {
             return Err(coded(
                 REFUSED,
@@ -315,6 +323,16 @@ fn put(dest: &str, copy_uid_gid: bool, no_overwrite_dir_non_dir: bool) -> Result
     let mut rest = ar.into_inner();
     let _ = io::copy(&mut rest, &mut io::sink());
     Ok(0)
+}
+
+/// The tar crate wraps the OS error in a sentence per layer ("failed to unpack `x` into
+/// `y`"); the user needs the last one.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = err;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e.to_string()
 }
 
 #[cfg(test)]

@@ -104,7 +104,10 @@ impl Container {
 fn save(dir: &Path, rec: &Record) -> Result<()> {
     let data = serde_json::to_vec_pretty(rec)?;
     let tmp = dir.join(".container.json.tmp");
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
+    if let Err(e) = std::fs::write(&tmp, data) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+    }
     std::fs::rename(&tmp, dir.join(RECORD_FILE)).context("saving container record")?;
     Ok(())
 }

@@ -85,6 +85,7 @@ pub fn main(dir: &Path) -> i32 {
             return 1;
         }
     };
+    reserve_exit(dir);
     let setup = match create_and_start(dir, &cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -441,11 +442,30 @@ fn cleanup_runtime(cfg: &ShimConfig) {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+const EXIT_TMP: &str = ".exit.json.tmp";
+
+/// Takes the disk space the exit status will need before the container starts, so that a
+/// container which fills the disk still has its exit code recorded when it ends. (ext4 keeps
+/// accepting a file this small when it refuses large writes, so the test on a full ext4 disk
+/// passes with or without this; other filesystems are less forgiving.)
+fn reserve_exit(dir: &Path) {
+    let reserved = File::create(dir.join(EXIT_TMP)).and_then(|mut f| f.write_all(&[b' '; 4096]));
+    if let Err(e) = reserved {
+        eprintln!("shim: reserving space for the exit status: {e}");
+    }
+}
+
 fn write_exit(dir: &Path, info: &ExitInfo) -> Result<()> {
-    let tmp = dir.join(".exit.json.tmp");
+    let tmp = dir.join(EXIT_TMP);
     let data = serde_json::to_vec(info)?;
-    let mut f = File::create(&tmp)?;
+    // Written over the reserved blocks (no truncation first: that would give them back).
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&tmp)?;
     f.write_all(&data)?;
+    f.set_len(data.len() as u64)?;
     f.sync_all()?;
     std::fs::rename(&tmp, dir.join(EXIT_FILE))?;
     Ok(())
