@@ -71,6 +71,7 @@ fn assert_check_consistent(s: &Skiff) {
 
 #[test]
 fn killed_pulls_leave_no_half_image_and_the_next_pull_completes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let s = Skiff::new();
     let big_sha = web_big_sha();
     s.run(&["pull", "-q", &image("busybox")]).ok();
@@ -117,13 +118,7 @@ impl Lcg {
     }
 }
 
-/// The agent is SIGKILLed at a random moment of pull (download and unpack), create, start,
-/// rm, prune and cp, 56 times; after each, the next command works and `system check` finds
-/// the store consistent, and at the end every image that was whole before still runs.
-#[test]
-fn agent_killed_anywhere_leaves_a_consistent_store() {
-    let s = Skiff::new();
-    let big_sha = web_big_sha();
+fn seeded_rng() -> Lcg {
     let seed = std::env::var("SKIFF_TEST_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -134,7 +129,14 @@ fn agent_killed_anywhere_leaves_a_consistent_store() {
                 .unwrap_or(1)
         });
     eprintln!("SKIFF_TEST_SEED={seed}");
-    let mut rng = Lcg(seed);
+    Lcg(seed)
+}
+
+/// `rounds` times: start one of pull, create, start, rm, prune, cp and rmi, and `kill`
+/// something at a random moment of it (within `window_ms`, longer for pulls); then the next
+/// command must work and `system check` must find the store consistent.
+fn crash_loop(s: &Skiff, rounds: u64, window_ms: u64, kill: &dyn Fn(&Skiff)) {
+    let mut rng = seeded_rng();
     s.run(&["pull", "-q", &image("busybox")]).ok();
     s.run(&["pull", "-q", &image("web")]).ok();
     s.run(&[
@@ -149,10 +151,10 @@ fn agent_killed_anywhere_leaves_a_consistent_store() {
     .ok();
     let payload = test_tmp().join(format!("crash-payload-{}", std::process::id()));
     std::fs::write(&payload, vec![7u8; 8 << 20]).expect("payload");
-    let payload = payload.to_string_lossy().into_owned();
+    let payload_path = payload.to_string_lossy().into_owned();
     let cp_target = "keeper:/payload".to_string();
     let ops = ["pull", "create", "start", "rm", "prune", "cp", "image-rm"];
-    for round in 0..56u64 {
+    for round in 0..rounds {
         let op = ops[(round % ops.len() as u64) as usize];
         let name = format!("victim{round}");
         // Set-up that must not be interrupted: what the killed command works on.
@@ -168,6 +170,10 @@ fn agent_killed_anywhere_leaves_a_consistent_store() {
                 s.run(&["tag", &image("busybox"), &format!("extra{round}")])
                     .ok();
             }
+            "cp" => {
+                // A kill of the whole VM takes the keeper with it.
+                s.run(&["start", "keeper"]).ok();
+            }
             _ => {}
         }
         let image_web = image("web");
@@ -179,7 +185,7 @@ fn agent_killed_anywhere_leaves_a_consistent_store() {
             "start" => vec!["start", &name],
             "rm" => vec!["rm", "-f", &name],
             "prune" => vec!["system", "prune", "-f"],
-            "cp" => vec!["cp", &payload, &cp_target],
+            "cp" => vec!["cp", &payload_path, &cp_target],
             _ => vec!["rmi", &extra],
         };
         let mut child = s
@@ -189,22 +195,40 @@ fn agent_killed_anywhere_leaves_a_consistent_store() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn the command to interrupt");
-        let delay = rng.next(if op == "pull" { 400 } else { 60 });
+        let delay = rng.next(if op == "pull" {
+            window_ms * 7
+        } else {
+            window_ms
+        });
         std::thread::sleep(Duration::from_millis(delay));
-        s.kill_agent();
+        kill(s);
         let _ = child.wait();
         // The next command starts a fresh agent; it and the check must work.
         s.run(&["ps", "-a"]).ok();
-        assert_check_consistent(&s);
+        assert_check_consistent(s);
         if op == "pull" {
             s.run(&["pull", "-q", &image("web")]).ok();
         }
         // Whatever the kill left of the victim can be removed.
         let _ = s.run(&["rm", "-f", &name]);
     }
+    let _ = std::fs::remove_file(&payload);
+}
+
+/// The crash tests kill things a whole machine shares on the vm backend: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The agent is SIGKILLed at a random moment of pull (download and unpack), create, start,
+/// rm, prune and cp, 56 times; after each, the next command works and `system check` finds
+/// the store consistent, and at the end every image that was whole before still runs.
+#[test]
+fn agent_killed_anywhere_leaves_a_consistent_store() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let s = Skiff::new();
+    let big_sha = web_big_sha();
+    crash_loop(&s, 56, 60, &|s: &Skiff| s.kill_agent());
     assert_check_consistent(&s);
     assert_images_run(&s, &big_sha);
-    let _ = std::fs::remove_file(&payload);
     // Whatever a kill left half-made or half-removed is gone after one more restart: no
     // container directory, and no mount (a pinned network namespace) under the state dir.
     s.run(&["rm", "-f", "keeper"]).ok();
@@ -235,4 +259,44 @@ fn agent_killed_anywhere_leaves_a_consistent_store() {
             "mounts left under the state dir: {under:?}"
         );
     }
+}
+
+/// On the vm backend, the VMM itself (QEMU) is SIGKILLed at a random moment of the same
+/// operations: the guest loses its page cache and every process at once. The next command
+/// boots the machine again; the store must be consistent and every image still run.
+/// `SKIFF_VMM_KILLS` sets the number of rounds (50 by default).
+#[test]
+fn vmm_killed_anywhere_leaves_a_consistent_store() {
+    if !on_vm() {
+        eprintln!("vm backend only: there is no VMM on the native backend");
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let rounds = std::env::var("SKIFF_VMM_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let s = Skiff::new();
+    let big_sha = web_big_sha();
+    let machine = std::path::PathBuf::from(std::env::var_os("SKIFF_MACHINES").expect("machines"))
+        .join(std::env::var("SKIFF_MACHINE").expect("machine"));
+    crash_loop(&s, rounds, 1500, &|s: &Skiff| {
+        let pid: i32 = std::fs::read_to_string(machine.join("qemu.pid"))
+            .expect("qemu.pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        // SAFETY: plain signal delivery to the QEMU of the test machine.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while s.run(&["machine", "status"]).stdout.trim() != "stopped" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the killed VM is not reported stopped"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    assert_check_consistent(&s);
+    assert_images_run(&s, &big_sha);
 }

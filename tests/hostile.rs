@@ -481,10 +481,21 @@ fn hostile_registries_are_survived_or_refused_clearly() {
     huge.extend_from_slice(br#""}}"#);
     h.route(
         "/v2/huge/manifests/latest",
-        Answer::json(huge, "application/vnd.oci.image.manifest.v1+json"),
+        Answer::json(huge.clone(), "application/vnd.oci.image.manifest.v1+json"),
     );
     s.run(&["pull", "-q", &format!("{}/huge", h.addr)])
         .fails_with(1, "over the 4194304 byte limit");
+    // One announced as 512 MiB that goes silent after 1 KiB: refused from its length
+    // before the body is read (reading it whole first would wait out the read timeout).
+    let mut liar = Answer::json(
+        huge[..1024].to_vec(),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    liar.claimed_len = Some(512 << 20);
+    liar.stall_after = Some(1024);
+    h.route("/v2/liar/manifests/latest", liar);
+    s.run(&["pull", "-q", &format!("{}/liar", h.addr)])
+        .fails_with(1, "is 536870912 bytes, over the 4194304 byte limit");
 
     // A manifest list whose entry is served as the list itself (a registry that does not
     // care what a digest means), and a list that points at another list.

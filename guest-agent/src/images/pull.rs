@@ -28,7 +28,7 @@ use super::model::{
 };
 use super::progress::Progress;
 use super::reference::ImageRef;
-use super::registry::{RegistryConfig, RegistryError};
+use super::registry::{fetch_manifest_capped, CappedManifest, RegistryConfig, RegistryError};
 use super::store::{hex_of, ImageRecord, LayerRecord, Store};
 use super::unpack::unpack_layer;
 use crate::images::store::{sync_dir, tempfile_in, Image};
@@ -264,6 +264,44 @@ impl Puller {
         Ok(img)
     }
 
+    /// One manifest, read up to the size limit (see `fetch_manifest_capped`); when the
+    /// registry does not answer it with 2xx, oci-client asks again so that its errors (and the
+    /// unauthorized answer the caller retries on) are the ones the user sees.
+    async fn manifest(
+        &self,
+        client: &Client,
+        oci_ref: &oci_client::Reference,
+        auth: &RegistryAuth,
+        what: &str,
+    ) -> Result<(Bytes, String)> {
+        let limit = self.limits.max_manifest;
+        match fetch_manifest_capped(
+            &self.registries,
+            client,
+            oci_ref,
+            auth,
+            MANIFEST_ACCEPT,
+            limit,
+            what,
+        )
+        .await?
+        {
+            CappedManifest::Got(raw, digest) => Ok((raw, digest)),
+            CappedManifest::Unanswered => {
+                let (raw, digest) = client
+                    .pull_manifest_raw(oci_ref, auth, MANIFEST_ACCEPT)
+                    .await?;
+                if raw.len() > limit {
+                    bail!(
+                        "the manifest of {what} is {} bytes, over the {limit} byte limit",
+                        raw.len()
+                    );
+                }
+                Ok((raw, digest))
+            }
+        }
+    }
+
     /// Fetch the manifest; from an index, pick the entry for `platform` and fetch that.
     async fn resolve(
         &self,
@@ -273,16 +311,7 @@ impl Puller {
         platform: &Platform,
         what: &str,
     ) -> Result<Resolved> {
-        let (raw, top_digest) = client
-            .pull_manifest_raw(oci_ref, auth, MANIFEST_ACCEPT)
-            .await?;
-        if raw.len() > self.limits.max_manifest {
-            bail!(
-                "the manifest of {what} is {} bytes, over the {} byte limit",
-                raw.len(),
-                self.limits.max_manifest
-            );
-        }
+        let (raw, top_digest) = self.manifest(client, oci_ref, auth, what).await?;
         let top: AnyManifest = serde_json::from_slice(&raw)
             .with_context(|| format!("the manifest of {what} is malformed"))?;
         if top.schema_version != Some(2) {
@@ -322,12 +351,9 @@ impl Puller {
             oci_ref.repository().to_string(),
             chosen.digest.clone(),
         );
-        let (raw, digest) = client
-            .pull_manifest_raw(&by_digest, auth, MANIFEST_ACCEPT)
+        let (raw, digest) = self
+            .manifest(client, &by_digest, auth, &format!("{what} ({platform})"))
             .await?;
-        if raw.len() > self.limits.max_manifest {
-            bail!("the platform manifest of {what} is over the size limit");
-        }
         let manifest: AnyManifest = serde_json::from_slice(&raw)
             .with_context(|| format!("the platform manifest of {what} is malformed"))?;
         if manifest.manifests.is_some() {

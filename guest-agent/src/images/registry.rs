@@ -97,6 +97,104 @@ impl RegistryConfig {
     }
 }
 
+/// What a capped manifest request gave.
+pub enum CappedManifest {
+    /// The body, whole and within the limit, and its digest.
+    Got(bytes::Bytes, String),
+    /// The registry answered something else than 2xx, or could not be reached: the caller
+    /// asks again through oci-client, whose errors say what went wrong in the usual words.
+    Unanswered,
+}
+
+/// `GET` a manifest reading at most `limit` bytes of it.
+///
+/// Why not oci-client's `pull_manifest_raw`: it reads the whole body into memory before the
+/// caller sees its size, so a registry could make the agent hold a manifest of any size. This
+/// request refuses a `Content-Length` over the limit before reading, and stops reading at
+/// the limit when the length is unknown or a lie. The bearer token comes from oci-client's
+/// own challenge flow (`Client::auth`).
+pub async fn fetch_manifest_capped(
+    cfg: &RegistryConfig,
+    client: &oci_client::Client,
+    reference: &oci_client::Reference,
+    auth: &RegistryAuth,
+    accept: &[&str],
+    limit: usize,
+    what: &str,
+) -> anyhow::Result<CappedManifest> {
+    use anyhow::bail;
+    let registry = reference.resolve_registry();
+    let token = match client
+        .auth(reference, auth, oci_client::RegistryOperation::Pull)
+        .await
+    {
+        Ok(t) => t,
+        Err(_) => return Ok(CappedManifest::Unanswered),
+    };
+    let scheme = if cfg.is_insecure(registry) {
+        "http"
+    } else {
+        "https"
+    };
+    let at = reference
+        .digest()
+        .or(reference.tag())
+        .unwrap_or("latest")
+        .to_string();
+    let url = format!(
+        "{scheme}://{registry}/v2/{}/manifests/{at}",
+        reference.repository()
+    );
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(cfg.read_timeout);
+    if let Some(proxy) = &cfg.proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy)?);
+    }
+    let mut req = builder
+        .build()?
+        .get(&url)
+        .header(reqwest::header::ACCEPT, accept.join(", "));
+    req = match (token, auth) {
+        (Some(t), _) => req.bearer_auth(t),
+        (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+        (None, _) => req,
+    };
+    let Ok(mut res) = req.send().await else {
+        return Ok(CappedManifest::Unanswered);
+    };
+    if !res.status().is_success() {
+        return Ok(CappedManifest::Unanswered);
+    }
+    if let Some(len) = res.content_length().filter(|l| *l > limit as u64) {
+        bail!("the manifest of {what} is {len} bytes, over the {limit} byte limit");
+    }
+    let header_digest = res
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the manifest of {what}: {}", root_cause(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            bail!("the manifest of {what} is over the {limit} byte limit");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+    // A digest the client asked for is the one that counts; otherwise the registry's claim
+    // must hold too.
+    let expected = reference.digest().map(str::to_string).or(header_digest);
+    if let Some(e) = expected.filter(|e| e.starts_with("sha256:") && *e != digest) {
+        bail!("the manifest of {what} does not match its digest: expected {e}, got {digest}");
+    }
+    Ok(CappedManifest::Got(body.freeze(), digest))
+}
+
 /// Check basic-auth credentials with `GET /v2/`. Token registries are checked by oci-client's
 /// challenge flow instead; for them this returns Ok without a request of its own.
 pub async fn check_basic(
