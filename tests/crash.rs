@@ -286,16 +286,7 @@ fn vmm_killed_anywhere_leaves_a_consistent_store() {
             .trim()
             .parse()
             .expect("pid");
-        // SAFETY: plain signal delivery to the QEMU of the test machine.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while s.run(&["machine", "status"]).stdout.trim() != "stopped" {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the killed VM is not reported stopped"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        kill_vmm(pid, || s.run(&["machine", "status"]).stdout);
     });
     assert_check_consistent(&s);
     assert_images_run(&s, &big_sha);

@@ -74,3 +74,33 @@ pub mod datagram {
         }
     }
 }
+
+/// The engine's settings that the `skiff` starting an engine in the VM passes on from its own
+/// environment, as the agent it starts natively inherits them. Values are whole numbers.
+pub const ENGINE_ENV: &[&str] = &["SKIFF_MAX_LAYER_SIZE", "SKIFF_REGISTRY_READ_TIMEOUT"];
+
+/// `KEY=VALUE` words for PID 1's `engine` request, from `lookup`; values that are not whole
+/// numbers are left out (the request is one line of space-separated words).
+pub fn engine_env_words(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    ENGINE_ENV
+        .iter()
+        .filter_map(|k| lookup(k).map(|v| (k, v)))
+        .filter(|(_, v)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_env_keeps_known_keys_with_whole_numbers_only() {
+        let words = engine_env_words(|k| match k {
+            "SKIFF_MAX_LAYER_SIZE" => Some("8388608".into()),
+            "SKIFF_REGISTRY_READ_TIMEOUT" => Some("3 shutdown".into()),
+            _ => Some("1".into()),
+        });
+        assert_eq!(words, vec!["SKIFF_MAX_LAYER_SIZE=8388608".to_string()]);
+    }
+}

@@ -420,6 +420,21 @@ pub fn test_tmp() -> PathBuf {
     d
 }
 
+/// SIGKILL a machine's QEMU, as a crash of the VMM would, and wait until `status` (which
+/// runs `skiff machine status` for that machine) reports it stopped.
+pub fn kill_vmm(qemu_pid: i32, status: impl Fn() -> String) {
+    // SAFETY: plain signal delivery to the QEMU a test's machine started.
+    unsafe { libc::kill(qemu_pid, libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status().trim() != "stopped" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed VM is not reported stopped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A small ext4 filesystem loop-mounted under `dir` (for full-disk tests on the native
 /// backend); unmounted when dropped.
 pub struct SmallFs {

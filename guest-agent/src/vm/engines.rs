@@ -57,8 +57,9 @@ impl Engines {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Start the engine `name` unless it runs; returns the vsock port of its API.
-    pub fn up(&self, name: &str) -> Result<u32> {
+    /// Start the engine `name` unless it runs; returns the vsock port of its API. `env`
+    /// (only keys of `ENGINE_ENV`, whole-number values) is given to a newly started engine.
+    pub fn up(&self, name: &str, env: &[(String, String)]) -> Result<u32> {
         if !valid_name(name) {
             bail!("invalid engine name {name:?}: use 1-64 letters, digits, '_', '.' or '-'");
         }
@@ -78,7 +79,11 @@ impl Engines {
                 p
             }
         };
+        let allowed = skiff_common::vsock::engine_env_words(|k| {
+            env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+        });
         let child = Command::new("/proc/self/exe")
+            .envs(allowed.iter().filter_map(|w| w.split_once('=')))
             .arg("--root")
             .arg(root_of(name))
             .arg("--socket")

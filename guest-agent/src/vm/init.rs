@@ -309,7 +309,15 @@ impl Control {
                 }
                 Ok(String::new())
             }
-            "engine" => self.engines.up(arg).map(|port| port.to_string()),
+            "engine" => {
+                let mut words = arg.split(' ');
+                let name = words.next().unwrap_or_default();
+                let env: Vec<(String, String)> = words
+                    .filter_map(|w| w.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                self.engines.up(name, &env).map(|port| port.to_string())
+            }
             "engine-rm" => self.engines.remove(arg).map(|()| String::new()),
             // A crash on purpose, for tests of what survives one.
             "engine-kill" => self

@@ -3,7 +3,8 @@
 //! client names, exactly as it serves the machine's own engine on `api.sock`.
 //!
 //! The client asks on the daemon's `engines.sock`, one JSON line each way:
-//! `{"op":"up","name":N,"socket":PATH}`, `{"op":"rm","name":N}`, `{"op":"ls"}`, and
+//! `{"op":"up","name":N,"socket":PATH,"env":["KEY=VALUE"...]}` (`env`: settings from
+//! `skiff_common::vsock::ENGINE_ENV`, applied when the engine starts), `{"op":"rm","name":N}`, `{"op":"ls"}`, and
 //! `{"op":"kill","name":N}` (SIGKILL the engine, as tests of crash survival do natively).
 
 use std::collections::HashMap;
@@ -61,7 +62,23 @@ async fn handle(req: &Value, device: &Path, served: &Served) -> Result<Value> {
                 .and_then(Value::as_str)
                 .map(PathBuf::from)
                 .context("the request names no socket")?;
-            let port: u32 = ask_init(device, &format!("engine {name}"))
+            // Checked again here: the words go into PID 1's one-line request.
+            let env = req
+                .get("env")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let lookup = |k: &str| {
+                env.iter()
+                    .filter_map(Value::as_str)
+                    .find_map(|w| w.strip_prefix(k)?.strip_prefix('=').map(str::to_string))
+            };
+            let mut request = format!("engine {name}");
+            for w in skiff_common::vsock::engine_env_words(lookup) {
+                request.push(' ');
+                request.push_str(&w);
+            }
+            let port: u32 = ask_init(device, &request)
                 .await?
                 .parse()
                 .context("PID 1 answered no port")?;

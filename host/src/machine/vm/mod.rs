@@ -138,7 +138,12 @@ impl Machine {
         }
         engines::request(
             &self.engines_socket(),
-            &serde_json::json!({ "op": "up", "name": name, "socket": socket }),
+            &serde_json::json!({
+                "op": "up",
+                "name": name,
+                "socket": socket,
+                "env": skiff_common::vsock::engine_env_words(|k| std::env::var(k).ok()),
+            }),
         )
         .map_err(|e| SkiffError::new(format!("machine {}: engine {name}: {e:#}", self.name)))?;
         let deadline = Instant::now() + ENGINE_TIMEOUT;
