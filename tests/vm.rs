@@ -500,8 +500,8 @@ fn vm_containers_reach_the_host_and_survive_a_network_restart() {
     assert_eq!(host_network_shape(), before);
 }
 
-/// A full disk in the VM: a container fills the machine's 1 GiB data disk; its writes and a
-/// `cp` into it fail with "No space left on device", the half-copied file is not left behind,
+/// A full disk in the VM: a container fills the machine's 1 GiB data disk; its writes, a
+/// `cp` into it and a pull fail with "No space left on device", the half-copied file is not left behind,
 /// the container's exit code survives a killed VM, the store stays consistent, and `rm`
 /// gives the space back.
 #[test]
@@ -542,6 +542,8 @@ fn vm_full_disk_fails_writes_and_cp_clearly_and_loses_nothing() {
         .fails_with(1, "No space left on device");
     vm.run(&["cp", "filler:/big", "-"])
         .fails_with(1, "Could not find the file");
+    vm.run(&["pull", "-q", &image("web")])
+        .fails_with(1, "No space left on device");
 
     // The hardest stop: QEMU killed, the guest's page cache gone with it.
     kill_vmm(vm.pid_file("qemu.pid").expect("qemu pid"), || {
@@ -558,10 +560,18 @@ fn vm_full_disk_fails_writes_and_cp_clearly_and_loses_nothing() {
         check.stdout
     );
 
+    assert_eq!(
+        vm.run(&["images", "-q"]).ok().lines().len(),
+        1,
+        "busybox only: nothing of the failed pull"
+    );
+
     vm.run(&["rm", "filler"]).ok();
     let after = free_kib();
     assert!(
         after + 1024 >= free,
         "space given back: {after} KiB free, {free} before"
     );
+    vm.run(&["pull", "-q", &image("web")]).ok();
+    vm.run(&["run", "--rm", &image("web"), "true"]).ok();
 }
