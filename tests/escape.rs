@@ -173,10 +173,12 @@ impl Podman {
 
     fn command(&self) -> Command {
         let mut c = Command::new("podman");
+        // podman refuses a runroot longer than 50 bytes (its sockets live there), and the
+        // test directory of a CI checkout can be deeper than that.
         c.arg("--root")
             .arg(self.dir.join("storage"))
             .arg("--runroot")
-            .arg(self.dir.join("run"))
+            .arg("/run/skiff-e2e-podman")
             .args([
                 "--cgroup-manager",
                 "cgroupfs",

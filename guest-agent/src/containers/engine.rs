@@ -176,6 +176,7 @@ impl Containers {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
                 .with_context(|| format!("restricting {}", d.display()))?;
         }
+        super::spec::prepare_cgroup_parent();
         let agent_exe = std::env::current_exe().context("finding the agent's own binary")?;
         let mut index = Index::default();
         for entry in std::fs::read_dir(&dir)? {

@@ -25,6 +25,24 @@ pub fn cgroup_path(id: &str) -> String {
     format!("/skiff/{id}")
 }
 
+/// Creates the parent of every container's cgroup on a cgroup v2 host, once, at agent start.
+/// libcontainer 0.7 creates each level of a v2 path by checking then calling mkdir, so two
+/// containers created at once in a fresh VM raced on `/sys/fs/cgroup/skiff` and one failed
+/// with EEXIST. (Its v1 manager uses create_dir_all, which tolerates the race.)
+pub fn prepare_cgroup_parent() {
+    use libcgroups::common::{get_cgroup_setup, CgroupSetup, DEFAULT_CGROUP_ROOT};
+    if !matches!(get_cgroup_setup(), Ok(CgroupSetup::Unified)) {
+        return;
+    }
+    let parent = Path::new(DEFAULT_CGROUP_ROOT).join(cgroup_path("").trim_matches('/'));
+    match std::fs::create_dir(&parent) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // libcontainer will fail the first create with the same error, in context.
+        Err(e) => tracing::warn!("cannot create {}: {e}", parent.display()),
+    }
+}
+
 pub struct SpecInput<'a> {
     pub rec: &'a Record,
     pub rootfs: &'a Path,
