@@ -127,6 +127,12 @@ fn every_publish_form_serves_the_file_whole() {
     // A client that half-closes after its request still gets everything.
     let half = fetch(&format!("127.0.0.1:{p1}"), "/big.bin", true);
     assert_eq!(sha256_hex(&half), sha, "half-closed client");
+    if ipv6 {
+        // IPv6 is not DNATed: this goes through the agent's relay, which must pass the
+        // half-close on as the kernel does.
+        let half = fetch(&format!("[::1]:{p1}"), "/big.bin", true);
+        assert_eq!(sha256_hex(&half), sha, "half-closed client, relayed");
+    }
 
     // The published port is bound on 127.0.0.1 only for f2: another local address is refused.
     let other_ip = sh("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1");
@@ -602,7 +608,7 @@ fn agent_tag(s: &Skiff) -> String {
 
 fn leftovers(tag: &str) -> String {
     sh(&format!(
-        "{{ ip -o link; iptables -w -S; iptables -w -t nat -S; }} | grep -E 'sk{tag}|vk{tag}|SKIFF-{tag}' || true"
+        "{{ ip -o link; iptables -w -S; iptables -w -t nat -S; iptables -w -t raw -S; }} | grep -E 'sk{tag}|vk{tag}|SKIFF-{tag}' || true"
     ))
 }
 
@@ -628,6 +634,9 @@ fn nothing_of_ours_is_left_after_rm_and_prune() {
     .ok();
     let during = leftovers(&tag);
     assert!(during.contains(&format!("SKIFF-{tag}-FWD")), "{during}");
+    // The published port is forwarded by the kernel, guarded on the raw table.
+    assert!(during.contains(&format!("SKIFF-{tag}-DNAT")), "{during}");
+    assert!(during.contains(&format!("SKIFF-{tag}-RAW")), "{during}");
     assert!(during.contains(&format!("vk{tag}")), "{during}");
     s.run(&["rm", "-f", "na", "nb"]).ok();
     s.run(&["network", "prune", "-f"]).ok();
@@ -675,4 +684,70 @@ fn ports_names_and_bridges_come_back_after_an_agent_restart() {
         ])
         .ok();
     assert_eq!(out.stdout, "hello from web\n");
+}
+
+/// While a bridge carries kernel-forwarded ports it has `route_localnet` on (so that the host's
+/// own loopback connections can be DNATed), and that sysctl alone would let a container that
+/// routes 127.0.0.1 to its gateway reach services bound to the host's loopback
+/// (CVE-2020-8558). A privileged container tries it; the host must not even see the SYN.
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_through_its_bridge() {
+    if native_only("the host's loopback is where the probe is aimed") {
+        return;
+    }
+    let s = ready();
+    let secret = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = secret.local_addr().expect("addr").port();
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "lo-pub",
+        "-p",
+        "127.0.0.1::80",
+        &image("web"),
+    ])
+    .ok();
+    let script = format!(
+        "sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1; \
+         ip route del local 127.0.0.0/8 table local; ip route del local 127.0.0.1 table local; \
+         gw=$(ip route | awk '/default/ {{print $3}}'); \
+         ip route add 127.0.0.1/32 via $gw dev eth0 && ip route get 127.0.0.1; \
+         timeout 4 nc 127.0.0.1 {port} </dev/null; true"
+    );
+    let mut probe = s
+        .command()
+        .args(["run", "--rm", "--privileged", &image("busybox"), "sh", "-c"])
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn skiff run");
+    // A SYN that got through shows as a half-open connection on the host's socket, whether
+    // or not its answer finds the way back.
+    let want = format!("0100007F:{port:04X}");
+    let mut seen = String::new();
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until && probe.try_wait().expect("wait").is_none() {
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        if let Some(l) = tcp.lines().find(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&want.as_str()) && f.get(3) != Some(&"0A")
+        }) {
+            seen = l.trim().to_string();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = probe.wait_with_output().expect("probe output");
+    let route = String::from_utf8_lossy(&out.stdout);
+    // The probe did route 127.0.0.1 out of eth0: otherwise this test would prove nothing.
+    assert!(
+        route.contains("127.0.0.1 via") && route.contains("dev eth0"),
+        "the container could not set its route: {route}"
+    );
+    assert_eq!(
+        seen, "",
+        "a packet from the container reached the host's loopback"
+    );
+    s.run(&["rm", "-f", "lo-pub"]).ok();
 }

@@ -2,16 +2,25 @@
 //! backend, whichever the host's `iptables` is: the same one docker and podman use, so our
 //! rules see theirs, such as docker's FORWARD policy DROP, and are not shadowed by them).
 //!
-//! Every rule lives in two chains named for the agent (`SKIFF-<tag>-FWD` in filter,
-//! `SKIFF-<tag>-NAT` in nat), reached by one jump each from FORWARD and POSTROUTING. Each
-//! change rewrites both chains whole in one `iptables-restore` transaction, from the list of
-//! bridges in use: nothing to patch, nothing to get out of step after a crash, and two
-//! agents never touch each other's rules. With no bridge in use, chains and jumps are
-//! removed. Published ports do not use NAT (the agent forwards them), so there are no
-//! per-container rules.
+//! Every rule lives in chains named for the agent (`SKIFF-<tag>-FWD` in filter,
+//! `SKIFF-<tag>-NAT` and `SKIFF-<tag>-DNAT` in nat, `SKIFF-<tag>-RAW` in raw), reached by one
+//! unconditional jump each from a built-in chain. Each change rewrites the chains whole in one
+//! `iptables-restore` transaction, from the bridges and published ports in use: nothing to
+//! patch, nothing to get out of step after a crash, and two agents never touch each other's
+//! rules. Chains with nothing to hold are removed with their jumps.
+//!
+//! Published TCP ports are DNATed by the kernel (`PortRule`), as podman does, because a
+//! userland hop cost 15-30 % of the throughput here; the agent's socket on the port stays, to
+//! keep it reserved and to relay what the rules leave to it (see `network::Networks`).
+//! Connections from the host's own loopback are DNATed too: that needs `route_localnet` on the
+//! bridge, and with it comes a way for a container to send packets to the host's 127.0.0.1
+//! (CVE-2020-8558, seen in kube-proxy), so the raw chain drops anything arriving on a bridge
+//! for 127.0.0.0/8 before routing sees it.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use anyhow::{anyhow, Context, Result};
 use ipnet::Ipv4Net;
@@ -23,9 +32,30 @@ pub struct BridgeRules {
     pub internal: bool,
 }
 
+/// A published TCP port that the kernel forwards: connections to `host_ip` (every local
+/// address when None) on `host_port` go to `target`, a container on `bridge`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortRule {
+    pub bridge: String,
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub target: SocketAddrV4,
+}
+
 pub struct Firewall {
     fwd: String,
     nat: String,
+    dnat: String,
+    raw: String,
+    /// Every bridge of this agent's is named with this prefix.
+    bridges: String,
+}
+
+/// The text of `iptables -S` for each table the rules touch.
+struct Tables {
+    filter: String,
+    nat: String,
+    raw: String,
 }
 
 impl Firewall {
@@ -33,58 +63,147 @@ impl Firewall {
         Self {
             fwd: format!("SKIFF-{tag}-FWD"),
             nat: format!("SKIFF-{tag}-NAT"),
+            dnat: format!("SKIFF-{tag}-DNAT"),
+            raw: format!("SKIFF-{tag}-RAW"),
+            bridges: format!("sk{tag}"),
         }
     }
 
-    /// Make the rules exactly those for `bridges`.
-    pub fn apply(&self, bridges: &[BridgeRules]) -> Result<()> {
-        let filter = list("filter")?;
-        let nat = list("nat")?;
-        let script = self.script(bridges, &filter, &nat);
-        if script.is_empty() {
-            return Ok(());
-        }
+    /// Make the rules exactly those for `bridges` and `ports`. Ports on a bridge not in
+    /// `bridges` are left out.
+    pub fn apply(&self, bridges: &[BridgeRules], ports: &[PortRule]) -> Result<()> {
+        let ports: Vec<&PortRule> = ports
+            .iter()
+            .filter(|p| bridges.iter().any(|b| b.bridge == p.bridge))
+            .collect();
+        let tables = Tables {
+            filter: list("filter")?,
+            nat: list("nat")?,
+            // Only port rules use raw: a host without it still gets bridges.
+            raw: if ports.is_empty() {
+                list("raw").unwrap_or_default()
+            } else {
+                list("raw")?
+            },
+        };
+        let script = self.script(bridges, &ports, &tables);
         if !bridges.is_empty() {
             // Routing between the bridges and the host's other interfaces is what a bridge
             // network is; docker switches it on the same way.
             std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
                 .context("enabling IPv4 forwarding")?;
         }
-        restore(&script)
+        // Loopback sources may leave through a bridge only while its raw DROP is in place
+        // (the order matters when the rules are taken away: sysctl first).
+        let localnet = |b: &BridgeRules, on: bool| {
+            let path = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", b.bridge);
+            std::fs::write(&path, if on { "1" } else { "0" })
+                .with_context(|| format!("setting {path}"))
+        };
+        let with_ports = bridges_with_ports(&ports);
+        for b in bridges
+            .iter()
+            .filter(|b| !with_ports.contains(&b.bridge.as_str()))
+        {
+            localnet(b, false)?;
+        }
+        if !script.is_empty() {
+            restore(&script)?;
+        }
+        for b in bridges
+            .iter()
+            .filter(|b| with_ports.contains(&b.bridge.as_str()))
+        {
+            localnet(b, true)?;
+        }
+        Ok(())
     }
 
-    fn script(&self, bridges: &[BridgeRules], filter: &str, nat: &str) -> String {
+    fn script(&self, bridges: &[BridgeRules], ports: &[&PortRule], t: &Tables) -> String {
         let mut out = String::new();
-        let has_chain =
-            |table: &str, chain: &str| table.lines().any(|l| l == format!("-N {chain}"));
-        let jumps = |table: &str, from: &str, chain: &str| {
+        // (table, its listing, built-in chain, our chain, whether our chain is wanted)
+        let chains = [
+            (
+                "filter",
+                &t.filter,
+                "FORWARD",
+                &self.fwd,
+                !bridges.is_empty(),
+            ),
+            ("nat", &t.nat, "POSTROUTING", &self.nat, !bridges.is_empty()),
+            ("nat", &t.nat, "PREROUTING", &self.dnat, !ports.is_empty()),
+            ("nat", &t.nat, "OUTPUT", &self.dnat, !ports.is_empty()),
+            ("raw", &t.raw, "PREROUTING", &self.raw, !ports.is_empty()),
+        ];
+        let has_chain = |text: &str, chain: &str| text.lines().any(|l| l == format!("-N {chain}"));
+        let jumps = |text: &str, from: &str, chain: &str| {
             let want = format!("-A {from} -j {chain}");
-            table.lines().filter(|l| *l == want).count()
+            text.lines().filter(|l| *l == want).count()
         };
-        if bridges.is_empty() {
-            for (table, text, from, chain) in [
-                ("filter", filter, "FORWARD", &self.fwd),
-                ("nat", nat, "POSTROUTING", &self.nat),
-            ] {
-                let n = jumps(text, from, chain);
-                if n == 0 && !has_chain(text, chain) {
-                    continue;
+        for table in ["filter", "nat", "raw"] {
+            let mine: Vec<_> = chains.iter().filter(|c| c.0 == table).collect();
+            let body = match table {
+                "filter" if !bridges.is_empty() => self.filter_rules(bridges, ports),
+                "nat" => self.nat_rules(bridges, ports),
+                "raw" => self.raw_rules(ports),
+                _ => String::new(),
+            };
+            let mut text = String::new();
+            // Declaring a chain (`:NAME`) creates or empties it, so a kept chain is rewritten
+            // whole; jumps are fixed to exactly one where wanted, none where not.
+            let mut declared = Vec::new();
+            for (_, _, _, chain, wanted) in &mine {
+                if *wanted && !declared.contains(chain) {
+                    text.push_str(&format!(":{chain} - [0:0]\n"));
+                    declared.push(*chain);
                 }
-                out.push_str(&format!("*{table}\n"));
-                for _ in 0..n {
-                    out.push_str(&format!("-D {from} -j {chain}\n"));
-                }
-                if has_chain(text, chain) {
-                    out.push_str(&format!("-F {chain}\n-X {chain}\n"));
-                }
-                out.push_str("COMMIT\n");
             }
-            return out;
+            text.push_str(&body);
+            for (_, listing, from, chain, wanted) in &mine {
+                match (jumps(listing, from, chain), *wanted) {
+                    (0, true) => text.push_str(&format!("-I {from} 1 -j {chain}\n")),
+                    (n, true) => (1..n).for_each(|_| {
+                        text.push_str(&format!("-D {from} -j {chain}\n"));
+                    }),
+                    (n, false) => (0..n).for_each(|_| {
+                        text.push_str(&format!("-D {from} -j {chain}\n"));
+                    }),
+                }
+            }
+            let mut dropped = Vec::new();
+            for (_, listing, _, chain, _) in &mine {
+                let wanted = mine.iter().any(|c| c.3 == *chain && c.4);
+                if !wanted && has_chain(listing, chain) && !dropped.contains(chain) {
+                    text.push_str(&format!("-F {chain}\n-X {chain}\n"));
+                    dropped.push(*chain);
+                }
+            }
+            if !text.is_empty() {
+                out.push_str(&format!("*{table}\n{text}COMMIT\n"));
+            }
         }
+        out
+    }
 
-        // filter: replies in; traffic within a network; nothing else into a network (other
-        // networks, other agents' networks, the outside); out of a network unless internal.
-        out.push_str(&format!("*filter\n:{} - [0:0]\n", self.fwd));
+    /// filter: replies in; published ports in; traffic within a network; nothing else into a
+    /// network (other networks, other agents' networks, the outside); out of a network unless
+    /// internal.
+    fn filter_rules(&self, bridges: &[BridgeRules], ports: &[&PortRule]) -> String {
+        let mut out = String::new();
+        let mut targets: Vec<(&str, SocketAddrV4)> = ports
+            .iter()
+            .map(|p| (p.bridge.as_str(), p.target))
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        for (br, target) in targets {
+            out.push_str(&format!(
+                "-A {c} -d {ip}/32 -o {br} -p tcp -m tcp --dport {port} -m conntrack --ctstate DNAT -j ACCEPT\n",
+                c = self.fwd,
+                ip = target.ip(),
+                port = target.port(),
+            ));
+        }
         for b in bridges {
             out.push_str(&format!(
                 "-A {c} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
@@ -98,28 +217,67 @@ impl Firewall {
             let verdict = if b.internal { "DROP" } else { "ACCEPT" };
             out.push_str(&format!("-A {} -i {} -j {verdict}\n", self.fwd, b.bridge));
         }
-        match jumps(filter, "FORWARD", &self.fwd) {
-            0 => out.push_str(&format!("-I FORWARD 1 -j {}\n", self.fwd)),
-            1 => {}
-            n => (1..n).for_each(|_| out.push_str(&format!("-D FORWARD -j {}\n", self.fwd))),
-        }
-        out.push_str("COMMIT\n");
+        out
+    }
 
-        out.push_str(&format!("*nat\n:{} - [0:0]\n", self.nat));
+    /// nat: egress masqueraded; published ports DNATed, except for connections from this
+    /// agent's own bridges (a container reaching a published port through the host would get
+    /// its reply straight from the target, not through the NAT: the agent's socket relays
+    /// those) and for addresses that are not the host's.
+    fn nat_rules(&self, bridges: &[BridgeRules], ports: &[&PortRule]) -> String {
+        let mut out = String::new();
         for b in bridges.iter().filter(|b| !b.internal) {
             out.push_str(&format!(
                 "-A {} -s {} ! -o {} -j MASQUERADE\n",
                 self.nat, b.subnet, b.bridge
             ));
         }
-        match jumps(nat, "POSTROUTING", &self.nat) {
-            0 => out.push_str(&format!("-I POSTROUTING 1 -j {}\n", self.nat)),
-            1 => {}
-            n => (1..n).for_each(|_| out.push_str(&format!("-D POSTROUTING -j {}\n", self.nat))),
+        for br in bridges_with_ports(ports) {
+            // The host's loopback as a source means nothing to a container: give it the
+            // bridge's address to answer.
+            out.push_str(&format!(
+                "-A {} -s 127.0.0.0/8 -o {br} -m conntrack --ctstate DNAT -j MASQUERADE\n",
+                self.nat
+            ));
         }
-        out.push_str("COMMIT\n");
+        if ports.is_empty() {
+            return out;
+        }
+        out.push_str(&format!(
+            "-A {c} -i {pre}+ -j RETURN\n-A {c} -m addrtype ! --dst-type LOCAL -j RETURN\n",
+            c = self.dnat,
+            pre = self.bridges,
+        ));
+        for p in ports {
+            let dst = p
+                .host_ip
+                .map(|ip| format!(" -d {ip}/32"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "-A {c}{dst} -p tcp -m tcp --dport {hp} -j DNAT --to-destination {t}\n",
+                c = self.dnat,
+                hp = p.host_port,
+                t = p.target,
+            ));
+        }
         out
     }
+
+    /// raw: nothing arrives on a bridge for the host's loopback.
+    fn raw_rules(&self, ports: &[&PortRule]) -> String {
+        let mut out = String::new();
+        for br in bridges_with_ports(ports) {
+            out.push_str(&format!("-A {} -d 127.0.0.0/8 -i {br} -j DROP\n", self.raw));
+        }
+        out
+    }
+}
+
+fn bridges_with_ports<'a>(ports: &[&'a PortRule]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = ports.iter().map(|p| p.bridge.as_str()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 fn iptables_missing(e: std::io::Error) -> anyhow::Error {
@@ -178,6 +336,23 @@ mod tests {
         }
     }
 
+    fn tables(filter: &str, nat: &str, raw: &str) -> Tables {
+        Tables {
+            filter: filter.into(),
+            nat: nat.into(),
+            raw: raw.into(),
+        }
+    }
+
+    fn port(bridge: &str, host_ip: Option<&str>, host_port: u16, target: &str) -> PortRule {
+        PortRule {
+            bridge: bridge.into(),
+            host_ip: host_ip.map(|ip| ip.parse().unwrap()),
+            host_port,
+            target: target.parse().unwrap(),
+        }
+    }
+
     #[test]
     fn rules_for_two_networks_isolate_them() {
         let fw = Firewall::new("ab12");
@@ -186,8 +361,8 @@ mod tests {
                 br("skab12n1", "172.18.0.0/16", false),
                 br("skab12n2", "10.9.0.0/24", true),
             ],
-            "-P FORWARD DROP\n",
-            "",
+            &[],
+            &tables("-P FORWARD DROP\n", "", ""),
         );
         assert!(s.contains(":SKIFF-ab12-FWD - [0:0]\n"), "{s}");
         assert!(s.contains("-A SKIFF-ab12-FWD -o skab12n1 -j DROP\n"));
@@ -203,6 +378,76 @@ mod tests {
             !s.contains("10.9.0.0/24 !"),
             "internal networks are not NATed"
         );
+        assert!(
+            !s.contains("DNAT") && !s.contains("*raw"),
+            "no ports, no DNAT: {s}"
+        );
+    }
+
+    #[test]
+    fn published_ports_are_dnated_with_loopback_guarded() {
+        let fw = Firewall::new("ab12");
+        let p1 = port("skab12n1", Some("127.0.0.1"), 8080, "172.18.0.2:80");
+        let p2 = port("skab12n1", None, 8443, "172.18.0.2:443");
+        let p3 = port("skab12n1", None, 8081, "172.18.0.2:80");
+        let s = fw.script(
+            &[br("skab12n1", "172.18.0.0/16", false)],
+            &[&p1, &p2, &p3],
+            &tables("", "", ""),
+        );
+        assert!(s.contains(
+            "-A SKIFF-ab12-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:80\n"
+        ), "{s}");
+        assert!(s.contains(
+            "-A SKIFF-ab12-DNAT -p tcp -m tcp --dport 8443 -j DNAT --to-destination 172.18.0.2:443\n"
+        ), "{s}");
+        // Containers on our bridges and non-local destinations are left to the relay, before
+        // any DNAT.
+        let ret = s.find("-A SKIFF-ab12-DNAT -i skab12+ -j RETURN").unwrap();
+        assert!(ret < s.find("--dport 8080 -j DNAT").unwrap());
+        assert!(s.contains("-A SKIFF-ab12-DNAT -m addrtype ! --dst-type LOCAL -j RETURN\n"));
+        assert!(s.contains("-I PREROUTING 1 -j SKIFF-ab12-DNAT\n"));
+        assert!(s.contains("-I OUTPUT 1 -j SKIFF-ab12-DNAT\n"));
+        assert_eq!(s.matches(":SKIFF-ab12-DNAT - [0:0]").count(), 1, "{s}");
+        // The forwarded port is let into the network before the network's DROP.
+        let accept = s.find("-A SKIFF-ab12-FWD -d 172.18.0.2/32 -o skab12n1 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT").unwrap();
+        assert!(accept < s.find("-o skab12n1 -j DROP").unwrap());
+        assert_eq!(
+            s.matches("--dport 80 -m conntrack").count(),
+            1,
+            "one ACCEPT per target: {s}"
+        );
+        assert!(s.contains(
+            "-A SKIFF-ab12-NAT -s 127.0.0.0/8 -o skab12n1 -m conntrack --ctstate DNAT -j MASQUERADE\n"
+        ));
+        assert!(s.contains("*raw\n:SKIFF-ab12-RAW - [0:0]\n-A SKIFF-ab12-RAW -d 127.0.0.0/8 -i skab12n1 -j DROP\n-I PREROUTING 1 -j SKIFF-ab12-RAW\nCOMMIT\n"), "{s}");
+    }
+
+    #[test]
+    fn the_last_port_takes_dnat_and_raw_away_and_keeps_the_bridge() {
+        let fw = Firewall::new("ab12");
+        let filter = "-N SKIFF-ab12-FWD\n-A FORWARD -j SKIFF-ab12-FWD\n";
+        let nat = "-N SKIFF-ab12-NAT\n-N SKIFF-ab12-DNAT\n-A PREROUTING -j SKIFF-ab12-DNAT\n\
+                   -A OUTPUT -j SKIFF-ab12-DNAT\n-A POSTROUTING -j SKIFF-ab12-NAT\n";
+        let raw = "-N SKIFF-ab12-RAW\n-A PREROUTING -j SKIFF-ab12-RAW\n";
+        let s = fw.script(
+            &[br("skab12n1", "172.18.0.0/16", false)],
+            &[],
+            &tables(filter, nat, raw),
+        );
+        assert!(
+            s.contains("-D PREROUTING -j SKIFF-ab12-DNAT\n-D OUTPUT -j SKIFF-ab12-DNAT\n"),
+            "{s}"
+        );
+        assert_eq!(
+            s.matches("-F SKIFF-ab12-DNAT\n-X SKIFF-ab12-DNAT\n")
+                .count(),
+            1,
+            "{s}"
+        );
+        assert!(s.contains("*raw\n-D PREROUTING -j SKIFF-ab12-RAW\n-F SKIFF-ab12-RAW\n-X SKIFF-ab12-RAW\nCOMMIT\n"), "{s}");
+        assert!(s.contains(":SKIFF-ab12-NAT - [0:0]\n"), "{s}");
+        assert!(!s.contains("-I POSTROUTING"), "{s}");
     }
 
     #[test]
@@ -210,15 +455,19 @@ mod tests {
         let fw = Firewall::new("ab12");
         let filter = "-P FORWARD DROP\n-N SKIFF-ab12-FWD\n-A FORWARD -j SKIFF-ab12-FWD\n";
         let nat = "-N SKIFF-ab12-NAT\n-A POSTROUTING -j SKIFF-ab12-NAT\n";
-        let s = fw.script(&[br("skab12n1", "172.18.0.0/16", false)], filter, nat);
+        let t = tables(filter, nat, "");
+        let s = fw.script(&[br("skab12n1", "172.18.0.0/16", false)], &[], &t);
         assert!(!s.contains("-I FORWARD"), "{s}");
         assert!(!s.contains("-I POSTROUTING"), "{s}");
-        let gone = fw.script(&[], filter, nat);
+        let gone = fw.script(&[], &[], &t);
         assert_eq!(
             gone,
             "*filter\n-D FORWARD -j SKIFF-ab12-FWD\n-F SKIFF-ab12-FWD\n-X SKIFF-ab12-FWD\nCOMMIT\n\
              *nat\n-D POSTROUTING -j SKIFF-ab12-NAT\n-F SKIFF-ab12-NAT\n-X SKIFF-ab12-NAT\nCOMMIT\n"
         );
-        assert_eq!(fw.script(&[], "-P FORWARD DROP\n", ""), "");
+        assert_eq!(
+            fw.script(&[], &[], &tables("-P FORWARD DROP\n", "", "")),
+            ""
+        );
     }
 }

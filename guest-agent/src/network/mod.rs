@@ -8,7 +8,9 @@
 //! namespace, made and pinned by the agent, with one veth per network. Forwarding and NAT are
 //! per-network iptables rules (`firewall`), names are answered by a DNS server on each
 //! user-defined network's gateway (`dns`), and published ports are sockets the agent holds
-//! and forwards (`proxy`), so no per-container firewall rule exists.
+//! and forwards (`proxy`). Natively, published TCP ports on IPv4 are also DNATed by the kernel
+//! (`firewall::PortRule`, the fast path), and the agent's socket relays the rest: UDP, IPv6,
+//! and connections from containers on the agent's own bridges.
 
 pub mod dns;
 pub mod firewall;
@@ -30,7 +32,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use self::firewall::{BridgeRules, Firewall};
+use self::firewall::{BridgeRules, Firewall, PortRule};
 use self::ipam::Claims;
 use self::link::Netlink;
 use self::ports::Published;
@@ -118,6 +120,8 @@ struct State {
     active: HashMap<String, u64>,
     dns: HashMap<String, dns::Server>,
     forwards: HashMap<String, Vec<publish::Served>>,
+    /// Published ports the kernel forwards, per container.
+    kernel_ports: HashMap<String, Vec<PortRule>>,
     generation: u64,
 }
 
@@ -417,6 +421,13 @@ impl Networks {
             .collect()
     }
 
+    /// Rewrite the firewall for the bridges and ports in use. Callers hold `op`.
+    fn apply_rules(&self) -> Result<()> {
+        let rules = self.bridge_rules();
+        let ports: Vec<PortRule> = self.st().kernel_ports.values().flatten().cloned().collect();
+        tokio::task::block_in_place(|| self.fw.apply(&rules, &ports))
+    }
+
     /// Bridge up, rules in place, DNS listening. Returns the bridge's index.
     async fn activate(&self, n: &Network) -> Result<u32> {
         let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
@@ -433,9 +444,7 @@ impl Networks {
             st.active.insert(n.id.clone(), g).is_none()
         };
         if fresh {
-            let rules = self.bridge_rules();
-            let fw_result = tokio::task::block_in_place(|| self.fw.apply(&rules));
-            if let Err(e) = fw_result {
+            if let Err(e) = self.apply_rules() {
                 self.st().active.remove(&n.id);
                 let _ = nl.delete(&bridge).await;
                 return Err(e);
@@ -479,8 +488,7 @@ impl Networks {
             }
         }
         if was || !self.bridge_rules().is_empty() || self.st().active.is_empty() {
-            let rules = self.bridge_rules();
-            if let Err(e) = tokio::task::block_in_place(|| self.fw.apply(&rules)) {
+            if let Err(e) = self.apply_rules() {
                 tracing::warn!("updating firewall rules: {e:#}");
             }
         }
@@ -612,9 +620,58 @@ impl Networks {
         if !j.ports.is_empty() {
             if let Some(ip) = state.first_ip() {
                 self.publish(j.id, j.name, ip, j.ports, state)?;
+                self.forward_in_kernel(j.id, j.name, state).await;
             }
         }
         Ok(())
+    }
+
+    /// The published ports of `state` that the kernel can forward: TCP, to an IPv4 host
+    /// address, into the container's first network when that is a bridge with egress, and
+    /// only natively (in the VM the host's socket is the machine daemon's).
+    fn kernel_port_rules(&self, state: &NetState) -> Vec<PortRule> {
+        let Some(ep) = state.endpoints.first() else {
+            return Vec::new();
+        };
+        if crate::vm::ports::remote().is_some() {
+            return Vec::new();
+        }
+        let Ok(n) = self.get(&ep.network_id) else {
+            return Vec::new();
+        };
+        if n.internal {
+            return Vec::new();
+        }
+        state
+            .ports
+            .iter()
+            .filter(|p| p.proto == proxy::Proto::Tcp)
+            .filter_map(|p| match p.host_ip {
+                IpAddr::V4(ip) => Some(PortRule {
+                    bridge: n.bridge_name(&self.tag),
+                    host_ip: (!ip.is_unspecified()).then_some(ip),
+                    host_port: p.host_port,
+                    target: std::net::SocketAddrV4::new(ep.ip, p.container_port),
+                }),
+                IpAddr::V6(_) => None,
+            })
+            .collect()
+    }
+
+    /// Hand a container's TCP ports to the kernel. When the rules cannot be written the
+    /// agent's relay still serves the ports, only slower, so this is a warning.
+    async fn forward_in_kernel(&self, id: &str, name: &str, state: &NetState) {
+        let rules = self.kernel_port_rules(state);
+        if rules.is_empty() {
+            return;
+        }
+        let _op = self.op.lock().await;
+        self.st().kernel_ports.insert(id.to_string(), rules);
+        if let Err(e) = self.apply_rules() {
+            tracing::warn!("{name}: published ports stay with the agent's relay: {e:#}");
+            self.st().kernel_ports.remove(id);
+            let _ = self.apply_rules();
+        }
     }
 
     async fn join_one(
@@ -711,6 +768,13 @@ impl Networks {
     /// unpinned. Safe on a partial state and after a restart.
     pub async fn detach(self: &Arc<Self>, id: &str, state: &NetState) {
         self.st().forwards.remove(id);
+        if self.st().kernel_ports.contains_key(id) {
+            let _op = self.op.lock().await;
+            self.st().kernel_ports.remove(id);
+            if let Err(e) = self.apply_rules() {
+                tracing::warn!("removing the port rules of {id}: {e:#}");
+            }
+        }
         for ep in &state.endpoints {
             self.leave_one(id, ep).await;
         }
@@ -812,6 +876,7 @@ impl Networks {
             }
         }
         self.st().forwards.insert(id.to_string(), forwards);
+        self.forward_in_kernel(id, name, state).await;
     }
 
     /// After recovery: bridges left up by a previous agent with nobody on them go away.
@@ -835,9 +900,9 @@ impl Networks {
                 let _ = nl.delete(&bridge).await;
             }
         }
-        let rules = self.bridge_rules();
-        if any_stale || rules.is_empty() {
-            if let Err(e) = tokio::task::block_in_place(|| self.fw.apply(&rules)) {
+        if any_stale || self.bridge_rules().is_empty() {
+            let _op = self.op.lock().await;
+            if let Err(e) = self.apply_rules() {
                 tracing::debug!("firewall cleanup: {e:#}");
             }
         }
