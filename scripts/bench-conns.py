@@ -87,9 +87,9 @@ def hold(host, port, n, seconds):
 def main():
     mode = sys.argv[1]
     if mode == "rate":
-        rate(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
+        rate(sys.argv[2].strip("[]"), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
     elif mode == "hold":
-        hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+        hold(sys.argv[2].strip("[]"), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
     else:
         sys.exit(__doc__)
 

@@ -400,3 +400,47 @@ fn stats_and_disk_usage_match_docker() {
     assert_eq!(df.stdout, s.docker(&["system", "df"]).ok().stdout);
     s.run(&["rm", "-f", "measured"]).ok();
 }
+
+/// `--security-opt` takes effect as docker's does, and what skiff cannot apply is refused
+/// instead of dropped: the container never runs with other confinement than asked for.
+#[test]
+fn security_opts_take_effect_or_are_refused() {
+    let (s, img) = ready();
+    let status = |opts: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        for o in opts {
+            args.extend(["--security-opt", o]);
+        }
+        args.extend([&img, "sh", "-c"]);
+        args.push("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\\t'; grep -c ' /proc/sys ' /proc/self/mountinfo; true");
+        s.run(&args).ok().stdout
+    };
+    assert_eq!(status(&[]), "NoNewPrivs:0\nSeccomp:2\n1\n");
+    assert_eq!(
+        status(&["seccomp=unconfined"]),
+        "NoNewPrivs:0\nSeccomp:0\n1\n"
+    );
+    assert_eq!(
+        status(&["no-new-privileges"]),
+        "NoNewPrivs:1\nSeccomp:2\n1\n"
+    );
+    assert_eq!(
+        status(&["systempaths=unconfined"]),
+        "NoNewPrivs:0\nSeccomp:2\n0\n"
+    );
+    assert_eq!(
+        status(&["apparmor=unconfined", "label=disable"]),
+        "NoNewPrivs:0\nSeccomp:2\n1\n"
+    );
+
+    let before = s.run(&["ps", "-aq"]).ok().stdout;
+    s.run(&["run", "--rm", "--security-opt", "bogus=1", &img, "true"])
+        .fails_with(125, "invalid --security-opt \"bogus=1\"");
+    s.run(&["run", "--rm", "--security-opt", "seccomp={}", &img, "true"])
+        .fails_with(125, "custom seccomp profiles are not supported");
+    assert_eq!(
+        s.run(&["ps", "-aq"]).ok().stdout,
+        before,
+        "a refused run left a container"
+    );
+}

@@ -1252,6 +1252,8 @@ fn validate_host_config(hc: &bollard::models::HostConfig) -> Result<(), ApiError
         hc.privileged.unwrap_or(false),
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    super::security_opt::parse(hc.security_opt.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     for dest in hc.tmpfs.iter().flatten().map(|(k, _)| k) {
         if !dest.starts_with('/') {
             return Err(ApiError::bad_request(format!(

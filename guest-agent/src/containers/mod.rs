@@ -10,6 +10,7 @@ pub mod names;
 pub mod record;
 pub mod rootfs;
 pub mod security;
+pub mod security_opt;
 pub mod shim;
 pub mod sockpath;
 pub mod spec;

@@ -82,6 +82,7 @@ pub fn build(input: &SpecInput) -> Result<Value> {
     let rec = input.rec;
     let hc = &rec.host_config;
     let privileged = hc.privileged.unwrap_or(false);
+    let opts = super::security_opt::parse(hc.security_opt.as_deref().unwrap_or_default())?;
     let caps = security::resolve_caps(
         hc.cap_add.as_deref().unwrap_or_default(),
         hc.cap_drop.as_deref().unwrap_or_default(),
@@ -145,6 +146,11 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         // still holds CAP_SYS_ADMIN only when the field is absent (with `false` it loads it
         // after dropping capabilities, and the kernel refuses).
     });
+    if opts.no_new_privileges {
+        // With `true` libcontainer loads seccomp after setting the flag, which the kernel
+        // allows without CAP_SYS_ADMIN.
+        process["noNewPrivileges"] = json!(true);
+    }
     if let Some(adj) = hc.oom_score_adj.filter(|a| *a != 0) {
         process["oomScoreAdj"] = json!(adj);
     }
@@ -171,9 +177,11 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         "cgroupsPath": cgroup_path(&rec.id),
         "resources": resources(rec)?,
     });
-    if !privileged {
+    if !privileged && !opts.systempaths_unconfined {
         linux["maskedPaths"] = json!(security::masked_paths());
         linux["readonlyPaths"] = json!(security::READONLY_PATHS);
+    }
+    if !privileged && !opts.seccomp_unconfined {
         let seccomp = security::default_seccomp(&caps);
         linux["seccomp"] = serde_json::to_value(seccomp).context("encoding seccomp profile")?;
     }
