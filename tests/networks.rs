@@ -532,6 +532,10 @@ fn docker_cli_publishes_ports_and_manages_networks() {
     let s = ready();
     let web = image("web");
     let p = free_port();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
     s.docker(&["network", "create", "--label", "purpose=test", "dnet"])
         .ok();
     let ls = s
@@ -589,6 +593,39 @@ fn docker_cli_publishes_ports_and_manages_networks() {
     assert!(pruned.contains("dnet"), "{pruned}");
     s.docker(&["network", "inspect", "dnet"])
         .fails_with(1, "dnet");
+
+    // What happened to the networks, as docker events tell it (compose follows these).
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1;
+    let ev = s
+        .docker(&[
+            "events",
+            "--since",
+            &t0.saturating_sub(1).to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "type=network",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} {{if .Actor.Attributes.container}}c{{end}}",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(
+        ev.lines().map(str::trim_end).collect::<Vec<_>>(),
+        [
+            "network create dnet bridge",
+            "network connect dnet bridge c",
+            "network connect bridge bridge c",
+            "network disconnect bridge bridge c",
+            "network disconnect dnet bridge c",
+            "network destroy dnet bridge",
+        ],
+        "{ev}"
+    );
 }
 
 /// This agent's tag, which all its interface and chain names carry.

@@ -1,4 +1,5 @@
-//! `GET /events`: docker's event stream (container events), history from `since`, live after.
+//! `GET /events`: docker's event stream (container and network events), history from `since`,
+//! live after.
 
 use std::time::Duration;
 
@@ -23,10 +24,12 @@ fn wanted(f: &Filters, e: &Event) -> bool {
     };
     let name = e.attributes.get("name").map(String::as_str).unwrap_or("");
     let image = e.attributes.get("image").map(String::as_str).unwrap_or("");
-    any("type", &|t| t == "container")
-        && any("container", &|c| {
-            e.id.starts_with(c) || name == c.trim_start_matches('/')
-        })
+    // As dockerd: the container and network filters match every event's actor (its ID or
+    // name), whatever its type.
+    let actor = |x: &str| e.id.starts_with(x) || name == x.trim_start_matches('/');
+    any("type", &|t| t == e.kind)
+        && any("container", &actor)
+        && any("network", &actor)
         && any("event", &|a| a == e.action)
         && any("image", &|i| image == i)
         && f.get("label").iter().all(|l| match l.split_once('=') {
@@ -37,7 +40,7 @@ fn wanted(f: &Filters, e: &Event) -> bool {
 
 pub fn events(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
     let filters = q.filters()?;
-    filters.only(&["type", "container", "event", "image", "label"])?;
+    filters.only(&["type", "container", "network", "event", "image", "label"])?;
     let since = q
         .get("since")
         .filter(|s| !s.is_empty())

@@ -250,15 +250,26 @@ pub fn create(ctx: &Ctx, body: &[u8]) -> Result<Resp, ApiError> {
         options: b.options.unwrap_or_default(),
         subnet_given: false,
     })?;
+    network_event(ctx, "create", &n);
     Ok(json(
         StatusCode::CREATED,
         &json!({"Id": n.id, "Warning": ""}),
     ))
 }
 
+/// docker's `create` and `destroy` events of a network.
+fn network_event(ctx: &Ctx, action: &str, n: &Network) {
+    let attrs = std::collections::HashMap::from([
+        ("name".to_string(), n.name.clone()),
+        ("type".to_string(), n.driver.clone()),
+    ]);
+    ctx.containers.events.emit_network(action, &n.id, attrs);
+}
+
 pub async fn remove(ctx: &Ctx, key: &str) -> Result<Resp, ApiError> {
     let n = ctx.containers.networks.get(key)?;
     ctx.containers.networks.remove(&n).await?;
+    network_event(ctx, "destroy", &n);
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -331,6 +342,7 @@ pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
             continue;
         }
         if ctx.containers.networks.remove(&n).await.is_ok() {
+            network_event(ctx, "destroy", &n);
             deleted.push(n.name.clone());
         }
     }

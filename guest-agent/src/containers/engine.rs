@@ -256,6 +256,19 @@ impl Containers {
         self.networks.sweep_stale().await;
     }
 
+    /// A network's connect or disconnect of container `container_id`, as docker reports it.
+    fn emit_network(&self, action: &str, network_id: &str, container_id: &str) {
+        let Ok(n) = self.networks.get(network_id) else {
+            return;
+        };
+        let attrs = HashMap::from([
+            ("container".to_string(), container_id.to_string()),
+            ("name".to_string(), n.name.clone()),
+            ("type".to_string(), n.driver.clone()),
+        ]);
+        self.events.emit_network(action, &n.id, attrs);
+    }
+
     /// A container event with docker's attributes (name, image, labels, and `extra`).
     fn emit(&self, action: &str, c: &Container, extra: &[(&str, String)]) {
         let rec = c.record();
@@ -519,6 +532,9 @@ impl Containers {
                     self.networks.detach(&rec.id, &state).await;
                     return Err(e);
                 }
+                for ep in &state.endpoints {
+                    self.emit_network("connect", &ep.network_id, &rec.id);
+                }
                 Ok((state.netns.clone(), Some(state)))
             }
         }
@@ -529,6 +545,9 @@ impl Containers {
         if let Some(net) = c.record().net {
             self.networks.detach(&c.id, &net).await;
             let _ = c.update(|r| r.net = None);
+            for ep in &net.endpoints {
+                self.emit_network("disconnect", &ep.network_id, &c.id);
+            }
         }
     }
 
@@ -574,6 +593,7 @@ impl Containers {
                 .await?;
             c.update(|r| r.net = Some(st))
                 .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            self.emit_network("connect", &n.id, &rec.id);
         }
         c.update(|r| r.networks.push((n.id.clone(), cfg)))
             .map_err(|e| ApiError::internal(format!("{e:#}")))?;
@@ -600,6 +620,7 @@ impl Containers {
             self.networks.disconnect_live(&rec.id, &n.id, &mut st).await;
             c.update(|r| r.net = Some(st))
                 .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            self.emit_network("disconnect", &n.id, &rec.id);
         }
         c.update(|r| r.networks.retain(|(id, _)| *id != n.id))
             .map_err(|e| ApiError::internal(format!("{e:#}")))?;

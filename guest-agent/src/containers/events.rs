@@ -1,5 +1,5 @@
-//! Container events, as `GET /events` streams them (`docker events`, and the docker CLI's
-//! `stats` and compose follow them to see containers come and go).
+//! Container and network events, as `GET /events` streams them (`docker events`, and the
+//! docker CLI's `stats` and compose follow them to see containers come and go).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -12,6 +12,8 @@ const KEPT: usize = 1024;
 
 #[derive(Clone, Debug)]
 pub struct Event {
+    /// docker's event type: "container" or "network".
+    pub kind: &'static str,
     pub action: String,
     pub id: String,
     pub attributes: HashMap<String, String>,
@@ -19,8 +21,18 @@ pub struct Event {
 }
 
 impl Event {
-    /// docker's event message (both its old flat fields and the typed ones).
+    /// docker's event message (for containers, both its old flat fields and the typed ones).
     pub fn to_json(&self) -> Value {
+        if self.kind != "container" {
+            return json!({
+                "Type": self.kind,
+                "Action": self.action,
+                "Actor": {"ID": self.id, "Attributes": self.attributes},
+                "scope": "local",
+                "time": self.time_nano / 1_000_000_000,
+                "timeNano": self.time_nano,
+            });
+        }
         let from = self.attributes.get("image").cloned().unwrap_or_default();
         json!({
             "status": self.action,
@@ -52,7 +64,24 @@ impl Default for Events {
 
 impl Events {
     pub fn emit(&self, action: &str, id: &str, attributes: HashMap<String, String>) {
+        self.emit_kind("container", action, id, attributes)
+    }
+
+    /// A network event: `id` is the network's, `attributes` carry its name and type (and the
+    /// container, for connect and disconnect), as docker's do.
+    pub fn emit_network(&self, action: &str, id: &str, attributes: HashMap<String, String>) {
+        self.emit_kind("network", action, id, attributes)
+    }
+
+    fn emit_kind(
+        &self,
+        kind: &'static str,
+        action: &str,
+        id: &str,
+        attributes: HashMap<String, String>,
+    ) {
         let ev = Event {
+            kind,
             action: action.to_string(),
             id: id.to_string(),
             attributes,
@@ -97,5 +126,18 @@ mod tests {
         let (none, _) = ev.subscribe(None);
         assert!(none.is_empty());
         assert_eq!(past[0].to_json()["Action"], "create");
+    }
+
+    #[test]
+    fn network_events_have_docker_shape() {
+        let ev = Events::default();
+        let (_, mut rx) = ev.subscribe(None);
+        let attrs = HashMap::from([("name".to_string(), "web".to_string())]);
+        ev.emit_network("connect", "n1", attrs);
+        let j = rx.try_recv().unwrap().to_json();
+        assert_eq!(j["Type"], "network");
+        assert_eq!(j["Actor"]["ID"], "n1");
+        assert_eq!(j["Actor"]["Attributes"]["name"], "web");
+        assert!(j.get("status").is_none() && j.get("from").is_none(), "{j}");
     }
 }
