@@ -788,3 +788,80 @@ fn a_container_cannot_reach_the_hosts_loopback_through_its_bridge() {
     );
     s.run(&["rm", "-f", "lo-pub"]).ok();
 }
+
+/// docker's legacy `--link`: the alias resolves through `/etc/hosts` and, on the default
+/// bridge, the linked container's ports and environment arrive as variables.
+#[test]
+fn legacy_links_name_the_target_and_describe_it() {
+    let s = ready();
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "linked-web",
+        "-e",
+        "ROLE=db",
+        &image("web"),
+    ])
+    .ok();
+    let ip = s
+        .run(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.IPAddress}}",
+            "linked-web",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let out = s
+        .run(&[
+            "run",
+            "--rm",
+            "--name",
+            "linker",
+            "--link",
+            "linked-web:store",
+            &image("busybox"),
+            "sh",
+            "-c",
+            "grep -w store /etc/hosts; echo $STORE_NAME $STORE_PORT_80_TCP $STORE_ENV_ROLE; wget -qO- http://store/index.html",
+        ])
+        .ok()
+        .stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with(&format!("{ip}\tstore ")) && lines[0].ends_with(" linked-web"),
+        "{out}"
+    );
+    assert_eq!(lines[1], format!("/linker/store tcp://{ip}:80 db"));
+    assert_eq!(lines[2], "hello from web");
+
+    let before = s.run(&["ps", "-aq"]).ok().stdout;
+    s.run(&[
+        "run",
+        "--rm",
+        "--link",
+        "nosuch:x",
+        &image("busybox"),
+        "true",
+    ])
+    .fails_with(125, "could not get container for nosuch");
+    assert_eq!(s.run(&["ps", "-aq"]).ok().stdout, before);
+    s.run(&["stop", "-t", "0", "linked-web"]).ok();
+    s.run(&[
+        "run",
+        "--rm",
+        "--link",
+        "linked-web",
+        &image("busybox"),
+        "true",
+    ])
+    .fails_with(
+        125,
+        "Cannot link to a non running container: /linked-web AS /",
+    );
+    s.run(&["rm", "-f", "linked-web"]).ok();
+}

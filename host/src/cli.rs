@@ -727,6 +727,9 @@ pub struct ContainerFlags {
     /// Add network-scoped alias for the container
     #[arg(long, alias = "net-alias", value_name = "list")]
     pub network_alias: Vec<String>,
+    /// Add link to another container (NAME or NAME:ALIAS; legacy, as docker's)
+    #[arg(long, value_name = "list")]
+    pub link: Vec<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long, value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,

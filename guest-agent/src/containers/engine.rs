@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bollard::models::{ContainerConfig, ContainerCreateBody};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::record::{now_rfc3339, Record, State, Status};
 use super::rootfs::{self, Paths};
 use super::shim::{self, ExitInfo, ShimConfig, Started};
-use super::{names, security, spec, user};
+use super::{links, names, security, spec, user};
 use crate::api::http::ApiError;
 use crate::images::store::Store;
 use crate::network::{self, EndpointConfig, Mode, Networks};
@@ -345,6 +345,15 @@ impl Containers {
             .map_err(|e| ApiError::not_found(e.to_string()))?;
         let mut host_config = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host_config)?;
+        for l in host_config.links.iter().flatten() {
+            let link = links::parse(l).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            self.get(&link.name).map_err(|_| {
+                ApiError::not_found(format!(
+                    "could not get container for {0}: No such container: {0}",
+                    link.name
+                ))
+            })?;
+        }
         let user_config = config_of(&body);
         let run = image.config.config.clone().unwrap_or_default();
         let config = merge_config(user_config, &run, &image_name);
@@ -407,6 +416,7 @@ impl Containers {
                 .collect(),
             networks,
             net: None,
+            link_env: Vec::new(),
         };
         let dir = self.dir.join(&id);
         let made = (|| -> Result<()> {
@@ -692,6 +702,57 @@ impl Containers {
         }
     }
 
+    /// The `/etc/hosts` lines and environment of a starting container's `--link`s. Each
+    /// target must be running; its address is the one on a network the two share, else its
+    /// first.
+    fn resolve_links(
+        &self,
+        rec: &Record,
+        net: Option<&network::NetState>,
+    ) -> Result<(String, Vec<String>)> {
+        let mut hosts = String::new();
+        let mut env = Vec::new();
+        let mine: Vec<&str> = net
+            .map(|n| n.endpoints.iter().map(|e| e.network_id.as_str()).collect())
+            .unwrap_or_default();
+        let on_default_bridge = net
+            .and_then(|n| n.endpoints.first())
+            .and_then(|e| self.networks.get(&e.network_id).ok())
+            .is_some_and(|n| n.name == "bridge");
+        for l in rec.host_config.links.iter().flatten() {
+            let link = links::parse(l)?;
+            let target = self
+                .get(&link.name)
+                .map_err(|_| anyhow!("could not get container for {}", link.name))?
+                .record();
+            let endpoints = target
+                .net
+                .as_ref()
+                .filter(|_| target.state.status.is_live())
+                .map(|n| n.endpoints.clone())
+                .unwrap_or_default();
+            let Some(ep) = endpoints
+                .iter()
+                .find(|e| mine.contains(&e.network_id.as_str()))
+                .or(endpoints.first())
+            else {
+                bail!(
+                    "Cannot link to a non running container: /{} AS /{}/{}",
+                    target.name,
+                    rec.name,
+                    link.alias
+                );
+            };
+            let ip = ep.ip.to_string();
+            hosts.push_str(&links::hosts_line(&link, &target, &ip));
+            // On user-defined networks a link is only a name, as in docker.
+            if on_default_bridge {
+                env.extend(links::env(&link, &rec.name, &target, &ip));
+            }
+        }
+        Ok((hosts, env))
+    }
+
     async fn launch(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let rec = c.record();
         let paths = c.paths();
@@ -708,9 +769,17 @@ impl Containers {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| rec.short_id().to_string());
         let (netns, net) = self.join_network(c, &rec, &hostname).await?;
-        let (hosts, resolv) = self
-            .networks
-            .etc_files(net.as_ref(), &hostname, &rec.host_config);
+        let (mut hosts, resolv) =
+            self.networks
+                .etc_files(net.as_ref(), &hostname, &rec.host_config);
+        let (link_hosts, link_env) = self.resolve_links(&rec, net.as_ref())?;
+        hosts.push_str(&link_hosts);
+        let rec = if rec.link_env != link_env {
+            c.update(|r| r.link_env = link_env)?;
+            c.record()
+        } else {
+            rec
+        };
         rootfs::write_etc_files(&c.dir, &hostname, &hosts, &resolv)?;
         let bundle = c.dir.join("bundle");
         std::fs::create_dir_all(&bundle)?;

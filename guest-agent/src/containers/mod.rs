@@ -5,6 +5,7 @@ pub mod cgroup_ro;
 pub mod engine;
 pub mod events;
 pub mod exec;
+pub mod links;
 pub mod logs;
 pub mod names;
 pub mod record;

@@ -98,6 +98,9 @@ pub struct Record {
     /// Its namespace, endpoints and published ports while it runs.
     #[serde(default)]
     pub net: Option<crate::network::NetState>,
+    /// The environment its `--link`s gave it at its last start (exec sees it too).
+    #[serde(default)]
+    pub link_env: Vec<String>,
 }
 
 impl Record {

@@ -66,6 +66,9 @@ pub fn environment(rec: &Record, hostname: &str) -> Vec<String> {
         env.push(kv.to_string());
     };
     set(&format!("HOSTNAME={hostname}"));
+    for kv in &rec.link_env {
+        set(kv);
+    }
     for kv in rec.config.env.iter().flatten() {
         set(kv);
     }

@@ -272,7 +272,7 @@ pub fn build_spec(
     host.insert("GroupAdd".into(), Value::Null);
     host.insert("IpcMode".into(), json!(""));
     host.insert("Cgroup".into(), json!(""));
-    host.insert("Links".into(), Value::Null);
+    host.insert("Links".into(), list_or_null(&f.link));
     host.insert("OomScoreAdj".into(), json!(0));
     host.insert("PidMode".into(), json!(""));
     host.insert("Privileged".into(), json!(f.privileged));
