@@ -9,7 +9,8 @@
 # Figures: throughput of one 500 MiB download (curl; median of BENCH_RUNS interleaved rounds,
 # default 5), short connections per second
 # (scripts/bench-conns.py, 16 workers, 10 s), and 1,000 connections held open through one port
-# (all answered afterwards?) with the agent's memory before, while holding and after.
+# to scripts/bench-server.rs (all answered afterwards?) with the agent's memory before, while
+# holding and after.
 # Not a test: figures depend on the machine.
 #
 #   sudo scripts/bench-ports.sh            # BENCH_RUNS=3 for a quicker look
@@ -86,10 +87,28 @@ for w in "${ways[@]}"; do
     python3 scripts/bench-conns.py rate "${ADDR[$w]%:*}" "${ADDR[$w]##*:}" 10 16 > "$out/$w-conns.txt"
 done
 
+# Held connections go to scripts/bench-server.rs (busybox httpd's backlog of 9 loses a burst of
+# 1,000 connects whatever the path), in a busybox container of each engine.
+rustc --edition 2021 -O -C target-feature=+crt-static -o "$WORK/bench-server" scripts/bench-server.rs
+declare -A HOLD=([skiff]=18191 [skiff-relay]=18192 [podman]=18193)
+for t in skiff podman; do
+    c="${CLI[$t]}"
+    $c rm -f bench-hold >/dev/null 2>&1 || true
+    $c pull -q "$REG/busybox" >/dev/null
+    extra=()
+    [ "$t" = skiff ] && extra=(-p "[::1]:${HOLD[skiff-relay]}:8080")
+    $c create --name bench-hold -p "127.0.0.1:${HOLD[$t]}:8080" "${extra[@]}" "$REG/busybox" /bench-server 8080 >/dev/null
+    $c cp "$WORK/bench-server" bench-hold:/bench-server >/dev/null
+    $c start bench-hold >/dev/null
+done
+for p in "127.0.0.1:${HOLD[skiff]}" "[::1]:${HOLD[skiff-relay]}" "127.0.0.1:${HOLD[podman]}"; do
+    for _ in $(seq 50); do curl -sf -o /dev/null "http://$p/" && break; sleep 0.2; done
+done
+
 rss() { awk '/VmRSS/ {print $2}' "/proc/$(cat "$SKIFF_ROOT/agent.pid")/status"; }
 rss_before=$(rss)
-# Held through the relay: that is where the agent holds per-connection state.
-python3 scripts/bench-conns.py hold ::1 "${PORT[skiff-relay]}" 1000 5 > "$out/hold.txt" &
+# Through the relay: that is where the agent holds per-connection state.
+python3 scripts/bench-conns.py hold ::1 "${HOLD[skiff-relay]}" 1000 5 > "$out/hold.txt" &
 hold=$!
 sleep 4
 rss_holding=$(rss)
@@ -97,10 +116,12 @@ wait $hold
 sleep 2
 rss_after=$(rss)
 # A second round: memory must not climb with each batch of connections.
-python3 scripts/bench-conns.py hold ::1 "${PORT[skiff-relay]}" 1000 1 > "$out/hold2.txt"
-python3 scripts/bench-conns.py hold 127.0.0.1 "${PORT[skiff]}" 1000 5 > "$out/hold-dnat.txt"
+python3 scripts/bench-conns.py hold ::1 "${HOLD[skiff-relay]}" 1000 1 > "$out/hold2.txt"
 sleep 2
 rss_after2=$(rss)
+python3 scripts/bench-conns.py hold 127.0.0.1 "${HOLD[skiff]}" 1000 5 > "$out/hold-dnat.txt"
+python3 scripts/bench-conns.py hold 127.0.0.1 "${HOLD[podman]}" 1000 5 > "$out/hold-podman.txt"
+for t in skiff podman; do ${CLI[$t]} rm -f bench-hold >/dev/null; done
 
 for t in "${tools[@]}"; do ${CLI[$t]} rm -f bench-web >/dev/null; done
 
@@ -113,5 +134,5 @@ for w in "${ways[@]}"; do
         "$(echo "$(mibs "$w") / $(mibs host)" | bc -l)" "$(cut -d' ' -f1,2,3,4 "$out/$w-conns.txt")"
 done
 printf '\nskiff / podman throughput: %.2f×\n' "$(echo "$(mibs skiff) / $(mibs podman)" | bc -l)"
-echo "1,000 connections held 5 s through skiff's relay: $(cat "$out/hold.txt"); again: $(cat "$out/hold2.txt"); through the DNATed port: $(cat "$out/hold-dnat.txt")"
+echo "1,000 connections held 5 s (bench-server) through skiff's relay: $(cat "$out/hold.txt"); again (1 s): $(cat "$out/hold2.txt"); through skiff's DNATed port: $(cat "$out/hold-dnat.txt"); through podman's: $(cat "$out/hold-podman.txt")"
 echo "agent RSS (KiB): before $rss_before, holding $rss_holding, after $rss_after, after a second round $rss_after2"
