@@ -65,6 +65,24 @@ fn flag_error(value: &str, flag: &str, err: &str) -> String {
     format!("invalid argument \"{value}\" for \"{flag}\" flag: {err}")
 }
 
+/// pflag's words for a flag it does not know, and what skiff lacks when that is the reason.
+fn unknown_flag(arg: &str) -> String {
+    let flag = arg.split('=').next().unwrap_or(arg);
+    let lacking = match flag {
+        "-v" | "--volume" | "--mount" | "--volumes-from" | "--volume-driver" => {
+            " (volumes and bind mounts are not supported by skiff yet; `skiff cp` copies files in)"
+        }
+        _ => "",
+    };
+    match flag.strip_prefix("--") {
+        Some(long) => format!("unknown flag: --{long}{lacking}"),
+        None => {
+            let c = flag.chars().nth(1).unwrap_or('-');
+            format!("unknown shorthand flag: '{c}' in {flag}{lacking}")
+        }
+    }
+}
+
 /// docker's `parse` (opts.go), down to the JSON body the docker CLI sends.
 pub fn build_spec(
     f: &ContainerFlags,
@@ -76,6 +94,11 @@ pub fn build_spec(
         .first()
         .cloned()
         .ok_or_else(|| "requires at least 1 argument".to_string())?;
+    // Flags skiff does not know end up here (the image takes what follows it verbatim), and
+    // would otherwise be read as an image name.
+    if image.len() > 1 && image.starts_with('-') {
+        return Err(unknown_flag(&image));
+    }
     let cmd: Vec<String> = image_and_command[1..].to_vec();
 
     let mut attach_stdin = false;
@@ -586,6 +609,28 @@ mod tests {
 
     fn args(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_unknown_flag_is_not_taken_for_the_image() {
+        let e = build_spec(&flags(), &args(&["-v", "/a:/b", "busybox"]), false, (0, 0))
+            .err()
+            .unwrap();
+        assert!(
+            e.starts_with("unknown shorthand flag: 'v' in -v (volumes"),
+            "{e}"
+        );
+        let e = build_spec(
+            &flags(),
+            &args(&["--frobnicate=1", "busybox"]),
+            false,
+            (0, 0),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e, "unknown flag: --frobnicate");
+        // A lone "-" is not a flag.
+        assert!(build_spec(&flags(), &args(&["-"]), false, (0, 0)).is_ok());
     }
 
     #[test]
