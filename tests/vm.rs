@@ -139,6 +139,31 @@ fn vm_machine_boots_our_kernel_and_runs_containers() {
     let host_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     assert_ne!(out.stdout.trim(), host_release.trim());
 
+    // A separate engine is listed with the memory it uses, and goes with `engine rm`.
+    Run::from(
+        vm.command()
+            .env("SKIFF_ENGINE", "side")
+            .args(["ps", "-q"])
+            .output()
+            .expect("run skiff"),
+    )
+    .ok();
+    let listed = vm.run(&["machine", "engine", "ls"]).ok().stdout;
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert_eq!(rows[0], ["NAME", "MEMORY"], "{listed}");
+    assert_eq!(rows[1][0], "side", "{listed}");
+    assert!(rows[1][1].ends_with("MiB"), "{listed}");
+    assert_eq!(
+        vm.run(&["machine", "engine", "ls", "-q"]).ok().stdout,
+        "side\n"
+    );
+    vm.run(&["machine", "engine", "rm", "side"]).ok();
+    assert_eq!(vm.run(&["machine", "engine", "ls", "-q"]).ok().stdout, "");
+
     let info = vm.run(&["info"]).ok();
     assert!(info.stdout.contains("Backend:    vm"), "{}", info.stdout);
     assert!(

@@ -166,8 +166,8 @@ pub enum MachineCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum MachineEngineCommand {
-    /// List the engines the machine runs besides its own
-    Ls(MachineName),
+    /// List the engines the machine runs besides its own, with the memory each uses
+    Ls(MachineEngineLsArgs),
     /// Remove engines: their containers, images and state
     Rm(MachineEngineRmArgs),
 }
@@ -180,6 +180,15 @@ pub struct MachineEngineRmArgs {
     /// The engines to remove
     #[arg(required = true, value_name = "ENGINE")]
     pub engines: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct MachineEngineLsArgs {
+    /// The machine [default: $SKIFF_MACHINE, else "default"]
+    pub name: Option<String>,
+    /// Only display engine names
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

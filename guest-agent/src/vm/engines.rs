@@ -48,6 +48,18 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
+/// VmRSS of `pid`, in KiB.
+fn resident_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn root_of(name: &str) -> PathBuf {
     PathBuf::from(STATE_DIR).join("engines").join(name)
 }
@@ -112,8 +124,15 @@ impl Engines {
         self.lock().running.retain(|_, r| r.pid != pid);
     }
 
-    pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.lock().running.keys().cloned().collect();
+    /// The running engines, by name, each with its resident memory in KiB (`None` when its
+    /// /proc entry could not be read, as in the moment it ends).
+    pub fn list(&self) -> Vec<(String, Option<u64>)> {
+        let mut v: Vec<(String, Option<u64>)> = self
+            .lock()
+            .running
+            .iter()
+            .map(|(name, r)| (name.clone(), resident_kib(r.pid)))
+            .collect();
         v.sort();
         v
     }

@@ -276,7 +276,8 @@ struct Control {
 /// The host's requests to PID 1 on the init port, one line each, answered with one line
 /// starting `ok` or `error`: `shutdown` (stop the VM), `engine NAME` (start that engine if
 /// needed; answers its API port), `engine-rm NAME`, `engine-kill NAME` (SIGKILL, state
-/// kept), `engines` (the running ones' names).
+/// kept), `engines` (the running ones, each as `NAME=KIB` with its resident memory, or
+/// `NAME` alone when that could not be read).
 fn serve_control(ctl: Arc<Control>) -> Result<()> {
     let listener = super::vsock::listen_blocking(vsock::INIT_PORT)?;
     loop {
@@ -324,7 +325,16 @@ impl Control {
                 .engines
                 .stop(arg, libc::SIGKILL)
                 .map(|()| String::new()),
-            "engines" => Ok(self.engines.names().join(" ")),
+            "engines" => Ok(self
+                .engines
+                .list()
+                .into_iter()
+                .map(|(name, kib)| match kib {
+                    Some(kib) => format!("{name}={kib}"),
+                    None => name,
+                })
+                .collect::<Vec<_>>()
+                .join(" ")),
             _ => Err(anyhow::anyhow!("unknown request {verb:?}")),
         };
         match result {

@@ -4,8 +4,8 @@
 use anyhow::Result;
 
 use crate::cli::{
-    MachineCommand, MachineEngineCommand, MachineEngineRmArgs, MachineInitArgs, MachineName,
-    MachineRmArgs,
+    MachineCommand, MachineEngineCommand, MachineEngineLsArgs, MachineEngineRmArgs,
+    MachineInitArgs, MachineName, MachineRmArgs,
 };
 use crate::machine::vm::{self, config::MachineConfig, Machine, State};
 use crate::SkiffError;
@@ -51,12 +51,26 @@ fn running(name: &Option<String>) -> Result<Machine> {
     Ok(m)
 }
 
-fn engine_ls(a: &MachineName) -> Result<u8> {
+fn engine_ls(a: &MachineEngineLsArgs) -> Result<u8> {
     let m = running(&a.name)?;
     let v = vm::engines::request(&m.engines_socket(), &serde_json::json!({ "op": "ls" }))?;
-    for name in v["engines"].as_array().into_iter().flatten() {
-        println!("{}", name.as_str().unwrap_or_default());
+    let engines = v["engines"].as_array().cloned().unwrap_or_default();
+    let name_of = |e: &serde_json::Value| e["name"].as_str().unwrap_or_default().to_string();
+    if a.quiet {
+        for e in &engines {
+            crate::output::out(&format!("{}\n", name_of(e)));
+        }
+        return Ok(0);
     }
+    let mut rows = vec![vec!["NAME".to_string(), "MEMORY".to_string()]];
+    for e in &engines {
+        let memory = match e["memory_kib"].as_u64() {
+            Some(kib) => crate::commands::gofmt::bytes_size((kib * 1024) as f64),
+            None => "-".to_string(),
+        };
+        rows.push(vec![name_of(e), memory]);
+    }
+    crate::output::out(&crate::output::table(&rows));
     Ok(0)
 }
 

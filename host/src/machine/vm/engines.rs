@@ -4,8 +4,8 @@
 //!
 //! The client asks on the daemon's `engines.sock`, one JSON line each way:
 //! `{"op":"up","name":N,"socket":PATH,"env":["KEY=VALUE"...]}` (`env`: settings from
-//! `skiff_common::vsock::ENGINE_ENV`, applied when the engine starts), `{"op":"rm","name":N}`, `{"op":"ls"}`, and
-//! `{"op":"kill","name":N}` (SIGKILL the engine, as tests of crash survival do natively).
+//! `skiff_common::vsock::ENGINE_ENV`, applied when the engine starts), `{"op":"rm","name":N}`,
+//! `{"op":"ls"}` (the running engines, each with its resident memory), and `{"op":"kill","name":N}` (SIGKILL the engine, as tests of crash survival do natively).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -112,11 +112,26 @@ async fn handle(req: &Value, device: &Path, served: &Served) -> Result<Value> {
             Ok(json!({ "ok": true }))
         }
         "ls" => {
-            let names = ask_init(device, "engines").await?;
-            Ok(json!({ "engines": names.split_whitespace().collect::<Vec<_>>() }))
+            let listed = ask_init(device, "engines").await?;
+            Ok(json!({ "engines": parse_engine_list(&listed) }))
         }
         op => bail!("unknown request {op:?}"),
     }
+}
+
+/// PID 1's `NAME=KIB …` answer as `[{"name", "memory_kib"}]` (`memory_kib` null when PID 1
+/// could not read it).
+fn parse_engine_list(listed: &str) -> Vec<serde_json::Value> {
+    listed
+        .split_whitespace()
+        .map(|word| {
+            let (name, kib) = match word.split_once('=') {
+                Some((name, kib)) => (name, kib.parse::<u64>().ok()),
+                None => (word, None),
+            };
+            json!({ "name": name, "memory_kib": kib })
+        })
+        .collect()
 }
 
 /// Every connection to the engine's socket becomes a vsock stream to its API port.
@@ -200,5 +215,17 @@ mod tests {
         let e = ask_init(&sock, "engine a/b").await.unwrap_err().to_string();
         assert!(e.contains("invalid engine name"), "{e}");
         server.await.unwrap();
+    }
+
+    #[test]
+    fn engine_lists_carry_memory_when_pid_1_could_read_it() {
+        assert_eq!(
+            parse_engine_list("a=30544 b.c \n"),
+            vec![
+                json!({"name": "a", "memory_kib": 30544}),
+                json!({"name": "b.c", "memory_kib": null}),
+            ]
+        );
+        assert!(parse_engine_list("").is_empty());
     }
 }
