@@ -151,6 +151,7 @@ fn run(args: Args) -> Result<()> {
             socket.display()
         );
         containers.recover().await;
+        tokio::spawn(api::heap::trim_when_quiet());
         let ctx = Arc::new(Ctx {
             containers,
             execs: Default::default(),

@@ -4,6 +4,7 @@ pub mod archive;
 pub mod containers;
 pub mod events;
 pub mod exec;
+pub mod heap;
 pub mod http;
 pub mod images;
 pub mod networks;
@@ -97,6 +98,7 @@ where
 }
 
 async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
+    heap::note_request();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let mut resp = match route(ctx, req).await {
