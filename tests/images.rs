@@ -540,6 +540,21 @@ fn malformed_manifests_and_truncated_downloads() {
             0
         );
     }
+
+    // A Content-Length that claims less than the body: what was read fails its digest, and
+    // nothing is stored.
+    let (layer_digest, layer) = publish_tiny_image(&h, "short-claim");
+    h.route(
+        &format!("/v2/short-claim/blobs/{layer_digest}"),
+        Answer {
+            claimed_len: Some(layer.len() / 2),
+            ..Answer::json(layer.clone(), "application/octet-stream")
+        },
+    );
+    let out = s.run(&["pull", &format!("{}/short-claim", h.addr)]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(&layer_digest[..19]), "{out:?}");
+    assert!(s.image_ids().is_empty());
 }
 
 #[test]
