@@ -744,6 +744,21 @@ fn info_shows_the_socket_and_the_socket_is_private() {
     let mode = std::fs::metadata(s.socket()).expect("socket").mode();
     assert_eq!(mode & 0o002, 0, "socket must not be world-writable");
     assert_eq!(mode & 0o004, 0, "socket must not be world-readable");
+
+    // A reader that goes away (`skiff info | head -0`) ends skiff quietly, as docker.
+    let mut child = s
+        .command()
+        .arg("info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn skiff info");
+    drop(child.stdout.take());
+    let done = child.wait_with_output().expect("wait skiff info");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(done.status.signal(), Some(libc::SIGPIPE), "{stderr}");
 }
 
 #[test]

@@ -35,13 +35,46 @@ pub fn table_min(rows: &[Vec<String>], min_width: usize) -> String {
     out
 }
 
-/// Text on stdout; a reader that went away (`| head`) is not an error, as for docker.
+/// Text on stdout. A reader that went away (`| head`) ends skiff quietly, by SIGPIPE, as it
+/// ends docker (Go dies of SIGPIPE on a broken stdout); Rust ignores SIGPIPE, so that
+/// `println!` would panic and anything else would go on producing output nobody reads.
 pub fn out(text: &str) {
+    out_bytes(text.as_bytes())
+}
+
+/// Bytes on stdout, as `out`.
+pub fn out_bytes(bytes: &[u8]) {
     use std::io::Write;
     let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes());
-    let _ = o.flush();
+    let written = o.write_all(bytes).and_then(|()| o.flush());
+    if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+        // SAFETY: restoring the default action and raising the signal ends this process,
+        // which is what a broken stdout means for a command-line tool.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+    }
 }
+
+/// `println!` through `out`.
+macro_rules! out_line {
+    () => {
+        $crate::output::out("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use out_line;
+
+/// `print!` through `out`.
+macro_rules! out_text {
+    ($($arg:tt)*) => {
+        $crate::output::out(&format!($($arg)*))
+    };
+}
+pub(crate) use out_text;
 
 /// A line on stdout, as `out`.
 pub fn outln(text: &str) {
@@ -220,10 +253,7 @@ pub fn print_template(
 ) -> Result<(), String> {
     let mut out = Vec::new();
     write_template(&mut out, table_mode, text, headers, rows)?;
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(&out);
-    let _ = stdout.flush();
+    out_bytes(&out);
     Ok(())
 }
 

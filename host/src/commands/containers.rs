@@ -663,7 +663,7 @@ fn image_path(name: &str) -> String {
 
 /// docker's prompt.Confirm: the question on stdout, yes only for "y".
 pub fn confirm(message: &str) -> Result<bool> {
-    print!("{message} [y/N] ");
+    crate::output::out_text!("{message} [y/N] ");
     std::io::stdout().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
@@ -702,9 +702,9 @@ pub async fn prune(engine: &Engine, a: &ContainerPruneArgs) -> Result<u8> {
     }
     let (space, out) = prune_containers(&engine.api(), &a.filters).await?;
     if !out.is_empty() {
-        println!("{out}");
+        crate::output::out_line!("{out}");
     }
-    println!("Total reclaimed space: {}", human_size(space as f64));
+    crate::output::out_line!("Total reclaimed space: {}", human_size(space as f64));
     Ok(0)
 }
 

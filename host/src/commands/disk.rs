@@ -102,13 +102,13 @@ pub async fn system_prune(engine: &Engine, a: &SystemPruneArgs) -> Result<u8> {
     let (space, out) = prune_containers(&api, &a.filters).await?;
     total += space;
     if !out.is_empty() {
-        println!("{out}");
+        crate::output::out_line!("{out}");
     }
 
     if let Some(v) = optional_prune(&api, &format!("/networks/prune{filter_q}")).await? {
         let out = listed(&v, "NetworksDeleted", "Deleted Networks:");
         if !out.is_empty() {
-            println!("{out}");
+            crate::output::out_line!("{out}");
         }
     }
 
@@ -117,7 +117,7 @@ pub async fn system_prune(engine: &Engine, a: &SystemPruneArgs) -> Result<u8> {
             let out = listed(&v, "VolumesDeleted", "Deleted Volumes:");
             if !out.is_empty() {
                 total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
-                println!("{out}");
+                crate::output::out_line!("{out}");
             }
         }
     }
@@ -143,7 +143,7 @@ pub async fn system_prune(engine: &Engine, a: &SystemPruneArgs) -> Result<u8> {
             }
         }
         total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
-        println!("{out}");
+        crate::output::out_line!("{out}");
     }
 
     let mut build_q = vec![("filters", filters_json(&a.filters)?.unwrap_or_default())];
@@ -154,11 +154,11 @@ pub async fn system_prune(engine: &Engine, a: &SystemPruneArgs) -> Result<u8> {
         let out = listed(&v, "CachesDeleted", "Deleted build cache objects:");
         total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
         if !out.is_empty() {
-            println!("{out}");
+            crate::output::out_line!("{out}");
         }
     }
 
-    println!("Total reclaimed space: {}", human_size(total as f64));
+    crate::output::out_line!("Total reclaimed space: {}", human_size(total as f64));
     Ok(0)
 }
 
@@ -319,7 +319,7 @@ fn verbose(du: &Value) -> Result<()> {
             })
         })
         .collect();
-    println!("Images space usage:\n");
+    crate::output::out_line!("Images space usage:\n");
     print_template(
         true,
         "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
@@ -336,7 +336,7 @@ fn verbose(du: &Value) -> Result<()> {
             container_row(&c, true, now)
         })
         .collect();
-    println!("\nContainers space usage:\n");
+    crate::output::out_line!("\nContainers space usage:\n");
     print_template(
         true,
         "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
@@ -355,7 +355,7 @@ fn verbose(du: &Value) -> Result<()> {
             })
         })
         .collect();
-    println!("\nLocal Volumes space usage:\n");
+    crate::output::out_line!("\nLocal Volumes space usage:\n");
     print_template(
         true,
         "{{.Name}}\t{{.Links}}\t{{.Size}}",
@@ -370,8 +370,10 @@ fn verbose(du: &Value) -> Result<()> {
         .filter(|c| !c["Shared"].as_bool().unwrap_or(false))
         .map(|c| i(&c["Size"]))
         .sum();
-    println!("\nBuild cache usage: {}\n", human_size(builder as f64));
-    println!("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED");
+    crate::output::out_line!("\nBuild cache usage: {}\n", human_size(builder as f64));
+    crate::output::out_line!(
+        "CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED"
+    );
     Ok(())
 }
 

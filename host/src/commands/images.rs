@@ -128,7 +128,7 @@ pub async fn list(engine: &Engine, a: &ImagesArgs) -> Result<u8> {
                 short_id(&img.id)
             };
             if seen.insert(id.clone()) {
-                println!("{id}");
+                crate::output::out_line!("{id}");
             }
         }
         return Ok(0);
@@ -137,7 +137,7 @@ pub async fn list(engine: &Engine, a: &ImagesArgs) -> Result<u8> {
     match Format::parse(a.format.as_deref()) {
         Format::Json => {
             for r in &rows {
-                println!("{}", serde_json::to_string(r)?);
+                crate::output::out_line!("{}", serde_json::to_string(r)?);
             }
         }
         Format::Template { table, text } => {
@@ -157,7 +157,7 @@ pub async fn list(engine: &Engine, a: &ImagesArgs) -> Result<u8> {
                         .collect(),
                 );
             }
-            print!("{}", table(&out));
+            crate::output::out_text!("{}", table(&out));
         }
     }
     Ok(0)
@@ -210,7 +210,7 @@ pub async fn history(engine: &Engine, a: &HistoryArgs) -> Result<u8> {
         .collect();
     if a.quiet {
         for r in &rows {
-            println!("{}", r["ID"].as_str().unwrap_or_default());
+            crate::output::out_line!("{}", r["ID"].as_str().unwrap_or_default());
         }
         return Ok(0);
     }
@@ -224,7 +224,7 @@ pub async fn history(engine: &Engine, a: &HistoryArgs) -> Result<u8> {
     match Format::parse(a.format.as_deref()) {
         Format::Json => {
             for r in &rows {
-                println!("{}", serde_json::to_string(r)?);
+                crate::output::out_line!("{}", serde_json::to_string(r)?);
             }
         }
         Format::Template { table, text } => {
@@ -240,7 +240,7 @@ pub async fn history(engine: &Engine, a: &HistoryArgs) -> Result<u8> {
                         .collect(),
                 );
             }
-            print!("{}", table(&out));
+            crate::output::out_text!("{}", table(&out));
         }
     }
     Ok(0)
@@ -279,10 +279,10 @@ pub async fn remove(engine: &Engine, a: &RmiArgs) -> Result<u8> {
             Ok(items) => {
                 for i in items {
                     if let Some(u) = i.untagged {
-                        println!("Untagged: {u}");
+                        crate::output::out_line!("Untagged: {u}");
                     }
                     if let Some(d) = i.deleted {
-                        println!("Deleted: {d}");
+                        crate::output::out_line!("Deleted: {d}");
                     }
                 }
             }
@@ -327,18 +327,18 @@ pub async fn prune(engine: &Engine, a: &PruneArgs) -> Result<u8> {
         .map_err(daemon_error)?;
     let deleted = res.images_deleted.unwrap_or_default();
     if !deleted.is_empty() {
-        println!("Deleted Images:");
+        crate::output::out_line!("Deleted Images:");
         for d in &deleted {
             if let Some(u) = &d.untagged {
-                println!("untagged: {u}");
+                crate::output::out_line!("untagged: {u}");
             }
             if let Some(x) = &d.deleted {
-                println!("deleted: {x}");
+                crate::output::out_line!("deleted: {x}");
             }
         }
-        println!();
+        crate::output::out_line!();
     }
-    println!(
+    crate::output::out_line!(
         "Total reclaimed space: {}",
         human_size(res.space_reclaimed.unwrap_or(0).max(0) as u64)
     );
@@ -379,7 +379,7 @@ pub async fn inspect(engine: &Engine, a: &InspectArgs, images_only: bool) -> Res
         Some(f) => {
             let text = if f == "json" { "{{json .}}" } else { f };
             for v in &found {
-                println!("{}", render(text, v).map_err(SkiffError::new)?);
+                crate::output::out_line!("{}", render(text, v).map_err(SkiffError::new)?);
             }
         }
         None => {
@@ -387,7 +387,7 @@ pub async fn inspect(engine: &Engine, a: &InspectArgs, images_only: bool) -> Res
             let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
             let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
             serde::Serialize::serialize(&found, &mut ser)?;
-            println!("{}", String::from_utf8_lossy(&buf));
+            crate::output::out_line!("{}", String::from_utf8_lossy(&buf));
         }
     }
     Ok(if failed { 1 } else { 0 })

@@ -67,19 +67,19 @@ pub async fn login(engine: &Engine, a: &LoginArgs) -> Result<u8> {
         "WARNING! Your credentials are stored unencrypted in '{}'.",
         path.display()
     );
-    println!("Login Succeeded");
+    crate::output::out_line!("Login Succeeded");
     Ok(0)
 }
 
 pub fn logout(a: &LogoutArgs) -> Result<u8> {
     let server = server_of(&a.server);
     if dockercfg::remove(&server)? {
-        println!(
+        crate::output::out_line!(
             "Removing login credentials for {}",
             dockercfg::key_for(&server)
         );
     } else {
-        println!("Not logged in to {server}");
+        crate::output::out_line!("Not logged in to {server}");
     }
     Ok(0)
 }

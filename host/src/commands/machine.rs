@@ -27,7 +27,7 @@ pub fn run(cmd: &MachineCommand) -> Result<u8> {
         MachineCommand::Stop(a) => stop(a),
         MachineCommand::Status(a) => {
             let m = pick(&a.name)?;
-            println!("{}", m.state()?.name());
+            crate::output::out_line!("{}", m.state()?.name());
             Ok(0)
         }
         MachineCommand::Rm(a) => rm(a),
@@ -92,7 +92,7 @@ fn engine_rm(a: &MachineEngineRmArgs) -> Result<u8> {
             &serde_json::json!({ "op": "rm", "name": name }),
         )
         .map_err(|e| SkiffError::new(format!("engine {name}: {e:#}")))?;
-        println!("{name}");
+        crate::output::out_line!("{name}");
     }
     Ok(0)
 }
@@ -187,7 +187,7 @@ fn rm(a: &MachineRmArgs) -> Result<u8> {
         State::Stopped => {}
     }
     std::fs::remove_dir_all(&m.dir)?;
-    println!("{}", m.name);
+    crate::output::out_line!("{}", m.name);
     Ok(0)
 }
 
@@ -235,7 +235,7 @@ fn inspect(a: &MachineName) -> Result<u8> {
         "APISocket": m.api_socket(),
         "DaemonPid": if state == State::Stopped { None } else { m.daemon_pid() },
     });
-    println!("{}", serde_json::to_string_pretty(&[v])?);
+    crate::output::out_line!("{}", serde_json::to_string_pretty(&[v])?);
     Ok(0)
 }
 

@@ -47,7 +47,7 @@ pub async fn pull(engine: &Engine, a: &PullArgs) -> Result<u8> {
     }
     let tag_shown = tag.clone().unwrap_or_else(|| "latest".into());
     if tag.is_none() && !a.quiet {
-        println!("Using default tag: latest");
+        crate::output::out_line!("Using default tag: latest");
     }
     stream_pull(engine, &a.image, a.platform.as_deref(), a.quiet, false).await?;
     let shown = if a.image.contains('@') {
@@ -55,7 +55,7 @@ pub async fn pull(engine: &Engine, a: &PullArgs) -> Result<u8> {
     } else {
         format!("{name}:{tag_shown}")
     };
-    println!("{}", full_name(&shown));
+    crate::output::out_line!("{}", full_name(&shown));
     Ok(0)
 }
 
@@ -180,7 +180,7 @@ impl ProgressView {
         if self.to_stderr {
             eprintln!("{line}");
         } else {
-            println!("{line}");
+            crate::output::out_line!("{line}");
         }
     }
 

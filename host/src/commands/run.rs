@@ -458,7 +458,7 @@ pub async fn create(engine: &Engine, a: &CreateArgs) -> Result<u8> {
     let spec = build_spec(&a.flags, &a.image_and_command, false, console_size())
         .map_err(|e| with_help(&e, "create", 125))?;
     let id = create_container(engine, &spec, &a.flags).await?;
-    println!("{id}");
+    crate::output::out_line!("{id}");
     Ok(0)
 }
 
@@ -486,7 +486,7 @@ pub async fn run(engine: &Engine, a: &RunArgs) -> Result<u8> {
     let attach = spec.attach_stdin || spec.attach_stdout || spec.attach_stderr;
     if !attach {
         // Detached: the ID is the output, printed as docker does before the start returns.
-        println!("{id}");
+        crate::output::out_line!("{id}");
         api.call("POST", &start_target, Body::None)
             .await
             .map_err(to_status_error)?;

@@ -21,7 +21,7 @@ pub async fn info(engine: &Engine, a: &FormatOnly) -> Result<u8> {
         } else {
             f.as_str()
         };
-        println!("{}", render(text, &v).map_err(SkiffError::new)?);
+        crate::output::out_line!("{}", render(text, &v).map_err(SkiffError::new)?);
         return Ok(0);
     }
     let s = |k: &str| {
@@ -33,31 +33,31 @@ pub async fn info(engine: &Engine, a: &FormatOnly) -> Result<u8> {
             })
             .unwrap_or_default()
     };
-    println!("Client:");
-    println!(" Version:    {}", env!("CARGO_PKG_VERSION"));
-    println!(" Backend:    {}", engine.endpoint.backend.name());
-    println!();
-    println!("Server:");
-    println!(" API socket: unix://{}", engine.endpoint.socket.display());
-    println!(" Containers: {}", s("Containers"));
-    println!("  Running: {}", s("ContainersRunning"));
-    println!("  Paused: {}", s("ContainersPaused"));
-    println!("  Stopped: {}", s("ContainersStopped"));
-    println!(" Images: {}", s("Images"));
-    println!(" Server Version: {}", s("ServerVersion"));
-    println!(" Storage Driver: {}", s("Driver"));
-    println!(" Cgroup Driver: {}", s("CgroupDriver"));
-    println!(" Cgroup Version: {}", s("CgroupVersion"));
-    println!(" Kernel Version: {}", s("KernelVersion"));
-    println!(" Operating System: {}", s("OperatingSystem"));
-    println!(" OSType: {}", s("OSType"));
-    println!(" Architecture: {}", s("Architecture"));
-    println!(" CPUs: {}", s("NCPU"));
-    println!(
+    crate::output::out_line!("Client:");
+    crate::output::out_line!(" Version:    {}", env!("CARGO_PKG_VERSION"));
+    crate::output::out_line!(" Backend:    {}", engine.endpoint.backend.name());
+    crate::output::out_line!();
+    crate::output::out_line!("Server:");
+    crate::output::out_line!(" API socket: unix://{}", engine.endpoint.socket.display());
+    crate::output::out_line!(" Containers: {}", s("Containers"));
+    crate::output::out_line!("  Running: {}", s("ContainersRunning"));
+    crate::output::out_line!("  Paused: {}", s("ContainersPaused"));
+    crate::output::out_line!("  Stopped: {}", s("ContainersStopped"));
+    crate::output::out_line!(" Images: {}", s("Images"));
+    crate::output::out_line!(" Server Version: {}", s("ServerVersion"));
+    crate::output::out_line!(" Storage Driver: {}", s("Driver"));
+    crate::output::out_line!(" Cgroup Driver: {}", s("CgroupDriver"));
+    crate::output::out_line!(" Cgroup Version: {}", s("CgroupVersion"));
+    crate::output::out_line!(" Kernel Version: {}", s("KernelVersion"));
+    crate::output::out_line!(" Operating System: {}", s("OperatingSystem"));
+    crate::output::out_line!(" OSType: {}", s("OSType"));
+    crate::output::out_line!(" Architecture: {}", s("Architecture"));
+    crate::output::out_line!(" CPUs: {}", s("NCPU"));
+    crate::output::out_line!(
         " Total Memory: {}",
         skiff_common::units::human_size(v["MemTotal"].as_u64().unwrap_or(0))
     );
-    println!(" Skiff Root Dir: {}", s("DockerRootDir"));
+    crate::output::out_line!(" Skiff Root Dir: {}", s("DockerRootDir"));
     Ok(0)
 }
 
@@ -81,11 +81,11 @@ pub async fn check(engine: &Engine, a: &FormatOnly) -> Result<u8> {
         } else {
             f.as_str()
         };
-        println!("{}", render(text, &v).map_err(SkiffError::new)?);
+        crate::output::out_line!("{}", render(text, &v).map_err(SkiffError::new)?);
         return Ok(code);
     }
     let n = |k: &str| v[k].as_u64().unwrap_or(0);
-    println!(
+    crate::output::out_line!(
         "Checked {} blobs, {} layers ({} entries), {} images, {} references, {} containers.",
         n("Blobs"),
         n("Layers"),
@@ -95,25 +95,25 @@ pub async fn check(engine: &Engine, a: &FormatOnly) -> Result<u8> {
         n("Containers")
     );
     if n("UnreferencedBlobs") + n("UnreferencedLayers") > 0 {
-        println!(
+        crate::output::out_line!(
             "Not used by any image (left by an interrupted pull; reused by the next one): {} blobs, {} layers.",
             n("UnreferencedBlobs"),
             n("UnreferencedLayers")
         );
     }
     if n("UnsummarisedLayers") > 0 {
-        println!(
+        crate::output::out_line!(
             "{} layers were stored by an older skiff: present, their content not checked.",
             n("UnsummarisedLayers")
         );
     }
     if problems.is_empty() {
-        println!("The store is consistent.");
+        crate::output::out_line!("The store is consistent.");
     } else {
         for p in &problems {
-            println!("problem: {p}");
+            crate::output::out_line!("problem: {p}");
         }
-        println!(
+        crate::output::out_line!(
             "The store has {} problems. Remove the images named (skiff rmi -f) and pull them again.",
             problems.len()
         );
@@ -130,26 +130,26 @@ pub async fn version(engine: &Engine, a: &FormatOnly) -> Result<u8> {
         } else {
             f.as_str()
         };
-        println!("{}", render(text, &value).map_err(SkiffError::new)?);
+        crate::output::out_line!("{}", render(text, &value).map_err(SkiffError::new)?);
         return Ok(0);
     }
-    println!("Client:");
-    println!(" Version:     {}", env!("CARGO_PKG_VERSION"));
-    println!(" API version: {}", bollard::API_DEFAULT_VERSION);
-    println!();
-    println!("Server: skiff");
-    println!(" Engine:");
-    println!("  Version:     {}", v.version.unwrap_or_default());
-    println!(
+    crate::output::out_line!("Client:");
+    crate::output::out_line!(" Version:     {}", env!("CARGO_PKG_VERSION"));
+    crate::output::out_line!(" API version: {}", bollard::API_DEFAULT_VERSION);
+    crate::output::out_line!();
+    crate::output::out_line!("Server: skiff");
+    crate::output::out_line!(" Engine:");
+    crate::output::out_line!("  Version:     {}", v.version.unwrap_or_default());
+    crate::output::out_line!(
         "  API version: {} (minimum version {})",
         v.api_version.unwrap_or_default(),
         v.min_api_version.unwrap_or_default()
     );
-    println!(
+    crate::output::out_line!(
         "  OS/Arch:     {}/{}",
         v.os.unwrap_or_default(),
         v.arch.unwrap_or_default()
     );
-    println!("  Kernel:      {}", v.kernel_version.unwrap_or_default());
+    crate::output::out_line!("  Kernel:      {}", v.kernel_version.unwrap_or_default());
     Ok(0)
 }
