@@ -600,8 +600,9 @@ fn docker_cli_publishes_ports_and_manages_networks() {
         .expect("clock")
         .as_secs()
         + 1;
-    // Reaching back a minute: a VM's clock can trail the host's by a second or more, and
-    // this engine's history holds nothing older of its own anyway.
+    // Reaching back a minute: a VM's clock is set from the host's every 10 s but may trail
+    // it by some milliseconds in between, and this engine's history holds nothing older of
+    // its own anyway.
     let ev = s
         .docker(&[
             "events",

@@ -139,6 +139,38 @@ fn vm_machine_boots_our_kernel_and_runs_containers() {
     let host_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     assert_ne!(out.stdout.trim(), host_release.trim());
 
+    // The guest's wall clock is the host's (its RTC has one-second resolution and drifts
+    // under emulation: a trailing guest made `--since` from the host miss events).
+    let host_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64()
+    };
+    let before = host_now();
+    let out = vm
+        .run(&[
+            "run",
+            "--rm",
+            &image("busybox"),
+            "sh",
+            "-c",
+            "busybox adjtimex | grep -E 'tv_(sec|usec)'",
+        ])
+        .ok();
+    let after = host_now();
+    let fields: Vec<f64> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split(':').nth(1)?.trim().parse().ok())
+        .collect();
+    assert_eq!(fields.len(), 2, "{out:?}");
+    let guest = fields[0] + fields[1] / 1e6;
+    assert!(
+        guest >= before - 0.25 && guest <= after + 0.25,
+        "the guest's clock reads {guest:.3}, the host's was {before:.3}..{after:.3}"
+    );
+
     // A separate engine is listed with the memory it uses, and goes with `engine rm`.
     Run::from(
         vm.command()

@@ -277,7 +277,8 @@ struct Control {
 /// starting `ok` or `error`: `shutdown` (stop the VM), `engine NAME` (start that engine if
 /// needed; answers its API port), `engine-rm NAME`, `engine-kill NAME` (SIGKILL, state
 /// kept), `engines` (the running ones, each as `NAME=KIB` with its resident memory, or
-/// `NAME` alone when that could not be read).
+/// `NAME` alone when that could not be read), `time NANOS` (the host's wall clock, since the
+/// epoch: the guest's is set to it; answers how far behind it was, in nanoseconds).
 fn serve_control(ctl: Arc<Control>) -> Result<()> {
     let listener = super::vsock::listen_blocking(vsock::INIT_PORT)?;
     loop {
@@ -325,6 +326,7 @@ impl Control {
                 .engines
                 .stop(arg, libc::SIGKILL)
                 .map(|()| String::new()),
+            "time" => super::clock::sync_to(arg).map(|behind| behind.to_string()),
             "engines" => Ok(self
                 .engines
                 .list()

@@ -1,5 +1,6 @@
 //! The agent inside skiff's VM: PID 1's duties, and the vsock services the host talks to.
 
+pub mod clock;
 pub mod engines;
 pub mod init;
 pub mod netif;

@@ -155,6 +155,7 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
         }
     };
     let engines_loop = engines::serve(engines, device.clone(), Default::default());
+    let clock_loop = keep_guest_clock(&device);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let status = tokio::select! {
         s = child.wait() => s?,
@@ -162,6 +163,7 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
         _ = egress_loop => unreachable!(),
         _ = control_loop => unreachable!(),
         _ = engines_loop => unreachable!(),
+        _ = clock_loop => unreachable!(),
         _ = term.recv() => {
             tracing::info!("stopping the VM");
             shutdown_guest(&device).await;
@@ -179,6 +181,39 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
     let _ = std::fs::remove_file(machine.dir.join("qemu.pid"));
     tracing::info!("QEMU exited ({status})");
     Ok(())
+}
+
+/// Keep the guest's wall clock on the host's (guest-agent/src/vm/clock.rs says why): as soon
+/// as PID 1 answers after boot, then every 10 s (which also catches up after the host
+/// resumes from suspend).
+async fn keep_guest_clock(device: &Path) {
+    let mut synced = false;
+    loop {
+        let asked = engines::ask_init_made(device, || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            format!("time {now}")
+        });
+        // A guest that takes the connection but never answers must not stop the rounds.
+        let answer = tokio::time::timeout(Duration::from_secs(5), asked)
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("PID 1 did not answer within 5 s")));
+        match answer {
+            Ok(behind) => {
+                if !synced {
+                    tracing::info!("guest clock set from the host's ({behind} ns behind)");
+                }
+                synced = true;
+            }
+            Err(e) if synced => tracing::warn!("cannot set the guest's clock: {e:#}"),
+            // PID 1 is not listening yet.
+            Err(_) => {}
+        }
+        let wait = if synced { 10_000 } else { 200 };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
 }
 
 /// Ask the guest's init to stop the engine, flush the disk and end the VM.

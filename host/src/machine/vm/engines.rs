@@ -154,7 +154,14 @@ async fn relay(listener: UnixListener, device: PathBuf, port: u32) {
 
 /// One request to the guest's PID 1 on the init port; the text after `ok`.
 pub async fn ask_init(device: &Path, request: &str) -> Result<String> {
+    ask_init_made(device, || request.to_string()).await
+}
+
+/// The same with a request made once the connection stands (a time sent to the guest must
+/// not include the handshake's delay).
+pub async fn ask_init_made(device: &Path, make: impl FnOnce() -> String) -> Result<String> {
     let s = guest::connect(device, skiff_common::vsock::INIT_PORT).await?;
+    let request = make();
     let (rd, mut wr) = s.into_split();
     wr.write_all(format!("{request}\n").as_bytes()).await?;
     let mut line = String::new();
