@@ -819,11 +819,21 @@ const BY_CAPABILITY: &[(&str, &[&str])] = &[
 /// would weaken the container's own exploit mitigations.
 const PERSONALITIES: &[u64] = &[0x0, 0x0008, 0x20000, 0x20008, 0xffff_ffff];
 
-/// AF_ALG exposes the kernel's crypto API and AF_VSOCK the hypervisor's sockets; both are
-/// large attack surfaces few containers need. They sit two apart, so three rules cover
-/// every other family.
+/// AF_ALG exposes the kernel's crypto API and AF_VSOCK the hypervisor's sockets (in skiff's
+/// VM, the way to the host's machine daemon); both are large attack surfaces few containers
+/// need. Every other family up to `AF_MAX` is allowed.
 const AF_ALG: u64 = 38;
 const AF_VSOCK: u64 = 40;
+/// One past the highest address family Linux knows (AF_MCTP is 45 in 6.1); the kernel answers
+/// EAFNOSUPPORT for anything above, so refusing those here changes only the errno.
+const AF_MAX: u64 = 46;
+/// The kernel reads an `int` argument from the low half of its 64-bit register, while seccomp
+/// compares all 64 bits: `socket(0x1_0000_0028, …)` is no match for "== 40" and yet creates an
+/// AF_VSOCK socket. Every rule that *allows* an `int` argument therefore compares only its low
+/// 32 bits (a masked equality). Rules that compare whole registers are safe only where an
+/// upper-bit encoding fails closed (an exact match on an allow-list, as for `personality`) or
+/// where the kernel reads all 64 bits (clone's flags are an `unsigned long`).
+const LOW_32_BITS: u64 = 0xffff_ffff;
 
 /// The namespace flags of clone(2): NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID and
 /// NEWNET. Creating namespaces is reserved to CAP_SYS_ADMIN.
@@ -889,13 +899,9 @@ pub fn default_seccomp(caps: &[String]) -> LinuxSeccomp {
     }
     let mut rules = vec![rule(&allowed, allow, Vec::new())];
 
-    use LinuxSeccompOperator::{ScmpCmpEq, ScmpCmpGt, ScmpCmpLt};
-    for (op, family) in [
-        (ScmpCmpLt, AF_ALG),
-        (ScmpCmpEq, AF_ALG + 1),
-        (ScmpCmpGt, AF_VSOCK),
-    ] {
-        rules.push(rule(&["socket"], allow, vec![arg(0, op, family, None)]));
+    use LinuxSeccompOperator::ScmpCmpEq;
+    for family in allowed_socket_families() {
+        rules.push(rule(&["socket"], allow, vec![low_32_bits_equal(0, family)]));
     }
     for &persona in PERSONALITIES {
         rules.push(rule(
@@ -928,6 +934,22 @@ pub fn default_seccomp(caps: &[String]) -> LinuxSeccomp {
     }
     profile.set_syscalls(Some(rules));
     profile
+}
+
+/// The families `socket(2)` may create: all but AF_ALG and AF_VSOCK.
+fn allowed_socket_families() -> impl Iterator<Item = u64> {
+    (0..AF_MAX).filter(|f| *f != AF_ALG && *f != AF_VSOCK)
+}
+
+/// `arg[index] & 0xffffffff == value`, in libcontainer 0.7's operand order (see
+/// `clone_flags_without_namespaces`): `value` carries the expected result, `value_two` the mask.
+fn low_32_bits_equal(index: usize, value: u64) -> LinuxSeccompArg {
+    arg(
+        index,
+        LinuxSeccompOperator::ScmpCmpMaskedEq,
+        value,
+        Some(LOW_32_BITS),
+    )
 }
 
 /// `flags & CLONE_NAMESPACE_FLAGS == 0`, written for libcontainer 0.7 rather than for the
@@ -1123,7 +1145,21 @@ mod tests {
 
         assert_eq!(rules_for(&p, "personality").len(), PERSONALITIES.len());
         let socket = rules_for(&p, "socket");
-        assert_eq!(socket.len(), 3);
+        assert_eq!(socket.len(), AF_MAX as usize - 2);
+        // Every argument rule that allows something compares the low 32 bits only, or is an
+        // exact match (which an upper-bit encoding fails, closed).
+        for r in p.syscalls().as_deref().unwrap_or_default() {
+            for a in r.args().as_deref().unwrap_or_default() {
+                let safe = match a.op() {
+                    LinuxSeccompOperator::ScmpCmpEq => true,
+                    LinuxSeccompOperator::ScmpCmpMaskedEq => {
+                        a.value_two() == Some(LOW_32_BITS) || r.names().contains(&"clone".into())
+                    }
+                    _ => false,
+                };
+                assert!(safe, "rule {:?} compares {:?} on all 64 bits", r.names(), a);
+            }
+        }
     }
 
     #[test]
@@ -1155,7 +1191,11 @@ mod tests {
         dedup.sort();
         dedup.dedup();
         // socket and personality have one rule per permitted value.
-        assert_eq!(names.len(), dedup.len() + 2 + (PERSONALITIES.len() - 1));
+        let families = allowed_socket_families().count();
+        assert_eq!(
+            names.len(),
+            dedup.len() + (families - 1) + (PERSONALITIES.len() - 1)
+        );
     }
 
     #[test]
@@ -1333,6 +1373,28 @@ mod tests {
         assert_eq!(socket_errno(libc::AF_INET), 0);
         assert_eq!(socket_errno(libc::AF_VSOCK), EPERM);
         assert_eq!(socket_errno(libc::AF_ALG), EPERM);
+        // The kernel reads the family from the low 32 bits: the upper ones must not sneak a
+        // refused family past the filter, nor lock out an allowed one.
+        for upper in [1_i64 << 32, 0x7fff_ffff_i64 << 32, -1_i64 << 32] {
+            for family in [libc::AF_VSOCK, libc::AF_ALG] {
+                let encoded = upper | family as i64;
+                assert_eq!(
+                    raw_syscall(
+                        libc::SYS_socket,
+                        [encoded as _, libc::SOCK_STREAM as _, 0, 0]
+                    ),
+                    EPERM,
+                    "socket({encoded:#x})"
+                );
+            }
+            let inet = upper | libc::AF_INET as i64;
+            // SAFETY: plain integers in; the descriptor is owned and closed below.
+            let fd = unsafe { libc::syscall(libc::SYS_socket, inet, libc::SOCK_STREAM, 0) };
+            assert!(fd >= 0, "socket({inet:#x}) is AF_INET to the kernel");
+            // SAFETY: fd was just returned by socket() and nothing else holds it.
+            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) });
+        }
+        assert_eq!(socket_errno(AF_MAX as i32), EPERM);
         assert_eq!(
             raw_syscall(libc::SYS_personality, [0xffff_ffff, 0, 0, 0]),
             0
