@@ -27,6 +27,12 @@
 //! Over UDP an answer larger than the client takes (512 bytes, or its EDNS size) is cut to its
 //! question with TC set, which sends the client to TCP on the same port.
 //!
+//! **Only its own network.** A server answers clients whose source address is in the subnet of
+//! the network it serves and drops everything else unanswered (UDP) or closes it (TCP): the
+//! gateway is reachable from other networks' containers, from the host and maybe from the
+//! host's LAN, and a recursive server that answers them is an open resolver, one that amplifies
+//! floods aimed at whatever source address a query claims.
+//!
 //! **Hostile input.** Every packet may be hostile: what does not parse is dropped (UDP) or
 //! closes the connection (TCP), forwarded queries in flight and TCP connections are capped, and
 //! TCP connections time out when idle, so a flood costs bounded memory and file descriptors.
@@ -37,6 +43,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +52,7 @@ use hickory_proto::op::{Header, Message, MessageType, Metadata, OpCode, Query, R
 use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use ipnet::Ipv4Net;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -95,6 +103,10 @@ impl Limits {
 
 /// What the UDP and TCP sides of one server share.
 struct Shared {
+    /// The subnet of the network served: the only sources answered.
+    clients: Ipv4Net,
+    /// Queries and connections dropped for coming from elsewhere, for the debug log.
+    dropped: AtomicU64,
     names: Arc<dyn Names>,
     upstream: Vec<SocketAddr>,
     forwards: Arc<Semaphore>,
@@ -114,19 +126,22 @@ pub struct Server {
 
 impl Server {
     /// Bind UDP and TCP on `listen` (port 53 normally; tests use a high port) and serve.
+    /// `clients`: the subnet of the network served; queries from anywhere else are dropped.
     /// `upstream`: where names the agent does not know are forwarded (the host's resolvers).
     ///
     /// Port 0 picks one free port for both.
     pub async fn start(
         listen: SocketAddr,
+        clients: Ipv4Net,
         names: Arc<dyn Names>,
         upstream: Vec<SocketAddr>,
     ) -> io::Result<Server> {
-        Self::start_with(listen, names, upstream, Limits::DEFAULT).await
+        Self::start_with(listen, clients, names, upstream, Limits::DEFAULT).await
     }
 
     async fn start_with(
         listen: SocketAddr,
+        clients: Ipv4Net,
         names: Arc<dyn Names>,
         upstream: Vec<SocketAddr>,
         limits: Limits,
@@ -136,6 +151,8 @@ impl Server {
         // Forwarding to ourselves would bounce each query around until the in-flight cap is hit.
         let upstream = upstream.into_iter().filter(|u| *u != local_addr).collect();
         let shared = Arc::new(Shared {
+            clients,
+            dropped: AtomicU64::new(0),
             names,
             upstream,
             forwards: Arc::new(Semaphore::new(limits.forwards)),
@@ -152,6 +169,22 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+}
+
+impl Shared {
+    /// Whether `client` is on the network served; counts and logs (at debug: a flood must not
+    /// flood the log) what is not.
+    fn admits(&self, client: IpAddr, transport: &str) -> bool {
+        if matches!(client, IpAddr::V4(c) if self.clients.contains(&c)) {
+            return true;
+        }
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(
+            "dns for {}: dropping {transport} from {client}, not on the network ({n} so far)",
+            self.clients
+        );
+        false
     }
 }
 
@@ -248,6 +281,9 @@ async fn serve_udp(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
         while forwards.try_join_next().is_some() {}
         let packet = &buf[..n];
         let client = peer.ip().to_canonical();
+        if !shared.admits(client, "a UDP query") {
+            continue;
+        }
         match decide(&*shared.names, packet, client, true) {
             Decision::Ignore => {}
             Decision::Reply(reply) => {
@@ -294,6 +330,11 @@ async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         while conns.try_join_next().is_some() {}
+        let client = peer.ip().to_canonical();
+        // Before taking a slot, so that outsiders cannot use up the network's share.
+        if !shared.admits(client, "a TCP connection") {
+            continue;
+        }
         // Over the cap the connection is closed at once: the client falls back to another
         // server, and idle connections cannot pile up.
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -301,7 +342,7 @@ async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
         };
         let shared = shared.clone();
         conns.spawn(async move {
-            serve_conn(&shared, stream, peer.ip().to_canonical()).await;
+            serve_conn(&shared, stream, client).await;
             drop(slot);
         });
     }
@@ -646,6 +687,11 @@ mod tests {
     const STRANGER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
     const LOOPBACK_ANY: &str = "127.0.0.1:0";
 
+    /// Where the tests' clients are: all of loopback, so that MEMBER and STRANGER both are.
+    fn loopback_net() -> Ipv4Net {
+        Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).unwrap()
+    }
+
     struct Fake {
         by_name: HashMap<String, Vec<Ipv4Addr>>,
         asked: Mutex<Vec<String>>,
@@ -691,9 +737,14 @@ mod tests {
     }
 
     async fn server(upstream: Vec<SocketAddr>) -> Server {
-        Server::start(LOOPBACK_ANY.parse().unwrap(), fake(), upstream)
-            .await
-            .unwrap()
+        Server::start(
+            LOOPBACK_ANY.parse().unwrap(),
+            loopback_net(),
+            fake(),
+            upstream,
+        )
+        .await
+        .unwrap()
     }
 
     fn query(id: u16, name: &str, rtype: RecordType) -> Message {
@@ -828,9 +879,14 @@ mod tests {
     #[tokio::test]
     async fn names_match_whatever_their_case_and_trailing_dot() {
         let names = fake();
-        let s = Server::start(LOOPBACK_ANY.parse().unwrap(), names.clone(), Vec::new())
-            .await
-            .unwrap();
+        let s = Server::start(
+            LOOPBACK_ANY.parse().unwrap(),
+            loopback_net(),
+            names.clone(),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
         for spelling in ["WEB.", "wEb", "Web."] {
             let r = ask_udp(s.local_addr(), &query(7, spelling, RecordType::A)).await;
             assert_eq!(addrs(&r), vec![WEB], "{spelling}");
@@ -891,6 +947,52 @@ mod tests {
         .await
         .unwrap();
         assert!(r.answers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn answers_only_clients_of_its_own_network() {
+        // 127.0.0.0/31 holds MEMBER (127.0.0.1), not STRANGER (127.0.0.2).
+        let net = Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 31).unwrap();
+        let (up, mut got, _up) = fake_upstream(false).await;
+        let s = Server::start(LOOPBACK_ANY.parse().unwrap(), net, fake(), vec![up])
+            .await
+            .unwrap();
+        let r = ask_udp(s.local_addr(), &query(70, "web.", RecordType::A)).await;
+        assert_eq!(addrs(&r), vec![WEB]);
+
+        // From outside: no answer, whether the name is local or would be forwarded, and
+        // nothing reaches the upstream.
+        let sock = UdpSocket::bind((STRANGER, 0)).await.unwrap();
+        for (id, name) in [(71, "web."), (72, "example.org.")] {
+            let q = query(id, name, RecordType::A).to_vec().unwrap();
+            sock.send_to(&q, s.local_addr()).await.unwrap();
+        }
+        let mut buf = [0u8; 1024];
+        assert!(
+            timeout(Duration::from_millis(300), sock.recv_from(&mut buf))
+                .await
+                .is_err(),
+            "answered a client outside the network"
+        );
+        assert!(got.try_recv().is_err(), "forwarded for an outsider");
+
+        // Over TCP, the connection is closed before any query.
+        let stranger = tokio::net::TcpSocket::new_v4().unwrap();
+        stranger.bind((STRANGER, 0).into()).unwrap();
+        let mut c = stranger.connect(s.local_addr()).await.unwrap();
+        let _ = write_frame(&mut c, &query(73, "web.", RecordType::A).to_vec().unwrap()).await;
+        let mut rest = Vec::new();
+        let closed = timeout(Duration::from_secs(2), c.read_to_end(&mut rest)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+
+        // Outsiders took no TCP slot nor anything else from the members.
+        let mut c = TcpStream::connect(s.local_addr()).await.unwrap();
+        assert_eq!(
+            addrs(&ask_tcp(&mut c, &query(74, "web.", RecordType::A)).await),
+            vec![WEB]
+        );
+        let r = ask_udp(s.local_addr(), &query(75, "example.org.", RecordType::A)).await;
+        assert_eq!(addrs(&r), vec![Ipv4Addr::new(192, 0, 2, 1)]);
     }
 
     #[tokio::test]
@@ -1069,6 +1171,7 @@ mod tests {
         };
         let s = Server::start_with(
             LOOPBACK_ANY.parse().unwrap(),
+            loopback_net(),
             fake(),
             vec![silent.local_addr().unwrap()],
             limits,
@@ -1113,9 +1216,15 @@ mod tests {
             tcp_idle: Duration::from_millis(500),
             ..Limits::DEFAULT
         };
-        let s = Server::start_with(LOOPBACK_ANY.parse().unwrap(), fake(), Vec::new(), limits)
-            .await
-            .unwrap();
+        let s = Server::start_with(
+            LOOPBACK_ANY.parse().unwrap(),
+            loopback_net(),
+            fake(),
+            Vec::new(),
+            limits,
+        )
+        .await
+        .unwrap();
         let mut first = TcpStream::connect(s.local_addr()).await.unwrap();
         assert_eq!(
             addrs(&ask_tcp(&mut first, &query(40, "web.", RecordType::A)).await),
@@ -1161,14 +1270,19 @@ mod tests {
 
     #[tokio::test]
     async fn never_forwards_to_itself() {
-        let probe = Server::start(LOOPBACK_ANY.parse().unwrap(), fake(), Vec::new())
-            .await
-            .unwrap();
+        let probe = Server::start(
+            LOOPBACK_ANY.parse().unwrap(),
+            loopback_net(),
+            fake(),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
         let addr = probe.local_addr();
         drop(probe);
         let start = Instant::now();
         let s = loop {
-            match Server::start(addr, fake(), vec![addr]).await {
+            match Server::start(addr, loopback_net(), fake(), vec![addr]).await {
                 Ok(s) => break s,
                 Err(e) if start.elapsed() > Duration::from_secs(2) => panic!("{e}"),
                 Err(_) => {}

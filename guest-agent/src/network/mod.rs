@@ -454,7 +454,8 @@ impl Networks {
                     &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
                 );
                 let names: Arc<dyn dns::Names> = self.names.clone();
-                match dns::Server::start(SocketAddr::new(gw.into(), 53), names, upstream).await {
+                let listen = SocketAddr::new(gw.into(), 53);
+                match dns::Server::start(listen, subnet, names, upstream).await {
                     Ok(s) => {
                         self.st().dns.insert(n.id.clone(), s);
                     }

@@ -40,6 +40,13 @@ pub enum Verdict {
     Forget,
 }
 
+/// Who opened a connection: the device counts each side against its own cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Initiator {
+    Guest,
+    Host,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum State {
     /// Host-initiated, REQUEST queued or sent, waiting for the guest's RESPONSE.
@@ -65,6 +72,8 @@ pub struct Connection {
     guest_cid: u64,
     pub token: u64,
     stream: UnixStream,
+    /// Kept apart from `state`, which forgets it once a host connect is established.
+    initiator: Initiator,
     state: State,
     credit: Credit,
     /// Guest bytes the host socket has not taken yet.
@@ -92,7 +101,14 @@ impl Connection {
         token: u64,
         request: &Header,
     ) -> Connection {
-        let mut c = Connection::new(key, guest_cid, stream, token, State::Established);
+        let mut c = Connection::new(
+            key,
+            guest_cid,
+            stream,
+            token,
+            Initiator::Guest,
+            State::Established,
+        );
         c.credit.update_peer(request);
         c.owed.response = true;
         c
@@ -111,18 +127,27 @@ impl Connection {
             guest_cid,
             stream,
             token,
+            Initiator::Host,
             State::Connecting { deadline },
         );
         c.owed.request = true;
         c
     }
 
-    fn new(key: ConnKey, guest_cid: u64, stream: UnixStream, token: u64, state: State) -> Self {
+    fn new(
+        key: ConnKey,
+        guest_cid: u64,
+        stream: UnixStream,
+        token: u64,
+        initiator: Initiator,
+        state: State,
+    ) -> Self {
         Connection {
             key,
             guest_cid,
             token,
             stream,
+            initiator,
             state,
             credit: Credit::new(0, 0),
             tx_buf: VecDeque::new(),
@@ -138,6 +163,10 @@ impl Connection {
 
     pub fn stream(&self) -> &UnixStream {
         &self.stream
+    }
+
+    pub fn initiator(&self) -> Initiator {
+        self.initiator
     }
 
     /// When an unanswered REQUEST gives up.

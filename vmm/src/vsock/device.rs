@@ -4,6 +4,7 @@
 //! `Queue`s when the guest kicks or when [`VsockDevice::as_raw_fd`] (an epoll fd covering every
 //! host socket) becomes readable, and raises the guest's interrupt when a call returns true.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -17,7 +18,7 @@ use vm_memory::GuestMemory;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::timerfd::TimerFd;
 
-use super::conn::{ConnKey, Connection, Verdict};
+use super::conn::{ConnKey, Connection, Initiator, Verdict};
 use super::host::{self, Handshake, HandshakeStatus, HostListener};
 use super::packet::{RxBuffer, TxPacket};
 use super::proto::{Header, Op, HOST_CID, MAX_PAYLOAD, TYPE_STREAM};
@@ -29,9 +30,28 @@ pub const TX_QUEUE: usize = 1;
 pub const EVENT_QUEUE: usize = 2;
 pub const NUM_QUEUES: usize = 3;
 
-/// Open connections we keep at most. Each may hold up to `BUF_ALLOC` of guest data for a slow
-/// host socket, so this also bounds what a guest can make us buffer.
-const MAX_CONNECTIONS: usize = 1024;
+/// Open connections we keep at most, each side counted apart: when one cap was shared, a guest
+/// that held every slot (a container allowed AF_VSOCK, a compromised engine) shut the host out
+/// of its own VM: no API, no clock sync, no published ports.
+///
+/// Each connection may hold up to `BUF_ALLOC` of guest data for a slow host socket, so the caps
+/// also bound what a guest can make us buffer: (1024 + 256) × 256 KiB = 320 MiB, 64 MiB of it
+/// on connections the guest opens itself.
+///
+/// Host-initiated: API clients and published-port connections; the port benchmark holds 1,000
+/// through one published port.
+const MAX_HOST_CONNECTIONS: usize = 1024;
+/// Guest-initiated: one control connection per engine and a few egress connections per pull;
+/// nothing in the guest needs hundreds. Capped per host port too, so that a flood of one port
+/// (egress) still leaves room on the others (control).
+const MAX_GUEST_CONNECTIONS: usize = 256;
+const MAX_GUEST_CONNECTIONS_PER_PORT: usize = 128;
+/// A refused host port is warned about at most this often; refusals in between are counted
+/// into the next warning, so that a flood does not flood the log too.
+const REFUSAL_WARN_INTERVAL: Duration = Duration::from_secs(1);
+/// Host ports whose refusals we keep count of; refusals on more ports within one interval are
+/// logged at debug only, so that a guest scanning ports cannot grow the table.
+const MAX_REFUSAL_PORTS: usize = 64;
 /// Host connections still writing their CONNECT line.
 const MAX_HANDSHAKES: usize = 64;
 /// RSTs for connections that no longer exist, waiting for RX buffers. A guest that floods us
@@ -50,6 +70,38 @@ const MAX_EVENT_ROUNDS: usize = 16;
 const TOKEN_LISTENER: u64 = 0;
 const TOKEN_TIMER: u64 = 1;
 const FIRST_TOKEN: u64 = 2;
+
+/// The connection caps; tests shrink them to reach them cheaply.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
+    pub host: usize,
+    pub guest: usize,
+    pub guest_per_port: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            host: MAX_HOST_CONNECTIONS,
+            guest: MAX_GUEST_CONNECTIONS,
+            guest_per_port: MAX_GUEST_CONNECTIONS_PER_PORT,
+        }
+    }
+}
+
+/// Which cap turned a guest connect away.
+#[derive(Clone, Copy, Debug)]
+enum GuestCap {
+    PerPort,
+    Total,
+}
+
+/// Guest connects refused on one host port since its last warning.
+#[derive(Debug)]
+struct Refusals {
+    warned: Instant,
+    suppressed: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -80,6 +132,12 @@ pub struct VsockDevice {
     timer: TimerFd,
     timer_armed: bool,
     conns: HashMap<ConnKey, Connection>,
+    limits: Limits,
+    /// `conns` by who opened them, and the guest's by host port (ports with none left out).
+    host_conns: usize,
+    guest_conns: usize,
+    guest_per_port: HashMap<u32, usize>,
+    refusals: HashMap<u32, Refusals>,
     /// epoll token to connection.
     tokens: HashMap<u64, ConnKey>,
     handshakes: HashMap<u64, Handshake>,
@@ -97,6 +155,13 @@ pub struct VsockDevice {
 impl VsockDevice {
     /// Binds `config.uds_path` for host-initiated connections.
     pub fn new(config: &VsockConfig) -> Result<VsockDevice, DeviceError> {
+        VsockDevice::with_limits(config, Limits::default())
+    }
+
+    pub(super) fn with_limits(
+        config: &VsockConfig,
+        limits: Limits,
+    ) -> Result<VsockDevice, DeviceError> {
         let listener =
             HostListener::bind(&config.uds_path).map_err(|source| DeviceError::Bind {
                 path: config.uds_path.clone(),
@@ -126,6 +191,11 @@ impl VsockDevice {
             timer,
             timer_armed: false,
             conns: HashMap::new(),
+            limits,
+            host_conns: 0,
+            guest_conns: 0,
+            guest_per_port: HashMap::new(),
+            refusals: HashMap::new(),
             tokens: HashMap::new(),
             handshakes: HashMap::new(),
             next_token: FIRST_TOKEN,
@@ -326,9 +396,14 @@ impl VsockDevice {
     }
 
     fn connect_for_guest(&mut self, key: ConnKey, req: &Header) {
-        if self.conns.len() >= MAX_CONNECTIONS {
-            warn!("vsock: {MAX_CONNECTIONS} connections open, refusing guest connect");
-            self.push_control(req.reply(Op::Rst));
+        // Checked before connecting: a refused guest must cost the host listener nothing.
+        let on_port = self.guest_per_port.get(&key.local_port).copied();
+        if on_port.unwrap_or(0) >= self.limits.guest_per_port {
+            self.refuse_guest_connect(req, GuestCap::PerPort);
+            return;
+        }
+        if self.guest_conns >= self.limits.guest {
+            self.refuse_guest_connect(req, GuestCap::Total);
             return;
         }
         let path = host::port_path(&self.uds_path, key.local_port);
@@ -345,9 +420,63 @@ impl VsockDevice {
         }
     }
 
+    /// Answers a guest connect with RST for want of room, and says so at most once per host
+    /// port and `REFUSAL_WARN_INTERVAL`.
+    fn refuse_guest_connect(&mut self, req: &Header, cap: GuestCap) {
+        self.push_control(req.reply(Op::Rst));
+        let port = req.dst_port;
+        let now = Instant::now();
+        if !self.refusals.contains_key(&port) && self.refusals.len() >= MAX_REFUSAL_PORTS {
+            self.refusals
+                .retain(|_, r| now.duration_since(r.warned) < REFUSAL_WARN_INTERVAL);
+        }
+        let room = self.refusals.len() < MAX_REFUSAL_PORTS;
+        let suppressed = match self.refusals.get_mut(&port) {
+            Some(r) if now.duration_since(r.warned) < REFUSAL_WARN_INTERVAL => {
+                r.suppressed += 1;
+                return;
+            }
+            Some(r) => {
+                r.warned = now;
+                std::mem::take(&mut r.suppressed)
+            }
+            None if room => {
+                self.refusals.insert(
+                    port,
+                    Refusals {
+                        warned: now,
+                        suppressed: 0,
+                    },
+                );
+                0
+            }
+            None => {
+                debug!("vsock: refusing guest connect to host port {port}: {cap:?} cap reached");
+                return;
+            }
+        };
+        let held = match cap {
+            GuestCap::PerPort => format!(
+                "the guest holds {} connections to this port",
+                self.limits.guest_per_port
+            ),
+            GuestCap::Total => format!("the guest holds {} connections", self.limits.guest),
+        };
+        let since = if suppressed > 0 {
+            format!(" ({suppressed} more refused on this port since the last warning)")
+        } else {
+            String::new()
+        };
+        warn!("vsock: refusing guest connect to host port {port}: {held}, the most it may{since}");
+    }
+
     fn connect_for_host(&mut self, stream: std::os::unix::net::UnixStream, peer_port: u32) {
-        if self.conns.len() >= MAX_CONNECTIONS {
-            warn!("vsock: {MAX_CONNECTIONS} connections open, refusing host connect");
+        // accept_host keeps handshakes within the cap, so this is a safety net only.
+        if self.host_conns >= self.limits.host {
+            warn!(
+                "vsock: {} host connections open, refusing host connect to guest port {peer_port}",
+                self.limits.host
+            );
             return;
         }
         let key = ConnKey {
@@ -362,6 +491,14 @@ impl VsockDevice {
     }
 
     fn insert(&mut self, key: ConnKey, conn: Connection) {
+        // Counted before settle, which may remove it again.
+        match conn.initiator() {
+            Initiator::Host => self.host_conns += 1,
+            Initiator::Guest => {
+                self.guest_conns += 1;
+                *self.guest_per_port.entry(key.local_port).or_default() += 1;
+            }
+        }
         self.tokens.insert(conn.token, key);
         self.conns.insert(key, conn);
         self.settle(key, Verdict::Keep);
@@ -412,6 +549,24 @@ impl VsockDevice {
     fn remove(&mut self, key: ConnKey) -> Option<Connection> {
         let conn = self.conns.remove(&key)?;
         self.tokens.remove(&conn.token);
+        match conn.initiator() {
+            Initiator::Host => {
+                self.host_conns = self.host_conns.saturating_sub(1);
+                // Clients may wait in the backlog for this very slot.
+                if self.listener_paused && self.can_accept_host() {
+                    self.resume_listener();
+                }
+            }
+            Initiator::Guest => {
+                self.guest_conns = self.guest_conns.saturating_sub(1);
+                if let Entry::Occupied(mut e) = self.guest_per_port.entry(key.local_port) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+            }
+        }
         if conn.interest.is_some() {
             let _ = self.epoll.ctl(
                 ControlOperation::Delete,
@@ -497,11 +652,19 @@ impl VsockDevice {
         }
     }
 
+    /// Whether another host client may be taken from the backlog. Handshakes count against the
+    /// host's cap, so that every CONNECT line that completes finds a slot.
+    fn can_accept_host(&self) -> bool {
+        self.handshakes.len() < MAX_HANDSHAKES
+            && self.handshakes.len() + self.host_conns < self.limits.host
+    }
+
     fn accept_host(&mut self) {
         loop {
-            if self.handshakes.len() >= MAX_HANDSHAKES || self.conns.len() >= MAX_CONNECTIONS {
+            if !self.can_accept_host() {
                 // A burst of clients waits in the socket's backlog rather than being turned
-                // away: the listener is watched again as handshakes finish (or at the tick).
+                // away: the listener is watched again as handshakes finish or host connections
+                // close (or at the tick).
                 self.pause_listener();
                 return;
             }
@@ -559,7 +722,10 @@ impl VsockDevice {
         if let HandshakeStatus::Connect(port) = status {
             self.connect_for_host(hs.into_stream(), port);
         }
-        if self.listener_paused && self.handshakes.len() < MAX_HANDSHAKES / 2 {
+        if self.listener_paused
+            && self.handshakes.len() < MAX_HANDSHAKES / 2
+            && self.can_accept_host()
+        {
             self.resume_listener();
         }
     }
@@ -631,10 +797,7 @@ impl VsockDevice {
             );
             self.settle(key, Verdict::Reset);
         }
-        if self.listener_paused
-            && self.handshakes.len() < MAX_HANDSHAKES
-            && self.conns.len() < MAX_CONNECTIONS
-        {
+        if self.listener_paused && self.can_accept_host() {
             self.resume_listener();
         }
         if !connecting && self.handshakes.is_empty() && !self.listener_paused {

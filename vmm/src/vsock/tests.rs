@@ -15,7 +15,7 @@ use virtio_queue::Queue;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::credit::BUF_ALLOC;
-use super::device::VsockDevice;
+use super::device::{Limits, VsockDevice};
 use super::host::port_path;
 use super::proto::*;
 use super::VsockConfig;
@@ -59,6 +59,10 @@ type Packet = (Header, Vec<u8>);
 
 impl Guest {
     fn new() -> Guest {
+        Guest::with_limits(Limits::default())
+    }
+
+    fn with_limits(limits: Limits) -> Guest {
         let mem: &'static Mem = Box::leak(Box::new(
             Mem::from_ranges(&[(GuestAddress(0), MEM_SIZE as usize)]).unwrap(),
         ));
@@ -74,11 +78,11 @@ impl Guest {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let uds = dir.path().join("v.sock");
-        let dev = VsockDevice::new(&VsockConfig {
+        let config = VsockConfig {
             guest_cid: GUEST_CID,
             uds_path: uds.clone(),
-        })
-        .unwrap();
+        };
+        let dev = VsockDevice::with_limits(&config, limits).unwrap();
         Guest {
             mem,
             rxq,
@@ -315,6 +319,19 @@ impl Guest {
         let (s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s
+    }
+
+    /// A guest connect to host port `port` that the device turns away before it reaches
+    /// `listener`.
+    fn refused_from_guest(&mut self, listener: &UnixListener, src: u32, port: u32) {
+        self.send(self.hdr(Op::Request, src, port), &[]);
+        let pkts = self.recv();
+        assert_eq!(ops(&pkts), [Op::Rst], "guest connect to {port} not refused");
+        assert_eq!((pkts[0].0.src_port, pkts[0].0.dst_port), (port, src));
+        listener.set_nonblocking(true).unwrap();
+        let e = listener.accept().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock, "refused, yet connected");
+        listener.set_nonblocking(false).unwrap();
     }
 
     /// A host CONNECT to guest port `port`, accepted by the guest; returns the host socket and
@@ -865,4 +882,71 @@ fn host_socket_path_is_removed_on_drop() {
     assert!(!uds.exists());
     let e = UnixStream::connect(&uds).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn guest_connections_are_capped_per_port_and_in_all() {
+    let mut g = Guest::new();
+    let limits = Limits::default();
+    let (flooded, other, third) = (g.listen(5000), g.listen(5001), g.listen(5002));
+    let mut held = Vec::new();
+    for i in 0..limits.guest_per_port as u32 {
+        held.push(g.connect_from_guest(&flooded, 10_000 + i, 5000));
+    }
+    g.refused_from_guest(&flooded, 20_000, 5000);
+    g.refused_from_guest(&flooded, 20_001, 5000);
+    // The flood leaves the other ports their room, up to the guest's total.
+    for i in 0..(limits.guest - limits.guest_per_port) as u32 {
+        held.push(g.connect_from_guest(&other, 30_000 + i, 5001));
+    }
+    assert_eq!(g.dev.connection_count(), limits.guest);
+    g.refused_from_guest(&third, 40_000, 5002);
+
+    // The host still reaches its VM, with data both ways.
+    let (mut host, local) = g.connect_from_host(1024);
+    host.write_all(b"ping").unwrap();
+    let pkts = g.recv();
+    assert_eq!(ops(&pkts), [Op::Rw]);
+    assert_eq!(pkts[0].1, b"ping");
+    g.send_data(1024, local, b"pong");
+    assert_eq!(read_exactly(&mut host, 4), b"pong");
+
+    // A guest connection that ends gives its slot back, on its port and in all.
+    g.send(g.hdr(Op::Rst, 10_000, 5000), &[]);
+    held.push(g.connect_from_guest(&flooded, 20_002, 5000));
+    g.refused_from_guest(&third, 40_001, 5002);
+    assert_eq!(g.dev.connection_count(), limits.guest + 1);
+}
+
+#[test]
+fn host_clients_past_the_host_cap_wait_for_a_slot() {
+    let mut g = Guest::with_limits(Limits {
+        host: 2,
+        guest: 2,
+        guest_per_port: 1,
+    });
+    let (_first, first_port) = g.connect_from_host(1024);
+    let (_second, _) = g.connect_from_host(1024);
+    // The third waits in the listener's backlog rather than being turned away.
+    let mut third = UnixStream::connect(&g.uds).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    writeln!(third, "CONNECT 1024").unwrap();
+    assert!(g.recv().is_empty(), "host connect past the host cap");
+    // The guest's own cap is apart from the host's.
+    let (a, b) = (g.listen(5000), g.listen(5001));
+    let _a = g.connect_from_guest(&a, 1, 5000);
+    let _b = g.connect_from_guest(&b, 2, 5001);
+    assert_eq!(g.dev.connection_count(), 4);
+    assert!(g.recv().is_empty(), "guest connections took a host slot");
+
+    // One host connection ends: the waiting client gets its slot at once, not at the tick.
+    g.send(g.hdr(Op::Rst, 1024, first_port), &[]);
+    let pkts = g.recv();
+    assert_eq!(ops(&pkts), [Op::Request]);
+    let local = pkts[0].0.src_port;
+    g.send(g.hdr(Op::Response, 1024, local), &[]);
+    assert_eq!(read_line(&mut third), format!("OK {local}\n"));
+    assert_eq!(g.dev.connection_count(), 4);
 }
