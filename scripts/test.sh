@@ -54,7 +54,7 @@ target/debug/skiff machine init --memory 3072 --now e2e
 set +e
 SKIFF_TEST_BACKEND=vm cargo test --no-fail-fast -p skiff-e2e \
     --test containers_docker --test containers_skiff --test containers_survive \
-    --test crash --test docker_cli --test escape --test hostile --test images --test networks \
+    --test boundary --test crash --test docker_cli --test escape --test hostile --test images --test networks \
     -- --test-threads="${SKIFF_TEST_THREADS:-2}" 2>&1 | tee -a "$log"
 vm_status=${PIPESTATUS[0]}
 set -e

@@ -1,6 +1,7 @@
 //! What the CLI and the agent share: docker's way of writing sizes and durations, and the
 //! vsock ports and the network addresses of the VM.
 
+pub mod auth;
 pub mod units;
 pub mod vmnet;
 pub mod vsock;

@@ -6,4 +6,5 @@ pub mod api;
 pub mod containers;
 pub mod images;
 pub mod network;
+pub mod state_root;
 pub mod vm;

@@ -37,15 +37,20 @@ struct Args {
     /// Seconds a registry may stay silent in the middle of an answer before the request fails.
     #[arg(long, env = "SKIFF_REGISTRY_READ_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     registry_read_timeout: u64,
-    /// In skiff's VM: also serve the API on this vsock port (for the host's machine daemon).
-    #[arg(long, value_name = "PORT", hide = true)]
-    vsock_api: Option<u32>,
+    /// In skiff's VM: also serve the API on this vsock listener, a descriptor PID 1 bound and
+    /// handed over (for the host's machine daemon).
+    #[arg(long, value_name = "FD", hide = true)]
+    vsock_api_fd: Option<i32>,
+    /// In skiff's VM: receive published ports' connections on this vsock listener (a
+    /// descriptor, as above).
+    #[arg(long, value_name = "FD", hide = true, requires = "vsock_api_fd")]
+    vsock_forward_fd: Option<i32>,
     /// In skiff's VM: pull images through the host's proxy on this vsock port.
-    #[arg(long, value_name = "PORT", hide = true)]
+    #[arg(long, value_name = "PORT", hide = true, requires = "vsock_token_file")]
     vsock_egress: Option<u32>,
-    /// In skiff's VM: receive published ports' connections on this vsock port.
-    #[arg(long, value_name = "PORT", hide = true, default_value_t = skiff_common::vsock::FORWARD_PORT)]
-    vsock_forward: u32,
+    /// In skiff's VM: the file holding the token that proves this engine to the host.
+    #[arg(long, value_name = "PATH", hide = true)]
+    vsock_token_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -102,8 +107,7 @@ fn run(args: Args) -> Result<()> {
     raise_fd_limit();
     // reqwest is built without a bundled crypto provider; ring is ours.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    std::fs::create_dir_all(&args.root)
-        .with_context(|| format!("creating the state directory {}", args.root.display()))?;
+    skiff_agent::state_root::secure(&args.root)?;
     let root = std::fs::canonicalize(&args.root)?;
     let socket = args
         .socket
@@ -118,9 +122,11 @@ fn run(args: Args) -> Result<()> {
         .context("starting the async runtime")?;
     let mut registries = RegistryConfig::new(args.insecure_registries.clone());
     registries.read_timeout = std::time::Duration::from_secs(args.registry_read_timeout);
+    if let Some(path) = &args.vsock_token_file {
+        skiff_agent::vm::vsock::load_token(path)?;
+    }
     if let Some(port) = args.vsock_egress {
-        let addr = rt.block_on(skiff_agent::vm::vsock::start_egress(port))?;
-        registries.proxy = Some(format!("http://{addr}"));
+        registries.proxy = Some(rt.block_on(skiff_agent::vm::vsock::start_egress(port))?);
     }
     let puller = Arc::new(Puller {
         store: store.clone(),
@@ -133,14 +139,17 @@ fn run(args: Args) -> Result<()> {
     let id = agent_id(&root)?;
     let networks = skiff_agent::network::Networks::open(&root)?;
     let containers = Containers::open(&root, store.clone(), networks.clone())?;
-    containers.set_flush_on_exit(args.vsock_api.is_some());
+    containers.set_flush_on_exit(args.vsock_api_fd.is_some());
     rt.block_on(async move {
         let listener = api::bind(&socket)?;
-        let vsock_listener = match args.vsock_api {
-            Some(port) => {
+        let vsock_listener = match args.vsock_api_fd {
+            Some(fd) => {
                 // In the VM the host's daemon holds published ports for us.
-                skiff_agent::vm::ports::enable(args.vsock_forward)?;
-                Some(skiff_agent::vm::vsock::bind(port)?)
+                let forward = args
+                    .vsock_forward_fd
+                    .context("--vsock-api-fd needs --vsock-forward-fd")?;
+                skiff_agent::vm::ports::enable(skiff_agent::vm::vsock::listener_from_fd(forward)?)?;
+                Some(skiff_agent::vm::vsock::listener_from_fd(fd)?)
             }
             None => None,
         };

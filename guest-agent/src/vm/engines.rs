@@ -5,6 +5,8 @@
 //! agents on one host do: their bridges and NAT rules carry each engine's own tag.
 
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -12,12 +14,75 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::init::{unmount_under, STATE_DIR};
+use super::init::{unmount_under, STATE_DIR, TOKEN_FILE};
 use skiff_common::vsock;
 
 /// Extra engines take vsock ports from here up, two each (API, forwarded connections), so
 /// that they never meet the fixed ports of `skiff_common::vsock`.
 const FIRST_PORT: u32 = 10_000;
+/// Port pairs tried past ones something else in the VM holds already.
+const PORT_ATTEMPTS: u32 = 1000;
+
+/// An engine's two vsock listeners, bound by PID 1 and kept by it for as long as the engine
+/// exists, restarts included: the host connects to these ports believing it reaches the
+/// engine, so no container may ever hold one (a `--privileged` one can open vsock sockets).
+pub struct EnginePorts {
+    api: OwnedFd,
+    forward: OwnedFd,
+    pub api_port: u32,
+}
+
+impl EnginePorts {
+    pub fn bind(api_port: u32, forward_port: u32) -> Result<EnginePorts> {
+        let backlog = super::vsock::BACKLOG;
+        Ok(EnginePorts {
+            api: super::vsock::listen_blocking(api_port, backlog)?,
+            forward: super::vsock::listen_blocking(forward_port, backlog)?,
+            api_port,
+        })
+    }
+
+    /// The first free pair from `*next` on (a container may have taken some); `*next` moves
+    /// past it.
+    fn bind_free(next: &mut u32) -> Result<EnginePorts> {
+        let mut last = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let p = *next;
+            *next += 2;
+            match EnginePorts::bind(p, p + 1) {
+                Ok(ports) => return Ok(ports),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no port tried")))
+            .context("no free vsock ports for another engine")
+    }
+
+    /// The engine `cmd` starts gets the listeners as descriptors 3 and 4, the token file and
+    /// the way out, as its arguments say.
+    pub fn hand_to(&self, cmd: &mut Command) {
+        let (api, forward) = (self.api.as_raw_fd(), self.forward.as_raw_fd());
+        cmd.args(["--vsock-api-fd", "3", "--vsock-forward-fd", "4"])
+            .arg("--vsock-token-file")
+            .arg(TOKEN_FILE)
+            .arg("--vsock-egress")
+            .arg(vsock::EGRESS_PORT.to_string());
+        // SAFETY: only fcntl, dup2 and close between fork and exec, all async-signal-safe.
+        // Both are first copied above the targets, as either may sit on 3 or 4 already.
+        unsafe {
+            cmd.pre_exec(move || {
+                let a = libc::fcntl(api, libc::F_DUPFD, 10);
+                let f = libc::fcntl(forward, libc::F_DUPFD, 10);
+                if a < 0 || f < 0 || libc::dup2(a, 3) < 0 || libc::dup2(f, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(a);
+                libc::close(f);
+                Ok(())
+            });
+        }
+    }
+}
 /// Each engine costs some memory in the VM; a leak of engines must not eat all of it.
 const MAX_ENGINES: usize = 32;
 
@@ -35,7 +100,7 @@ pub struct Engines {
 struct Inner {
     running: HashMap<String, Running>,
     /// An engine started again keeps its ports, so the host's relay to it stays valid.
-    ports: HashMap<String, u32>,
+    ports: HashMap<String, EnginePorts>,
     next_port: u32,
 }
 
@@ -82,30 +147,27 @@ impl Engines {
         if inner.running.len() >= MAX_ENGINES {
             bail!("{MAX_ENGINES} engines run already; remove one first");
         }
-        let api_port = match inner.ports.get(name) {
-            Some(p) => *p,
-            None => {
-                let p = FIRST_PORT + inner.next_port;
-                inner.next_port += 2;
-                inner.ports.insert(name.to_string(), p);
-                p
-            }
+        if !inner.ports.contains_key(name) {
+            let mut next = FIRST_PORT + inner.next_port;
+            let ports = EnginePorts::bind_free(&mut next)?;
+            inner.next_port = next - FIRST_PORT;
+            inner.ports.insert(name.to_string(), ports);
+        }
+        let Some(ports) = inner.ports.get(name) else {
+            bail!("engine {name} has no ports");
         };
+        let api_port = ports.api_port;
         let allowed = skiff_common::vsock::engine_env_words(|k| {
             env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
         });
-        let child = Command::new("/proc/self/exe")
-            .envs(allowed.iter().filter_map(|w| w.split_once('=')))
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.envs(allowed.iter().filter_map(|w| w.split_once('=')))
             .arg("--root")
             .arg(root_of(name))
             .arg("--socket")
-            .arg(format!("/run/skiff/engines/{name}.sock"))
-            .arg("--vsock-api")
-            .arg(api_port.to_string())
-            .arg("--vsock-forward")
-            .arg((api_port + 1).to_string())
-            .arg("--vsock-egress")
-            .arg(vsock::EGRESS_PORT.to_string())
+            .arg(format!("/run/skiff/engines/{name}.sock"));
+        ports.hand_to(&mut cmd);
+        let child = cmd
             .spawn()
             .with_context(|| format!("starting engine {name}"))?;
         inner.running.insert(

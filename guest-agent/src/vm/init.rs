@@ -8,13 +8,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use super::engines::Engines;
+use super::engines::{EnginePorts, Engines};
 use super::netif;
 use skiff_common::vsock;
 
@@ -23,6 +23,9 @@ const DATA_DISK: &str = "/dev/vda";
 pub const STATE_DIR: &str = "/var/lib/skiff";
 /// The engine's own API socket inside the VM (for debugging from the console).
 const GUEST_SOCKET: &str = "/run/skiff/skiff.sock";
+/// Where PID 1 keeps the token the machine daemon gave it, for the engines it starts (in the
+/// VM's own /run, which no container's mount namespace shows).
+pub const TOKEN_FILE: &str = "/run/skiff-init/vsock-token";
 /// A crashing engine is started again this many times before the VM gives up.
 const MAX_RESTARTS: u32 = 5;
 
@@ -45,15 +48,24 @@ fn run() -> Result<()> {
     network_up();
     prepare_data_disk().context("preparing the data disk")?;
 
+    // Every port the host connects to is bound here, before any container can exist: a
+    // container that held one first could answer the host in the engine's place.
+    let init_listener = super::vsock::listen_blocking(vsock::INIT_PORT, 16)?;
+    let engine_ports = EnginePorts::bind(vsock::API_PORT, vsock::FORWARD_PORT)
+        .context("binding the engine's vsock ports")?;
     let ctl = Arc::new(Control::default());
     {
         let ctl = ctl.clone();
         std::thread::spawn(move || {
-            if let Err(e) = serve_control(ctl) {
+            if let Err(e) = serve_control(init_listener, ctl) {
                 eprintln!("skiff-init: control port: {e:#}");
             }
         });
     }
+    // The engine proves itself to the host with the token the daemon sends as soon as it sees
+    // this port listen; start it only once the token is here.
+    let token = ctl.wait_for_token();
+    write_token_file(&token).context("keeping the vsock token for the engines")?;
 
     std::thread::spawn(|| {
         if let Err(e) = serve_echo() {
@@ -63,7 +75,7 @@ fn run() -> Result<()> {
 
     let mut restarts = 0;
     let agent_pid = &ctl.agent_pid;
-    agent_pid.store(start_agent()?, Ordering::SeqCst);
+    agent_pid.store(start_agent(&engine_ports)?, Ordering::SeqCst);
     loop {
         let (pid, code) = wait_any()?;
         if pid != agent_pid.load(Ordering::SeqCst) {
@@ -80,7 +92,7 @@ fn run() -> Result<()> {
             bail!("the engine failed {restarts} times in a row; stopping the VM");
         }
         std::thread::sleep(Duration::from_secs(1));
-        agent_pid.store(start_agent()?, Ordering::SeqCst);
+        agent_pid.store(start_agent(&engine_ports)?, Ordering::SeqCst);
     }
     stop_everything();
     Ok(())
@@ -240,16 +252,31 @@ fn has_ext4(dev: &str) -> Result<bool> {
     Ok(sb[1024 + 56..1024 + 58] == [0x53, 0xEF])
 }
 
-fn start_agent() -> Result<i32> {
-    let child = Command::new("/proc/self/exe")
-        .args(["--root", STATE_DIR, "--socket", GUEST_SOCKET])
-        .arg("--vsock-api")
-        .arg(vsock::API_PORT.to_string())
-        .arg("--vsock-egress")
-        .arg(vsock::EGRESS_PORT.to_string())
-        .spawn()
-        .context("starting the engine")?;
+fn start_agent(ports: &EnginePorts) -> Result<i32> {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.args(["--root", STATE_DIR, "--socket", GUEST_SOCKET]);
+    ports.hand_to(&mut cmd);
+    let child = cmd.spawn().context("starting the engine")?;
     Ok(child.id() as i32)
+}
+
+fn write_token_file(token: &str) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = Path::new(TOKEN_FILE);
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {TOKEN_FILE}"))?;
+    f.write_all(token.as_bytes())?;
+    Ok(())
 }
 
 /// Reap any child; returns its pid and exit code (None when a signal ended it).
@@ -271,6 +298,9 @@ struct Control {
     stopping: AtomicBool,
     agent_pid: AtomicI32,
     engines: Engines,
+    /// The machine daemon's token for this boot, taken once.
+    token: Mutex<Option<String>>,
+    token_given: Condvar,
 }
 
 /// The host's requests to PID 1 on the init port, one line each, answered with one line
@@ -278,9 +308,12 @@ struct Control {
 /// needed; answers its API port), `engine-rm NAME`, `engine-kill NAME` (SIGKILL, state
 /// kept), `engines` (the running ones, each as `NAME=KIB` with its resident memory, or
 /// `NAME` alone when that could not be read), `time NANOS` (the host's wall clock, since the
-/// epoch: the guest's is set to it; answers how far behind it was, in nanoseconds).
-fn serve_control(ctl: Arc<Control>) -> Result<()> {
-    let listener = super::vsock::listen_blocking(vsock::INIT_PORT)?;
+/// epoch: the guest's is set to it; answers how far behind it was, in nanoseconds), `hello
+/// TOKEN` (this boot's token for guest-initiated connections, taken once).
+///
+/// Only the host reaches this port: the guest kernel has no vsock loopback transport and the
+/// device drops whatever a guest addresses to anything but the host.
+fn serve_control(listener: std::os::fd::OwnedFd, ctl: Arc<Control>) -> Result<()> {
     loop {
         let Ok(conn) = super::vsock::accept_blocking(&listener) else {
             continue;
@@ -299,9 +332,48 @@ fn serve_control(ctl: Arc<Control>) -> Result<()> {
 }
 
 impl Control {
+    fn token_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.token.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait for the daemon's `hello`, saying so on the console now and then: a VM stuck here
+    /// shows why in the log the host prints for a failed boot.
+    fn wait_for_token(&self) -> String {
+        let mut slot = self.token_slot();
+        loop {
+            if let Some(t) = slot.as_ref() {
+                return t.clone();
+            }
+            let (next, waited) = self
+                .token_given
+                .wait_timeout(slot, Duration::from_secs(10))
+                .unwrap_or_else(|e| e.into_inner());
+            slot = next;
+            if waited.timed_out() && slot.is_none() {
+                eprintln!("skiff-init: still waiting for the machine daemon's token");
+            }
+        }
+    }
+
+    fn take_token(&self, token: &str) -> Result<String> {
+        if !skiff_common::auth::is_token(token) {
+            bail!("not a token");
+        }
+        let mut slot = self.token_slot();
+        match slot.as_deref() {
+            // The daemon asks again when it missed the answer.
+            Some(t) if t == token => {}
+            Some(_) => bail!("this VM has its token already"),
+            None => *slot = Some(token.to_string()),
+        }
+        self.token_given.notify_all();
+        Ok(String::new())
+    }
+
     fn handle(&self, request: &str) -> String {
         let (verb, arg) = request.split_once(' ').unwrap_or((request, ""));
         let result = match verb {
+            "hello" => self.take_token(arg),
             "shutdown" => {
                 self.stopping.store(true, Ordering::SeqCst);
                 let pid = self.agent_pid.load(Ordering::SeqCst);
@@ -349,7 +421,7 @@ impl Control {
 
 /// The device's own throughput, without the engine in the way: every byte comes back.
 fn serve_echo() -> Result<()> {
-    let listener = super::vsock::listen_blocking(vsock::ECHO_PORT)?;
+    let listener = super::vsock::listen_blocking(vsock::ECHO_PORT, 16)?;
     loop {
         let Ok(conn) = super::vsock::accept_blocking(&listener) else {
             continue;

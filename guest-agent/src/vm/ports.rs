@@ -34,13 +34,14 @@ pub struct RemotePorts {
     targets: Mutex<HashMap<(Proto, SocketAddr), SocketAddr>>,
 }
 
-/// Turn the VM mode on and serve the forward port. Must run inside the tokio runtime.
-pub fn enable(forward_port: u32) -> anyhow::Result<()> {
+/// Turn the VM mode on and serve the forward port on `listener` (bound by PID 1). Must run
+/// inside the tokio runtime.
+pub fn enable(listener: tokio_vsock::VsockListener) -> anyhow::Result<()> {
+    let forward_port = listener.local_addr()?.port();
     let ports = Arc::new(RemotePorts {
         forward_port,
         ..RemotePorts::default()
     });
-    let listener = super::vsock::bind(forward_port)?;
     let p = ports.clone();
     tokio::spawn(async move {
         loop {

@@ -1,32 +1,72 @@
 //! The agent's vsock services inside the VM: the Docker Engine API for the host, and the way
 //! out that image pulls take (the host's network view: its DNS, VPN, localhost registries).
 
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tokio::net::TcpListener;
-use tokio_vsock::{VsockAddr, VsockListener, VsockStream, VMADDR_CID_ANY};
+use tokio_vsock::{VsockAddr, VsockListener, VsockStream};
 
 use crate::api::{self, Ctx};
 use skiff_common::vsock::HOST_CID;
 
-/// Connections the guest kernel queues for one listener before it refuses more.
-const BACKLOG: libc::c_int = 4096;
+/// Connections the guest kernel queues for one listener before it refuses more. The default
+/// of 128 lost connections in a burst of a few hundred API clients (or `exec`s) at once.
+pub const BACKLOG: libc::c_int = 4096;
 
-pub fn bind(port: u32) -> Result<VsockListener> {
-    let listener = VsockListener::bind(VsockAddr::new(VMADDR_CID_ANY, port))
-        .with_context(|| format!("listening on vsock port {port}"))?;
-    // The crate listens with a backlog of 128, and vsock refuses what does not fit: a burst of
-    // a few hundred API clients (or `exec`s) at once lost connections. Listening again on
-    // the same socket only raises the queue's length.
-    // SAFETY: listen on a socket we own and that is bound.
-    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } < 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("raising the backlog of vsock port {port}"));
+/// This VM's token for guest-initiated connections to the host (skiff_common::auth), read
+/// once from the file PID 1 wrote.
+static TOKEN: OnceLock<String> = OnceLock::new();
+
+/// Read the token PID 1 received from the machine daemon.
+pub fn load_token(path: &Path) -> Result<()> {
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the VM's vsock token from {}", path.display()))?;
+    let token = token.trim();
+    if !skiff_common::auth::is_token(token) {
+        bail!("{} does not hold a vsock token", path.display());
     }
-    Ok(listener)
+    let _ = TOKEN.set(token.to_string());
+    Ok(())
+}
+
+fn token() -> std::io::Result<&'static str> {
+    TOKEN.get().map(String::as_str).ok_or_else(|| {
+        std::io::Error::other(
+            "this engine has no token from the machine daemon (start it with --vsock-token-file)",
+        )
+    })
+}
+
+/// A listener PID 1 bound and handed over as descriptor `fd` (PID 1 binds the engines' ports
+/// before any container exists, and keeps them across engine restarts, so that nothing else
+/// in the VM can answer the host as an engine).
+pub fn listener_from_fd(fd: RawFd) -> Result<VsockListener> {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| {
+            format!("descriptor {fd} is not open (PID 1 hands the listeners over)")
+        });
+    }
+    // SAFETY: the descriptor is open, was handed to this process for it alone, and is owned
+    // from here on.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut addr: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
+    let mut len = SOCKADDR_VM_LEN;
+    // SAFETY: getsockname writes at most `len` bytes into addr.
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            &mut addr as *mut libc::sockaddr_vm as *mut libc::sockaddr,
+            &mut len,
+        )
+    };
+    if rc < 0 || addr.svm_family != libc::AF_VSOCK as libc::sa_family_t {
+        bail!("descriptor {} is not a vsock listener", fd.as_raw_fd());
+    }
+    Ok(VsockListener::from(fd))
 }
 
 /// Serve the API to the host's machine daemon, one vsock stream per client connection.
@@ -42,8 +82,11 @@ pub async fn serve_api(listener: VsockListener, ctx: Arc<Ctx>) -> Result<()> {
 
 /// A loopback TCP port whose connections are relayed, byte for byte, to the HTTP proxy the
 /// machine daemon serves on the host's vsock `port`. The registry client uses it as its
-/// proxy, so the proxy logic (and the network it reaches) stays on the host.
-pub async fn start_egress(port: u32) -> Result<SocketAddr> {
+/// proxy, so the proxy logic (and the network it reaches) stays on the host. Returns the proxy
+/// URL, with the VM's token as its credentials: a `--network host` container shares this
+/// loopback and can reach the relay too, so the host checks the token on every request.
+pub async fn start_egress(port: u32) -> Result<String> {
+    let token = token()?;
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the egress relay")?;
@@ -63,7 +106,10 @@ pub async fn start_egress(port: u32) -> Result<SocketAddr> {
             });
         }
     });
-    Ok(addr)
+    Ok(format!(
+        "http://{}:{token}@{addr}",
+        skiff_common::auth::PROXY_USER
+    ))
 }
 
 /// A blocking vsock stream; a `File` reads and writes any descriptor.
@@ -92,7 +138,7 @@ const SOCKADDR_VM_LEN: libc::socklen_t =
     std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t;
 
 /// A listening vsock socket for code that runs without the async runtime (PID 1).
-pub fn listen_blocking(port: u32) -> Result<OwnedFd> {
+pub fn listen_blocking(port: u32, backlog: libc::c_int) -> Result<OwnedFd> {
     let sock = socket().context("creating a vsock socket")?;
     let addr = sockaddr(libc::VMADDR_CID_ANY, port);
     // SAFETY: addr is a valid sockaddr_vm of the size we pass.
@@ -104,7 +150,7 @@ pub fn listen_blocking(port: u32) -> Result<OwnedFd> {
         )
     };
     // SAFETY: listen on our bound socket.
-    if rc < 0 || unsafe { libc::listen(sock.as_raw_fd(), 16) } < 0 {
+    if rc < 0 || unsafe { libc::listen(sock.as_raw_fd(), backlog) } < 0 {
         return Err(std::io::Error::last_os_error())
             .with_context(|| format!("listening on vsock port {port}"));
     }
@@ -128,8 +174,11 @@ pub fn accept_blocking(listener: &OwnedFd) -> std::io::Result<VsockFile> {
     Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
-/// A blocking connection to the host's `port` (short requests made from sync code paths).
+/// A blocking connection to the host's `port` (short requests made from sync code paths),
+/// proven with the VM's token as its first line.
 pub fn connect_host_blocking(port: u32) -> std::io::Result<VsockFile> {
+    use std::io::Write;
+    let token = token()?;
     let sock = socket()?;
     let addr = sockaddr(HOST_CID, port);
     // SAFETY: addr is a valid sockaddr_vm of the size we pass.
@@ -143,5 +192,7 @@ pub fn connect_host_blocking(port: u32) -> std::io::Result<VsockFile> {
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(std::fs::File::from(sock))
+    let mut conn = std::fs::File::from(sock);
+    conn.write_all(skiff_common::auth::line(token).as_bytes())?;
+    Ok(conn)
 }

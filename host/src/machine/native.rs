@@ -2,6 +2,7 @@
 //! first use, detached, logging to `ROOT/agent.log`.
 
 use std::fs::OpenOptions;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -49,7 +50,17 @@ pub fn ensure_running(ep: &Endpoint) -> Result<()> {
         ))
         .into());
     }
-    std::fs::create_dir_all(&ep.root).with_context(|| format!("creating {}", ep.root.display()))?;
+    // Private from the start (the agent checks it again): it will hold every image's files.
+    if let Some(parent) = ep.root.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o710).create(&ep.root) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(e).with_context(|| format!("creating {}", ep.root.display()))
+        }
+        _ => {}
+    }
     let log_path = ep.root.join("agent.log");
     let log = OpenOptions::new()
         .create(true)

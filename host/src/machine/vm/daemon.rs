@@ -122,6 +122,8 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
     let control = bind_private(&machine.control_socket())?;
     let engines = bind_private(&machine.engines_socket())?;
     let device = machine.device_socket();
+    // This boot's proof for guest-initiated connections (skiff_common::auth says why).
+    let token = skiff_common::auth::new_token().context("drawing the VM's vsock token")?;
     let api_loop = async {
         loop {
             let Ok((client, _)) = api.accept().await else {
@@ -143,19 +145,22 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
     let egress_loop = async {
         loop {
             if let Ok((conn, _)) = egress.accept().await {
-                tokio::spawn(egress::serve_connection(conn));
+                tokio::spawn(egress::serve_connection(conn, token.clone()));
             }
         }
     };
     let control_loop = async {
         loop {
             if let Ok((conn, _)) = control.accept().await {
-                tokio::spawn(ports::serve_control(conn, device.clone()));
+                tokio::spawn(ports::serve_control(conn, device.clone(), token.clone()));
             }
         }
     };
     let engines_loop = engines::serve(engines, device.clone(), Default::default());
-    let clock_loop = keep_guest_clock(&device);
+    let clock_loop = async {
+        greet_guest(&device, &token).await;
+        keep_guest_clock(&device).await
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let status = tokio::select! {
         s = child.wait() => s?,
@@ -181,6 +186,33 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
     let _ = std::fs::remove_file(machine.dir.join("qemu.pid"));
     tracing::info!("QEMU exited ({status})");
     Ok(())
+}
+
+/// Hand this boot's token to the guest's PID 1 as soon as it listens; PID 1 starts the engine
+/// only then, so the wait is part of every boot: ask often. The init port is one only the host
+/// can reach (the guest kernel has no vsock loopback, and the device drops packets a guest
+/// addresses to anything but the host), and PID 1 takes a token once per boot.
+async fn greet_guest(device: &Path, token: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let asked = engines::ask_init_answer(device, || format!("hello {token}"));
+        match tokio::time::timeout(Duration::from_secs(5), asked).await {
+            Ok(Ok(Ok(_))) => {
+                tracing::info!(
+                    "gave the guest its vsock token {} ms after QEMU started",
+                    started.elapsed().as_millis()
+                );
+                return;
+            }
+            // Not the request's words in the log: they carry the token.
+            Ok(Ok(Err(refusal))) => {
+                tracing::warn!("the guest refused its vsock token: {refusal}");
+                return;
+            }
+            // PID 1 is not listening yet.
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
 }
 
 /// Keep the guest's wall clock on the host's (guest-agent/src/vm/clock.rs says why): as soon

@@ -160,6 +160,21 @@ pub async fn ask_init(device: &Path, request: &str) -> Result<String> {
 /// The same with a request made once the connection stands (a time sent to the guest must
 /// not include the handshake's delay).
 pub async fn ask_init_made(device: &Path, make: impl FnOnce() -> String) -> Result<String> {
+    let mut request = String::new();
+    let answer = ask_init_answer(device, || {
+        request = make();
+        request.clone()
+    })
+    .await?;
+    answer.map_err(|refusal| anyhow::anyhow!("the VM refused {request:?}: {refusal}"))
+}
+
+/// PID 1's answer: `Ok` with the text after `ok`, or `Err` with its refusal; the outer error is
+/// for a VM that could not be asked at all.
+pub async fn ask_init_answer(
+    device: &Path,
+    make: impl FnOnce() -> String,
+) -> Result<std::result::Result<String, String>> {
     let s = guest::connect(device, skiff_common::vsock::INIT_PORT).await?;
     let request = make();
     let (rd, mut wr) = s.into_split();
@@ -170,13 +185,13 @@ pub async fn ask_init_made(device: &Path, make: impl FnOnce() -> String) -> Resu
         .await
         .context("reading PID 1's answer")?;
     let line = line.trim_end();
-    match line.strip_prefix("ok") {
-        Some(rest) => Ok(rest.trim_start().to_string()),
-        None => bail!(
-            "the VM refused {request:?}: {}",
-            line.strip_prefix("error ").unwrap_or(line)
-        ),
+    if line.is_empty() {
+        bail!("PID 1 closed the connection without an answer");
     }
+    Ok(match line.strip_prefix("ok") {
+        Some(rest) => Ok(rest.trim_start().to_string()),
+        None => Err(line.strip_prefix("error ").unwrap_or(line).to_string()),
+    })
 }
 
 /// The client side: one request to a running machine's daemon.

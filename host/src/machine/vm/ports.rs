@@ -19,13 +19,34 @@ use tokio::task::JoinHandle;
 use super::guest;
 use skiff_common::vsock::{datagram, FORWARD_PORT};
 
-/// Serve one control connection until the agent closes it.
-pub async fn serve_control(conn: UnixStream, device: PathBuf) {
+/// Publications one control connection may hold: more than any engine's containers need
+/// (docker's own default range of ephemeral ports is about 28,000 wide, but a container
+/// publishing thousands is an accident), few enough that a runaway engine cannot exhaust the
+/// host's ports or descriptors.
+const MAX_PUBLISHED: usize = 4096;
+/// How long a new control connection has to prove itself.
+const PROOF_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serve one control connection until the agent closes it. Its first line must prove this
+/// boot's token (skiff_common::auth): anything else in the guest that reaches the control
+/// port is shut out before a single request is read.
+pub async fn serve_control(mut conn: UnixStream, device: PathBuf, token: String) {
+    let first = tokio::time::timeout(PROOF_TIMEOUT, skiff_common::auth::read_line(&mut conn)).await;
+    if !matches!(&first, Ok(Ok(line)) if skiff_common::auth::line_proves(line, &token)) {
+        tracing::warn!("control: refused a guest connection without this VM's token");
+        return;
+    }
     let (rd, mut wr) = conn.into_split();
     let mut lines = BufReader::new(rd).lines();
     let mut published: HashMap<String, JoinHandle<()>> = HashMap::new();
     while let Ok(Some(line)) = lines.next_line().await {
         let answer = match serde_json::from_str::<Value>(&line) {
+            Ok(req)
+                if req.get("op").and_then(Value::as_str) == Some("publish")
+                    && published.len() >= MAX_PUBLISHED =>
+            {
+                json!({ "error": format!("this engine holds {MAX_PUBLISHED} published ports already") })
+            }
             Ok(req) => handle(&req, &device, &mut published),
             Err(e) => json!({ "error": format!("bad request: {e}") }),
         };
@@ -240,5 +261,44 @@ async fn accept_loop(l: TcpListener, header: String, to: Forward) {
             }
             let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const PUBLISH: &[u8] = b"{\"op\":\"publish\",\"proto\":\"tcp\",\"addr\":\"127.0.0.1:0\"}\n";
+
+    #[tokio::test]
+    async fn control_requests_need_the_token_first() {
+        let device = PathBuf::from("/nonexistent/vsock.sock");
+        for first in [&b""[..], b"skiff-auth 00\n", b"skiff-auth ffff\n"] {
+            let (mut guest, daemon) = UnixStream::pair().unwrap();
+            let served = tokio::spawn(serve_control(daemon, device.clone(), TOKEN.into()));
+            guest.write_all(first).await.unwrap();
+            guest.write_all(PUBLISH).await.unwrap();
+            // Closed unanswered (a reset, when the request was left unread).
+            let mut answer = Vec::new();
+            let _ = guest.read_to_end(&mut answer).await;
+            assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+            served.await.unwrap();
+        }
+
+        let (guest, daemon) = UnixStream::pair().unwrap();
+        tokio::spawn(serve_control(daemon, device, TOKEN.into()));
+        let (rd, mut wr) = guest.into_split();
+        wr.write_all(skiff_common::auth::line(TOKEN).as_bytes())
+            .await
+            .unwrap();
+        wr.write_all(PUBLISH).await.unwrap();
+        let mut line = String::new();
+        BufReader::new(rd).read_line(&mut line).await.unwrap();
+        let answer: Value = serde_json::from_str(&line).unwrap();
+        let addr: SocketAddr = answer["addr"].as_str().unwrap().parse().unwrap();
+        assert_ne!(addr.port(), 0);
+        tokio::net::TcpStream::connect(addr).await.unwrap();
     }
 }
