@@ -1,10 +1,11 @@
 //! Hostile image layers, served as real images by a registry in the test: entries that climb
 //! out with `..`, write or whiteout through symlinks, hardlink outside, whiteout `..` or an
 //! absolute name; device nodes; names that are not UTF-8, too long or too deep; duplicates and
-//! type changes across layers; a gzip bomb; a tar that ends early. Nothing may land outside the store, nothing half-unpacked may
-//! become an image, and a refusal names the layer and the entry.
+//! type changes across layers; a gzip bomb; a PAX header declaring 2 GiB; a tar that ends
+//! early. Nothing may land outside the store, nothing half-unpacked may become an image, and a
+//! refusal names the layer and the entry.
 
-use skiff_e2e::hostile::{Answer, BearerAuth, HostileRegistry, LayerTar};
+use skiff_e2e::hostile::{huge_pax_layer, Answer, BearerAuth, HostileRegistry, LayerTar};
 use skiff_e2e::*;
 use tar::EntryType;
 
@@ -336,6 +337,74 @@ fn a_gzip_bomb_stops_at_the_layer_limit() {
     }
 }
 
+/// A layer whose PAX header declares 2 GiB (a few MB of gzip): the tar crate reads such a
+/// header whole into memory (a 1.5 GiB one took the engine to 1.6 GiB), so it is refused
+/// from its header, with the limit named; nothing is stored, and the engine's peak memory
+/// stays small.
+#[test]
+fn a_layer_with_a_huge_pax_header_is_refused_before_it_is_buffered() {
+    // A fresh engine: its peak memory (VmHWM) is that of this pull alone.
+    let s = Skiff::new();
+    let h = HostileRegistry::start();
+    let declared: u64 = 2 << 30;
+    let layers = h.publish_gzipped("huge-pax", vec![huge_pax_layer(declared)]);
+    let reference = format!("{}/huge-pax", h.addr);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // In the VM only VmRSS can be read: sampled while the pull runs.
+    let (out, sampled) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut max = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                max = max.max(agent_rss_kib(&s).unwrap_or(0));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            max
+        });
+        let out = s.run(&["pull", "-q", &reference]);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, sampler.join().expect("sampler thread"))
+    });
+    // Measured first, so that a failing run still shows it.
+    let peak = if on_vm() {
+        sampled
+    } else {
+        agent_memory_kib(&s, "VmHWM").expect("the agent's VmHWM")
+    };
+    eprintln!(
+        "engine peak RSS with the hostile layer: {peak} KiB ({}; highest VmRSS sampled: {sampled} KiB)",
+        if on_vm() { "VmRSS every 20 ms" } else { "VmHWM" }
+    );
+    let out = out.fails_with(
+        1,
+        &format!(
+            "entry 'PaxHeaders/huge' declares a {declared}-byte PAX header, over the 1 MiB limit"
+        ),
+    );
+    eprintln!("{}", out.stderr.trim());
+    assert!(out.stderr.contains(&layers[0]), "{}", out.stderr);
+    assert!(out.stderr.len() < 2048, "{}", out.stderr);
+    assert!(s.image_ids().is_empty(), "no image from the refused layer");
+    let check = s.run(&["system", "check"]).ok();
+    assert!(
+        check.stdout.contains("The store is consistent."),
+        "{}",
+        check.stdout
+    );
+    if !on_vm() {
+        assert_eq!(
+            std::fs::read_dir(s.root().join("images/tmp"))
+                .expect("tmp")
+                .count(),
+            0,
+            "nothing half-unpacked left"
+        );
+    }
+    assert!(
+        peak < 256 * 1024,
+        "the engine's memory peaked at {peak} KiB for a refused layer"
+    );
+}
+
 /// Malformed and oversized requests, names with path characters, and 20 clients creating
 /// the same name at once: clear 4xx answers, exactly one winner, nothing else changed.
 #[test]
@@ -633,6 +702,12 @@ fn a_registry_that_stalls_mid_blob_times_out() {
 
 /// The agent's resident memory (in the VM, as PID 1 reads it for `skiff machine engine ls`).
 fn agent_rss_kib(s: &Skiff) -> Option<u64> {
+    agent_memory_kib(s, "VmRSS")
+}
+
+/// A memory line of the agent's `/proc/PID/status` (`VmRSS`, `VmHWM`), in KiB. In the VM,
+/// PID 1 reports only VmRSS, whatever `field` asks for.
+fn agent_memory_kib(s: &Skiff, field: &str) -> Option<u64> {
     if on_vm() {
         let listed = vm_engine_request(&serde_json::json!({"op": "ls"}));
         return listed["engines"]
@@ -645,7 +720,7 @@ fn agent_rss_kib(s: &Skiff) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }

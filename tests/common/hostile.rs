@@ -374,17 +374,90 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().expect("gzip in memory")
 }
 
+/// A gzipped layer whose only entry is a PAX header of `declared` bytes (one valid `comment`
+/// record, so that a reader that takes it whole accepts it), then a small file: the tar
+/// stream is built and compressed piece by piece, never whole in memory. Returns the blob and
+/// the diff ID (the digest of the uncompressed tar).
+pub fn huge_pax_layer(declared: u64) -> (Vec<u8>, String) {
+    use sha2::{Digest, Sha256};
+    struct Out {
+        gz: flate2::write::GzEncoder<Vec<u8>>,
+        sha: Sha256,
+        len: u64,
+    }
+    impl Out {
+        fn put(&mut self, data: &[u8]) {
+            self.gz.write_all(data).expect("gzip in memory");
+            self.sha.update(data);
+            self.len += data.len() as u64;
+        }
+        fn pad(&mut self) {
+            let rest = (512 - self.len % 512) % 512;
+            self.put(&vec![0u8; rest as usize]);
+        }
+    }
+    let mut out = Out {
+        gz: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
+        sha: Sha256::new(),
+        len: 0,
+    };
+    let mut h = tar::Header::new_ustar();
+    h.set_path("PaxHeaders/huge").expect("path");
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_size(declared);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_cksum();
+    out.put(h.as_bytes());
+    // "LEN comment=000…\n", LEN counting the whole record, its own digits included.
+    let prefix = format!("{declared} comment=");
+    let zeros = declared - prefix.len() as u64 - 1;
+    out.put(prefix.as_bytes());
+    let chunk = vec![b'0'; 1 << 20];
+    let mut left = zeros;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        out.put(&chunk[..n]);
+        left -= n as u64;
+    }
+    out.put(b"\n");
+    out.pad();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("described").expect("path");
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    out.put(h.as_bytes());
+    out.put(b"hi\n");
+    out.pad();
+    out.put(&[0u8; 1024]);
+    let diff_id = format!("sha256:{}", crate::hex_lower(&out.sha.finalize()));
+    (out.gz.finish().expect("gzip in memory"), diff_id)
+}
+
 impl HostileRegistry {
     /// Serve an image made of these uncompressed layer tars (gzipped here) as `repo:latest`;
     /// returns the layers' (compressed) digests.
     pub fn publish(&self, repo: &str, tars: &[Vec<u8>]) -> Vec<String> {
+        let layers: Vec<(Vec<u8>, String)> = tars
+            .iter()
+            .map(|t| (gzip(t), format!("sha256:{}", crate::sha256_hex(t))))
+            .collect();
+        self.publish_gzipped(repo, layers)
+    }
+
+    /// The same with layers already gzipped, each with its diff ID.
+    pub fn publish_gzipped(&self, repo: &str, layers_in: Vec<(Vec<u8>, String)>) -> Vec<String> {
         let mut layers = Vec::new();
         let mut diff_ids = Vec::new();
         let mut descriptors = Vec::new();
-        for t in tars {
-            let blob = gzip(t);
+        for (blob, diff_id) in layers_in {
             let digest = format!("sha256:{}", crate::sha256_hex(&blob));
-            diff_ids.push(format!("\"sha256:{}\"", crate::sha256_hex(t)));
+            diff_ids.push(format!("\"{diff_id}\""));
             descriptors.push(format!(
                 r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{digest}","size":{}}}"#,
                 blob.len()

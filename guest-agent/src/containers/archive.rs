@@ -13,6 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
+use skiff_common::targuard::{HeaderTooLarge, TarGuard};
 
 /// Exit codes the agent maps to HTTP statuses.
 pub const NOT_FOUND: i32 = 2;
@@ -260,7 +261,19 @@ fn put(dest: &str, copy_uid_gid: bool, no_overwrite_dir_non_dir: bool) -> Result
         return Err(coded(NOT_A_DIR, "extraction point is not a directory"));
     }
     let input = io::BufReader::with_capacity(1 << 20, io::stdin().lock());
-    let mut ar = tar::Archive::new(input);
+    unpack_into(input, d, copy_uid_gid, no_overwrite_dir_non_dir)
+}
+
+/// Unpack an uploaded stream into the directory `d`, checking each entry first.
+fn unpack_into<R: io::Read>(
+    input: R,
+    d: &Path,
+    copy_uid_gid: bool,
+    no_overwrite_dir_non_dir: bool,
+) -> Result<i32> {
+    // The tar crate would read a long name or PAX header whole into memory, whatever size it
+    // declares: the guard refuses one over 1 MiB from its header.
+    let mut ar = tar::Archive::new(TarGuard::new(input));
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
     // Without -a docker gives the files to the container's root: that is us, unpreserved.
@@ -268,7 +281,10 @@ fn put(dest: &str, copy_uid_gid: bool, no_overwrite_dir_non_dir: bool) -> Result
     ar.set_unpack_xattrs(false);
     ar.set_overwrite(true);
     for entry in ar.entries().context("reading the tar stream")? {
-        let mut e = entry.context("reading the tar stream")?;
+        let mut e = entry.map_err(|err| match HeaderTooLarge::find(&err) {
+            Some(refusal) => coded(REFUSED, format!("refusing the copy: {refusal}")),
+            None => anyhow::Error::new(err).context("reading the tar stream"),
+        })?;
         let name = e.path().context("entry name")?.into_owned();
         let link = e.link_name().context("entry link")?.map(|l| l.into_owned());
         let kind = e.header().entry_type();
@@ -320,7 +336,7 @@ fn put(dest: &str, copy_uid_gid: bool, no_overwrite_dir_non_dir: bool) -> Result
         }
     }
     // Drain what follows the end-of-archive blocks so the sender sees a clean close.
-    let mut rest = ar.into_inner();
+    let mut rest = ar.into_inner().into_inner();
     let _ = io::copy(&mut rest, &mut io::sink());
     Ok(0)
 }
@@ -351,5 +367,52 @@ mod tests {
         assert!(check_entry(Path::new("a/s"), T::Symlink, Some(Path::new("../b"))).is_ok());
         assert!(check_entry(Path::new("a/s"), T::Symlink, Some(Path::new("/bin/sh"))).is_ok());
         assert!(check_entry(Path::new("dir/file"), T::Regular, None).is_ok());
+    }
+
+    /// A PAX header declaring 1.5 GiB, with only a few KiB behind it: refused from its
+    /// header, with the REFUSED code (a 400 for the client), nothing written.
+    #[test]
+    fn an_oversized_pax_header_in_a_copy_is_refused() {
+        let dest = tempfile::tempdir().unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_path("x").unwrap();
+        h.set_entry_type(T::XHeader);
+        h.set_size(1536 << 20);
+        h.set_cksum();
+        let mut stream = h.as_bytes().to_vec();
+        stream.extend(vec![b'1'; 4096]);
+        let err = unpack_into(&stream[..], dest.path(), false, true).unwrap_err();
+        assert_eq!(err.downcast_ref::<Coded>().map(|c| c.0), Some(REFUSED));
+        assert_eq!(
+            format!("{err:#}"),
+            "refusing the copy: entry 'x' declares a 1610612736-byte PAX header, over the 1 MiB limit"
+        );
+        assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_copy_with_long_names_still_unpacks() {
+        let dest = tempfile::tempdir().unwrap();
+        let long = format!("{}/file", "d".repeat(150));
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(T::Regular);
+        h.set_mode(0o644);
+        h.set_size(2);
+        b.append_data(&mut h, &long, &b"ok"[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(T::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "link", &long).unwrap();
+        let stream = b.into_inner().unwrap();
+        assert_eq!(
+            unpack_into(&stream[..], dest.path(), false, true).unwrap(),
+            0
+        );
+        assert_eq!(std::fs::read(dest.path().join(&long)).unwrap(), b"ok");
+        assert_eq!(
+            std::fs::read_link(dest.path().join("link")).unwrap(),
+            Path::new(&long)
+        );
     }
 }

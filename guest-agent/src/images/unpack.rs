@@ -16,6 +16,7 @@ use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use skiff_common::targuard::{HeaderTooLarge, TarGuard};
 use tar::{Archive, EntryType};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -32,7 +33,9 @@ pub struct UnpackStats {
 /// Unpack the tar stream `input` into `dest` (an existing, empty directory).
 /// `layer` names the layer in errors.
 pub fn unpack_layer<R: Read>(input: R, dest: &Path, layer: &str) -> Result<UnpackStats> {
-    let mut archive = Archive::new(input);
+    // The tar crate would read a long name or PAX header whole into memory, whatever size
+    // it declares: the guard refuses one over 1 MiB from its header.
+    let mut archive = Archive::new(TarGuard::new(input));
     let mut unpacker = Unpacker {
         root: dest.to_path_buf(),
         known_dirs: HashSet::new(),
@@ -49,7 +52,11 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, layer: &str) -> Result<Unpac
         None => e.context(format!("layer {layer}: entry {shown:?}")),
     };
     for entry in entries {
-        let mut entry = entry.with_context(|| format!("layer {layer}: reading the tar stream"))?;
+        let mut entry = entry.map_err(|e| match HeaderTooLarge::find(&e) {
+            // It names the entry itself.
+            Some(refusal) => anyhow!("layer {layer}: {refusal}"),
+            None => anyhow::Error::new(e).context(format!("layer {layer}: reading the tar stream")),
+        })?;
         let raw_name = entry.path_bytes().into_owned();
         let shown = shown_name(&raw_name);
         unpacker
@@ -794,6 +801,109 @@ mod tests {
         unpack_layer(&t[..], dir.path(), "L6").unwrap();
         assert_eq!(fs::read(dir.path().join("x")).unwrap(), b"second");
         assert_eq!(fs::read(dir.path().join("d")).unwrap(), b"now a file");
+    }
+
+    /// A header block declaring `size` bytes of `kind`, and then only a few KiB: a reader
+    /// that believes the header would wait for (or allocate) 1.5 GiB.
+    fn huge_extension(kind: EntryType, name: &[u8], size: u64) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.as_ustar_mut().unwrap().name[..name.len()].copy_from_slice(name);
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut t = h.as_bytes().to_vec();
+        t.extend(vec![b'7'; 4096]);
+        t
+    }
+
+    #[test]
+    fn oversized_pax_and_long_name_headers_are_refused_from_the_header() {
+        for (kind, what) in [
+            (EntryType::XHeader, "PAX header"),
+            (EntryType::GNULongName, "GNU long name"),
+            (EntryType::GNULongLink, "GNU long link name"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let t = huge_extension(kind, b"x", 1536 << 20);
+            let err = unpack_layer(&t[..], dir.path(), "sha256:feed").unwrap_err();
+            assert_eq!(
+                format!("{err:#}"),
+                format!(
+                    "layer sha256:feed: entry 'x' declares a 1610612736-byte {what}, over the 1 MiB limit"
+                )
+            );
+        }
+    }
+
+    /// Names over 100 bytes (GNU long names and links, PAX paths) and PAX xattrs: the
+    /// guard lets them through.
+    #[test]
+    fn long_names_and_pax_xattrs_still_unpack() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{}/file", "d".repeat(150));
+        let pax_path = format!("{}/paxfile", "p".repeat(120));
+        let mut b = tar::Builder::new(Vec::new());
+        let owned = |mut h: tar::Header| {
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            h
+        };
+        let mut h = owned(tar::Header::new_gnu());
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(5);
+        b.append_data(&mut h, &long, &b"hello"[..]).unwrap();
+        let mut h = owned(tar::Header::new_gnu());
+        h.set_mode(0o777);
+        h.set_entry_type(EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "link", &long).unwrap();
+        let record = |k: &str, v: &str| {
+            let rest = k.len() + v.len() + 3;
+            let mut n = rest + 1;
+            while n != rest + n.to_string().len() {
+                n = rest + n.to_string().len();
+            }
+            format!("{n} {k}={v}\n")
+        };
+        let pax = format!(
+            "{}{}",
+            record("path", &pax_path),
+            record("SCHILY.xattr.user.skiff", "kept")
+        );
+        let mut h = tar::Header::new_ustar();
+        h.set_path("PaxHeaders/paxfile").unwrap();
+        h.set_entry_type(EntryType::XHeader);
+        h.set_size(pax.len() as u64);
+        h.set_cksum();
+        b.append(&h, pax.as_bytes()).unwrap();
+        let mut h = owned(tar::Header::new_ustar());
+        h.set_path("short").unwrap();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o600);
+        h.set_size(3);
+        h.set_cksum();
+        b.append(&h, &b"pax"[..]).unwrap();
+        let t = b.into_inner().unwrap();
+
+        let stats = unpack_layer(&t[..], dir.path(), "L10").unwrap();
+        assert_eq!(stats.entries, 3);
+        assert_eq!(fs::read(dir.path().join(&long)).unwrap(), b"hello");
+        assert_eq!(
+            fs::read_link(dir.path().join("link")).unwrap(),
+            Path::new(&long)
+        );
+        let paxfile = dir.path().join(&pax_path);
+        assert_eq!(fs::read(&paxfile).unwrap(), b"pax");
+        let mut buf = [0u8; 16];
+        let c = cpath(&paxfile).unwrap();
+        let n = CString::new("user.skiff").unwrap();
+        // SAFETY: valid pointers for the call.
+        let len =
+            unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        assert_eq!(&buf[..len.max(0) as usize], b"kept");
     }
 
     #[test]
