@@ -266,6 +266,52 @@ fn cp_exec_and_inspect() {
         .ok();
     assert_eq!(std::fs::read(&back).unwrap(), payload);
 
+    // Out of a container, setuid/setgid bits arrive only with -a, and device nodes are never
+    // made on the host: each is skipped with a warning, and the rest of /dev is copied.
+    s.run(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "echo x > /tmp/su && chmod 4755 /tmp/su && mkfifo /dev/skiff-fifo",
+    ])
+    .ok();
+    let mode = |p: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    };
+    let su = dir.path().join("su");
+    s.run(&["cp", "box:/tmp/su", su.to_str().unwrap()]).ok();
+    assert_eq!(mode(&su), 0o755, "setuid dropped without -a");
+    let su_a = dir.path().join("su-a");
+    s.run(&["cp", "-a", "box:/tmp/su", su_a.to_str().unwrap()])
+        .ok();
+    assert_eq!(mode(&su_a), 0o4755, "setuid kept with -a");
+    let dev = dir.path().join("dev");
+    let copied = s.run(&["cp", "box:/dev", dev.to_str().unwrap()]).ok();
+    let skipped = format!(
+        "Warning: skiff cp does not create device nodes on the host: skipped {} (character device 1:3)",
+        dev.join("null").display()
+    );
+    assert!(copied.stderr.contains(&skipped), "{}", copied.stderr);
+    for entry in std::fs::read_dir(&dev).unwrap() {
+        use std::os::unix::fs::FileTypeExt;
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        assert!(
+            !kind.is_char_device() && !kind.is_block_device(),
+            "{:?} is a device node on the host",
+            entry.path()
+        );
+    }
+    assert!(std::fs::symlink_metadata(dev.join("skiff-fifo"))
+        .map(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_fifo()
+        })
+        .unwrap_or(false));
+    assert!(dev.join("shm").is_dir(), "the rest of /dev is there");
+
     assert_eq!(s.run(&["exec", "box", "sh", "-c", "exit 9"]).code, 9);
     s.run(&["exec", "box", "nosuch"])
         .fails_with(127, "executable file not found");

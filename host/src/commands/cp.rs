@@ -1,7 +1,7 @@
 //! `cp`: docker's copy semantics between a container (the archive API) and this machine,
 //! where we build and unpack the tar ourselves, streaming in both directions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Result;
 use base64::Engine as _;
 use serde_json::Value;
+use skiff_common::targuard::TarGuard;
 use tokio::sync::mpsc;
 
 use super::api::{query, seg, Api, Body};
@@ -265,7 +266,10 @@ pub async fn cp(engine: &Engine, a: &CpArgs) -> Result<u8> {
     let api = engine.api();
     match (src_ctr, dst_ctr) {
         (Some(c), None) => {
-            from_container(&api, &c, &src_path, &dst_path, a.follow_link, quiet).await
+            let opts = UntarOptions {
+                keep_owner_and_setid: a.archive,
+            };
+            from_container(&api, &c, &src_path, &dst_path, a.follow_link, opts, quiet).await
         }
         (None, Some(c)) => {
             to_container(
@@ -318,6 +322,7 @@ async fn from_container(
     src: &str,
     dst: &str,
     follow: bool,
+    opts: UntarOptions,
     quiet: bool,
 ) -> Result<u8> {
     let dst = if dst == "-" {
@@ -377,7 +382,9 @@ async fn from_container(
     let dst_for_thread = dst.clone();
     let extract = tokio::task::spawn_blocking(move || {
         let reader = ChanReader::new(rx);
-        copy_to(reader, &src_info, &dst_for_thread)
+        let mut warnings = Vec::new();
+        let result = copy_to(reader, &src_info, &dst_for_thread, opts, &mut warnings);
+        (result, warnings)
     });
     let mut feed_err = None;
     loop {
@@ -396,10 +403,13 @@ async fn from_container(
         }
     }
     drop(tx);
-    let result = extract
+    let (result, warnings) = extract
         .await
         .map_err(|e| fail(format!("skiff: extracting failed: {e}")))?;
     progress.stop();
+    for w in warnings {
+        eprintln!("{w}");
+    }
     if let Some(e) = feed_err {
         return Err(e);
     }
@@ -873,8 +883,14 @@ pub fn copy_info_destination_path(path: &str) -> Result<CopyInfo, String> {
 }
 
 /// go-archive's CopyTo: unpack what the engine sent so that `src` ends up at `dst` by
-/// docker's rules.
-pub fn copy_to<R: Read>(content: R, src: &CopyInfo, dst: &str) -> Result<(), String> {
+/// docker's rules. What was left out is told in `warnings`, one line each.
+pub fn copy_to<R: Read>(
+    content: R,
+    src: &CopyInfo,
+    dst: &str,
+    opts: UntarOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
     let dst_info = copy_info_destination_path(dst)?;
     let (dst_dir, top) = prepare_copy(src, &dst_info)?;
     let (_, src_base) = split_path_dir_entry(&src.path);
@@ -887,7 +903,7 @@ pub fn copy_to<R: Read>(content: R, src: &CopyInfo, dst: &str) -> Result<(), Str
     if let Some(t) = top {
         renames.push((base, t));
     }
-    untar(content, Path::new(&dst_dir), &renames)
+    untar(content, Path::new(&dst_dir), &renames, opts, warnings)
 }
 
 /// go-archive's RebaseArchiveEntries for one name (already cleaned).
@@ -968,24 +984,75 @@ fn set_times(path: &Path, mtime: i64, nofollow: bool) {
     unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), flags) };
 }
 
-fn mknod(path: &Path, kind: libc::mode_t, mode: u32, major: u32, minor: u32) -> io::Result<()> {
+/// Make a fifo: the only special file `cp` creates on the host.
+fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-    let dev = libc::makedev(major, minor);
     // SAFETY: `c` is a valid NUL-terminated path.
-    let rc = unsafe { libc::mknod(c.as_ptr(), kind | (mode & 0o7777) as libc::mode_t, dev) };
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), (mode & 0o777) as libc::mode_t) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// go-archive's Untar with NoLchown and NoOverwriteDirNonDir, into `dest`.
-pub fn untar<R: Read>(content: R, dest: &Path, renames: &[(String, String)]) -> Result<(), String> {
-    let mut archive = tar::Archive::new(content);
+/// How the files from a container are made on this machine.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UntarOptions {
+    /// `-a`: give files the archive's owner (when we are root) and keep setuid/setgid bits.
+    /// Without it, as docker, files belong to whoever runs `cp`, and the bits are dropped: a
+    /// setuid binary from a container must not become a setuid-root binary on the host
+    /// because root copied it out.
+    pub keep_owner_and_setid: bool,
+}
+
+impl UntarOptions {
+    fn mode(&self, mode: u32) -> u32 {
+        if self.keep_owner_and_setid {
+            mode & 0o7777
+        } else {
+            mode & 0o1777
+        }
+    }
+}
+
+/// The archive's owner for `path`, with `-a` and when we may give files away.
+fn keep_owner(opts: UntarOptions, path: &Path, uid: u64, gid: u64) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if !opts.keep_owner_and_setid || unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
+        return Err(format!(
+            "lchown {}: the archive's owner {uid}:{gid} is out of range",
+            path.display()
+        ));
+    };
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .map_err(|e| format!("lchown {}: {}", path.display(), go_io_error(&e)))
+}
+
+/// go-archive's Untar with NoLchown (unless `-a`) and NoOverwriteDirNonDir, into `dest`.
+///
+/// Unlike docker's, it never creates device nodes on the host (they are skipped, each told
+/// in `warnings`: copying a container's `/dev` must still work), drops setuid/setgid bits
+/// unless `-a`, and resolves hard-link targets like entry names: inside `dest`, through no
+/// symlink that leads out, to a regular file already unpacked there.
+pub fn untar<R: Read>(
+    content: R,
+    dest: &Path,
+    renames: &[(String, String)],
+    opts: UntarOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    // The tar crate would read a long name or PAX header whole into memory, whatever size it
+    // declares: the guard refuses one over 1 MiB from its header.
+    let mut archive = tar::Archive::new(TarGuard::new(content));
     let dest_canon =
         fs::canonicalize(dest).map_err(|e| format!("{}: {}", dest.display(), go_io_error(&e)))?;
     let dest_str = dest.to_string_lossy().into_owned();
     let mut dirs: Vec<(PathBuf, i64, u32)> = Vec::new();
+    // Device entries left out, so that hard links to them are left out too.
+    let mut skipped: HashSet<String> = HashSet::new();
     let entries = archive
         .entries()
         .map_err(|e| format!("Error processing tar file: {e}"))?;
@@ -1004,14 +1071,33 @@ pub fn untar<R: Read>(content: R, dest: &Path, renames: &[(String, String)]) -> 
         if name == ".." || name.starts_with("../") {
             return Err(breakout(format!("{name:?} is outside of {dest_str:?}")));
         }
-        let mode = entry.header().mode().unwrap_or(0o644);
+        let mode = opts.mode(entry.header().mode().unwrap_or(0o644));
         let mtime = entry.header().mtime().unwrap_or(0) as i64;
+        let uid = entry.header().uid().unwrap_or(0);
+        let gid = entry.header().gid().unwrap_or(0);
         let path = if name == "." {
             dest.to_path_buf()
         } else {
             dest.join(&name)
         };
         check_parents(dest, &dest_canon, &name)?;
+        if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
+            let (major, minor) = (
+                entry.header().device_major().ok().flatten().unwrap_or(0),
+                entry.header().device_minor().ok().flatten().unwrap_or(0),
+            );
+            let what = if kind == tar::EntryType::Char {
+                "character"
+            } else {
+                "block"
+            };
+            warnings.push(format!(
+                "Warning: skiff cp does not create device nodes on the host: skipped {} ({what} device {major}:{minor})",
+                path.display()
+            ));
+            skipped.insert(name);
+            continue;
+        }
         // Parents the archive does not list are made as docker does (0755).
         if let Some(parent) = path.parent() {
             if fs::symlink_metadata(parent).is_err() {
@@ -1050,6 +1136,7 @@ pub fn untar<R: Read>(content: R, dest: &Path, renames: &[(String, String)]) -> 
                 if !path.is_dir() {
                     fs::create_dir(&path).map_err(|e| io_err("mkdir", e))?;
                 }
+                keep_owner(opts, &path, uid, gid)?;
                 dirs.push((path.clone(), mtime, mode));
                 continue;
             }
@@ -1084,6 +1171,7 @@ pub fn untar<R: Read>(content: R, dest: &Path, renames: &[(String, String)]) -> 
                     )));
                 }
                 std::os::unix::fs::symlink(&target, &path).map_err(|e| io_err("symlink", e))?;
+                keep_owner(opts, &path, uid, gid)?;
                 set_times(&path, mtime, true);
                 continue;
             }
@@ -1095,38 +1183,67 @@ pub fn untar<R: Read>(content: R, dest: &Path, renames: &[(String, String)]) -> 
                 for (old, new) in renames {
                     target = rebase(&target, old, new);
                 }
-                let target_path = Path::new(&go_join(&dest_str, &target)).to_path_buf();
-                if !target_path.starts_with(dest) || target.starts_with("../") {
-                    return Err(breakout(format!(
-                        "invalid hardlink {:?} -> {target:?}",
-                        target_path.display().to_string()
-                    )));
+                let target = go_clean(&target);
+                if skipped.contains(&target) {
+                    warnings.push(format!(
+                        "Warning: skiff cp does not create device nodes on the host: skipped {} (a hard link to one)",
+                        path.display()
+                    ));
+                    continue;
                 }
+                let target_path = hardlink_target(dest, &dest_canon, &path, &target)?;
                 fs::hard_link(&target_path, &path).map_err(|e| io_err("link", e))?;
                 continue;
             }
-            tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => {
-                let t = match kind {
-                    tar::EntryType::Fifo => libc::S_IFIFO,
-                    tar::EntryType::Char => libc::S_IFCHR,
-                    _ => libc::S_IFBLK,
-                };
-                let major = entry.header().device_major().ok().flatten().unwrap_or(0);
-                let minor = entry.header().device_minor().ok().flatten().unwrap_or(0);
-                mknod(&path, t, mode, major, minor).map_err(|e| io_err("mknod", e))?;
+            tar::EntryType::Fifo => {
+                mkfifo(&path, mode).map_err(|e| io_err("mkfifo", e))?;
             }
             other => return Err(format!("unhandled tar header type {}", other.as_byte())),
         }
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))
+        // Owner first: chown clears setuid/setgid, the mode sets them again (with -a).
+        keep_owner(opts, &path, uid, gid)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
             .map_err(|e| io_err("chmod", e))?;
         set_times(&path, mtime, false);
     }
     // Directory modes and times last, so files made in them do not change them again.
     for (path, mtime, mode) in dirs.iter().rev() {
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777));
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(*mode));
         set_times(path, *mtime, false);
     }
     Ok(())
+}
+
+/// Where the hard link `link` (its path here) to `target` (a cleaned entry name) points:
+/// checked as entry names are (inside `dest`, no parent a symlink that leads out), and a
+/// regular file already there, never a symlink (`link` would take it as it is) or a directory.
+fn hardlink_target(
+    dest: &Path,
+    dest_canon: &Path,
+    link: &Path,
+    target: &str,
+) -> Result<PathBuf, String> {
+    let refuse = |why: &str| {
+        breakout(format!(
+            "invalid hardlink {:?} -> {target:?}: {why}",
+            link.display().to_string()
+        ))
+    };
+    if target == "." || target == ".." || target.starts_with("../") {
+        return Err(refuse("it is outside of the destination"));
+    }
+    check_parents(dest, dest_canon, target)?;
+    let target_path = dest.join(target);
+    match fs::symlink_metadata(&target_path) {
+        Ok(md) if md.is_file() => {}
+        Ok(_) => return Err(refuse("the target is not a regular file")),
+        Err(e) => return Err(refuse(&format!("the target: {}", go_io_error(&e)))),
+    }
+    let canon = fs::canonicalize(&target_path).map_err(|e| refuse(&go_io_error(&e)))?;
+    if !canon.starts_with(dest_canon) {
+        return Err(refuse("it is outside of the destination"));
+    }
+    Ok(target_path)
 }
 
 #[cfg(test)]
@@ -1251,6 +1368,16 @@ mod tests {
         assert!(decode_stat(Some("!!")).is_err());
     }
 
+    fn copy_plain(data: &[u8], info: &CopyInfo, dst: &str) -> Result<(), String> {
+        copy_to(data, info, dst, UntarOptions::default(), &mut Vec::new())
+    }
+
+    fn untar_plain(data: &[u8], dest: &Path) -> Result<Vec<String>, String> {
+        let mut warnings = Vec::new();
+        untar(data, dest, &[], UntarOptions::default(), &mut warnings)?;
+        Ok(warnings)
+    }
+
     fn tmp() -> PathBuf {
         let d = std::env::temp_dir().join(format!(
             "skiff-cp-test-{}-{}",
@@ -1285,7 +1412,7 @@ mod tests {
             is_dir: true,
             rebase_name: None,
         };
-        copy_to(&tarball[..], &info, out.join("copy").to_str().unwrap()).unwrap();
+        copy_plain(&tarball[..], &info, out.join("copy").to_str().unwrap()).unwrap();
         assert_eq!(fs::read(out.join("copy/a.txt")).unwrap(), b"hello");
         assert_eq!(
             fs::read(out.join("copy/sub/big")).unwrap().len(),
@@ -1298,7 +1425,7 @@ mod tests {
         assert_eq!(fs::metadata(out.join("copy/hard")).unwrap().nlink(), 2);
 
         // Into an existing directory: kept under its own name.
-        copy_to(&tarball[..], &info, out.to_str().unwrap()).unwrap();
+        copy_plain(&tarball[..], &info, out.to_str().unwrap()).unwrap();
         assert!(out.join("src/sub/big").is_file());
 
         // "dir/." copies the contents.
@@ -1312,7 +1439,7 @@ mod tests {
             is_dir: true,
             rebase_name: None,
         };
-        copy_to(&dot[..], &dot_info, flat.to_str().unwrap()).unwrap();
+        copy_plain(&dot[..], &dot_info, flat.to_str().unwrap()).unwrap();
         assert!(flat.join("a.txt").is_file());
 
         // A file onto an existing file takes its name.
@@ -1325,14 +1452,14 @@ mod tests {
             is_dir: false,
             rebase_name: None,
         };
-        copy_to(&one[..], &finfo, out.join("target").to_str().unwrap()).unwrap();
+        copy_plain(&one[..], &finfo, out.join("target").to_str().unwrap()).unwrap();
         assert_eq!(fs::read(out.join("target")).unwrap(), b"hello");
 
         // A file where a directory is: refused.
         fs::create_dir(out.join("isdir")).unwrap();
         let mut clash = Vec::new();
         write_tar(&mut clash, src.join("a.txt").to_str().unwrap(), "isdir").unwrap();
-        assert!(untar(&clash[..], &out, &[])
+        assert!(untar_plain(&clash[..], &out)
             .unwrap_err()
             .contains("cannot overwrite directory"));
         fs::remove_dir_all(&root).unwrap();
@@ -1352,7 +1479,7 @@ mod tests {
         h.set_size(0);
         b.append_link(&mut h, "esc", "../../outside").unwrap();
         let data = b.into_inner().unwrap();
-        assert!(untar(&data[..], &dest, &[])
+        assert!(untar_plain(&data[..], &dest)
             .unwrap_err()
             .contains("invalid symlink"));
 
@@ -1365,10 +1492,259 @@ mod tests {
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, "out/evil", &b"x"[..]).unwrap();
         let data = b.into_inner().unwrap();
-        assert!(untar(&data[..], &dest, &[])
+        assert!(untar_plain(&data[..], &dest)
             .unwrap_err()
             .contains("outside"));
         assert!(!outside.join("evil").exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// An entry of `kind` named `name`, with `data`, `mode` and an optional link target.
+    fn entry(
+        b: &mut tar::Builder<Vec<u8>>,
+        kind: tar::EntryType,
+        name: &str,
+        data: &[u8],
+        mode: u32,
+        link: Option<&str>,
+    ) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(1234);
+        h.set_gid(5678);
+        h.set_mtime(1_700_000_000);
+        match link {
+            Some(l) => b.append_link(&mut h, name, l).unwrap(),
+            None => b.append_data(&mut h, name, data).unwrap(),
+        }
+    }
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    #[test]
+    fn setid_bits_are_dropped_unless_archive_mode() {
+        let root = tmp();
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, tar::EntryType::Directory, "d/", b"", 0o3775, None);
+        entry(&mut b, tar::EntryType::Regular, "d/su", b"#!", 0o4755, None);
+        entry(&mut b, tar::EntryType::Regular, "d/sg", b"#!", 0o2711, None);
+        entry(&mut b, tar::EntryType::Fifo, "d/fifo", b"", 0o6640, None);
+        let data = b.into_inner().unwrap();
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+
+        let plain = root.join("plain");
+        fs::create_dir(&plain).unwrap();
+        assert_eq!(untar_plain(&data, &plain).unwrap(), Vec::<String>::new());
+        assert_eq!(mode(&plain.join("d/su")), 0o755);
+        assert_eq!(mode(&plain.join("d/sg")), 0o711);
+        assert_eq!(mode(&plain.join("d/fifo")), 0o640);
+        assert_eq!(
+            mode(&plain.join("d")),
+            0o1775,
+            "the sticky bit is no setid bit"
+        );
+        assert!(fs::symlink_metadata(plain.join("d/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        // Without -a the files are ours, as docker's.
+        let me = unsafe { libc::geteuid() };
+        assert_eq!(fs::symlink_metadata(plain.join("d/su")).unwrap().uid(), me);
+
+        let kept = root.join("kept");
+        fs::create_dir(&kept).unwrap();
+        let opts = UntarOptions {
+            keep_owner_and_setid: true,
+        };
+        untar(&data[..], &kept, &[], opts, &mut Vec::new()).unwrap();
+        assert_eq!(mode(&kept.join("d/su")), 0o4755);
+        assert_eq!(mode(&kept.join("d/sg")), 0o2711);
+        assert_eq!(mode(&kept.join("d")), 0o3775);
+        if is_root() {
+            let md = fs::symlink_metadata(kept.join("d/su")).unwrap();
+            assert_eq!((md.uid(), md.gid()), (1234, 5678), "-a keeps the owner");
+        }
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn device_nodes_are_skipped_with_a_warning_each() {
+        let root = tmp();
+        let dest = root.join("dest");
+        fs::create_dir(&dest).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, tar::EntryType::Directory, "dev/", b"", 0o755, None);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Char);
+        h.set_mode(0o666);
+        h.set_size(0);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        b.append_data(&mut h, "dev/null", io::empty()).unwrap();
+        h.set_entry_type(tar::EntryType::Block);
+        h.set_device_major(8).unwrap();
+        h.set_device_minor(0).unwrap();
+        b.append_data(&mut h, "dev/sda", io::empty()).unwrap();
+        entry(
+            &mut b,
+            tar::EntryType::Link,
+            "dev/also-null",
+            b"",
+            0o666,
+            Some("dev/null"),
+        );
+        entry(
+            &mut b,
+            tar::EntryType::Fifo,
+            "dev/initctl",
+            b"",
+            0o600,
+            None,
+        );
+        entry(
+            &mut b,
+            tar::EntryType::Regular,
+            "dev/file",
+            b"kept",
+            0o644,
+            None,
+        );
+        let data = b.into_inner().unwrap();
+        let warnings = untar_plain(&data, &dest).unwrap();
+        let d = dest.join("dev");
+        assert_eq!(
+            warnings,
+            [
+                format!("Warning: skiff cp does not create device nodes on the host: skipped {} (character device 1:3)", d.join("null").display()),
+                format!("Warning: skiff cp does not create device nodes on the host: skipped {} (block device 8:0)", d.join("sda").display()),
+                format!("Warning: skiff cp does not create device nodes on the host: skipped {} (a hard link to one)", d.join("also-null").display()),
+            ]
+        );
+        for gone in ["null", "sda", "also-null"] {
+            assert!(fs::symlink_metadata(d.join(gone)).is_err(), "{gone}");
+        }
+        assert!(fs::symlink_metadata(d.join("initctl"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(fs::read(d.join("file")).unwrap(), b"kept");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// An entry to write: its type, name and link target.
+    type Planned<'a> = (tar::EntryType, &'a str, Option<String>);
+
+    /// Hard-link targets are resolved like entry names: not through a symlink that leads out,
+    /// never a symlink or a directory, and only a file already in the destination.
+    #[test]
+    fn hardlink_targets_must_be_regular_files_inside() {
+        let root = tmp();
+        let outside = root.join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret"), b"host").unwrap();
+        let cases: [(&str, Vec<Planned>, &str); 5] = [
+            (
+                "through a symlink already in the destination",
+                vec![(tar::EntryType::Link, "h", Some("out/secret".into()))],
+                "outside",
+            ),
+            (
+                "through a symlink from the archive to that one",
+                vec![
+                    (tar::EntryType::Symlink, "a", Some("out".into())),
+                    (tar::EntryType::Link, "h", Some("a/secret".into())),
+                ],
+                "outside",
+            ),
+            (
+                "to a symlink",
+                vec![(tar::EntryType::Link, "h", Some("out".into()))],
+                "not a regular file",
+            ),
+            (
+                "to a directory",
+                vec![
+                    (tar::EntryType::Directory, "dir/", None),
+                    (tar::EntryType::Link, "h", Some("dir".into())),
+                ],
+                "not a regular file",
+            ),
+            (
+                "to nothing",
+                vec![(tar::EntryType::Link, "h", Some("missing".into()))],
+                "no such file",
+            ),
+        ];
+        for (i, (what, entries, why)) in cases.iter().enumerate() {
+            let dest = root.join(format!("dest{i}"));
+            fs::create_dir(&dest).unwrap();
+            std::os::unix::fs::symlink(&outside, dest.join("out")).unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            for (kind, name, link) in entries {
+                entry(&mut b, *kind, name, b"", 0o644, link.as_deref());
+            }
+            let data = b.into_inner().unwrap();
+            let err = untar_plain(&data, &dest).expect_err(what);
+            assert!(err.contains(why), "{what}: {err}");
+            assert!(fs::symlink_metadata(dest.join("h")).is_err(), "{what}");
+        }
+        assert_eq!(fs::metadata(outside.join("secret")).unwrap().nlink(), 1);
+
+        // A link to a file the archive made, through a symlink that stays inside: fine.
+        let dest = root.join("fine");
+        fs::create_dir(&dest).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, tar::EntryType::Directory, "real/", b"", 0o755, None);
+        entry(
+            &mut b,
+            tar::EntryType::Regular,
+            "real/f",
+            b"same",
+            0o644,
+            None,
+        );
+        entry(
+            &mut b,
+            tar::EntryType::Symlink,
+            "alias",
+            b"",
+            0o777,
+            Some("real"),
+        );
+        entry(
+            &mut b,
+            tar::EntryType::Link,
+            "h",
+            b"",
+            0o644,
+            Some("alias/f"),
+        );
+        let data = b.into_inner().unwrap();
+        untar_plain(&data, &dest).unwrap();
+        assert_eq!(fs::metadata(dest.join("h")).unwrap().nlink(), 2);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A PAX header declaring 1.5 GiB with a few KiB behind it: refused from its header.
+    #[test]
+    fn an_oversized_pax_header_is_refused_from_its_header() {
+        let root = tmp();
+        let mut h = tar::Header::new_ustar();
+        h.set_path("x").unwrap();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_size(1536 << 20);
+        h.set_cksum();
+        let mut data = h.as_bytes().to_vec();
+        data.extend(vec![b'1'; 4096]);
+        assert_eq!(
+            untar_plain(&data, &root).unwrap_err(),
+            "Error processing tar file: entry 'x' declares a 1610612736-byte PAX header, over the 1 MiB limit"
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 }
