@@ -132,15 +132,22 @@ fn a_privileged_container_gets_nothing_from_the_machine_daemon() {
     // guessed proof.
     let port = free_port().to_string();
     let report = probe(&s, &probe_bin, "publish", &priv_none, &["publish", &port]);
-    for key in [
-        "publish-loopback",
-        "publish-any",
-        "publish-guessed-loopback",
-        "publish-guessed-any",
-    ] {
-        assert_eq!(field(&report, key), "closed", "{key}:\n{report}");
+    for addr in ["loopback", "any", "low"] {
+        for key in [format!("publish-{addr}"), format!("publish-guessed-{addr}")] {
+            assert_eq!(field(&report, &key), "closed", "{key}:\n{report}");
+        }
     }
     assert!(!listens(&format!("127.0.0.1:{port}")), "{report}");
+    assert!(!listens("127.0.0.1:1"), "{report}");
+
+    // PID 1's port (shutdown, engine-kill) is out of reach from inside the VM.
+    let report = probe(&s, &probe_bin, "init", &priv_none, &["init"]);
+    for key in ["init-local", "init-guest", "init-host"] {
+        assert!(
+            field(&report, key).starts_with("connect errno"),
+            "{key}:\n{report}"
+        );
+    }
 
     // Egress: the host's proxy refuses, so the loopback-only server is never reached.
     let secret = "skiff-boundary-secret-7f3a";

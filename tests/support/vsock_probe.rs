@@ -77,8 +77,12 @@ fn close(fd: i32) {
 
 /// A blocking connection to `port` on the host, reads timing out after `timeout`.
 fn connect_host(port: u32, timeout: Duration) -> Result<std::fs::File, i32> {
+    connect_to(HOST_CID, port, timeout)
+}
+
+fn connect_to(cid: u32, port: u32, timeout: Duration) -> Result<std::fs::File, i32> {
     let fd = vsock_socket(AF_VSOCK, 0)?;
-    let a = addr(HOST_CID, port);
+    let a = addr(cid, port);
     // SAFETY: a is a sockaddr_vm of the size passed.
     let rc = unsafe {
         syscall(
@@ -252,7 +256,11 @@ fn main() {
         "encodings" => encodings(),
         "publish" => {
             // What an engine would send, for a host port the test chose.
-            for (name, addr) in [("loopback", format!("127.0.0.1:{}", arg(2))), ("any", format!("0.0.0.0:{}", arg(2)))] {
+            for (name, addr) in [
+                ("loopback", format!("127.0.0.1:{}", arg(2))),
+                ("any", format!("0.0.0.0:{}", arg(2))),
+                ("low", "0.0.0.0:1".to_string()),
+            ] {
                 let req = format!(
                     "{{\"op\":\"publish\",\"proto\":\"tcp\",\"addr\":\"{addr}\",\"forward\":4444}}\n"
                 );
@@ -271,9 +279,23 @@ fn main() {
             println!("egress-connect\t{}\t", exchange(1027, connect.as_bytes()));
         }
         "takeover" => takeover(secs(2)),
+        "init" => {
+            // PID 1's own port, which takes `shutdown` and `engine-kill`: only the host may
+            // reach it. Try the VM's own addresses (local, and the guest CID skiff gives it).
+            for (name, cid) in [("local", 1u32), ("guest", 3), ("host", HOST_CID)] {
+                let got = match connect_to(cid, 1028, Duration::from_secs(5)) {
+                    Err(e) => format!("connect errno {e}"),
+                    Ok(mut f) => {
+                        let _ = f.write_all(b"engines\n");
+                        format!("answered {}", read_all(&mut f))
+                    }
+                };
+                println!("init-{name}\t{got}\t");
+            }
+        }
         "flood" => flood(secs(2)),
         other => {
-            eprintln!("usage: vsock-probe encodings|publish PORT|egress PORT|takeover SECS|flood SECS (got {other:?})");
+            eprintln!("usage: vsock-probe encodings|publish PORT|egress PORT|init|takeover SECS|flood SECS (got {other:?})");
             std::process::exit(2);
         }
     }

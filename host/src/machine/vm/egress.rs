@@ -38,11 +38,11 @@ where
         let token = token.clone();
         async move {
             if !proves(&req, &token) {
-                tracing::warn!(
+                super::refusals::warn(format_args!(
                     "egress: refused a request without this VM's token ({} {})",
                     req.method(),
                     req.uri()
-                );
+                ));
                 let mut r = error(
                     StatusCode::PROXY_AUTHENTICATION_REQUIRED,
                     "skiff egress serves the VM's engines only\n".into(),

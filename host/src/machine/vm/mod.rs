@@ -9,6 +9,7 @@ pub mod guest;
 mod net;
 mod ports;
 pub mod qemu;
+mod refusals;
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;

@@ -33,7 +33,9 @@ const PROOF_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn serve_control(mut conn: UnixStream, device: PathBuf, token: String) {
     let first = tokio::time::timeout(PROOF_TIMEOUT, skiff_common::auth::read_line(&mut conn)).await;
     if !matches!(&first, Ok(Ok(line)) if skiff_common::auth::line_proves(line, &token)) {
-        tracing::warn!("control: refused a guest connection without this VM's token");
+        super::refusals::warn(format_args!(
+            "control: refused a guest connection without this VM's token"
+        ));
         return;
     }
     let (rd, mut wr) = conn.into_split();
