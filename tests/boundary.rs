@@ -4,7 +4,7 @@
 //! proxy to reach the host's loopback, taking the engines' vsock ports, and flooding the
 //! device; an unprivileged local user reading the native store.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -93,26 +93,6 @@ fn no_container_without_privileges_creates_a_vsock_socket() {
     }
 }
 
-/// A server on the host's loopback only, answering a secret the tests look for.
-fn loopback_secret_server(secret: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten().take(16) {
-            use std::io::{Read, Write};
-            let mut conn = conn;
-            let mut buf = [0u8; 1024];
-            let _ = conn.read(&mut buf);
-            let _ = write!(
-                conn,
-                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{secret}",
-                secret.len()
-            );
-        }
-    });
-    port
-}
-
 fn listens(addr: &str) -> bool {
     let addr: SocketAddr = addr.parse().expect("address");
     TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
@@ -127,6 +107,10 @@ fn a_privileged_container_gets_nothing_from_the_machine_daemon() {
     let s = Skiff::new();
     let probe_bin = probe_binary(&s);
     let priv_none = ["--privileged", "--network", "none"];
+    // No other test of this file publishes ports, and test files run one after another: what
+    // the machine daemon listens on must not change while the attacks run.
+    let daemon = vm_machine_pid("daemon.pid").expect("the machine daemon's pid");
+    let listening_before = listening_sockets_of(daemon);
 
     // Publishing: nothing is bound on the host, whatever the address, with or without a
     // guessed proof.
@@ -151,7 +135,7 @@ fn a_privileged_container_gets_nothing_from_the_machine_daemon() {
 
     // Egress: the host's proxy refuses, so the loopback-only server is never reached.
     let secret = "skiff-boundary-secret-7f3a";
-    let target = loopback_secret_server(secret).to_string();
+    let target = http_server_on("127.0.0.1:0", secret).to_string();
     let report = probe(&s, &probe_bin, "egress", &priv_none, &["egress", &target]);
     assert!(!report.contains(secret), "{report}");
     assert!(field(&report, "egress-get").contains("407"), "{report}");
@@ -200,7 +184,20 @@ fn a_privileged_container_gets_nothing_from_the_machine_daemon() {
         .run(&["run", "--rm", &image("busybox"), "echo", "still-here"])
         .ok();
     assert!(out.stdout.contains("still-here"), "{}", out.stdout);
+    // PID 1's port, which the clock sync also uses, still answers the host.
+    let engines = s.run(&["machine", "engine", "ls", "-q"]).ok();
+    assert!(
+        engines.stdout.contains(&s.engine_name()),
+        "{}",
+        engines.stdout
+    );
     s.run(&["rm", "-f", "flood"]).ok();
+
+    assert_eq!(
+        listening_sockets_of(daemon),
+        listening_before,
+        "the machine daemon listens on something new after the attacks"
+    );
 }
 
 #[test]

@@ -89,15 +89,7 @@ fn killed_pulls_leave_no_half_image_and_the_next_pull_completes() {
         let _ = child.wait();
         // The next command starts a fresh agent, which must find the store consistent.
         assert_store_whole(&s, &big_sha);
-        if !on_vm() {
-            assert_eq!(
-                std::fs::read_dir(s.root().join("images/tmp"))
-                    .expect("tmp")
-                    .count(),
-                0,
-                "leftovers cleared at start"
-            );
-        }
+        assert_no_unpack_leftovers(&s, "leftovers cleared at start");
         s.run(&["pull", "-q", &image("web")]).ok();
         assert_store_whole(&s, &big_sha);
         assert!(s.image_ids().len() == 2, "busybox and web");

@@ -348,52 +348,20 @@ fn nothing_listens_on_tcp_unless_asked() {
     ])
     .ok();
     let pids: Vec<i32> = if on_vm() {
-        let dir = PathBuf::from(std::env::var_os("SKIFF_MACHINES").expect("SKIFF_MACHINES"))
-            .join(std::env::var("SKIFF_MACHINE").expect("SKIFF_MACHINE"));
         ["daemon.pid", "qemu.pid", "passt.pid"]
             .iter()
-            .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
-            .filter_map(|p| p.trim().parse().ok())
+            .filter_map(|f| vm_machine_pid(f))
             .collect()
     } else {
         vec![s.agent_pid().expect("agent pid")]
     };
     assert!(!pids.is_empty(), "found no skiff process to look at");
-    let listening = tcp_listening_inodes();
     for pid in pids {
-        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .expect("fds")
-            .flatten()
-        {
-            let target = std::fs::read_link(fd.path()).unwrap_or_default();
-            let t = target.to_string_lossy();
-            if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
-                assert!(
-                    !listening.contains(inode),
-                    "process {pid} listens on TCP (socket inode {inode})"
-                );
-            }
-        }
+        let tcp: Vec<String> = listening_sockets_of(pid)
+            .into_iter()
+            .filter(|l| l.starts_with("tcp"))
+            .collect();
+        assert!(tcp.is_empty(), "process {pid} listens on TCP: {tcp:?}");
     }
     s.run(&["rm", "-f", "quiet"]).ok();
-}
-
-fn tcp_listening_inodes() -> std::collections::HashSet<String> {
-    let mut set = std::collections::HashSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        for line in std::fs::read_to_string(table)
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-        {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // st 0A is LISTEN; field 9 is the inode.
-            if f.get(3) == Some(&"0A") {
-                if let Some(inode) = f.get(9) {
-                    set.insert(inode.to_string());
-                }
-            }
-        }
-    }
-    set
 }

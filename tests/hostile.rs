@@ -326,15 +326,7 @@ fn a_gzip_bomb_stops_at_the_layer_limit() {
     assert!(s.image_ids().is_empty(), "no image from the bomb");
     let check = s.run(&["system", "check"]).ok();
     assert!(check.stdout.contains("The store is consistent."));
-    if !on_vm() {
-        assert_eq!(
-            std::fs::read_dir(s.root().join("images/tmp"))
-                .expect("tmp")
-                .count(),
-            0,
-            "nothing half-unpacked left"
-        );
-    }
+    assert_no_unpack_leftovers(&s, "nothing half-unpacked left");
 }
 
 /// A layer whose PAX header declares 2 GiB (a few MB of gzip): the tar crate reads such a
@@ -390,15 +382,7 @@ fn a_layer_with_a_huge_pax_header_is_refused_before_it_is_buffered() {
         "{}",
         check.stdout
     );
-    if !on_vm() {
-        assert_eq!(
-            std::fs::read_dir(s.root().join("images/tmp"))
-                .expect("tmp")
-                .count(),
-            0,
-            "nothing half-unpacked left"
-        );
-    }
+    assert_no_unpack_leftovers(&s, "nothing half-unpacked left");
     assert!(
         peak < 256 * 1024,
         "the engine's memory peaked at {peak} KiB for a refused layer"
@@ -754,11 +738,15 @@ fn exec_through_api(s: &Skiff, container: &str, n: usize) -> i64 {
 
 /// 200 `run`s and 1,000 `exec`s at once: every one completes with its own output, and a
 /// second round leaves the agent's memory where the first left it (no leak per request).
+///
+/// In the VM, half as many: what the VM path adds (the vsock device's 64 pending handshakes,
+/// the guest listener's queue, once 128) is overrun as surely by 100 and 500, and the full
+/// size cost about 12 of CI's minutes under emulation.
 #[test]
 fn two_hundred_runs_and_a_thousand_execs_at_once() {
     let s = Skiff::new();
     s.run(&["pull", "-q", &image("busybox")]).ok();
-    let (runs, execs) = (200, 1000);
+    let (runs, execs) = if on_vm() { (100, 500) } else { (200, 1000) };
     s.run(&[
         "run",
         "-d",

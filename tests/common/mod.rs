@@ -614,7 +614,12 @@ pub fn support_binary(dir: &Path, name: &str) -> PathBuf {
 /// An HTTP server on the host, on every address, answering `reply` to the first 32
 /// connections; returns its port.
 pub fn host_server(reply: &'static str) -> u16 {
-    let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    http_server_on("0.0.0.0:0", reply)
+}
+
+/// The same on the address `bind` names (a loopback-only server, say).
+pub fn http_server_on(bind: &str, reply: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind(bind).expect("bind");
     let port = l.local_addr().expect("addr").port();
     std::thread::spawn(move || {
         for conn in l.incoming().flatten().take(32) {
@@ -630,4 +635,76 @@ pub fn host_server(reply: &'static str) -> u16 {
         }
     });
     port
+}
+
+/// Nothing of an interrupted or refused unpack is left in the store's temporary area (native
+/// only: in the VM the store is out of the test's reach, and `system check` covers it).
+pub fn assert_no_unpack_leftovers(s: &Skiff, what: &str) {
+    if on_vm() {
+        return;
+    }
+    let left = std::fs::read_dir(s.root().join("images/tmp"))
+        .expect("images/tmp")
+        .count();
+    assert_eq!(left, 0, "{what}");
+}
+
+/// The shared machine's directory (vm backend).
+pub fn vm_machine_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("SKIFF_MACHINES").expect("SKIFF_MACHINES"))
+        .join(std::env::var("SKIFF_MACHINE").expect("SKIFF_MACHINE"))
+}
+
+/// The pid the shared machine's `file` (`daemon.pid`, `qemu.pid`, `passt.pid`) names.
+pub fn vm_machine_pid(file: &str) -> Option<i32> {
+    std::fs::read_to_string(vm_machine_dir().join(file))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The local address of every listening TCP socket on the host, and of every bound UDP one,
+/// by socket inode (`tcp 127.0.0.1:8080`).
+pub fn listening_sockets() -> std::collections::HashMap<String, String> {
+    let mut by_inode = std::collections::HashMap::new();
+    for (table, proto, state) in [
+        ("/proc/net/tcp", "tcp", "0A"),
+        ("/proc/net/tcp6", "tcp6", "0A"),
+        ("/proc/net/udp", "udp", "07"),
+        ("/proc/net/udp6", "udp6", "07"),
+    ] {
+        for line in std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // Field 1 is the local address (hex), 3 the state (0A listen, 07 unconnected), 9
+            // the inode.
+            if f.get(3) == Some(&state) {
+                if let (Some(local), Some(inode)) = (f.get(1), f.get(9)) {
+                    by_inode.insert(inode.to_string(), format!("{proto} {local}"));
+                }
+            }
+        }
+    }
+    by_inode
+}
+
+/// What `pid` listens on (from `listening_sockets`), sorted.
+pub fn listening_sockets_of(pid: i32) -> Vec<String> {
+    let all = listening_sockets();
+    let mut mine: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .flatten()
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            let t = target.to_string_lossy();
+            let inode = t.strip_prefix("socket:[")?.strip_suffix(']')?;
+            all.get(inode).cloned()
+        })
+        .collect();
+    mine.sort();
+    mine
 }

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -26,20 +26,110 @@ const PORT_ATTEMPTS: u32 = 1000;
 /// An engine's two vsock listeners, bound by PID 1 and kept by it for as long as the engine
 /// exists, restarts included: the host connects to these ports believing it reaches the
 /// engine, so no container may ever hold one (a `--privileged` one can open vsock sockets).
+///
+/// While the engine is down, a connection would wait in the listener's queue for an engine
+/// that may never come (an extra engine starts again only when the host asks): a client
+/// caught by a crash would hang where it used to see its connection refused. So while no
+/// engine runs, PID 1 answers each such connection by closing it.
 pub struct EnginePorts {
-    api: OwnedFd,
-    forward: OwnedFd,
+    api: Arc<OwnedFd>,
+    forward: Arc<OwnedFd>,
     pub api_port: u32,
+    state: Arc<Serving>,
+}
+
+#[derive(Default)]
+struct Serving {
+    /// (an engine has the listeners, the ports are gone)
+    flags: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+impl Serving {
+    fn flags(&self) -> std::sync::MutexGuard<'_, (bool, bool)> {
+        self.flags.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How long PID 1 waits on the listeners of a stopped engine before it looks at the flags
+/// again (an engine started meanwhile must find its connections queued, not closed).
+const REFUSE_TICK_MS: libc::c_int = 100;
+
+/// Close every connection queued on `fds` while `state` says no engine runs.
+fn refuse_while_down(fds: [Arc<OwnedFd>; 2], state: Arc<Serving>) {
+    loop {
+        {
+            let mut flags = state.flags();
+            while flags.0 && !flags.1 {
+                flags = state.changed.wait(flags).unwrap_or_else(|e| e.into_inner());
+            }
+            if flags.1 {
+                return;
+            }
+        }
+        let mut polled = fds.clone().map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: poll reads and writes only the array we pass, of the length we pass.
+        let n = unsafe { libc::poll(polled.as_mut_ptr(), 2, REFUSE_TICK_MS) };
+        if n <= 0 || state.flags().0 {
+            continue;
+        }
+        for p in polled.iter().filter(|p| p.revents & libc::POLLIN != 0) {
+            // SAFETY: accept4 on a listener we hold; null address pointers are allowed. The
+            // listener is non-blocking, so a connection the engine took first costs nothing.
+            let c = unsafe {
+                libc::accept4(
+                    p.fd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                )
+            };
+            if c >= 0 {
+                // SAFETY: c is the connection just accepted, ours alone.
+                drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(c) });
+            }
+        }
+    }
+}
+
+impl Drop for EnginePorts {
+    fn drop(&mut self) {
+        self.state.flags().1 = true;
+        self.state.changed.notify_all();
+    }
 }
 
 impl EnginePorts {
     pub fn bind(api_port: u32, forward_port: u32) -> Result<EnginePorts> {
         let backlog = super::vsock::BACKLOG;
+        let api = Arc::new(super::vsock::listen_blocking(api_port, backlog)?);
+        let forward = Arc::new(super::vsock::listen_blocking(forward_port, backlog)?);
+        for fd in [&api, &forward] {
+            super::vsock::set_nonblocking(fd.as_raw_fd())?;
+        }
+        let state = Arc::new(Serving::default());
+        let fds = [api.clone(), forward.clone()];
+        let st = state.clone();
+        std::thread::Builder::new()
+            .name(format!("refuse-{api_port}"))
+            .spawn(move || refuse_while_down(fds, st))
+            .context("starting the thread that answers for a stopped engine")?;
         Ok(EnginePorts {
-            api: super::vsock::listen_blocking(api_port, backlog)?,
-            forward: super::vsock::listen_blocking(forward_port, backlog)?,
+            api,
+            forward,
             api_port,
+            state,
         })
+    }
+
+    /// Whether an engine holds the listeners now (PID 1 stops closing their connections).
+    pub fn set_serving(&self, serving: bool) {
+        self.state.flags().0 = serving;
+        self.state.changed.notify_all();
     }
 
     /// The first free pair from `*next` on (a container may have taken some); `*next` moves
@@ -167,9 +257,14 @@ impl Engines {
             .arg("--socket")
             .arg(format!("/run/skiff/engines/{name}.sock"));
         ports.hand_to(&mut cmd);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting engine {name}"))?;
+        ports.set_serving(true);
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                ports.set_serving(false);
+                return Err(e).with_context(|| format!("starting engine {name}"));
+            }
+        };
         inner.running.insert(
             name.to_string(),
             Running {
@@ -183,7 +278,19 @@ impl Engines {
     /// PID 1 reaped `pid`; if it was an engine, that engine is gone (the next `up` starts it
     /// again on the same state).
     pub fn reaped(&self, pid: i32) {
-        self.lock().running.retain(|_, r| r.pid != pid);
+        let mut inner = self.lock();
+        let gone: Vec<String> = inner
+            .running
+            .iter()
+            .filter(|(_, r)| r.pid == pid)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            inner.running.remove(&name);
+            if let Some(ports) = inner.ports.get(&name) {
+                ports.set_serving(false);
+            }
+        }
     }
 
     /// The running engines, by name, each with its resident memory in KiB (`None` when its

@@ -82,6 +82,7 @@ fn run() -> Result<()> {
             ctl.engines.reaped(pid);
             continue;
         }
+        engine_ports.set_serving(false);
         if ctl.stopping.load(Ordering::SeqCst) || code == Some(0) {
             break;
         }
@@ -256,8 +257,14 @@ fn start_agent(ports: &EnginePorts) -> Result<i32> {
     let mut cmd = Command::new("/proc/self/exe");
     cmd.args(["--root", STATE_DIR, "--socket", GUEST_SOCKET]);
     ports.hand_to(&mut cmd);
-    let child = cmd.spawn().context("starting the engine")?;
-    Ok(child.id() as i32)
+    ports.set_serving(true);
+    match cmd.spawn() {
+        Ok(child) => Ok(child.id() as i32),
+        Err(e) => {
+            ports.set_serving(false);
+            Err(e).context("starting the engine")
+        }
+    }
 }
 
 fn write_token_file(token: &str) -> Result<()> {

@@ -44,8 +44,10 @@ fn token() -> std::io::Result<&'static str> {
 /// before any container exists, and keeps them across engine restarts, so that nothing else
 /// in the VM can answer the host as an engine).
 pub fn listener_from_fd(fd: RawFd) -> Result<VsockListener> {
-    // SAFETY: F_GETFD only reads the descriptor's flags.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    // Close-on-exec at once: every shim, helper and container the engine starts would
+    // inherit it otherwise, and could take the host's connections meant for the engine.
+    // SAFETY: F_SETFD with a flag argument only.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
         return Err(std::io::Error::last_os_error()).with_context(|| {
             format!("descriptor {fd} is not open (PID 1 hands the listeners over)")
         });
@@ -136,6 +138,16 @@ fn sockaddr(cid: u32, port: u32) -> libc::sockaddr_vm {
 
 const SOCKADDR_VM_LEN: libc::socklen_t =
     std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t;
+
+pub fn set_nonblocking(fd: RawFd) -> Result<()> {
+    // SAFETY: fcntl with flag arguments only, on a descriptor the caller holds.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("making a listener non-blocking");
+    }
+    Ok(())
+}
 
 /// A listening vsock socket for code that runs without the async runtime (PID 1).
 pub fn listen_blocking(port: u32, backlog: libc::c_int) -> Result<OwnedFd> {
