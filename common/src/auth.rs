@@ -3,21 +3,18 @@
 //!
 //! The machine daemon draws a fresh token for each boot and hands it to the guest's PID 1 over
 //! a connection the host initiates (never on the kernel command line: containers read
-//! `/proc/cmdline`). Every connection the guest initiates to the host then proves it: the
-//! control port by a first line `skiff-auth TOKEN`, the egress proxy by `Proxy-Authorization`
-//! on every request (the engine reaches it through a loopback relay that a `--network host`
-//! container could also reach, so proving it once per connection would not do).
+//! `/proc/cmdline`). Every connection the guest initiates to the host then proves it by a
+//! first line `skiff-auth TOKEN`: the engine's control connection, and each connection of its
+//! egress relay (which serves only the engine's own sockets, as a `--network host` container
+//! shares its loopback).
 
 use std::io::{self, Read};
 
-use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Random bytes in a token; written as hex.
 const TOKEN_BYTES: usize = 32;
 const LINE_PREFIX: &str = "skiff-auth ";
-/// The user name in the egress proxy's basic credentials (the token is the password).
-pub const PROXY_USER: &str = "skiff";
 
 /// A fresh token from the kernel's random pool. Fails rather than fall back to anything
 /// guessable.
@@ -74,17 +71,6 @@ pub async fn read_line<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Vec<u8>> {
     }
 }
 
-/// The egress proxy's `Proxy-Authorization` value for `token`.
-pub fn proxy_authorization(token: &str) -> String {
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{PROXY_USER}:{token}"));
-    format!("Basic {creds}")
-}
-
-/// Whether a `Proxy-Authorization` header value carries this `token`.
-pub fn proxy_authorization_proves(value: &[u8], token: &str) -> bool {
-    same(value, proxy_authorization(token).as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,11 +91,6 @@ mod tests {
         assert!(!line_proves(a.as_bytes(), &a));
         let short = &l.trim_end()[..l.len() - 2];
         assert!(!line_proves(short.as_bytes(), &a));
-
-        let h = proxy_authorization(&a);
-        assert!(proxy_authorization_proves(h.as_bytes(), &a));
-        assert!(!proxy_authorization_proves(h.as_bytes(), &b));
-        assert!(!proxy_authorization_proves(b"Basic ", &a));
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The agent's vsock services inside the VM: the Docker Engine API for the host, and the way
 //! out that image pulls take (the host's network view: its DNS, VPN, localhost registries).
 
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -85,8 +86,13 @@ pub async fn serve_api(listener: VsockListener, ctx: Arc<Ctx>) -> Result<()> {
 /// A loopback TCP port whose connections are relayed, byte for byte, to the HTTP proxy the
 /// machine daemon serves on the host's vsock `port`. The registry client uses it as its
 /// proxy, so the proxy logic (and the network it reaches) stays on the host. Returns the proxy
-/// URL, with the VM's token as its credentials: a `--network host` container shares this
-/// loopback and can reach the relay too, so the host checks the token on every request.
+/// URL.
+///
+/// Each relayed connection starts with the VM's proof line. A `--network host` container
+/// shares this loopback and could reach the relay too, so the relay serves only connections
+/// whose other end is a socket of this very process. (Proxy credentials on every request
+/// would have been simpler, but reqwest drops them on a redirect to another host, which is
+/// how registries hand out blobs from a CDN.)
 pub async fn start_egress(port: u32) -> Result<String> {
     let token = token()?;
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -95,23 +101,67 @@ pub async fn start_egress(port: u32) -> Result<String> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((mut tcp, _)) = listener.accept().await else {
+            let Ok((mut tcp, peer)) = listener.accept().await else {
                 continue;
             };
+            if !peer_is_this_process(peer) {
+                tracing::warn!("egress: refused {peer}, which is not this engine");
+                continue;
+            }
             tokio::spawn(async move {
                 match VsockStream::connect(VsockAddr::new(HOST_CID, port)).await {
                     Ok(mut up) => {
-                        let _ = tokio::io::copy_bidirectional(&mut tcp, &mut up).await;
+                        use tokio::io::AsyncWriteExt;
+                        if up
+                            .write_all(skiff_common::auth::line(token).as_bytes())
+                            .await
+                            .is_ok()
+                        {
+                            let _ = tokio::io::copy_bidirectional(&mut tcp, &mut up).await;
+                        }
                     }
                     Err(e) => tracing::warn!("egress: cannot reach the host's proxy: {e}"),
                 }
             });
         }
     });
-    Ok(format!(
-        "http://{}:{token}@{addr}",
-        skiff_common::auth::PROXY_USER
-    ))
+    Ok(format!("http://{addr}"))
+}
+
+/// Whether the TCP socket bound at `peer` (on IPv4 loopback) is one of this process's: the
+/// kernel's socket table names its inode, and /proc/self/fd shows whether we hold it.
+fn peer_is_this_process(peer: SocketAddr) -> bool {
+    let SocketAddr::V4(v4) = peer else {
+        return false;
+    };
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let Some(inode) = socket_inode(&table, v4) else {
+        return false;
+    };
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str())
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// The inode of the socket whose local address is `addr` in a /proc/net/tcp table (addresses
+/// there are hex, the IPv4 address in the kernel's byte order).
+fn socket_inode(table: &str, addr: std::net::SocketAddrV4) -> Option<String> {
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(addr.ip().octets()),
+        addr.port()
+    );
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.get(1) == Some(&local.as_str()))
+            .then(|| f.get(9).map(|s| s.to_string()))
+            .flatten()
+    })
 }
 
 /// A blocking vsock stream; a `File` reads and writes any descriptor.
@@ -207,4 +257,40 @@ pub fn connect_host_blocking(port: u32) -> std::io::Result<VsockFile> {
     let mut conn = std::fs::File::from(sock);
     conn.write_all(skiff_common::auth::line(token).as_bytes())?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relay_knows_its_own_sockets_from_others() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_, peer) = l.accept().unwrap();
+        assert_eq!(peer, ours.local_addr().unwrap());
+        assert!(peer_is_this_process(peer));
+        // Another process's socket: bash holds one for two seconds.
+        let port = l.local_addr().unwrap().port();
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}; sleep 2"))
+            .spawn()
+            .unwrap();
+        l.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let peer = loop {
+            match l.accept() {
+                Ok((_, peer)) => break peer,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => panic!("bash never connected: {e}"),
+            }
+        };
+        assert!(!peer_is_this_process(peer));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!peer_is_this_process("127.0.0.1:1".parse().unwrap()));
+    }
 }

@@ -24,37 +24,28 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// destination, so consecutive requests on one proxy connection go to one server and reuse it.
 type Upstream = Arc<Mutex<Option<(String, hyper::client::conn::http1::SendRequest<Incoming>)>>>;
 
-/// Serve one proxy connection from the guest. Every request must carry this boot's token as
-/// its proxy credentials (skiff_common::auth says why); one that does not gets 407 and goes
-/// nowhere.
-pub async fn serve_connection<S>(stream: S, token: String)
+/// How long a new connection has to prove itself.
+const PROOF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serve one proxy connection from the guest. It must start with this boot's proof line
+/// (skiff_common::auth; the engine's relay writes it and serves only the engine's own
+/// sockets); anything else in the guest that reaches the egress port is closed unanswered.
+pub async fn serve_connection<S>(mut stream: S, token: String)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let first =
+        tokio::time::timeout(PROOF_TIMEOUT, skiff_common::auth::read_line(&mut stream)).await;
+    if !matches!(&first, Ok(Ok(line)) if skiff_common::auth::line_proves(line, &token)) {
+        super::refusals::warn(format_args!(
+            "egress: refused a guest connection without this VM's token"
+        ));
+        return;
+    }
     let upstream: Upstream = Arc::default();
-    let token = Arc::new(token);
     let svc = hyper::service::service_fn(move |req| {
         let upstream = upstream.clone();
-        let token = token.clone();
-        async move {
-            if !proves(&req, &token) {
-                super::refusals::warn(format_args!(
-                    "egress: refused a request without this VM's token ({} {})",
-                    req.method(),
-                    req.uri()
-                ));
-                let mut r = error(
-                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-                    "skiff egress serves the VM's engines only\n".into(),
-                );
-                r.headers_mut().insert(
-                    hyper::header::PROXY_AUTHENTICATE,
-                    hyper::header::HeaderValue::from_static("Basic realm=\"skiff\""),
-                );
-                return Ok::<_, std::convert::Infallible>(r);
-            }
-            Ok(handle(req, upstream).await)
-        }
+        async move { Ok::<_, std::convert::Infallible>(handle(req, upstream).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), svc)
@@ -62,12 +53,6 @@ where
     if let Err(e) = conn.await {
         tracing::debug!("egress connection ended: {e}");
     }
-}
-
-fn proves(req: &Request<Incoming>, token: &str) -> bool {
-    req.headers()
-        .get(hyper::header::PROXY_AUTHORIZATION)
-        .is_some_and(|v| skiff_common::auth::proxy_authorization_proves(v.as_bytes(), token))
 }
 
 fn error(status: StatusCode, msg: String) -> Response<Body> {
@@ -190,11 +175,15 @@ mod tests {
 
     const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn proxy() -> (tokio::io::DuplexStream, String) {
-        let (client, proxy) = tokio::io::duplex(1 << 16);
+    /// A proven proxy connection (the engine's relay writes the proof line first).
+    async fn proxy() -> (tokio::io::DuplexStream, String) {
+        let (mut client, proxy) = tokio::io::duplex(1 << 16);
         tokio::spawn(serve_connection(proxy, TOKEN.into()));
-        let auth = skiff_common::auth::proxy_authorization(TOKEN);
-        (client, format!("Proxy-Authorization: {auth}\r\n"))
+        client
+            .write_all(skiff_common::auth::line(TOKEN).as_bytes())
+            .await
+            .unwrap();
+        (client, String::new())
     }
 
     async fn read_reply(s: &mut tokio::io::DuplexStream) -> String {
@@ -206,7 +195,7 @@ mod tests {
     #[tokio::test]
     async fn forwards_absolute_requests_in_origin_form() {
         let addr = origin().await;
-        let (mut client, auth) = proxy();
+        let (mut client, auth) = proxy().await;
         for path in ["/v2/", "/v2/busybox/manifests/latest"] {
             let req = format!("GET http://{addr}{path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n");
             client.write_all(req.as_bytes()).await.unwrap();
@@ -219,7 +208,7 @@ mod tests {
     #[tokio::test]
     async fn tunnels_connect_and_reports_unreachable_hosts() {
         let addr = origin().await;
-        let (mut client, auth) = proxy();
+        let (mut client, auth) = proxy().await;
         let req = format!("CONNECT {addr} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n");
         client.write_all(req.as_bytes()).await.unwrap();
         let reply = read_reply(&mut client).await;
@@ -235,7 +224,7 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dead = closed.local_addr().unwrap();
         drop(closed);
-        let (mut client, auth) = proxy();
+        let (mut client, auth) = proxy().await;
         let req = format!("GET http://{dead}/v2/ HTTP/1.1\r\nHost: {dead}\r\n{auth}\r\n");
         client.write_all(req.as_bytes()).await.unwrap();
         let reply = read_reply(&mut client).await;
@@ -244,20 +233,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn requests_without_the_token_go_nowhere() {
+    async fn connections_without_the_token_go_nowhere() {
         let addr = origin().await;
-        let wrong = skiff_common::auth::proxy_authorization(&"f".repeat(64));
-        for header in [String::new(), format!("Proxy-Authorization: {wrong}\r\n")] {
-            for req in [
-                format!("CONNECT {addr} HTTP/1.1\r\nHost: {addr}\r\n{header}\r\n"),
-                format!("GET http://{addr}/x HTTP/1.1\r\nHost: {addr}\r\n{header}\r\n"),
-            ] {
-                let (mut client, _) = proxy();
-                client.write_all(req.as_bytes()).await.unwrap();
-                let reply = read_reply(&mut client).await;
-                assert!(reply.starts_with("HTTP/1.1 407"), "{req}: {reply}");
-                assert!(!reply.contains("GET /x"), "{reply}");
-            }
+        for first in [String::new(), format!("skiff-auth {}\n", "f".repeat(64))] {
+            let (mut client, proxy) = tokio::io::duplex(1 << 16);
+            let served = tokio::spawn(serve_connection(proxy, TOKEN.into()));
+            let req = format!("{first}GET http://{addr}/x HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            client.write_all(req.as_bytes()).await.unwrap();
+            served.await.unwrap();
+            let mut reply = Vec::new();
+            let _ = client.read_to_end(&mut reply).await;
+            assert!(reply.is_empty(), "{}", String::from_utf8_lossy(&reply));
         }
     }
 }
