@@ -50,6 +50,16 @@ pub fn line_proves(line: &[u8], token: &str) -> bool {
     }
 }
 
+/// How long a new guest connection has to prove itself.
+pub const PROOF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the connection's first line, read within `PROOF_TIMEOUT`, proves `token`; the
+/// rest of the stream is left for the caller.
+pub async fn proves_itself<R: AsyncRead + Unpin>(r: &mut R, token: &str) -> bool {
+    let first = tokio::time::timeout(PROOF_TIMEOUT, read_line(r)).await;
+    matches!(&first, Ok(Ok(line)) if line_proves(line, token))
+}
+
 /// The first line of a connection, read byte by byte so that nothing after it is taken from
 /// the caller, and at most a little longer than a proof: a peer that sends more, or closes,
 /// proves nothing.

@@ -40,13 +40,20 @@ pub struct EnginePorts {
 
 #[derive(Default)]
 struct Serving {
-    /// (an engine has the listeners, the ports are gone)
-    flags: Mutex<(bool, bool)>,
+    flags: Mutex<Flags>,
     changed: Condvar,
 }
 
+#[derive(Default)]
+struct Flags {
+    /// An engine has the listeners.
+    serving: bool,
+    /// The ports are gone (the engine was removed).
+    dropped: bool,
+}
+
 impl Serving {
-    fn flags(&self) -> std::sync::MutexGuard<'_, (bool, bool)> {
+    fn flags(&self) -> std::sync::MutexGuard<'_, Flags> {
         self.flags.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -60,10 +67,10 @@ fn refuse_while_down(fds: [Arc<OwnedFd>; 2], state: Arc<Serving>) {
     loop {
         {
             let mut flags = state.flags();
-            while flags.0 && !flags.1 {
+            while flags.serving && !flags.dropped {
                 flags = state.changed.wait(flags).unwrap_or_else(|e| e.into_inner());
             }
-            if flags.1 {
+            if flags.dropped {
                 return;
             }
         }
@@ -74,7 +81,7 @@ fn refuse_while_down(fds: [Arc<OwnedFd>; 2], state: Arc<Serving>) {
         });
         // SAFETY: poll reads and writes only the array we pass, of the length we pass.
         let n = unsafe { libc::poll(polled.as_mut_ptr(), 2, REFUSE_TICK_MS) };
-        if n <= 0 || state.flags().0 {
+        if n <= 0 || state.flags().serving {
             continue;
         }
         for p in polled.iter().filter(|p| p.revents & libc::POLLIN != 0) {
@@ -98,7 +105,7 @@ fn refuse_while_down(fds: [Arc<OwnedFd>; 2], state: Arc<Serving>) {
 
 impl Drop for EnginePorts {
     fn drop(&mut self) {
-        self.state.flags().1 = true;
+        self.state.flags().dropped = true;
         self.state.changed.notify_all();
     }
 }
@@ -128,7 +135,7 @@ impl EnginePorts {
 
     /// Whether an engine holds the listeners now (PID 1 stops closing their connections).
     pub fn set_serving(&self, serving: bool) {
-        self.state.flags().0 = serving;
+        self.state.flags().serving = serving;
         self.state.changed.notify_all();
     }
 
@@ -148,9 +155,21 @@ impl EnginePorts {
             .context("no free vsock ports for another engine")
     }
 
+    /// Start the engine `cmd` describes with the listeners, the token file and the way out;
+    /// PID 1 stops answering for it from here on (again, if the start fails).
+    pub fn spawn(&self, mut cmd: Command) -> std::io::Result<std::process::Child> {
+        self.hand_to(&mut cmd);
+        self.set_serving(true);
+        let child = cmd.spawn();
+        if child.is_err() {
+            self.set_serving(false);
+        }
+        child
+    }
+
     /// The engine `cmd` starts gets the listeners as descriptors 3 and 4, the token file and
     /// the way out, as its arguments say.
-    pub fn hand_to(&self, cmd: &mut Command) {
+    fn hand_to(&self, cmd: &mut Command) {
         let (api, forward) = (self.api.as_raw_fd(), self.forward.as_raw_fd());
         cmd.args(["--vsock-api-fd", "3", "--vsock-forward-fd", "4"])
             .arg("--vsock-token-file")
@@ -256,15 +275,9 @@ impl Engines {
             .arg(root_of(name))
             .arg("--socket")
             .arg(format!("/run/skiff/engines/{name}.sock"));
-        ports.hand_to(&mut cmd);
-        ports.set_serving(true);
-        let child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                ports.set_serving(false);
-                return Err(e).with_context(|| format!("starting engine {name}"));
-            }
-        };
+        let child = ports
+            .spawn(cmd)
+            .with_context(|| format!("starting engine {name}"))?;
         inner.running.insert(
             name.to_string(),
             Running {

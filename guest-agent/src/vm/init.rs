@@ -256,15 +256,8 @@ fn has_ext4(dev: &str) -> Result<bool> {
 fn start_agent(ports: &EnginePorts) -> Result<i32> {
     let mut cmd = Command::new("/proc/self/exe");
     cmd.args(["--root", STATE_DIR, "--socket", GUEST_SOCKET]);
-    ports.hand_to(&mut cmd);
-    ports.set_serving(true);
-    match cmd.spawn() {
-        Ok(child) => Ok(child.id() as i32),
-        Err(e) => {
-            ports.set_serving(false);
-            Err(e).context("starting the engine")
-        }
-    }
+    let child = ports.spawn(cmd).context("starting the engine")?;
+    Ok(child.id() as i32)
 }
 
 fn write_token_file(token: &str) -> Result<()> {

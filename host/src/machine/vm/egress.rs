@@ -24,9 +24,6 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// destination, so consecutive requests on one proxy connection go to one server and reuse it.
 type Upstream = Arc<Mutex<Option<(String, hyper::client::conn::http1::SendRequest<Incoming>)>>>;
 
-/// How long a new connection has to prove itself.
-const PROOF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Serve one proxy connection from the guest. It must start with this boot's proof line
 /// (skiff_common::auth; the engine's relay writes it and serves only the engine's own
 /// sockets); anything else in the guest that reaches the egress port is closed unanswered.
@@ -34,9 +31,7 @@ pub async fn serve_connection<S>(mut stream: S, token: String)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let first =
-        tokio::time::timeout(PROOF_TIMEOUT, skiff_common::auth::read_line(&mut stream)).await;
-    if !matches!(&first, Ok(Ok(line)) if skiff_common::auth::line_proves(line, &token)) {
+    if !skiff_common::auth::proves_itself(&mut stream, &token).await {
         super::refusals::warn(format_args!(
             "egress: refused a guest connection without this VM's token"
         ));

@@ -24,15 +24,12 @@ use skiff_common::vsock::{datagram, FORWARD_PORT};
 /// publishing thousands is an accident), few enough that a runaway engine cannot exhaust the
 /// host's ports or descriptors.
 const MAX_PUBLISHED: usize = 4096;
-/// How long a new control connection has to prove itself.
-const PROOF_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serve one control connection until the agent closes it. Its first line must prove this
 /// boot's token (skiff_common::auth): anything else in the guest that reaches the control
 /// port is shut out before a single request is read.
 pub async fn serve_control(mut conn: UnixStream, device: PathBuf, token: String) {
-    let first = tokio::time::timeout(PROOF_TIMEOUT, skiff_common::auth::read_line(&mut conn)).await;
-    if !matches!(&first, Ok(Ok(line)) if skiff_common::auth::line_proves(line, &token)) {
+    if !skiff_common::auth::proves_itself(&mut conn, &token).await {
         super::refusals::warn(format_args!(
             "control: refused a guest connection without this VM's token"
         ));
