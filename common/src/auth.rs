@@ -8,7 +8,7 @@
 //! egress relay (which serves only the engine's own sockets, as a `--network host` container
 //! shares its loopback).
 
-use std::io::{self, Read};
+use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -19,11 +19,7 @@ const LINE_PREFIX: &str = "skiff-auth ";
 /// A fresh token from the kernel's random pool. Fails rather than fall back to anything
 /// guessable.
 pub fn new_token() -> io::Result<String> {
-    let mut buf = [0u8; TOKEN_BYTES];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| io::Error::new(e.kind(), format!("reading /dev/urandom: {e}")))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    crate::ids::random_hex(TOKEN_BYTES)
 }
 
 /// Whether `s` has a token's shape (so that a request line can carry it as one word).

@@ -2,6 +2,7 @@
 //! vsock ports and the network addresses of the VM.
 
 pub mod auth;
+pub mod ids;
 pub mod targuard;
 pub mod units;
 pub mod vmnet;

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod containers;
+pub mod errors;
 pub mod events;
 pub mod exec;
 pub mod heap;

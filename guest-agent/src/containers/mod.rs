@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod cgroup_ro;
 pub mod engine;
+pub mod error;
 pub mod events;
 pub mod exec;
 pub mod links;
@@ -19,3 +20,4 @@ pub mod tty;
 pub mod user;
 
 pub use engine::{Container, Containers, WaitCondition};
+pub use error::ContainerError;

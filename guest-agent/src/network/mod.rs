@@ -13,6 +13,7 @@
 //! and connections from containers on the agent's own bridges.
 
 pub mod dns;
+pub mod error;
 pub mod firewall;
 pub mod ipam;
 pub mod link;
@@ -32,6 +33,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use self::error::NetworkError;
 use self::firewall::{BridgeRules, Firewall, PortRule};
 use self::ipam::Claims;
 use self::link::Netlink;
