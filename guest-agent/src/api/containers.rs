@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 use skiff_common::units::human_duration;
 use tokio::sync::mpsc;
 
-use super::http::{empty, glob_match, json, ApiError, Query, Resp};
+use super::filters::{glob_match, Filters};
+use super::http::{empty, json, ApiError, Query, Resp};
 use super::streams::{self, AttachOptions, FollowSpec};
 use super::Ctx;
-use crate::containers::engine::parse_signal;
 use crate::containers::logs::{self, Record};
 use crate::containers::record::{Record as CRecord, Status, ZERO_TIME};
-use crate::containers::{Container, WaitCondition};
+use crate::containers::{Container, Signal, WaitCondition};
 use crate::images::model::parse_time;
 
 pub fn create(ctx: &Ctx, q: &Query, body: &[u8]) -> Result<Resp, ApiError> {
@@ -48,7 +48,7 @@ fn timeout_of(q: &Query) -> Result<Option<i64>, ApiError> {
 }
 
 pub async fn stop(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
-    let signal = q.get("signal").map(parse_signal).transpose()?;
+    let signal = q.get("signal").map(Signal::parse).transpose()?;
     if ctx.containers.stop(&c, timeout_of(q)?, signal).await? {
         Ok(empty(StatusCode::NO_CONTENT))
     } else {
@@ -57,14 +57,14 @@ pub async fn stop(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiEr
 }
 
 pub async fn restart(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
-    let signal = q.get("signal").map(parse_signal).transpose()?;
+    let signal = q.get("signal").map(Signal::parse).transpose()?;
     ctx.containers.stop(&c, timeout_of(q)?, signal).await?;
     ctx.containers.start(&c).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 pub async fn kill(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
-    let sig = parse_signal(q.get("signal").unwrap_or("SIGKILL"))?;
+    let sig = Signal::parse(q.get("signal").unwrap_or("SIGKILL"))?;
     ctx.containers.kill(&c, sig, true).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -339,72 +339,119 @@ pub fn status_text(rec: &CRecord, now: i64) -> String {
     }
 }
 
-pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
-    let filters = q.filters()?;
-    filters.only(&[
-        "status",
-        "name",
-        "id",
-        "ancestor",
-        "label",
-        "exited",
-        "before",
-        "since",
-        "network",
-        "volume",
-        "health",
-        "isolation",
-        "is-task",
-        "publish",
-        "expose",
-    ])?;
-    for s in filters.get("status") {
-        if ![
-            "created",
-            "restarting",
-            "running",
-            "removing",
-            "paused",
+/// Which containers `GET /containers/json` shows: docker's `-a`, `-n` and `--filter` rules.
+struct Shown<'a> {
+    filters: &'a Filters,
+    /// `-a` or `-n`: stopped containers too.
+    all: bool,
+    exited: Vec<i64>,
+    /// Image IDs the `ancestor` filter named.
+    ancestors: Vec<String>,
+    /// Creation times of the `before` and `since` containers.
+    before: Option<String>,
+    since: Option<String>,
+}
+
+const STATUSES: [&str; 7] = [
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+impl<'a> Shown<'a> {
+    /// None when `ancestor` names no image we have: nothing can match then.
+    fn new(
+        filters: &'a Filters,
+        all: bool,
+        image_id: impl Fn(&str) -> Option<String>,
+        created_of: impl Fn(&str) -> Result<String, ApiError>,
+    ) -> Result<Option<Self>, ApiError> {
+        filters.only(&[
+            "status",
+            "name",
+            "id",
+            "ancestor",
+            "label",
             "exited",
-            "dead",
-        ]
-        .contains(&s.as_str())
+            "before",
+            "since",
+            "network",
+            "volume",
+            "health",
+            "isolation",
+            "is-task",
+            "publish",
+            "expose",
+        ])?;
+        if let Some(s) = filters
+            .get("status")
+            .iter()
+            .find(|s| !STATUSES.contains(&s.as_str()))
         {
             return Err(ApiError::bad_request(format!(
                 "invalid filter 'status={s}': use created, restarting, running, removing, paused, exited or dead"
             )));
         }
+        let mut exited = Vec::new();
+        for e in filters.get("exited") {
+            exited.push(e.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid filter 'exited={e}': give an exit code"))
+            })?);
+        }
+        let ancestors: Vec<String> = filters
+            .get("ancestor")
+            .iter()
+            .filter_map(|a| image_id(a))
+            .collect();
+        if !filters.get("ancestor").is_empty() && ancestors.is_empty() {
+            return Ok(None);
+        }
+        let first = |k: &str| filters.get(k).first().map(|c| created_of(c)).transpose();
+        Ok(Some(Shown {
+            filters,
+            all,
+            exited,
+            ancestors,
+            before: first("before")?,
+            since: first("since")?,
+        }))
     }
-    let mut exited = Vec::new();
-    for e in filters.get("exited") {
-        exited.push(e.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid filter 'exited={e}': give an exit code"))
-        })?);
-    }
-    let ancestors: Vec<String> = filters
-        .get("ancestor")
-        .iter()
-        .filter_map(|a| ctx.store.resolve(a).ok().map(|i| i.record.id))
-        .collect();
-    if !filters.get("ancestor").is_empty() && ancestors.is_empty() {
-        return Ok(json(StatusCode::OK, &json!([])));
-    }
-    let created_of = |name: &str| -> Result<String, ApiError> {
-        ctx.containers.get(name).map(|c| c.record().created)
-    };
-    let before = filters
-        .get("before")
-        .first()
-        .map(|b| created_of(b))
-        .transpose()?;
-    let since = filters
-        .get("since")
-        .first()
-        .map(|b| created_of(b))
-        .transpose()?;
 
-    let all = q.flag("all");
+    fn keeps(&self, rec: &CRecord) -> bool {
+        let f = self.filters;
+        let st = rec.state.status;
+        let status_filter = f.get("status");
+        let shown_by_default = st.is_live() || st == Status::Restarting;
+        let labels = rec.config.labels.as_ref();
+        (self.all || !status_filter.is_empty() || shown_by_default || !self.exited.is_empty())
+            && f.any("status", |s| s == st.as_str())
+            && (self.exited.is_empty()
+                || (st == Status::Exited && self.exited.contains(&rec.state.exit_code)))
+            && f.any("name", |n| name_matches(n, &rec.name))
+            && f.any("id", |i| rec.id.starts_with(i))
+            && (self.ancestors.is_empty() || self.ancestors.contains(&rec.image_id))
+            && f.labels_match(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
+            && self.before.as_ref().is_none_or(|b| rec.created < *b)
+            && self.since.as_ref().is_none_or(|s| rec.created > *s)
+    }
+}
+
+pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
+    let filters = q.filters()?;
     let limit: i64 = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(-1);
+    let shown = Shown::new(
+        &filters,
+        q.flag("all") || limit > 0,
+        |a| ctx.store.resolve(a).ok().map(|i| i.record.id),
+        |name| Ok(ctx.containers.get(name)?.record().created),
+    )?;
+    let Some(shown) = shown else {
+        return Ok(json(StatusCode::OK, &json!([])));
+    };
     let with_size = q.flag("size");
     let mut recs: Vec<(CRecord, Arc<Container>)> = ctx
         .containers
@@ -416,46 +463,11 @@ pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
     let now = chrono::Utc::now().timestamp();
     let mut out = Vec::new();
     for (rec, c) in recs {
+        if !shown.keeps(&rec) {
+            continue;
+        }
         let st = rec.state.status;
-        let status_filter = filters.get("status");
-        let shown_by_default = st.is_live() || st == Status::Restarting;
-        if !all && limit <= 0 && status_filter.is_empty() && !shown_by_default && exited.is_empty()
-        {
-            continue;
-        }
-        if !status_filter.is_empty() && !status_filter.iter().any(|s| s == st.as_str()) {
-            continue;
-        }
-        if !exited.is_empty() && (st != Status::Exited || !exited.contains(&rec.state.exit_code)) {
-            continue;
-        }
-        let names = filters.get("name");
-        if !names.is_empty() && !names.iter().any(|n| name_matches(n, &rec.name)) {
-            continue;
-        }
-        let ids = filters.get("id");
-        if !ids.is_empty() && !ids.iter().any(|i| rec.id.starts_with(i.as_str())) {
-            continue;
-        }
-        if !ancestors.is_empty() && !ancestors.contains(&rec.image_id) {
-            continue;
-        }
         let labels = rec.config.labels.clone().unwrap_or_default();
-        if !filters
-            .get("label")
-            .iter()
-            .all(|l| match l.split_once('=') {
-                Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
-                None => labels.contains_key(l),
-            })
-        {
-            continue;
-        }
-        if before.as_ref().is_some_and(|b| rec.created >= *b)
-            || since.as_ref().is_some_and(|s| rec.created <= *s)
-        {
-            continue;
-        }
         let mut item = json!({
             "Id": rec.id,
             "Names": [format!("/{}", rec.name)],
@@ -532,11 +544,7 @@ pub fn dir_size(path: &std::path::Path) -> u64 {
 pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
     let filters = q.filters()?;
     filters.only(&["until", "label", "label!"])?;
-    let until = filters
-        .get("until")
-        .first()
-        .map(|u| super::images::parse_until(u))
-        .transpose()?;
+    let until = filters.until()?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     for c in ctx.containers.all() {
@@ -550,22 +558,8 @@ pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
         if until.is_some_and(|u| parse_time(Some(&rec.created)) >= u) {
             continue;
         }
-        let labels = rec.config.labels.clone().unwrap_or_default();
-        if !filters
-            .get("label")
-            .iter()
-            .all(|l| match l.split_once('=') {
-                Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
-                None => labels.contains_key(l),
-            })
-            || filters
-                .get("label!")
-                .iter()
-                .any(|l| match l.split_once('=') {
-                    Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
-                    None => labels.contains_key(l),
-                })
-        {
+        let labels = rec.config.labels.as_ref();
+        if !filters.labels_match(|k| labels.and_then(|l| l.get(k)).map(String::as_str)) {
             continue;
         }
         let size = dir_size(&c.paths().upper());
@@ -660,4 +654,108 @@ pub fn cgroup_pids(id: &str) -> Vec<i32> {
 pub async fn pause(ctx: &Ctx, c: Arc<Container>, pause: bool) -> Result<Resp, ApiError> {
     ctx.containers.set_paused(&c, pause).await?;
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::record::sample_record;
+
+    const NOW: i64 = 1_767_323_045; // 2026-01-02T03:04:05Z
+
+    fn rec(name: &str, status: Status, exit_code: i64) -> CRecord {
+        let mut r = sample_record();
+        r.name = name.into();
+        r.id = format!("{:0<64}", name);
+        r.state.status = status;
+        r.state.exit_code = exit_code;
+        r.state.started_at = "2026-01-02T02:04:05Z".into();
+        r.state.finished_at = "2026-01-02T03:03:55Z".into();
+        r
+    }
+
+    #[test]
+    fn status_texts_read_as_dockers() {
+        let text = |s, code| status_text(&rec("c1", s, code), NOW);
+        assert_eq!(text(Status::Created, 0), "Created");
+        assert_eq!(text(Status::Running, 0), "Up About an hour");
+        assert_eq!(text(Status::Paused, 0), "Up About an hour (Paused)");
+        assert_eq!(text(Status::Exited, 137), "Exited (137) 10 seconds ago");
+        assert_eq!(text(Status::Restarting, 1), "Restarting (1) 10 seconds ago");
+        assert_eq!(text(Status::Removing, 0), "Removal In Progress");
+        assert_eq!(text(Status::Dead, 0), "Dead");
+        // Exited without ever finishing: created, then its start failed.
+        let mut never = rec("c1", Status::Exited, 127);
+        never.state.finished_at = ZERO_TIME.into();
+        assert_eq!(status_text(&never, NOW), "Created");
+    }
+
+    fn shown(filters: &str, all: bool, list: &[CRecord]) -> Result<Vec<String>, ApiError> {
+        let f = Filters::parse(Some(filters))?;
+        let created_of = |n: &str| {
+            list.iter()
+                .find(|r| r.name == n)
+                .map(|r| r.created.clone())
+                .ok_or_else(|| ApiError::not_found(format!("No such container: {n}")))
+        };
+        let image_id = |a: &str| (a == "busybox").then(|| format!("sha256:{}", "f".repeat(64)));
+        Ok(match Shown::new(&f, all, image_id, created_of)? {
+            None => Vec::new(),
+            Some(s) => list
+                .iter()
+                .filter(|r| s.keeps(r))
+                .map(|r| r.name.clone())
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn ps_shows_live_containers_unless_asked_for_all_or_filtered() {
+        let mut list = vec![
+            rec("up", Status::Running, 0),
+            rec("failed", Status::Exited, 2),
+            rec("done", Status::Exited, 0),
+            rec("again", Status::Restarting, 1),
+        ];
+        list[1].config.labels = Some([("tier".to_string(), "db".to_string())].into());
+        for (i, r) in list.iter_mut().enumerate() {
+            r.created = format!("2026-01-0{}T00:00:00Z", i + 1);
+        }
+        let names = |f: &str, all| shown(f, all, &list).unwrap();
+        assert_eq!(names("", false), ["up", "again"]);
+        assert_eq!(names("", true), ["up", "failed", "done", "again"]);
+        assert_eq!(names(r#"{"status":["exited"]}"#, false), ["failed", "done"]);
+        assert_eq!(names(r#"{"exited":["2"]}"#, false), ["failed"]);
+        assert_eq!(names(r#"{"name":["^do"]}"#, true), ["done"]);
+        assert_eq!(names(r#"{"name":["a"]}"#, true), ["failed", "again"]);
+        assert_eq!(names(r#"{"id":["up0"]}"#, true), ["up"]);
+        assert_eq!(names(r#"{"label":["tier=db"]}"#, true), ["failed"]);
+        assert_eq!(names(r#"{"ancestor":["busybox"]}"#, true).len(), 4);
+        assert!(names(r#"{"ancestor":["alpine"]}"#, true).is_empty());
+        assert_eq!(names(r#"{"before":["done"]}"#, true), ["up", "failed"]);
+        assert_eq!(names(r#"{"since":["failed"]}"#, true), ["done", "again"]);
+    }
+
+    #[test]
+    fn ps_refuses_filters_it_cannot_apply() {
+        let err = |f: &str| shown(f, false, &[]).unwrap_err();
+        assert_eq!(
+            err(r#"{"colour":["x"]}"#).message,
+            "invalid filter 'colour'"
+        );
+        assert_eq!(
+            err(r#"{"status":["asleep"]}"#).message,
+            "invalid filter 'status=asleep': use created, restarting, running, removing, paused, exited or dead"
+        );
+        assert_eq!(
+            err(r#"{"exited":["x"]}"#).message,
+            "invalid filter 'exited=x': give an exit code"
+        );
+        let e = shown(
+            r#"{"before":["ghost"]}"#,
+            false,
+            &[rec("up", Status::Running, 0)],
+        );
+        assert_eq!(e.unwrap_err().status.as_u16(), 404);
+    }
 }

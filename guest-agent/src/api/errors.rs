@@ -1,11 +1,46 @@
-//! The one place where the domains' errors become docker's status codes (moby's `errdefs`
-//! mapping): the engine's modules say what went wrong, only the API edge speaks HTTP.
+//! The API's error — a status code and the message the docker CLI prints — and the one place
+//! where the domains' errors become docker's status codes (moby's `errdefs` mapping): the
+//! engine's modules say what went wrong, only the API edge speaks HTTP.
 
 use hyper::StatusCode;
 
-use super::http::ApiError;
 use crate::containers::ContainerError;
 use crate::network::NetworkError;
+
+/// An API error: the status code and the message the docker CLI prints after
+/// "Error response from daemon: ".
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::internal(format!("{e:#}"))
+    }
+}
 
 fn network_status(e: &NetworkError) -> StatusCode {
     match e {
@@ -32,6 +67,21 @@ fn container_status(e: &ContainerError) -> StatusCode {
 impl From<NetworkError> for ApiError {
     fn from(e: NetworkError) -> Self {
         ApiError::new(network_status(&e), e.to_string())
+    }
+}
+
+/// Temporary, until the network functions the engine calls answer `NetworkError`: their
+/// `ApiError` back into the engine's kinds, by its status (remove it then).
+impl From<ApiError> for ContainerError {
+    fn from(e: ApiError) -> Self {
+        match e.status {
+            StatusCode::NOT_FOUND => ContainerError::NotFound(e.message),
+            StatusCode::BAD_REQUEST => ContainerError::InvalidArgument(e.message),
+            StatusCode::CONFLICT => ContainerError::Conflict(e.message),
+            StatusCode::FORBIDDEN => ContainerError::Forbidden(e.message),
+            StatusCode::NOT_MODIFIED => ContainerError::NotModified(e.message),
+            _ => ContainerError::internal(e.message),
+        }
     }
 }
 

@@ -18,24 +18,17 @@ fn unix_nanos(s: &str) -> Result<i64, ApiError> {
 }
 
 fn wanted(f: &Filters, e: &Event) -> bool {
-    let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
-        let v = f.get(key);
-        v.is_empty() || v.iter().any(|x| pred(x))
-    };
     let name = e.attributes.get("name").map(String::as_str).unwrap_or("");
     let image = e.attributes.get("image").map(String::as_str).unwrap_or("");
     // As dockerd: the container and network filters match every event's actor (its ID or
     // name), whatever its type.
     let actor = |x: &str| e.id.starts_with(x) || name == x.trim_start_matches('/');
-    any("type", &|t| t == e.kind)
-        && any("container", &actor)
-        && any("network", &actor)
-        && any("event", &|a| a == e.action)
-        && any("image", &|i| image == i)
-        && f.get("label").iter().all(|l| match l.split_once('=') {
-            Some((k, v)) => e.attributes.get(k).map(String::as_str) == Some(v),
-            None => e.attributes.contains_key(l.as_str()),
-        })
+    f.any("type", |t| t == e.kind)
+        && f.any("container", actor)
+        && f.any("network", actor)
+        && f.any("event", |a| a == e.action)
+        && f.any("image", |i| image == i)
+        && f.labels_match(|k| e.attributes.get(k).map(String::as_str))
 }
 
 pub fn events(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {

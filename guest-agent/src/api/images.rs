@@ -6,7 +6,9 @@ use std::sync::Arc;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use super::http::{glob_match, json, json_stream, ApiError, Query, Resp};
+use super::backends::{ImageBackend, ImageUsers};
+use super::filters::{glob_match, Filters};
+use super::http::{json, json_stream, ApiError, Query, Resp};
 use super::Ctx;
 use crate::images::model::Platform;
 use crate::images::progress::Progress;
@@ -15,8 +17,8 @@ use crate::images::reference::{familiar, looks_like_id, split_tag_key, ImageRef}
 use crate::images::registry::{AuthConfig, RegistryError};
 use crate::images::store::{Image, LookupError};
 
-fn lookup(ctx: &Ctx, name: &str) -> Result<Image, ApiError> {
-    ctx.store.resolve(name).map_err(|e| match e {
+fn lookup(images: &dyn ImageBackend, name: &str) -> Result<Image, ApiError> {
+    images.resolve(name).map_err(|e| match e {
         LookupError::NotFound(_) => ApiError::not_found(e.to_string()),
         LookupError::Ambiguous(_) => ApiError::bad_request(e.to_string()),
     })
@@ -123,19 +125,15 @@ fn pull_error(e: PullError) -> ApiError {
     }
 }
 
-fn repo_tags(ctx: &Ctx, id: &str) -> Vec<String> {
-    ctx.store.tags_of(id).iter().map(|t| familiar(t)).collect()
+fn repo_tags(images: &dyn ImageBackend, id: &str) -> Vec<String> {
+    images.tags_of(id).iter().map(|t| familiar(t)).collect()
 }
 
-fn repo_digests(ctx: &Ctx, id: &str) -> Vec<String> {
-    ctx.store
-        .digests_of(id)
-        .iter()
-        .map(|t| familiar(t))
-        .collect()
+fn repo_digests(images: &dyn ImageBackend, id: &str) -> Vec<String> {
+    images.digests_of(id).iter().map(|t| familiar(t)).collect()
 }
 
-fn summary(ctx: &Ctx, img: &Image) -> Value {
+fn summary(images: &dyn ImageBackend, img: &Image) -> Value {
     let id = &img.record.id;
     json!({
         "Containers": -1,
@@ -143,38 +141,38 @@ fn summary(ctx: &Ctx, img: &Image) -> Value {
         "Id": id,
         "Labels": img.config.config.as_ref().and_then(|c| c.labels.clone()),
         "ParentId": "",
-        "RepoDigests": repo_digests(ctx, id),
-        "RepoTags": repo_tags(ctx, id),
+        "RepoDigests": repo_digests(images, id),
+        "RepoTags": repo_tags(images, id),
         "SharedSize": -1,
         "Size": img.record.size(),
     })
 }
 
 /// `GET /images/json`
-pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
+pub fn list(images: &dyn ImageBackend, q: &Query) -> Result<Resp, ApiError> {
     let filters = q.filters()?;
     filters.only(&["dangling", "reference", "label", "before", "since"])?;
     let dangling = filters.bool("dangling")?;
     let before = filters
         .get("before")
         .first()
-        .map(|r| lookup(ctx, r))
+        .map(|r| lookup(images, r))
         .transpose()?;
     let since = filters
         .get("since")
         .first()
-        .map(|r| lookup(ctx, r))
+        .map(|r| lookup(images, r))
         .transpose()?;
-    let mut images = ctx.store.images();
-    images.sort_by(|a, b| {
+    let mut all = images.images();
+    all.sort_by(|a, b| {
         b.config
             .created_unix()
             .cmp(&a.config.created_unix())
             .then_with(|| a.record.id.cmp(&b.record.id))
     });
     let mut out = Vec::new();
-    for img in &images {
-        let tags = ctx.store.tags_of(&img.record.id);
+    for img in &all {
+        let tags = images.tags_of(&img.record.id);
         if let Some(d) = dangling {
             if d != tags.is_empty() {
                 continue;
@@ -192,7 +190,7 @@ pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
                 continue;
             }
         }
-        if !label_match(img, filters.get("label")) {
+        if !label_match(img, &filters) {
             continue;
         }
         if let Some(b) = &before {
@@ -205,27 +203,19 @@ pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
                 continue;
             }
         }
-        out.push(summary(ctx, img));
+        out.push(summary(images, img));
     }
     Ok(json(StatusCode::OK, &out))
 }
 
-fn label_match(img: &Image, wanted: &[String]) -> bool {
-    let labels = img
-        .config
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.clone())
-        .unwrap_or_default();
-    wanted.iter().all(|w| match w.split_once('=') {
-        Some((k, v)) => labels.get(k).map(|x| x == v).unwrap_or(false),
-        None => labels.contains_key(w.as_str()),
-    })
+fn label_match(img: &Image, filters: &Filters) -> bool {
+    let labels = img.config.config.as_ref().and_then(|c| c.labels.as_ref());
+    filters.labels_match(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
 }
 
 /// `GET /images/{name}/json`
-pub fn inspect(ctx: &Ctx, name: &str) -> Result<Resp, ApiError> {
-    let img = lookup(ctx, name)?;
+pub fn inspect(images: &dyn ImageBackend, name: &str) -> Result<Resp, ApiError> {
+    let img = lookup(images, name)?;
     let id = &img.record.id;
     let c = &img.config;
     let layer_dirs: Vec<String> = img
@@ -233,7 +223,7 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Result<Resp, ApiError> {
         .layers
         .iter()
         .rev()
-        .filter_map(|l| ctx.store.layer_dir(&l.diff_id).ok())
+        .filter_map(|l| images.layer_dir(&l.diff_id).ok())
         .map(|p| p.display().to_string())
         .collect();
     let (upper, lower) = match layer_dirs.split_first() {
@@ -246,8 +236,8 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Result<Resp, ApiError> {
     }
     let body = json!({
         "Id": id,
-        "RepoTags": repo_tags(ctx, id),
-        "RepoDigests": repo_digests(ctx, id),
+        "RepoTags": repo_tags(images, id),
+        "RepoDigests": repo_digests(images, id),
         "Parent": "",
         "Comment": c.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
         "Created": c.created.clone().unwrap_or_default(),
@@ -260,15 +250,15 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Result<Resp, ApiError> {
         "Size": img.record.size(),
         "GraphDriver": { "Name": "overlay2", "Data": graph },
         "RootFS": { "Type": "layers", "Layers": c.rootfs.diff_ids },
-        "Metadata": { "LastTagTime": ctx.store.references().last_tag_time.get(id).cloned().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()) },
+        "Metadata": { "LastTagTime": images.last_tag_time(id).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()) },
         "Descriptor": { "mediaType": img.record.manifest_media_type, "digest": img.record.manifest_digest },
     });
     Ok(json(StatusCode::OK, &body))
 }
 
 /// `GET /images/{name}/history`: newest first, one entry per history step.
-pub fn history(ctx: &Ctx, name: &str) -> Result<Resp, ApiError> {
-    let img = lookup(ctx, name)?;
+pub fn history(images: &dyn ImageBackend, name: &str) -> Result<Resp, ApiError> {
+    let img = lookup(images, name)?;
     let mut sizes = img.record.layers.iter().map(|l| l.size);
     let mut out: Vec<Value> = img
         .config
@@ -295,13 +285,13 @@ pub fn history(ctx: &Ctx, name: &str) -> Result<Resp, ApiError> {
     }
     out.reverse();
     out[0]["Id"] = json!(img.record.id);
-    out[0]["Tags"] = json!(repo_tags(ctx, &img.record.id));
+    out[0]["Tags"] = json!(repo_tags(images, &img.record.id));
     Ok(json(StatusCode::OK, &out))
 }
 
 /// `POST /images/{name}/tag?repo=…&tag=…`
-pub fn tag(ctx: &Ctx, name: &str, q: &Query) -> Result<Resp, ApiError> {
-    let img = lookup(ctx, name)?;
+pub fn tag(images: &dyn ImageBackend, name: &str, q: &Query) -> Result<Resp, ApiError> {
+    let img = lookup(images, name)?;
     let repo = q
         .get("repo")
         .ok_or_else(|| ApiError::bad_request("repo is required"))?;
@@ -318,14 +308,19 @@ pub fn tag(ctx: &Ctx, name: &str, q: &Query) -> Result<Resp, ApiError> {
     let key = r
         .tag_key()
         .ok_or_else(|| ApiError::bad_request("a tag is required"))?;
-    ctx.store.tag(&img.record.id, &key)?;
+    images.tag(&img.record.id, &key)?;
     Ok(super::http::empty(StatusCode::CREATED))
 }
 
 /// `DELETE /images/{name}?force=…`: untag, and delete when no reference is left (docker's rules).
-pub fn delete(ctx: &Ctx, name: &str, q: &Query) -> Result<Resp, ApiError> {
+pub fn delete(
+    images: &dyn ImageBackend,
+    users: &dyn ImageUsers,
+    name: &str,
+    q: &Query,
+) -> Result<Resp, ApiError> {
     let force = q.flag("force");
-    let img = lookup(ctx, name)?;
+    let img = lookup(images, name)?;
     let id = img.record.id.clone();
     let mut items = Vec::new();
     let by_id = looks_like_id(name)
@@ -336,27 +331,26 @@ pub fn delete(ctx: &Ctx, name: &str, q: &Query) -> Result<Resp, ApiError> {
     // A container's root filesystem is made of the image's layers: while any container
     // exists the image stays (docker's rules; with -f a stopped container's image is only
     // untagged and stays as <none>).
-    let user = ctx.containers.image_in_use(&id);
+    let user = users.image_in_use(&id);
     if !by_id {
         let r = ImageRef::parse(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let key = r.digest_key().or_else(|| r.tag_key()).unwrap_or_default();
-        let last_tag = ctx.store.tags_of(&id).iter().all(|t| *t == key);
+        let last_tag = images.tags_of(&id).iter().all(|t| *t == key);
         if let (Some((cid, _)), true, false) = (&user, last_tag, force) {
             return Err(ApiError::conflict(format!(
                 "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {short}",
                 &cid[..12]
             )));
         }
-        for k in ctx.store.untag(&[key])? {
+        for k in images.untag(&[key])? {
             items.push(json!({ "Untagged": familiar(&k) }));
         }
-        if !ctx.store.tags_of(&id).is_empty() {
+        if !images.tags_of(&id).is_empty() {
             return Ok(json(StatusCode::OK, &items));
         }
         // The last tag is gone: the digest references go with the image.
     } else {
-        let repos: BTreeSet<String> = ctx
-            .store
+        let repos: BTreeSet<String> = images
             .tags_of(&id)
             .iter()
             .map(|t| split_tag_key(t).0.to_string())
@@ -383,50 +377,50 @@ pub fn delete(ctx: &Ctx, name: &str, q: &Query) -> Result<Resp, ApiError> {
         }
         _ => {}
     }
-    let mut refs: Vec<String> = ctx.store.tags_of(&id);
-    refs.extend(ctx.store.digests_of(&id));
-    for k in ctx.store.untag(&refs)? {
+    let mut refs: Vec<String> = images.tags_of(&id);
+    refs.extend(images.digests_of(&id));
+    for k in images.untag(&refs)? {
         items.push(json!({ "Untagged": familiar(&k) }));
     }
     if user.is_some() {
         return Ok(json(StatusCode::OK, &items));
     }
-    for d in delete_image(ctx, &id)? {
+    for d in delete_image(images, &id)? {
         items.push(json!({ "Deleted": d }));
     }
     Ok(json(StatusCode::OK, &items))
 }
 
 /// Delete an image and its unshared layers; returns the IDs docker reports as deleted.
-fn delete_image(ctx: &Ctx, id: &str) -> Result<Vec<String>, ApiError> {
-    let layers = ctx.store.delete(id)?;
+fn delete_image(images: &dyn ImageBackend, id: &str) -> Result<Vec<String>, ApiError> {
+    let layers = images.delete(id)?;
     let mut out = vec![id.to_string()];
     out.extend(layers);
     Ok(out)
 }
 
 /// `POST /images/prune`: dangling images by default, every unused one with dangling=false.
-pub fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
+pub fn prune(
+    images: &dyn ImageBackend,
+    users: &dyn ImageUsers,
+    q: &Query,
+) -> Result<Resp, ApiError> {
     let filters = q.filters()?;
-    filters.only(&["dangling", "label", "until"])?;
+    filters.only(&["dangling", "label", "label!", "until"])?;
     let only_dangling = filters.bool("dangling")?.unwrap_or(true);
-    let until = filters
-        .get("until")
-        .first()
-        .map(|u| parse_until(u))
-        .transpose()?;
+    let until = filters.until()?;
     let mut deleted = Vec::new();
     let mut reclaimed: u64 = 0;
-    for img in ctx.store.images() {
+    for img in images.images() {
         let id = img.record.id.clone();
-        let tags = ctx.store.tags_of(&id);
-        if ctx.containers.image_in_use(&id).is_some() {
+        let tags = images.tags_of(&id);
+        if users.image_in_use(&id).is_some() {
             continue;
         }
         if only_dangling && !tags.is_empty() {
             continue;
         }
-        if !label_match(&img, filters.get("label")) {
+        if !label_match(&img, &filters) {
             continue;
         }
         if let Some(u) = until {
@@ -435,8 +429,8 @@ pub fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
             }
         }
         let mut refs = tags;
-        refs.extend(ctx.store.digests_of(&id));
-        for k in ctx.store.untag(&refs)? {
+        refs.extend(images.digests_of(&id));
+        for k in images.untag(&refs)? {
             deleted.push(json!({ "Untagged": familiar(&k) }));
         }
         let before: std::collections::HashMap<String, u64> = img
@@ -445,7 +439,7 @@ pub fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
             .iter()
             .map(|l| (l.diff_id.clone(), l.size))
             .collect();
-        let removed = ctx.store.delete(&id)?;
+        let removed = images.delete(&id)?;
         deleted.push(json!({ "Deleted": id }));
         for l in removed {
             reclaimed += before.get(&l).copied().unwrap_or(0);
@@ -463,27 +457,268 @@ pub fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
     ))
 }
 
-/// Docker's `until`: a unix timestamp, an RFC 3339 time or a duration such as `24h`.
-pub fn parse_until(s: &str) -> Result<i64, ApiError> {
-    if let Ok(n) = s.parse::<i64>() {
-        return Ok(n);
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::api::http::body_json;
+    use crate::containers::record::Status;
+    use crate::images::store::ImageRecord;
+
+    /// An image store in memory: images by ID, references (fully qualified) → ID.
+    #[derive(Default)]
+    struct FakeStore {
+        images: Vec<Image>,
+        refs: Mutex<BTreeMap<String, String>>,
+        deleted: Mutex<Vec<String>>,
     }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp());
-    }
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid until filter {s:?}")))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "invalid until filter {s:?}: use e.g. 24h or a timestamp"
-            )))
+
+    fn image(n: u8, created: &str, labels: &[(&str, &str)]) -> Image {
+        let id = format!("sha256:{}", format!("{n:x}").repeat(64));
+        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        let config = serde_json::from_value(json!({
+            "architecture": "amd64", "os": "linux", "created": created,
+            "config": {"Labels": labels},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "d".repeat(63)) + &n.to_string()]},
+        }))
+        .unwrap();
+        let record: ImageRecord = serde_json::from_value(json!({
+            "id": id, "manifest_digest": "sha256:m", "manifest_media_type": "m",
+            "layers": [{"diff_id": format!("layer{n}"), "digest": "d", "media_type": "t",
+                        "compressed_size": 10, "size": 100 * n as u64}],
+            "stored_at": created,
+        }))
+        .unwrap();
+        Image {
+            record,
+            config,
+            config_raw: Default::default(),
         }
-    };
-    Ok(chrono::Utc::now().timestamp() - secs)
+    }
+
+    impl FakeStore {
+        fn with(images: Vec<Image>, tags: &[(&str, usize)]) -> Self {
+            let refs = tags
+                .iter()
+                .map(|(t, i)| (t.to_string(), images[*i].record.id.clone()))
+                .collect();
+            FakeStore {
+                images,
+                refs: Mutex::new(refs),
+                ..Default::default()
+            }
+        }
+        fn refs(&self) -> BTreeMap<String, String> {
+            self.refs.lock().unwrap().clone()
+        }
+    }
+
+    impl ImageBackend for FakeStore {
+        fn images(&self) -> Vec<Image> {
+            let gone = self.deleted.lock().unwrap();
+            let live = self.images.iter().filter(|i| !gone.contains(&i.record.id));
+            live.cloned().collect()
+        }
+        fn resolve(&self, name: &str) -> Result<Image, LookupError> {
+            let key = ImageRef::parse(name).ok().and_then(|r| r.tag_key());
+            let id = key.and_then(|k| self.refs().get(&k).cloned());
+            self.images()
+                .into_iter()
+                .find(|i| Some(&i.record.id) == id.as_ref() || i.record.id.contains(name))
+                .ok_or_else(|| LookupError::NotFound(name.to_string()))
+        }
+        fn tags_of(&self, id: &str) -> Vec<String> {
+            let refs = self.refs();
+            refs.into_iter()
+                .filter(|(_, i)| i == id)
+                .map(|(t, _)| t)
+                .collect()
+        }
+        fn digests_of(&self, _id: &str) -> Vec<String> {
+            Vec::new()
+        }
+        fn last_tag_time(&self, _id: &str) -> Option<String> {
+            None
+        }
+        fn layer_dir(&self, diff_id: &str) -> anyhow::Result<PathBuf> {
+            Ok(PathBuf::from("/layers").join(diff_id))
+        }
+        fn tag(&self, id: &str, tag_key: &str) -> anyhow::Result<()> {
+            self.refs.lock().unwrap().insert(tag_key.into(), id.into());
+            Ok(())
+        }
+        fn untag(&self, keys: &[String]) -> anyhow::Result<Vec<String>> {
+            let mut refs = self.refs.lock().unwrap();
+            Ok(keys
+                .iter()
+                .filter(|k| refs.remove(*k).is_some())
+                .cloned()
+                .collect())
+        }
+        fn delete(&self, id: &str) -> anyhow::Result<Vec<String>> {
+            self.deleted.lock().unwrap().push(id.into());
+            let img = self.images.iter().find(|i| i.record.id == id).unwrap();
+            Ok(img
+                .record
+                .layers
+                .iter()
+                .map(|l| l.diff_id.clone())
+                .collect())
+        }
+    }
+
+    /// Containers, each made from an image, in a state.
+    struct Users(Vec<(String, String, Status)>);
+    impl ImageUsers for Users {
+        fn image_in_use(&self, image_id: &str) -> Option<(String, Status)> {
+            let hit = self.0.iter().find(|(_, img, _)| img == image_id);
+            hit.map(|(c, _, s)| (c.clone(), *s))
+        }
+    }
+    const NOBODY: Users = Users(Vec::new());
+
+    fn q(s: &str) -> Query {
+        Query::parse(Some(s))
+    }
+
+    fn two() -> FakeStore {
+        FakeStore::with(
+            vec![
+                image(1, "2024-01-01T00:00:00Z", &[("app", "web")]),
+                image(2, "2024-06-01T00:00:00Z", &[]),
+            ],
+            &[("docker.io/library/busybox:latest", 0)],
+        )
+    }
+
+    fn tags_listed(v: &Value) -> Vec<Value> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["RepoTags"].clone())
+            .collect()
+    }
+
+    #[test]
+    fn list_is_newest_first_with_familiar_names() {
+        let store = two();
+        let v = body_json(list(&store, &Query::default()).unwrap()).unwrap();
+        assert_eq!(tags_listed(&v), vec![json!([]), json!(["busybox:latest"])]);
+        assert_eq!(v[1]["Labels"], json!({"app": "web"}));
+        assert_eq!(v[1]["Size"], 100);
+        assert_eq!(v[0]["Created"], 1_717_200_000);
+    }
+
+    #[test]
+    fn list_filters() {
+        let store = two();
+        let only = |f: &str| {
+            let v = body_json(list(&store, &q(&format!("filters={f}"))).unwrap()).unwrap();
+            tags_listed(&v)
+        };
+        assert_eq!(only(r#"{"dangling":["true"]}"#), vec![json!([])]);
+        assert_eq!(
+            only(r#"{"dangling":["false"]}"#),
+            vec![json!(["busybox:latest"])]
+        );
+        assert_eq!(
+            only(r#"{"reference":["busy*"]}"#),
+            vec![json!(["busybox:latest"])]
+        );
+        assert_eq!(only(r#"{"reference":["alpine"]}"#), Vec::<Value>::new());
+        assert_eq!(
+            only(r#"{"label":["app=web"]}"#),
+            vec![json!(["busybox:latest"])]
+        );
+        assert_eq!(only(r#"{"since":["busybox"]}"#), vec![json!([])]);
+        assert_eq!(only(r#"{"before":["busybox"]}"#), Vec::<Value>::new());
+        let e = list(&store, &q(r#"filters={"label!":["a"]}"#)).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.message.as_str()),
+            (400, "invalid filter 'label!'")
+        );
+    }
+
+    #[test]
+    fn tag_refuses_digests_and_needs_a_repo() {
+        let store = two();
+        let e = tag(&store, "busybox", &Query::default()).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.message.as_str()),
+            (400, "repo is required")
+        );
+        let digest = format!("repo=mine@sha256:{}", "a".repeat(64));
+        let e = tag(&store, "busybox", &q(&digest)).unwrap_err();
+        assert_eq!(
+            e.message,
+            "refusing to create a tag with a digest reference"
+        );
+        let e = tag(&store, "nothing", &q("repo=mine")).unwrap_err();
+        assert_eq!(e.status.as_u16(), 404);
+        assert_eq!(
+            tag(&store, "busybox", &q("repo=mine&tag=v1"))
+                .unwrap()
+                .status(),
+            201
+        );
+        assert!(store.refs().contains_key("docker.io/library/mine:v1"));
+    }
+
+    #[test]
+    fn rmi_follows_dockers_rules_for_images_in_use() {
+        let store = two();
+        let id = store.images[0].record.id.clone();
+        let running = Users(vec![("c".repeat(64), id.clone(), Status::Running)]);
+        let e = delete(&store, &running, "busybox", &Query::default()).unwrap_err();
+        assert_eq!(e.status.as_u16(), 409);
+        assert!(
+            e.message.starts_with(
+                "conflict: unable to remove repository reference \"busybox\" (must force) - container cccccccccccc"
+            ),
+            "{}",
+            e.message
+        );
+        // Forced, a running container's image is only untagged and stays.
+        let v = body_json(delete(&store, &running, "busybox", &q("force=1")).unwrap()).unwrap();
+        assert_eq!(v, json!([{"Untagged": "busybox:latest"}]));
+        assert_eq!(store.images().len(), 2);
+        let e = delete(&store, &running, &id[7..19], &q("force=1")).unwrap_err();
+        assert!(e
+            .message
+            .contains("(cannot be forced) - image is being used by running container"));
+    }
+
+    #[test]
+    fn rmi_of_the_last_tag_deletes_the_image_and_its_layers() {
+        let store = two();
+        let id = store.images[0].record.id.clone();
+        let v = body_json(delete(&store, &NOBODY, "busybox:latest", &Query::default()).unwrap());
+        assert_eq!(
+            v.unwrap(),
+            json!([{"Untagged": "busybox:latest"}, {"Deleted": id}, {"Deleted": "layer1"}])
+        );
+        assert!(store.refs().is_empty());
+    }
+
+    #[test]
+    fn prune_takes_unused_dangling_images_unless_told_otherwise() {
+        let store = two();
+        let dangling = store.images[1].record.id.clone();
+        let stopped = Users(vec![("c".repeat(64), dangling.clone(), Status::Exited)]);
+        let v = body_json(prune(&store, &stopped, &Query::default()).unwrap()).unwrap();
+        assert_eq!(v, json!({"ImagesDeleted": null, "SpaceReclaimed": 0}));
+        let v = body_json(prune(&store, &NOBODY, &Query::default()).unwrap()).unwrap();
+        assert_eq!(
+            v["ImagesDeleted"],
+            json!([{"Deleted": dangling}, {"Deleted": "layer2"}])
+        );
+        assert_eq!(v["SpaceReclaimed"], 200);
+        let all = q(r#"filters={"dangling":["false"],"label":["app=web"]}"#);
+        let v = body_json(prune(&store, &NOBODY, &all).unwrap()).unwrap();
+        assert_eq!(v["ImagesDeleted"][0], json!({"Untagged": "busybox:latest"}));
+        assert_eq!(v["SpaceReclaimed"], 100);
+    }
 }

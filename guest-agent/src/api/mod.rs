@@ -1,10 +1,12 @@
 //! The Docker Engine API over HTTP/1.1 on a unix socket.
 
 pub mod archive;
+pub mod backends;
 pub mod containers;
 pub mod errors;
 pub mod events;
 pub mod exec;
+pub mod filters;
 pub mod heap;
 pub mod http;
 pub mod images;
@@ -180,7 +182,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
             let body = read_body(req).await?;
             return system::auth(&ctx, &body).await;
         }
-        (&Method::GET, "/images/json") => return images::list(&ctx, &q),
+        (&Method::GET, "/images/json") => return images::list(&*ctx.store, &q),
         (&Method::POST, "/images/create") => {
             let auth = req
                 .headers()
@@ -189,7 +191,9 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
                 .map(String::from);
             return images::create(ctx.clone(), q, auth).await;
         }
-        (&Method::POST, "/images/prune") => return images::prune(&ctx, &q),
+        (&Method::POST, "/images/prune") => {
+            return images::prune(&*ctx.store, &*ctx.containers, &q)
+        }
         (&Method::POST, "/containers/create") => {
             let body = read_body(req).await?;
             return containers::create(&ctx, &q, &body);
@@ -245,21 +249,21 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
 
     if let Some(rest) = path.strip_prefix("/images/") {
         if method == Method::DELETE {
-            return images::delete(&ctx, rest, &q);
+            return images::delete(&*ctx.store, &*ctx.containers, rest, &q);
         }
         if let Some(name) = rest.strip_suffix("/json") {
             if method == Method::GET {
-                return images::inspect(&ctx, name);
+                return images::inspect(&*ctx.store, name);
             }
         }
         if let Some(name) = rest.strip_suffix("/history") {
             if method == Method::GET {
-                return images::history(&ctx, name);
+                return images::history(&*ctx.store, name);
             }
         }
         if let Some(name) = rest.strip_suffix("/tag") {
             if method == Method::POST {
-                return images::tag(&ctx, name, &q);
+                return images::tag(&*ctx.store, name, &q);
             }
         }
     }

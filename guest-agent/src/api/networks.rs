@@ -7,6 +7,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::filters::Filters;
 use super::http::{empty, json, ApiError, Query, Resp};
 use super::Ctx;
 use crate::containers::record::Record as CRecord;
@@ -70,20 +71,14 @@ fn network_json(ctx: &Ctx, n: &Network, with_containers: bool) -> Value {
     })
 }
 
-fn filters(q: &Query) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
-    Ok(q.filters()?.0)
-}
-
-fn matches(ctx: &Ctx, n: &Network, f: &BTreeMap<String, Vec<String>>) -> Result<bool, ApiError> {
-    for (key, values) in f {
-        let ok = match key.as_str() {
+fn matches(ctx: &Ctx, n: &Network, f: &Filters) -> Result<bool, ApiError> {
+    for key in f.keys() {
+        let values = f.get(key);
+        let ok = match key {
             "name" => values.iter().any(|v| n.name.contains(v.as_str())),
             "id" => values.iter().any(|v| n.id.starts_with(v.as_str())),
             "driver" => values.contains(&n.driver),
-            "label" => values.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
-                None => n.labels.contains_key(l),
-            }),
+            "label" => f.labels_match(|k| n.labels.get(k).map(String::as_str)),
             "type" => values.iter().any(|v| match v.as_str() {
                 "custom" => !n.builtin(),
                 "builtin" => n.builtin(),
@@ -108,7 +103,7 @@ fn matches(ctx: &Ctx, n: &Network, f: &BTreeMap<String, Vec<String>>) -> Result<
 }
 
 pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
-    let f = filters(q)?;
+    let f = q.filters()?;
     let mut out = Vec::new();
     for n in ctx.containers.networks.all() {
         if matches(ctx, &n, &f)? {
@@ -316,26 +311,15 @@ pub async fn connect(
 }
 
 pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
-    let f = filters(q)?;
-    if let Some(k) = f.keys().find(|k| !matches!(k.as_str(), "until" | "label")) {
-        return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
-    }
-    let until = f
-        .get("until")
-        .and_then(|v| v.first())
-        .map(|u| super::images::parse_until(u))
-        .transpose()?;
+    let f = q.filters()?;
+    f.only(&["until", "label", "label!"])?;
+    let until = f.until()?;
     let mut deleted = Vec::new();
     for n in ctx.containers.networks.all() {
         if n.builtin() || ctx.containers.networks.live_users(&n.id) > 0 {
             continue;
         }
-        let labels_ok = f.get("label").is_none_or(|ls| {
-            ls.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
-                None => n.labels.contains_key(l),
-            })
-        });
+        let labels_ok = f.labels_match(|k| n.labels.get(k).map(String::as_str));
         let old_enough =
             until.is_none_or(|cut| crate::images::model::parse_time(Some(&n.created)) < cut);
         if !labels_ok || !old_enough {

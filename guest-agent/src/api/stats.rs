@@ -13,7 +13,7 @@ use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::http::{json, json_stream, ApiError, Query, Resp};
+use super::http::{body_json, json, json_stream, ApiError, Query, Resp};
 use super::Ctx;
 use crate::containers::record::{now_rfc3339, ZERO_TIME};
 use crate::containers::Container;
@@ -523,20 +523,6 @@ pub async fn stats(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiE
     Ok(json_stream(rx))
 }
 
-/// The JSON of a response built at once (the list handlers' answers).
-fn body_json(resp: Resp) -> Result<Value, ApiError> {
-    use futures::FutureExt;
-    use http_body_util::BodyExt;
-    let collected = resp
-        .into_body()
-        .collect()
-        .now_or_never()
-        .ok_or_else(|| ApiError::internal("a listing was not ready at once"))?
-        .map_err(|e| ApiError::internal(format!("reading a listing: {e}")))?;
-    serde_json::from_slice(&collected.to_bytes())
-        .map_err(|e| ApiError::internal(format!("decoding a listing: {e}")))
-}
-
 /// Per image, the size of its layers that other images share; and the size of all layers
 /// once each (docker's `LayersSize`).
 fn layer_sharing(images: &[ImageRecord]) -> (HashMap<String, u64>, u64) {
@@ -587,7 +573,7 @@ pub fn df(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
             *per_image.entry(id.to_string()).or_default() += 1;
         }
     }
-    let mut images = body_json(super::images::list(ctx, &Query::default())?)?;
+    let mut images = body_json(super::images::list(&*ctx.store, &Query::default())?)?;
     let records: Vec<ImageRecord> = ctx.store.images().into_iter().map(|i| i.record).collect();
     let (shared, layers_size) = layer_sharing(&records);
     for img in images.as_array_mut().into_iter().flatten() {

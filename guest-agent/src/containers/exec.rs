@@ -15,9 +15,9 @@ use anyhow::{anyhow, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::error::ContainerError;
 use super::record::Status;
 use super::{security, spec, user, Container};
-use crate::api::http::ApiError;
 
 #[derive(Deserialize, Debug, Default, Clone)]
 #[serde(rename_all = "PascalCase")]
@@ -94,26 +94,26 @@ pub struct Execs {
 }
 
 impl Execs {
-    pub fn create(&self, c: Arc<Container>, config: ExecConfig) -> Result<String, ApiError> {
+    pub fn create(&self, c: Arc<Container>, config: ExecConfig) -> Result<String, ContainerError> {
         match c.status() {
             Status::Running => {}
             Status::Paused => {
-                return Err(ApiError::conflict(format!(
+                return Err(ContainerError::conflict(format!(
                     "Container {} is paused, unpause the container before exec",
                     c.id
                 )))
             }
             _ => {
-                return Err(ApiError::conflict(format!(
+                return Err(ContainerError::conflict(format!(
                     "Container {} is not running",
                     c.id
                 )))
             }
         }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
-            return Err(ApiError::bad_request("No exec command specified"));
+            return Err(ContainerError::invalid("No exec command specified"));
         }
-        let id = super::engine::new_id();
+        let id = super::engine::new_id()?;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         // Old finished execs are of no use to anyone: keep the map from growing forever.
         if map.len() > 1000 {
@@ -131,18 +131,18 @@ impl Execs {
         Ok(id)
     }
 
-    pub fn get(&self, id: &str) -> Result<Arc<Exec>, ApiError> {
+    pub fn get(&self, id: &str) -> Result<Arc<Exec>, ContainerError> {
         self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
+            .ok_or_else(|| ContainerError::not_found(format!("No such exec instance: {id}")))
     }
 }
 
 /// The OCI process for the exec, written where the helper reads it.
-pub fn process_json(exec: &Exec, rootfs: &Path) -> Result<Value, ApiError> {
+pub fn process_json(exec: &Exec, rootfs: &Path) -> Result<Value, ContainerError> {
     let rec = exec.container.record();
     let cfg = &exec.config;
     let user_spec = cfg
@@ -153,7 +153,7 @@ pub fn process_json(exec: &Exec, rootfs: &Path) -> Result<Value, ApiError> {
         .unwrap_or_default();
     let group_add = rec.host_config.group_add.clone().unwrap_or_default();
     let u = user::resolve_user(rootfs, &user_spec, &group_add)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| ContainerError::invalid(e.to_string()))?;
     let hostname = rec
         .config
         .hostname
@@ -176,7 +176,7 @@ pub fn process_json(exec: &Exec, rootfs: &Path) -> Result<Value, ApiError> {
         hc.cap_drop.as_deref().unwrap_or_default(),
         hc.privileged.unwrap_or(false) || cfg.privileged.unwrap_or(false),
     )
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    .map_err(|e| ContainerError::invalid(e.to_string()))?;
     let cwd = cfg
         .working_dir
         .clone()
@@ -263,7 +263,8 @@ fn helper(args: &[std::ffi::OsString]) -> Result<i32> {
         .with_process(Some(PathBuf::from(process)))
         .with_detach(true)
         .build();
-    // The agent wrote it for this one start; nobody reads it again.
+    // The agent wrote it for this one start; nobody reads it again, and a file left behind
+    // goes with the container's directory.
     let _ = std::fs::remove_file(process);
     let pid = built.map_err(|e| anyhow!("{e}"))?;
     loop {

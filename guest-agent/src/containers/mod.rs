@@ -19,5 +19,5 @@ pub mod spec;
 pub mod tty;
 pub mod user;
 
-pub use engine::{Container, Containers, WaitCondition};
+pub use engine::{Container, Containers, Signal, WaitCondition};
 pub use error::ContainerError;

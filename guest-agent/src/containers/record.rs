@@ -121,6 +121,27 @@ impl Record {
     }
 }
 
+/// A created container's record, for the tests of the modules that read records.
+#[cfg(test)]
+pub(crate) fn sample_record() -> Record {
+    Record {
+        id: "0123456789ab".repeat(5) + "cdef",
+        name: "web".into(),
+        created: "2026-01-02T03:04:05.000000006Z".into(),
+        image_id: format!("sha256:{}", "f".repeat(64)),
+        path: "/bin/sh".into(),
+        args: vec!["-c".into(), "echo hi".into()],
+        config: ContainerConfig::default(),
+        host_config: HostConfig::default(),
+        state: State::default(),
+        restart_count: 0,
+        layers: Vec::new(),
+        networks: Vec::new(),
+        net: None,
+        link_env: Vec::new(),
+    }
+}
+
 pub fn now_rfc3339() -> String {
     chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.9fZ")

@@ -289,3 +289,157 @@ fn nofile_limits() -> (u64, u64) {
     let hard = lim.rlim_max.min(1 << 20);
     (hard, hard)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+    use super::*;
+    use crate::containers::record::sample_record;
+
+    fn spec_of(rec: &Record, netns: Option<&Path>, hook: Option<&Path>) -> Spec {
+        let user = ResolvedUser {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![1000, 27],
+            home: "/home/app".into(),
+        };
+        let v = build(&SpecInput {
+            rec,
+            rootfs: Path::new("/var/lib/skiff/c/rootfs"),
+            dir: Path::new("/var/lib/skiff/c"),
+            user: &user,
+            hostname: "web",
+            netns,
+            cgroup_ro_hook: hook,
+        })
+        .unwrap();
+        // The runtime reads the spec with these types: what they reject, it would too.
+        serde_json::from_value(v).expect("the spec is a valid OCI runtime spec")
+    }
+
+    #[test]
+    fn a_confined_containers_spec_is_an_oci_spec_with_what_we_asked() {
+        let mut rec = sample_record();
+        rec.config.env = Some(vec!["A=1".into(), "PATH=/bin".into()]);
+        rec.config.working_dir = Some("/srv".into());
+        rec.host_config.cap_add = Some(vec!["NET_ADMIN".into()]);
+        rec.host_config.cap_drop = Some(vec!["CHOWN".into()]);
+        rec.host_config.tmpfs = Some(HashMap::from([("/scratch".into(), "size=1m".into())]));
+        rec.host_config.memory = Some(64 << 20);
+        rec.host_config.readonly_rootfs = Some(true);
+        rec.host_config.init = Some(true);
+        rec.host_config.oom_score_adj = Some(500);
+        let netns = Path::new("/run/skiff/netns/c");
+        let spec = spec_of(&rec, Some(netns), Some(Path::new("/usr/bin/skiff-agent")));
+
+        let p = spec.process().as_ref().unwrap();
+        assert_eq!(p.args().as_ref().unwrap()[0], INIT_PATH);
+        assert!(p.args().as_ref().unwrap().ends_with(&[
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo hi".into()
+        ]));
+        let env = p.env().as_ref().unwrap();
+        assert!(env.contains(&"A=1".to_string()) && env.contains(&"PATH=/bin".to_string()));
+        assert_eq!(p.cwd(), &PathBuf::from("/srv"));
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
+        assert_eq!(p.user().additional_gids().as_ref().unwrap(), &[1000, 27]);
+        assert_eq!(p.oom_score_adj(), Some(500));
+        let caps = p
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .as_ref()
+            .unwrap();
+        let names: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+        assert!(names.contains(&"NET_ADMIN".into()), "{names:?}");
+        assert!(!names.contains(&"CHOWN".into()), "{names:?}");
+        assert!(!names.contains(&"SYS_ADMIN".into()), "{names:?}");
+        let nofile = &p.rlimits().as_ref().unwrap()[0];
+        assert!(nofile.soft() <= nofile.hard());
+
+        let root = spec.root().as_ref().unwrap();
+        assert_eq!(root.path(), &PathBuf::from("/var/lib/skiff/c/rootfs"));
+        assert_eq!(root.readonly(), Some(true));
+        assert_eq!(spec.hostname().as_deref(), Some("web"));
+
+        let linux = spec.linux().as_ref().unwrap();
+        let ns = linux.namespaces().as_ref().unwrap();
+        let net = ns
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Network)
+            .unwrap();
+        assert_eq!(net.path().as_deref(), Some(netns));
+        for t in [
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Ipc,
+        ] {
+            assert!(ns.iter().any(|n| n.typ() == t), "{t:?} namespace missing");
+        }
+        assert!(
+            linux.seccomp().is_some(),
+            "the default seccomp profile applies"
+        );
+        assert!(!linux.masked_paths().as_ref().unwrap().is_empty());
+        let mem = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .memory()
+            .as_ref()
+            .unwrap();
+        assert_eq!((mem.limit(), mem.swap()), (Some(64 << 20), Some(128 << 20)));
+
+        let mounts = spec.mounts().as_ref().unwrap();
+        let at = |d: &str| mounts.iter().find(|m| m.destination() == Path::new(d));
+        let scratch = at("/scratch").expect("the --tmpfs mount");
+        assert_eq!(scratch.typ().as_deref(), Some("tmpfs"));
+        assert!(scratch
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"size=1m".to_string()));
+        assert_eq!(
+            at(INIT_PATH).unwrap().source().as_deref(),
+            Some(Path::new(INIT_BINARY))
+        );
+        assert!(at("/proc").is_some() && at("/dev").is_some());
+        assert!(spec.hooks().as_ref().unwrap().create_container().is_some());
+    }
+
+    #[test]
+    fn a_privileged_host_network_spec_is_an_oci_spec_too() {
+        let mut rec = sample_record();
+        rec.host_config.privileged = Some(true);
+        let spec = spec_of(&rec, None, None);
+        let linux = spec.linux().as_ref().unwrap();
+        let ns = linux.namespaces().as_ref().unwrap();
+        assert!(!ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+        assert!(
+            linux.seccomp().is_none(),
+            "privileged runs unconfined, as docker"
+        );
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
+        let names: Vec<String> = caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert!(names.contains(&"SYS_ADMIN".into()));
+        assert!(spec.hooks().is_none());
+    }
+}

@@ -7,4 +7,5 @@ pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod tree;
 pub mod unpack;

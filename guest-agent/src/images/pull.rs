@@ -22,7 +22,6 @@ use oci_client::Client;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
-use super::check::{summarize_tree, TreeSummary};
 use super::model::{
     layer_compression, AnyManifest, Compression, Descriptor, ImageConfig, Platform, MANIFEST_ACCEPT,
 };
@@ -30,6 +29,7 @@ use super::progress::Progress;
 use super::reference::ImageRef;
 use super::registry::{fetch_manifest_capped, CappedManifest, RegistryConfig, RegistryError};
 use super::store::{hex_of, ImageRecord, LayerRecord, Store};
+use super::tree::{summarize_tree, TreeSummary};
 use super::unpack::unpack_layer;
 use crate::images::store::{sync_dir, tempfile_in, Image};
 

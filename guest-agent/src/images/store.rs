@@ -24,7 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::check::TreeSummary;
+use super::tree::TreeSummary;
 use super::model::ImageConfig;
 use super::reference::{looks_like_id, ImageRef};
 

@@ -1,0 +1,69 @@
+//! What the API handlers need from the engine, as traits (moby's `backend.go` interfaces): a
+//! handler takes the backend it uses rather than the whole engine, so that it, docker's
+//! filters and its JSON can be tested with a fake, without root or a store on disk.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::containers::record::Status;
+use crate::containers::Containers;
+use crate::images::store::{Image, LookupError, Store};
+
+/// The image store, as the image endpoints use it.
+pub trait ImageBackend: Send + Sync {
+    fn images(&self) -> Vec<Image>;
+    fn resolve(&self, name: &str) -> Result<Image, LookupError>;
+    /// Fully qualified `registry/repo:tag` keys of an image.
+    fn tags_of(&self, id: &str) -> Vec<String>;
+    fn digests_of(&self, id: &str) -> Vec<String>;
+    fn last_tag_time(&self, id: &str) -> Option<String>;
+    fn layer_dir(&self, diff_id: &str) -> Result<PathBuf>;
+    fn tag(&self, id: &str, tag_key: &str) -> Result<()>;
+    /// Removes these references; returns those that existed.
+    fn untag(&self, keys: &[String]) -> Result<Vec<String>>;
+    /// Deletes an image; returns the layers deleted with it.
+    fn delete(&self, id: &str) -> Result<Vec<String>>;
+}
+
+/// Which container holds an image (docker's rules for `rmi` and `image prune`).
+pub trait ImageUsers: Send + Sync {
+    /// A container made from the image, and its state.
+    fn image_in_use(&self, image_id: &str) -> Option<(String, Status)>;
+}
+
+impl ImageBackend for Store {
+    fn images(&self) -> Vec<Image> {
+        Store::images(self)
+    }
+    fn resolve(&self, name: &str) -> Result<Image, LookupError> {
+        Store::resolve(self, name)
+    }
+    fn tags_of(&self, id: &str) -> Vec<String> {
+        Store::tags_of(self, id)
+    }
+    fn digests_of(&self, id: &str) -> Vec<String> {
+        Store::digests_of(self, id)
+    }
+    fn last_tag_time(&self, id: &str) -> Option<String> {
+        self.references().last_tag_time.get(id).cloned()
+    }
+    fn layer_dir(&self, diff_id: &str) -> Result<PathBuf> {
+        Store::layer_dir(self, diff_id)
+    }
+    fn tag(&self, id: &str, tag_key: &str) -> Result<()> {
+        Store::tag(self, id, tag_key)
+    }
+    fn untag(&self, keys: &[String]) -> Result<Vec<String>> {
+        Store::untag(self, keys)
+    }
+    fn delete(&self, id: &str) -> Result<Vec<String>> {
+        Store::delete(self, id)
+    }
+}
+
+impl ImageUsers for Containers {
+    fn image_in_use(&self, image_id: &str) -> Option<(String, Status)> {
+        Containers::image_in_use(self, image_id)
+    }
+}

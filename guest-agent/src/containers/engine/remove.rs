@@ -1,0 +1,63 @@
+//! `docker rm`: the container's mounts, namespace and directory, then its place in the index.
+
+use std::sync::Arc;
+
+use super::{Container, Containers, Signal};
+use crate::containers::error::ContainerError;
+use crate::containers::record::Status;
+use crate::containers::rootfs;
+
+impl Containers {
+    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ContainerError> {
+        if c.status().is_live() {
+            if !force {
+                let verb = if c.status() == Status::Paused {
+                    "paused"
+                } else {
+                    "running"
+                };
+                return Err(ContainerError::conflict(format!(
+                    "cannot remove container \"/{}\": container is {verb}: stop the container before removing or force remove",
+                    c.record().name
+                )));
+            }
+            self.stop(c, Some(0), Some(Signal::KILL)).await?;
+        }
+        let _op = c.op.lock().await;
+        if self.is_removed(c) {
+            return Ok(());
+        }
+        let before = c.status();
+        c.update_or_warn("recording the removal", |r| {
+            r.state.status = Status::Removing
+        });
+        // A start cut short (the agent killed mid-way) can leave a pinned network namespace
+        // the record never learnt of; it would hold the directory.
+        crate::network::link::remove_netns(&c.dir.join("netns"));
+        let removed = rootfs::unmount_rootfs(&c.paths())
+            .map_err(ContainerError::Internal)
+            .and_then(|()| {
+                std::fs::remove_dir_all(&c.dir).map_err(|e| {
+                    ContainerError::internal(format!("removing {}: {e}", c.dir.display()))
+                })
+            });
+        if let Err(e) = removed {
+            // Not stuck in "Removal In Progress": as it was, so that `rm` can be tried again.
+            c.update_or_warn("restoring the state after a failed removal", |r| {
+                r.state.status = before
+            });
+            return Err(e);
+        }
+        let mut idx = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        idx.by_id.remove(&c.id);
+        let name = c.record().name;
+        if idx.names.get(&name) == Some(&c.id) {
+            idx.names.remove(&name);
+        }
+        drop(idx);
+        // Waiters for "removed" see the sender's generation bump; the record stays readable.
+        c.changed.send_modify(|g| *g += 1);
+        self.emit("destroy", c, &[]);
+        Ok(())
+    }
+}
