@@ -291,20 +291,7 @@ pub async fn connect(
         ctx.containers.disconnect(&c, &n).await?;
     } else {
         let es = b.endpoint_config.unwrap_or_default();
-        let ipv4 = es
-            .ipam_config
-            .as_ref()
-            .and_then(|i| i.ipv4_address.clone())
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                a.parse::<std::net::Ipv4Addr>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {a}")))
-            })
-            .transpose()?;
-        let cfg = EndpointConfig {
-            aliases: es.aliases.unwrap_or_default(),
-            ipv4,
-        };
+        let cfg = crate::containers::engine::networking::endpoint_config(&es)?;
         ctx.containers.connect(&c, &n, cfg).await?;
     }
     Ok(empty(StatusCode::OK))

@@ -154,12 +154,7 @@ pub fn process_json(exec: &Exec, rootfs: &Path) -> Result<Value, ContainerError>
     let group_add = rec.host_config.group_add.clone().unwrap_or_default();
     let u = user::resolve_user(rootfs, &user_spec, &group_add)
         .map_err(|e| ContainerError::invalid(e.to_string()))?;
-    let hostname = rec
-        .config
-        .hostname
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| rec.short_id().to_string());
+    let hostname = rec.hostname();
     let mut env = spec::environment(&rec, &hostname);
     for kv in cfg.env.iter().flatten() {
         let key = kv.split('=').next().unwrap_or(kv);

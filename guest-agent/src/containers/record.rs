@@ -112,6 +112,15 @@ impl Record {
         &self.id[..12]
     }
 
+    /// The hostname it was given, or docker's default: its short ID.
+    pub fn hostname(&self) -> String {
+        self.config
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| self.short_id().to_string())
+    }
+
     /// The command as `docker ps` shows it.
     pub fn command_line(&self) -> String {
         std::iter::once(self.path.as_str())

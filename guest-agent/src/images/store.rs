@@ -24,9 +24,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::tree::TreeSummary;
 use super::model::ImageConfig;
 use super::reference::{looks_like_id, ImageRef};
+use super::tree::TreeSummary;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayerRecord {

@@ -8,7 +8,7 @@
 mod config;
 mod copy;
 mod create;
-mod networking;
+pub mod networking;
 mod pause;
 mod procfs;
 mod remove;

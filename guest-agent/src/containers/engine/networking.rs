@@ -263,7 +263,8 @@ impl Containers {
     }
 }
 
-fn endpoint_config(es: &EndpointSettings) -> Result<EndpointConfig, ContainerError> {
+/// What a container asks of one network (`--ip`, `--network-alias`), from docker's settings.
+pub fn endpoint_config(es: &EndpointSettings) -> Result<EndpointConfig, ContainerError> {
     let ipv4 = es
         .ipam_config
         .as_ref()

@@ -89,12 +89,7 @@ impl Containers {
         let group_add = rec.host_config.group_add.clone().unwrap_or_default();
         let resolved = user::resolve_user(&paths.rootfs(), &user_spec, &group_add)
             .map_err(|e| anyhow!("{e}"))?;
-        let hostname = rec
-            .config
-            .hostname
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| rec.short_id().to_string());
+        let hostname = rec.hostname();
         let (netns, net) = self.join_network(c, &rec, &hostname).await?;
         let (mut hosts, resolv) =
             self.networks
