@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod ids;
 pub mod targuard;
+pub mod time;
 pub mod units;
 pub mod vmnet;
 pub mod vsock;

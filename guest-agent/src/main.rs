@@ -137,20 +137,22 @@ fn run(args: Args) -> Result<()> {
         },
     });
     let id = agent_id(&root)?;
-    let networks = skiff_agent::network::Networks::open(&root)?;
+    // In the VM the host's daemon holds published ports for us; its connections arrive on the
+    // forward port PID 1 bound. The listener is served on the runtime, which outlives this.
+    let publisher = match (args.vsock_api_fd, args.vsock_forward_fd) {
+        (Some(_), Some(fd)) => rt.block_on(async {
+            skiff_agent::vm::ports::publisher(skiff_agent::vm::vsock::listener_from_fd(fd)?)
+        })?,
+        (Some(_), None) => anyhow::bail!("--vsock-api-fd needs --vsock-forward-fd"),
+        (None, _) => skiff_agent::network::Publisher::Local,
+    };
+    let networks = skiff_agent::network::Networks::open(&root, publisher)?;
     let containers = Containers::open(&root, store.clone(), networks.clone())?;
     containers.set_flush_on_exit(args.vsock_api_fd.is_some());
     rt.block_on(async move {
         let listener = api::bind(&socket)?;
         let vsock_listener = match args.vsock_api_fd {
-            Some(fd) => {
-                // In the VM the host's daemon holds published ports for us.
-                let forward = args
-                    .vsock_forward_fd
-                    .context("--vsock-api-fd needs --vsock-forward-fd")?;
-                skiff_agent::vm::ports::enable(skiff_agent::vm::vsock::listener_from_fd(forward)?)?;
-                Some(skiff_agent::vm::vsock::listener_from_fd(fd)?)
-            }
+            Some(fd) => Some(skiff_agent::vm::vsock::listener_from_fd(fd)?),
             None => None,
         };
         // Tests and `skiff` find the daemon by this file.

@@ -70,21 +70,6 @@ impl From<NetworkError> for ApiError {
     }
 }
 
-/// Temporary, until the network functions the engine calls answer `NetworkError`: their
-/// `ApiError` back into the engine's kinds, by its status (remove it then).
-impl From<ApiError> for ContainerError {
-    fn from(e: ApiError) -> Self {
-        match e.status {
-            StatusCode::NOT_FOUND => ContainerError::NotFound(e.message),
-            StatusCode::BAD_REQUEST => ContainerError::InvalidArgument(e.message),
-            StatusCode::CONFLICT => ContainerError::Conflict(e.message),
-            StatusCode::FORBIDDEN => ContainerError::Forbidden(e.message),
-            StatusCode::NOT_MODIFIED => ContainerError::NotModified(e.message),
-            _ => ContainerError::internal(e.message),
-        }
-    }
-}
-
 impl From<ContainerError> for ApiError {
     fn from(e: ContainerError) -> Self {
         ApiError::new(container_status(&e), e.to_string())

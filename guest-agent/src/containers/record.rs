@@ -151,8 +151,4 @@ pub(crate) fn sample_record() -> Record {
     }
 }
 
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
-        .to_string()
-}
+pub use skiff_common::time::now_rfc3339;

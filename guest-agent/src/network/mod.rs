@@ -20,6 +20,7 @@ pub mod link;
 pub mod ports;
 pub mod proxy;
 pub mod publish;
+pub mod resolv;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -38,8 +39,8 @@ use self::firewall::{BridgeRules, Firewall, PortRule};
 use self::ipam::Claims;
 use self::link::Netlink;
 use self::ports::Published;
+pub use self::publish::Publisher;
 use self::store::{Network, NetworkStore};
-use crate::api::http::ApiError;
 
 /// How long an unused bridge stays up.
 const LINGER: Duration = Duration::from_secs(10);
@@ -194,6 +195,8 @@ pub struct Networks {
     nl: tokio::sync::OnceCell<Netlink>,
     names: Arc<NameTable>,
     ipv6: bool,
+    /// Who holds published ports' host sockets: this process, or the host's daemon.
+    publisher: Publisher,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -212,7 +215,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Networks {
-    pub fn open(root: &Path) -> Result<Arc<Self>> {
+    pub fn open(root: &Path, publisher: Publisher) -> Result<Arc<Self>> {
         let store = NetworkStore::open(root)?;
         let tag = hex::encode(&Sha256::digest(root.as_os_str().as_encoded_bytes())[..2]);
         let claims = Claims::new(root);
@@ -225,7 +228,7 @@ impl Networks {
                 id: random_hex(32),
                 name: name.into(),
                 driver: driver.into(),
-                created: crate::containers::record::now_rfc3339(),
+                created: skiff_common::time::now_rfc3339(),
                 subnet: None,
                 gateway: None,
                 ip_range: None,
@@ -265,6 +268,7 @@ impl Networks {
             nl: tokio::sync::OnceCell::new(),
             names: Arc::new(NameTable::default()),
             ipv6: ports::host_has_ipv6(),
+            publisher,
         }))
     }
 
@@ -286,7 +290,7 @@ impl Networks {
     }
 
     /// By full name, full ID or a unique ID prefix, as docker.
-    pub fn get(&self, key: &str) -> Result<Network, ApiError> {
+    pub fn get(&self, key: &str) -> Result<Network, NetworkError> {
         let st = self.st();
         if let Some(n) = st.nets.iter().find(|n| n.name == key || n.id == key) {
             return Ok(n.clone());
@@ -294,15 +298,15 @@ impl Networks {
         let matches: Vec<&Network> = st.nets.iter().filter(|n| n.id.starts_with(key)).collect();
         match matches.as_slice() {
             [one] if !key.is_empty() => Ok((*one).clone()),
-            [] | [_] => Err(ApiError::not_found(format!("network {key} not found"))),
-            _ => Err(ApiError::bad_request(format!(
+            [] | [_] => Err(NetworkError::not_found(format!("network {key} not found"))),
+            _ => Err(NetworkError::invalid(format!(
                 "network {key} is ambiguous ({} matches found based on ID prefix)",
                 matches.len()
             ))),
         }
     }
 
-    pub fn default_bridge(&self) -> Result<Network, ApiError> {
+    pub fn default_bridge(&self) -> Result<Network, NetworkError> {
         self.get("bridge")
     }
 
@@ -310,9 +314,9 @@ impl Networks {
         self.st().users.get(id).copied().unwrap_or(0)
     }
 
-    pub fn create(&self, mut n: Network) -> Result<Network, ApiError> {
+    pub fn create(&self, mut n: Network) -> Result<Network, NetworkError> {
         if self.st().nets.iter().any(|x| x.name == n.name) {
-            return Err(ApiError::conflict(format!(
+            return Err(NetworkError::conflict(format!(
                 "network with name {} already exists",
                 n.name
             )));
@@ -322,7 +326,7 @@ impl Networks {
             let subnet = self
                 .claims
                 .claim(&n.id, n.subnet, &[])
-                .map_err(|e| ApiError::new(hyper::StatusCode::FORBIDDEN, format!("{e:#}")))?;
+                .map_err(|e| NetworkError::forbidden(format!("{e:#}")))?;
             // Two of our own networks must not overlap either (their claims are ours).
             let clash = self.st().nets.iter().find_map(|x| {
                 x.subnet
@@ -331,9 +335,7 @@ impl Networks {
             });
             if let Some((name, s)) = clash {
                 self.claims.release(&n.id, &subnet);
-                return Err(ApiError::new(
-                    hyper::StatusCode::FORBIDDEN,
-                    format!("Pool overlaps with other one on this address space: {subnet} overlaps {s} of network {name}"),
+                return Err(NetworkError::forbidden(format!("Pool overlaps with other one on this address space: {subnet} overlaps {s} of network {name}"),
                 ));
             }
             n.subnet_given = n.subnet.is_some();
@@ -341,14 +343,14 @@ impl Networks {
             let gw = n.gateway.unwrap_or_else(|| ipam::default_gateway(&subnet));
             if !subnet.contains(&gw) || gw == subnet.network() || gw == subnet.broadcast() {
                 self.claims.release(&n.id, &subnet);
-                return Err(ApiError::bad_request(format!(
+                return Err(NetworkError::invalid(format!(
                     "gateway {gw} is not a host address of subnet {subnet}"
                 )));
             }
             if let Some(r) = n.ip_range {
                 if !subnet.contains(&r) {
                     self.claims.release(&n.id, &subnet);
-                    return Err(ApiError::bad_request(format!(
+                    return Err(NetworkError::invalid(format!(
                         "ip-range {r} is not inside subnet {subnet}"
                     )));
                 }
@@ -359,33 +361,30 @@ impl Networks {
             if let Some(s) = n.subnet {
                 self.claims.release(&n.id, &s);
             }
-            return Err(ApiError::internal(format!("saving the network: {e:#}")));
+            return Err(NetworkError::internal(format!("saving the network: {e:#}")));
         }
         self.st().nets.push(n.clone());
         Ok(n)
     }
 
     /// Remove a network nobody is on (the caller checks stopped members).
-    pub async fn remove(&self, n: &Network) -> Result<(), ApiError> {
+    pub async fn remove(&self, n: &Network) -> Result<(), NetworkError> {
         if n.builtin() {
-            return Err(ApiError::new(
-                hyper::StatusCode::FORBIDDEN,
-                format!("{} is a pre-defined network and cannot be removed", n.name),
-            ));
+            return Err(NetworkError::forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                n.name
+            )));
         }
         if self.live_users(&n.id) > 0 {
-            return Err(ApiError::new(
-                hyper::StatusCode::FORBIDDEN,
-                format!(
-                    "error while removing network: network {} id {} has active endpoints",
-                    n.name, n.id
-                ),
-            ));
+            return Err(NetworkError::forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
         }
         self.deactivate(&n.id).await;
         self.store
             .delete(&n.id)
-            .map_err(|e| ApiError::internal(format!("removing the network: {e:#}")))?;
+            .map_err(|e| NetworkError::internal(format!("removing the network: {e:#}")))?;
         if let Some(s) = n.subnet {
             self.claims.release(&n.id, &s);
         }
@@ -511,9 +510,9 @@ impl Networks {
         });
     }
 
-    fn alloc(&self, n: &Network, want: Option<Ipv4Addr>) -> Result<Ipv4Addr, ApiError> {
+    fn alloc(&self, n: &Network, want: Option<Ipv4Addr>) -> Result<Ipv4Addr, NetworkError> {
         let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
-            return Err(ApiError::internal(format!(
+            return Err(NetworkError::internal(format!(
                 "network {} has no subnet",
                 n.name
             )));
@@ -528,12 +527,12 @@ impl Networks {
                     || ip == subnet.network()
                     || ip == subnet.broadcast()
                 {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(NetworkError::invalid(format!(
                         "Invalid address {ip}: It does not belong to any of this network's subnets ({subnet}, gateway {gw})"
                     )));
                 }
                 if used.contains(&ip) {
-                    return Err(ApiError::conflict(format!(
+                    return Err(NetworkError::conflict(format!(
                         "Address already in use: {ip} is taken on network {}",
                         n.name
                     )));
@@ -542,10 +541,10 @@ impl Networks {
             }
             None => {
                 ipam::allocate(&subnet, n.ip_range.as_ref(), gw, used, last).ok_or_else(|| {
-                    ApiError::new(
-                        hyper::StatusCode::FORBIDDEN,
-                        format!("no available IPv4 addresses on network {}", n.name),
-                    )
+                    NetworkError::forbidden(format!(
+                        "no available IPv4 addresses on network {}",
+                        n.name
+                    ))
                 })?
             }
         };
@@ -586,11 +585,11 @@ impl Networks {
 
     /// Give a starting container its namespace, its networks and its ports. On failure
     /// everything done so far is undone.
-    pub async fn attach(self: &Arc<Self>, j: &Joining<'_>) -> Result<NetState, ApiError> {
+    pub async fn attach(self: &Arc<Self>, j: &Joining<'_>) -> Result<NetState, NetworkError> {
         let netns = j.dir.join("netns");
         link::remove_netns(&netns);
         let ns = tokio::task::block_in_place(|| link::create_netns(&netns))
-            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            .map_err(|e| NetworkError::internal(format!("{e:#}")))?;
         let mut state = NetState {
             netns: Some(netns.clone()),
             ..Default::default()
@@ -609,8 +608,8 @@ impl Networks {
         j: &Joining<'_>,
         ns: &std::fs::File,
         state: &mut NetState,
-    ) -> Result<(), ApiError> {
-        let internal = |e: anyhow::Error| ApiError::internal(format!("{e:#}"));
+    ) -> Result<(), NetworkError> {
+        let internal = |e: anyhow::Error| NetworkError::internal(format!("{e:#}"));
         let inside = Netlink::inside(ns).map_err(internal)?;
         inside.loopback_up().await.map_err(internal)?;
         for (net_id, cfg) in j.members {
@@ -636,7 +635,7 @@ impl Networks {
         let Some(ep) = state.endpoints.first() else {
             return Vec::new();
         };
-        if crate::vm::ports::remote().is_some() {
+        if self.publisher.is_remote() {
             return Vec::new();
         }
         let Ok(n) = self.get(&ep.network_id) else {
@@ -685,10 +684,10 @@ impl Networks {
         ns: &std::fs::File,
         inside: &Netlink,
         index: usize,
-    ) -> Result<Endpoint, ApiError> {
-        let internal = |e: anyhow::Error| ApiError::internal(format!("{e:#}"));
+    ) -> Result<Endpoint, NetworkError> {
+        let internal = |e: anyhow::Error| NetworkError::internal(format!("{e:#}"));
         if !n.is_bridge() {
-            return Err(ApiError::bad_request(format!(
+            return Err(NetworkError::invalid(format!(
                 "container cannot be connected to network {} (driver {}): only bridge networks take endpoints",
                 n.name, n.driver
             )));
@@ -751,9 +750,9 @@ impl Networks {
         target: Ipv4Addr,
         reqs: &[ports::Request],
         state: &mut NetState,
-    ) -> Result<(), ApiError> {
-        let bound = ports::bind_all(reqs, target, self.ipv6).map_err(|e| {
-            ApiError::internal(format!(
+    ) -> Result<(), NetworkError> {
+        let bound = ports::bind_all(reqs, target, self.ipv6, &self.publisher).map_err(|e| {
+            NetworkError::internal(format!(
                 "driver failed programming external connectivity on endpoint {name} ({}): {e}",
                 &id[..12.min(id.len())]
             ))
@@ -805,13 +804,13 @@ impl Networks {
         n: &Network,
         cfg: &EndpointConfig,
         state: &mut NetState,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), NetworkError> {
         let path = state.netns.clone().ok_or_else(|| {
-            ApiError::bad_request("the container has no network namespace of its own")
+            NetworkError::invalid("the container has no network namespace of its own")
         })?;
         let ns = std::fs::File::open(&path)
-            .map_err(|e| ApiError::internal(format!("opening {}: {e}", path.display())))?;
-        let inside = Netlink::inside(&ns).map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            .map_err(|e| NetworkError::internal(format!("opening {}: {e}", path.display())))?;
+        let inside = Netlink::inside(&ns).map_err(|e| NetworkError::internal(format!("{e:#}")))?;
         let index = (0..)
             .find(|i| {
                 !state
@@ -869,7 +868,10 @@ impl Networks {
         };
         let mut forwards = Vec::new();
         for p in &state.ports {
-            match publish::Listener::bind(p.proto, SocketAddr::new(p.host_ip, p.host_port)) {
+            match self
+                .publisher
+                .bind(p.proto, SocketAddr::new(p.host_ip, p.host_port))
+            {
                 Ok(b) => forwards.push(b.serve(SocketAddr::new(target.into(), p.container_port))),
                 Err(e) => tracing::warn!(
                     "{name}: cannot publish {}:{} again: {e}",
@@ -973,7 +975,7 @@ impl Networks {
             }
             r
         } else {
-            crate::containers::rootfs::container_resolv_conf(&host_resolv)
+            resolv::container_resolv_conf(&host_resolv)
         };
         if !dns_search.is_empty() {
             resolv.push_str(&format!("search {}\n", dns_search.join(" ")));

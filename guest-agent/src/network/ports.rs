@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::proxy::Proto;
-use super::publish::Listener;
+use super::publish::{Listener, Publisher};
 
 /// One port the user asked for: the container side, and the host side as requested.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +132,7 @@ pub fn bind_all(
     reqs: &[Request],
     target: Ipv4Addr,
     ipv6: bool,
+    publisher: &Publisher,
 ) -> Result<Vec<(Published, Listener)>, String> {
     let mut out = Vec::new();
     for r in reqs {
@@ -159,7 +160,7 @@ pub fn bind_all(
                 let mut last_err = None;
                 let mut got = None;
                 for _ in 0..16 {
-                    match bind_same_port(r.proto, &ips, 0) {
+                    match bind_same_port(publisher, r.proto, &ips, 0) {
                         Ok(b) => {
                             got = Some(b);
                             break;
@@ -176,10 +177,10 @@ pub fn bind_all(
                 }
             }
             (a, b) if a == b => {
-                bind_same_port(r.proto, &ips, a).map_err(|e| fail(&ips[0], a.to_string(), &e))?
+                bind_same_port(publisher, r.proto, &ips, a).map_err(|e| fail(&ips[0], a.to_string(), &e))?
             }
             (a, b) => (a..=b)
-                .find_map(|p| bind_same_port(r.proto, &ips, p).ok())
+                .find_map(|p| bind_same_port(publisher, r.proto, &ips, p).ok())
                 .ok_or_else(|| {
                     format!(
                         "failed to bind host port for {}:{target}:{}/{}: every port of the range is in use; choose another range",
@@ -214,11 +215,16 @@ fn describe(e: &std::io::Error) -> String {
 }
 
 /// Bind `port` (0: the kernel's choice, taken from the first address) on every address.
-fn bind_same_port(proto: Proto, ips: &[IpAddr], port: u16) -> std::io::Result<Vec<Listener>> {
+fn bind_same_port(
+    publisher: &Publisher,
+    proto: Proto,
+    ips: &[IpAddr],
+    port: u16,
+) -> std::io::Result<Vec<Listener>> {
     let mut out: Vec<Listener> = Vec::new();
     let mut port = port;
     for ip in ips {
-        let b = Listener::bind(proto, SocketAddr::new(*ip, port))?;
+        let b = publisher.bind(proto, SocketAddr::new(*ip, port))?;
         port = b.local_addr().port();
         out.push(b);
     }
@@ -353,22 +359,22 @@ mod tests {
             host_ip: Some(lo),
             host_ports: ports,
         };
-        let e = match bind_all(&[req((p, p))], target, false) {
+        let e = match bind_all(&[req((p, p))], target, false, &Publisher::Local) {
             Err(e) => e,
             Ok(_) => panic!("bound a busy port"),
         };
         assert!(e.contains("address already in use"), "{e}");
         assert!(e.contains(&format!("127.0.0.1:{p}:10.0.0.2:80/tcp")), "{e}");
         if p < u16::MAX {
-            let got = bind_all(&[req((p, p + 1))], target, false).unwrap();
+            let got = bind_all(&[req((p, p + 1))], target, false, &Publisher::Local).unwrap();
             assert_eq!(got[0].0.host_port, p + 1);
         }
-        let e = match bind_all(&[req((p, p))], target, false) {
+        let e = match bind_all(&[req((p, p))], target, false, &Publisher::Local) {
             Err(e) => e,
             Ok(_) => panic!("bound a busy port"),
         };
         assert!(!e.is_empty());
-        let random = bind_all(&[req((0, 0))], target, false).unwrap();
+        let random = bind_all(&[req((0, 0))], target, false, &Publisher::Local).unwrap();
         assert_ne!(random[0].0.host_port, 0);
     }
 

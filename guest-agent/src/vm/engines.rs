@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::init::{unmount_under, STATE_DIR, TOKEN_FILE};
+use super::layout::{unmount_under, STATE_DIR, TOKEN_FILE};
 use skiff_common::vsock;
 
 /// Extra engines take vsock ports from here up, two each (API, forwarded connections), so

@@ -12,20 +12,17 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{mount, MsFlags};
 
 use super::engines::{EnginePorts, Engines};
+use super::layout::{unmount_under, STATE_DIR, TOKEN_FILE};
 use super::netif;
 use skiff_common::vsock;
 
 /// The virtio-blk disk the host gives the VM for images and containers.
 const DATA_DISK: &str = "/dev/vda";
-pub const STATE_DIR: &str = "/var/lib/skiff";
 /// The engine's own API socket inside the VM (for debugging from the console).
 const GUEST_SOCKET: &str = "/run/skiff/skiff.sock";
-/// Where PID 1 keeps the token the machine daemon gave it, for the engines it starts (in the
-/// VM's own /run, which no container's mount namespace shows).
-pub const TOKEN_FILE: &str = "/run/skiff-init/vsock-token";
 /// A crashing engine is started again this many times before the VM gives up.
 const MAX_RESTARTS: u32 = 5;
 
@@ -461,22 +458,6 @@ fn stop_everything() {
     // Container overlays keep the disk busy.
     unmount_under(STATE_DIR);
     nix::unistd::sync();
-}
-
-/// Unmount everything mounted at or below `prefix`, deepest first.
-pub fn unmount_under(prefix: &str) {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let mut under: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(1))
-        .filter(|m| Path::new(m).starts_with(prefix))
-        .collect();
-    under.reverse();
-    for m in under {
-        if umount2(m, MntFlags::empty()).is_err() {
-            let _ = umount2(m, MntFlags::MNT_DETACH);
-        }
-    }
 }
 
 /// True while some child is still alive.

@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod engines;
 pub mod init;
+pub mod layout;
 pub mod netif;
 pub mod ports;
 pub mod vsock;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
@@ -17,14 +17,8 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use super::vsock::{connect_host_blocking, VsockFile};
 use crate::network::proxy::Proto;
+use crate::network::publish::{self, Publisher};
 use skiff_common::vsock::{datagram, CONTROL_PORT};
-
-static REMOTE: OnceLock<Arc<RemotePorts>> = OnceLock::new();
-
-/// Set when the agent runs in the VM; published ports then go through the host's daemon.
-pub fn remote() -> Option<&'static Arc<RemotePorts>> {
-    REMOTE.get()
-}
 
 #[derive(Default)]
 pub struct RemotePorts {
@@ -34,9 +28,10 @@ pub struct RemotePorts {
     targets: Mutex<HashMap<(Proto, SocketAddr), SocketAddr>>,
 }
 
-/// Turn the VM mode on and serve the forward port on `listener` (bound by PID 1). Must run
-/// inside the tokio runtime.
-pub fn enable(listener: tokio_vsock::VsockListener) -> anyhow::Result<()> {
+/// The publisher for an engine in the VM: ports held by the host's daemon, whose connections
+/// arrive on the forward port's `listener` (bound by PID 1). Must run inside the tokio
+/// runtime.
+pub fn publisher(listener: tokio_vsock::VsockListener) -> anyhow::Result<Publisher> {
     let forward_port = listener.local_addr()?.port();
     let ports = Arc::new(RemotePorts {
         forward_port,
@@ -56,8 +51,34 @@ pub fn enable(listener: tokio_vsock::VsockListener) -> anyhow::Result<()> {
             });
         }
     });
-    let _ = REMOTE.set(ports);
-    Ok(())
+    Ok(Publisher::Remote(Arc::new(HostPorts(ports))))
+}
+
+/// `RemotePorts` as the network layer sees them.
+struct HostPorts(Arc<RemotePorts>);
+
+impl publish::RemotePorts for HostPorts {
+    fn reserve(&self, proto: Proto, addr: SocketAddr) -> io::Result<Box<dyn publish::Reservation>> {
+        Ok(Box::new(self.0.reserve(proto, addr)?))
+    }
+}
+
+impl publish::Reservation for Reservation {
+    fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn proto(&self) -> Proto {
+        self.proto
+    }
+    fn serve(self: Box<Self>, target: SocketAddr) -> Box<dyn publish::RemoteForward> {
+        Box::new(Reservation::serve(*self, target))
+    }
+}
+
+impl publish::RemoteForward for RemoteForward {
+    fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
 }
 
 impl RemotePorts {
