@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,73 +32,72 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parse the command line (`std::env::args_os`).
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        Self::parse_from_args(std::env::args_os())
+    }
+
+    /// Parse these arguments, with what differs between the two places a shared command
+    /// appears (`skiff run` and `skiff container run`) applied: see `command`.
+    pub fn parse_from_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cmd = command();
+        let mut matches = cmd.try_get_matches_from_mut(args)?;
+        Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))
+    }
+}
+
+/// The usage lines clap cannot write itself (a trailing list of several values), as
+/// `(command, usage after "skiff [container] COMMAND ")`.
+const USAGES: [(&str, &str); 4] = [
+    ("run", "[OPTIONS] IMAGE [COMMAND] [ARG...]"),
+    ("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]"),
+    ("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]"),
+    ("top", "CONTAINER [ps OPTIONS]"),
+];
+
+/// The clap command: the derived one, plus what depends on where a `ContainerVerb` is
+/// mounted: its usage line names its path, and `skiff container rm` is also
+/// `skiff container remove` (docker has no top-level `remove`).
+pub fn command() -> clap::Command {
+    let mut cmd = <Cli as CommandFactory>::command();
+    for (name, tail) in USAGES {
+        cmd = cmd
+            .mut_subcommand(name, |c| c.override_usage(format!("skiff {name} {tail}")))
+            .mut_subcommand("container", |c| {
+                c.mut_subcommand(name, |c| {
+                    c.override_usage(format!("skiff container {name} {tail}"))
+                })
+            });
+    }
+    cmd.mut_subcommand("container", |c| {
+        c.mut_subcommand("rm", |c| c.visible_alias("remove"))
+    })
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Download an image from a registry
-    Pull(PullArgs),
+    /// `pull`, `history`, `tag` (also under `image`)
+    #[command(flatten)]
+    OfImage(ImageVerb),
     /// List images
     Images(ImagesArgs),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Show the history of an image
-    History(HistoryArgs),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag(TagArgs),
     /// Remove one or more images
     Rmi(RmiArgs),
     /// Return low-level information on skiff objects
     Inspect(ObjectInspectArgs),
-    /// Create and run a new container from an image
-    #[command(
-        disable_help_flag = true,
-        override_usage = "skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]"
-    )]
-    Run(RunArgs),
-    /// Create a new container
-    #[command(
-        disable_help_flag = true,
-        override_usage = "skiff create [OPTIONS] IMAGE [COMMAND] [ARG...]"
-    )]
-    Create(CreateArgs),
-    /// Start one or more stopped containers
-    Start(StartArgs),
-    /// Stop one or more running containers
-    Stop(StopArgs),
-    /// Restart one or more containers
-    Restart(StopArgs),
-    /// Kill one or more running containers
-    Kill(KillArgs),
-    /// Remove one or more containers
-    Rm(RmArgs),
-    /// Pause all processes within one or more containers
-    Pause(ContainersArgs),
-    /// Unpause all processes within one or more containers
-    Unpause(ContainersArgs),
-    /// Rename a container
-    Rename(RenameArgs),
-    /// Block until one or more containers stop, then print their exit codes
-    Wait(ContainersArgs),
-    /// Attach local standard input, output, and error streams to a running container
-    Attach(AttachArgs),
     /// List containers
     Ps(PsArgs),
-    /// Fetch the logs of a container
-    Logs(LogsArgs),
-    /// Execute a command in a running container
-    #[command(override_usage = "skiff exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
-    Exec(ExecArgs),
-    /// Display the running processes of a container
-    #[command(override_usage = "skiff top CONTAINER [ps OPTIONS]")]
-    Top(TopArgs),
-    /// Display a live stream of container(s) resource usage statistics
-    Stats(StatsArgs),
-    /// Copy files/folders between a container and the local filesystem
-    #[command(long_about = CP_LONG_ABOUT, override_usage = CP_USAGE)]
-    Cp(CpArgs),
-    /// List port mappings or a specific mapping for the container
-    #[command(long_about = PORT_LONG_ABOUT)]
-    Port(PortArgs),
+    /// `run`, `create`, `start`, `stop`, … (also under `container`)
+    #[command(flatten)]
+    OfContainer(ContainerVerb),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -121,23 +120,76 @@ pub enum Command {
     Version(FormatOnly),
 }
 
+/// The image commands that are both `skiff X` and `skiff image X`, declared once.
+#[derive(Subcommand, Debug)]
+pub enum ImageVerb {
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// List images
     #[command(alias = "list")]
     Ls(ImagesArgs),
-    /// Download an image from a registry
-    Pull(PullArgs),
+    #[command(flatten)]
+    Verb(ImageVerb),
     /// Display detailed information on one or more images
     Inspect(InspectArgs),
-    /// Show the history of an image
-    History(HistoryArgs),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag(TagArgs),
     /// Remove one or more images
     Rm(RmiArgs),
     /// Remove unused images
     Prune(PruneArgs),
+}
+
+/// The container commands that are both `skiff X` and `skiff container X`, declared once
+/// (their usage lines, which name the path, are set by `command`).
+#[derive(Subcommand, Debug)]
+pub enum ContainerVerb {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(long_about = CP_LONG_ABOUT, override_usage = CP_USAGE)]
+    Cp(CpArgs),
+    /// List port mappings or a specific mapping for the container
+    #[command(long_about = PORT_LONG_ABOUT)]
+    Port(PortArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,62 +295,17 @@ pub enum SystemCommand {
     Check(FormatOnly),
 }
 
+// One value per process, parsed once: boxing the shared verbs would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
     /// List containers
     #[command(visible_aliases = ["ps", "list"])]
     Ls(PsArgs),
-    /// Create and run a new container from an image
-    #[command(
-        disable_help_flag = true,
-        override_usage = "skiff container run [OPTIONS] IMAGE [COMMAND] [ARG...]"
-    )]
-    Run(RunArgs),
-    /// Create a new container
-    #[command(
-        disable_help_flag = true,
-        override_usage = "skiff container create [OPTIONS] IMAGE [COMMAND] [ARG...]"
-    )]
-    Create(CreateArgs),
-    /// Start one or more stopped containers
-    Start(StartArgs),
-    /// Stop one or more running containers
-    Stop(StopArgs),
-    /// Restart one or more containers
-    Restart(StopArgs),
-    /// Kill one or more running containers
-    Kill(KillArgs),
-    /// Remove one or more containers
-    #[command(visible_alias = "remove")]
-    Rm(RmArgs),
-    /// Pause all processes within one or more containers
-    Pause(ContainersArgs),
-    /// Unpause all processes within one or more containers
-    Unpause(ContainersArgs),
-    /// Rename a container
-    Rename(RenameArgs),
-    /// Block until one or more containers stop, then print their exit codes
-    Wait(ContainersArgs),
-    /// Attach local standard input, output, and error streams to a running container
-    Attach(AttachArgs),
-    /// Fetch the logs of a container
-    Logs(LogsArgs),
-    /// Execute a command in a running container
-    #[command(override_usage = "skiff container exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
-    Exec(ExecArgs),
-    /// Display the running processes of a container
-    #[command(override_usage = "skiff container top CONTAINER [ps OPTIONS]")]
-    Top(TopArgs),
-    /// Display a live stream of container(s) resource usage statistics
-    Stats(StatsArgs),
+    #[command(flatten)]
+    Verb(ContainerVerb),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
-    /// List port mappings or a specific mapping for the container
-    #[command(long_about = PORT_LONG_ABOUT)]
-    Port(PortArgs),
-    /// Copy files/folders between a container and the local filesystem
-    #[command(long_about = CP_LONG_ABOUT, override_usage = CP_USAGE)]
-    Cp(CpArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
 }
@@ -1097,12 +1104,12 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(args).unwrap()
+        Cli::parse_from_args(args).unwrap()
     }
 
     #[test]
     fn run_keeps_everything_after_the_image() {
-        let Command::Run(r) = parse(&[
+        let Command::OfContainer(ContainerVerb::Run(r)) = parse(&[
             "skiff", "run", "--rm", "-e", "A=1", "busybox", "ls", "-l", "--rm",
         ])
         .command
@@ -1113,14 +1120,15 @@ mod tests {
         assert_eq!(r.flags.env, vec!["A=1"]);
         assert_eq!(r.image_and_command, vec!["busybox", "ls", "-l", "--rm"]);
 
-        let Command::Run(r) = parse(&["skiff", "run", "-d", "--", "busybox", "echo", "hi"]).command
+        let Command::OfContainer(ContainerVerb::Run(r)) =
+            parse(&["skiff", "run", "-d", "--", "busybox", "echo", "hi"]).command
         else {
             panic!("not run");
         };
         assert!(r.detach);
         assert_eq!(r.image_and_command, vec!["busybox", "echo", "hi"]);
 
-        let Command::Run(r) = parse(&[
+        let Command::OfContainer(ContainerVerb::Run(r)) = parse(&[
             "skiff",
             "run",
             "-h",
@@ -1138,7 +1146,8 @@ mod tests {
         assert!(!r.sig_proxy);
         assert_eq!(r.image_and_command, vec!["busybox", "--", "x"]);
 
-        let Command::Run(r) = parse(&["skiff", "run", "--sig-proxy", "-it", "busybox"]).command
+        let Command::OfContainer(ContainerVerb::Run(r)) =
+            parse(&["skiff", "run", "--sig-proxy", "-it", "busybox"]).command
         else {
             panic!("not run");
         };
@@ -1147,7 +1156,7 @@ mod tests {
 
     #[test]
     fn exec_and_top_keep_the_command() {
-        let Command::Exec(e) =
+        let Command::OfContainer(ContainerVerb::Exec(e)) =
             parse(&["skiff", "exec", "-it", "c1", "sh", "-c", "echo -n hi"]).command
         else {
             panic!("not exec");
@@ -1157,8 +1166,10 @@ mod tests {
             e.container_and_command,
             vec!["c1", "sh", "-c", "echo -n hi"]
         );
-        assert!(Cli::try_parse_from(["skiff", "exec", "c1"]).is_err());
-        let Command::Top(t) = parse(&["skiff", "top", "c1", "-eo", "pid,comm"]).command else {
+        assert!(Cli::parse_from_args(["skiff", "exec", "c1"]).is_err());
+        let Command::OfContainer(ContainerVerb::Top(t)) =
+            parse(&["skiff", "top", "c1", "-eo", "pid,comm"]).command
+        else {
             panic!("not top");
         };
         assert_eq!(t.container_and_args, vec!["c1", "-eo", "pid,comm"]);
@@ -1226,10 +1237,10 @@ mod tests {
         assert_eq!(c.alias, vec!["a", "b", "c"]);
         assert_eq!(c.gw_priority, -1);
         assert_eq!((c.network.as_str(), c.container.as_str()), ("n1", "web"));
-        assert!(Cli::try_parse_from(["skiff", "network", "connect", "n1"]).is_err());
-        assert!(Cli::try_parse_from(["skiff", "network", "rm"]).is_err());
+        assert!(Cli::parse_from_args(["skiff", "network", "connect", "n1"]).is_err());
+        assert!(Cli::parse_from_args(["skiff", "network", "rm"]).is_err());
 
-        let Command::Run(r) = parse(&[
+        let Command::OfContainer(ContainerVerb::Run(r)) = parse(&[
             "skiff",
             "run",
             "--network-alias",
@@ -1252,7 +1263,7 @@ mod tests {
         assert_eq!(r.flags.dns_option, vec!["ndots:2", "rotate"]);
         assert_eq!(r.flags.add_host, vec!["h:1.2.3.4"]);
 
-        let Command::Container(ContainerCommand::Port(p)) =
+        let Command::Container(ContainerCommand::Verb(ContainerVerb::Port(p))) =
             parse(&["skiff", "container", "port", "web", "80/udp"]).command
         else {
             panic!("not container port");
@@ -1260,7 +1271,78 @@ mod tests {
         assert_eq!(p.port.as_deref(), Some("80/udp"));
         assert!(matches!(
             parse(&["skiff", "port", "web"]).command,
-            Command::Port(PortArgs { port: None, .. })
+            Command::OfContainer(ContainerVerb::Port(PortArgs { port: None, .. }))
+        ));
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        command().debug_assert();
+    }
+
+    fn usage(path: &[&str]) -> String {
+        let mut cmd = command();
+        cmd.build();
+        let mut sub = &mut cmd;
+        for p in path {
+            sub = sub.find_subcommand_mut(p).expect("subcommand");
+        }
+        sub.render_usage().to_string()
+    }
+
+    #[test]
+    fn shared_commands_name_their_path_in_usage() {
+        assert_eq!(
+            usage(&["run"]),
+            "Usage: skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+        );
+        assert_eq!(
+            usage(&["container", "run"]),
+            "Usage: skiff container run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+        );
+        assert_eq!(
+            usage(&["container", "exec"]),
+            "Usage: skiff container exec [OPTIONS] CONTAINER COMMAND [ARG...]"
+        );
+        assert_eq!(usage(&["top"]), "Usage: skiff top CONTAINER [ps OPTIONS]");
+        assert!(usage(&["container", "cp"]).contains("skiff cp [OPTIONS] CONTAINER:SRC_PATH"));
+    }
+
+    #[test]
+    fn shared_commands_parse_in_both_places() {
+        for path in [&["skiff"][..], &["skiff", "container"][..]] {
+            let mut args = path.to_vec();
+            args.extend(["kill", "-s", "HUP", "c1"]);
+            let cmd = parse(&args).command;
+            let k = match cmd {
+                Command::OfContainer(ContainerVerb::Kill(k))
+                | Command::Container(ContainerCommand::Verb(ContainerVerb::Kill(k))) => k,
+                other => panic!("not kill: {other:?}"),
+            };
+            assert_eq!(k.signal.as_deref(), Some("HUP"));
+        }
+        for path in [&["skiff"][..], &["skiff", "image"][..]] {
+            let mut args = path.to_vec();
+            args.extend(["tag", "a", "b"]);
+            assert!(matches!(
+                parse(&args).command,
+                Command::OfImage(ImageVerb::Tag(_))
+                    | Command::Image(ImageCommand::Verb(ImageVerb::Tag(_)))
+            ));
+        }
+        assert!(matches!(
+            parse(&["skiff", "image", "list"]).command,
+            Command::Image(ImageCommand::Ls(_))
+        ));
+        assert!(matches!(
+            parse(&["skiff", "container", "ps"]).command,
+            Command::Container(ContainerCommand::Ls(_))
+        ));
+        // `remove` is `container rm`'s alias only, as in docker.
+        assert!(Cli::parse_from_args(["skiff", "remove", "x"]).is_err());
+        assert!(matches!(
+            parse(&["skiff", "rm", "-f", "x"]).command,
+            Command::OfContainer(ContainerVerb::Rm(RmArgs { force: true, .. }))
         ));
     }
 
@@ -1276,14 +1358,18 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["skiff", "container", "remove", "x"]).command,
-            Command::Container(ContainerCommand::Rm(_))
+            Command::Container(ContainerCommand::Verb(ContainerVerb::Rm(_)))
         ));
-        let Command::Stop(s) = parse(&["skiff", "stop", "-t", "0", "a", "b"]).command else {
+        let Command::OfContainer(ContainerVerb::Stop(s)) =
+            parse(&["skiff", "stop", "-t", "0", "a", "b"]).command
+        else {
             panic!("not stop");
         };
         assert_eq!(s.timeout, Some(0));
         assert_eq!(s.containers, vec!["a", "b"]);
-        let Command::Cp(c) = parse(&["skiff", "cp", "-", "c:/tmp"]).command else {
+        let Command::OfContainer(ContainerVerb::Cp(c)) =
+            parse(&["skiff", "cp", "-", "c:/tmp"]).command
+        else {
             panic!("not cp");
         };
         assert_eq!(c.source, "-");

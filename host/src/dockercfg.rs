@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
 use base64::Engine as _;
-use bollard::auth::DockerCredentials;
 use serde_json::{json, Value};
 
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -66,7 +65,23 @@ fn save(v: &Value) -> Result<PathBuf> {
     Ok(p)
 }
 
-pub fn credentials_for(registry: &str) -> Result<Option<DockerCredentials>> {
+/// A registry login as the engine takes it: the JSON of docker's `X-Registry-Auth` header
+/// (base64url) and of `POST /auth`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    pub serveraddress: String,
+}
+
+impl Credentials {
+    /// The `X-Registry-Auth` header value.
+    pub fn header(&self) -> Result<String> {
+        Ok(base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(self)?))
+    }
+}
+
+pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
     let cfg = load()?;
     let key = key_for(registry);
     let Some(entry) = cfg
@@ -87,11 +102,10 @@ pub fn credentials_for(registry: &str) -> Result<Option<DockerCredentials>> {
     let (user, pass) = text.split_once(':').ok_or_else(|| {
         anyhow!("the credentials for {registry} in the docker config are malformed")
     })?;
-    Ok(Some(DockerCredentials {
-        username: Some(user.to_string()),
-        password: Some(pass.to_string()),
-        serveraddress: Some(registry.to_string()),
-        ..Default::default()
+    Ok(Some(Credentials {
+        username: user.to_string(),
+        password: pass.to_string(),
+        serveraddress: registry.to_string(),
     }))
 }
 

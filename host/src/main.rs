@@ -8,8 +8,6 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// An error with the exit code skiff leaves with (125 for skiff's own failures, as docker).
 #[derive(Debug)]
 pub struct SkiffError {
@@ -48,13 +46,14 @@ impl std::fmt::Display for SkiffError {
 impl std::error::Error for SkiffError {}
 
 fn main() -> ExitCode {
-    let args = match cli::Cli::try_parse() {
+    let args = match cli::Cli::parse_args() {
         Ok(a) => a,
         Err(e) => {
             let code = match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
                 _ => 125,
             };
+            // Printing usage fails only when stdout/stderr is closed; the exit code says it.
             let _ = e.print();
             return ExitCode::from(code);
         }

@@ -1,13 +1,16 @@
-//! The Docker Engine API spoken by hand over the agent's unix socket, for the container
-//! commands.
+//! skiff's one client of the Docker Engine API: HTTP/1.1 spoken by hand over the agent's
+//! unix socket, for every command.
 //!
-//! Why not bollard here, as for the image commands: its `wait_container` turns a non-zero
-//! exit code into an error; its client timeout covers the whole request, which would cut
-//! `wait` and `logs -f` short; its attach/exec helpers hide the hijacked connection, so we
-//! could neither half-close it when stdin ends nor read it from a plain thread while the
-//! terminal is in raw mode; and the docker CLI's exact queries (filters in their map form,
-//! sorted keys) are what the agent is checked against. A request writer and a response-head
-//! parser are all it takes.
+//! Why this and not bollard (which the image commands used to go through): bollard's
+//! `wait_container` turns a non-zero exit code into an error; its client timeout covers the
+//! whole request, which would cut `wait`, `logs -f` and a long pull short; its attach/exec
+//! helpers hide the hijacked connection, so we could neither half-close it when stdin ends
+//! nor read it from a plain thread while the terminal is in raw mode; its typed models drop
+//! or rename fields `inspect` must print as the engine sent them; it has no `POST /auth`; and
+//! the docker CLI's exact queries (filters in their map form, sorted keys) are what the agent
+//! is checked against. With one client, an engine error reads the same from every command
+//! (`Response::into_error`) and every `--filter` flag is parsed once (`Filters`). A request
+//! writer and a response-head parser are all it takes.
 
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
@@ -20,8 +23,9 @@ use tokio::net::UnixStream;
 
 use crate::SkiffError;
 
-/// The API version the agent announces (and the docker CLI negotiates to).
-const API_PREFIX: &str = "/v1.47";
+/// The API version the agent announces (and the docker CLI negotiates to); every request
+/// goes to `/v{API_VERSION}/…`.
+pub const API_VERSION: &str = "1.47";
 /// Response heads larger than this are not from our agent.
 const MAX_HEAD: usize = 64 << 10;
 
@@ -55,23 +59,41 @@ impl Api {
 
     fn head(method: &str, target: &str, extra: &str) -> String {
         format!(
-            "{method} {API_PREFIX}{target} HTTP/1.1\r\nHost: skiff\r\nUser-Agent: skiff/{}\r\n{extra}\r\n",
+            "{method} /v{API_VERSION}{target} HTTP/1.1\r\nHost: skiff\r\nUser-Agent: skiff/{}\r\n{extra}\r\n",
             env!("CARGO_PKG_VERSION")
         )
     }
 
     /// Send a request; the response comes back once its head has arrived.
     pub async fn request(&self, method: &str, target: &str, body: Body<'_>) -> Result<Response> {
+        self.request_with(method, target, &[], body).await
+    }
+
+    /// `request` with headers of its own (`X-Registry-Auth` for a pull).
+    pub async fn request_with(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<Response> {
         let mut conn = self.connect().await?;
+        let mut own = String::new();
+        for (k, v) in headers {
+            if v.contains(['\r', '\n']) {
+                return Err(SkiffError::new(format!("skiff: invalid {k} header value")).into());
+            }
+            own.push_str(&format!("{k}: {v}\r\n"));
+        }
         match body {
             Body::None => {
                 // As the Go client: an empty body is announced on requests that may have one.
                 let extra = if method == "GET" || method == "HEAD" {
-                    "Connection: close\r\n"
+                    format!("{own}Connection: close\r\n")
                 } else {
-                    "Connection: close\r\nContent-Length: 0\r\n"
+                    format!("{own}Connection: close\r\nContent-Length: 0\r\n")
                 };
-                let head = Self::head(method, target, extra);
+                let head = Self::head(method, target, &extra);
                 conn.write_all(head.as_bytes()).await?;
             }
             Body::Json(v) => {
@@ -81,7 +103,7 @@ impl Api {
                     method,
                     target,
                     &format!(
-                        "Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                        "{own}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
                         data.len()
                     ),
                 );
@@ -93,7 +115,7 @@ impl Api {
                 let head = Self::head(
                     method,
                     target,
-                    "Connection: close\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n",
+                    &format!("{own}Connection: close\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n"),
                 );
                 conn.write_all(head.as_bytes()).await?;
                 // An agent that refuses the request early answers before the body is done;
@@ -104,6 +126,8 @@ impl Api {
                     tokio::select! {
                         chunk = rx.recv() => {
                             let Some(chunk) = chunk else {
+                                // A failed end-of-body write is the agent having answered
+                                // already; reading its head below tells what happened.
                                 let _ = wr.write_all(b"0\r\n\r\n").await;
                                 break;
                             };
@@ -137,7 +161,18 @@ impl Api {
 
     /// A request whose error status becomes docker's "Error response from daemon: …".
     pub async fn call(&self, method: &str, target: &str, body: Body<'_>) -> Result<Response> {
-        let resp = self.request(method, target, body).await?;
+        self.call_with(method, target, &[], body).await
+    }
+
+    /// `call` with headers of its own.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<Response> {
+        let resp = self.request_with(method, target, headers, body).await?;
         if resp.status >= 400 {
             return Err(resp.into_error().await);
         }
@@ -285,6 +320,8 @@ pub struct Response {
     pub head: Head,
     reader: BufReader<ChainRead>,
     framing: Framing,
+    /// Body bytes read past the last line `json_line` returned.
+    pending: Vec<u8>,
 }
 
 /// The bytes already buffered behind the head, then the socket.
@@ -343,6 +380,7 @@ impl Response {
                 },
             ),
             framing,
+            pending: Vec::new(),
         }
     }
 
@@ -422,6 +460,28 @@ impl Response {
         }
     }
 
+    /// The next message of a JSON-lines stream (pull progress), as soon as it has arrived;
+    /// `None` at the end of the body. Blank lines are skipped.
+    pub async fn json_line(&mut self) -> Result<Option<Value>> {
+        loop {
+            if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=i).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return parse_json(&line).map(Some);
+            }
+            match self.chunk().await? {
+                Some(c) => self.pending.extend_from_slice(&c),
+                None if self.pending.iter().all(u8::is_ascii_whitespace) => return Ok(None),
+                None => {
+                    let rest = std::mem::take(&mut self.pending);
+                    return parse_json(&rest).map(Some);
+                }
+            }
+        }
+    }
+
     pub async fn bytes(mut self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         while let Some(c) = self.chunk().await? {
@@ -435,9 +495,7 @@ impl Response {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&body).map_err(|e| {
-            SkiffError::new(format!("skiff: unreadable answer from the agent: {e}")).into()
-        })
+        parse_json(&body)
     }
 
     /// docker's "Error response from daemon: …" for an error status (exit 1); the status
@@ -457,6 +515,12 @@ impl Response {
         anyhow::Error::new(SkiffError::daemon(message.clone()))
             .context(ApiStatus { status, message })
     }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value> {
+    serde_json::from_slice(body).map_err(|e| {
+        SkiffError::new(format!("skiff: unreadable answer from the agent: {e}")).into()
+    })
 }
 
 fn truncated() -> anyhow::Error {
@@ -542,7 +606,49 @@ fn go_query_escape(s: &str) -> String {
     out
 }
 
-/// docker's filter map form (`{"status":{"exited":true}}`), as the docker CLI sends it.
+/// `--filter key=value` flags in docker's map form (`{"status":{"exited":true}}`), as the
+/// docker CLI sends them: the one parser of every command's filter flag.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Filters(serde_json::Map<String, Value>);
+
+impl Filters {
+    /// Parse the flags; `flag` is the flag's spelling for the error ("-f, --filter", or
+    /// "--filter" for prune, whose `-f` is `--force").
+    pub fn parse(flags: &[String], flag: &str) -> Result<Filters> {
+        let mut out = Filters::default();
+        for f in flags {
+            let (k, v) = f.split_once('=').ok_or_else(|| {
+                SkiffError::new(format!("invalid argument \"{f}\" for \"{flag}\" flag: bad format of filter (expected name=value)"))
+            })?;
+            out.add(&k.trim().to_lowercase(), v.trim());
+        }
+        Ok(out)
+    }
+
+    /// One more value for a key (values of one key are ORed by the engine).
+    pub fn add(&mut self, key: &str, value: &str) {
+        let entry = self
+            .0
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(inner) = entry {
+            inner.insert(value.to_string(), Value::Bool(true));
+        }
+    }
+
+    /// The key with this one value, whatever was given for it.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.0.remove(key);
+        self.add(key, value);
+    }
+
+    /// The `filters` query value; `None` when there are none.
+    pub fn to_query(&self) -> Option<String> {
+        (!self.0.is_empty()).then(|| Value::Object(self.0.clone()).to_string())
+    }
+}
+
+/// The `filters` query value of `-f, --filter` flags.
 pub fn filters_json(flags: &[String]) -> Result<Option<String>> {
     filters_json_flag(flags, "-f, --filter")
 }
@@ -550,24 +656,7 @@ pub fn filters_json(flags: &[String]) -> Result<Option<String>> {
 /// `filters_json` for a command whose filter flag has another spelling (prune's `--filter`
 /// has no `-f`, which is its `--force`), so the error names the flag as typed.
 pub fn filters_json_flag(flags: &[String], flag: &str) -> Result<Option<String>> {
-    if flags.is_empty() {
-        return Ok(None);
-    }
-    let mut m = serde_json::Map::new();
-    for f in flags {
-        let (k, v) = f.split_once('=').ok_or_else(|| {
-            SkiffError::new(format!("invalid argument \"{f}\" for \"{flag}\" flag: bad format of filter (expected name=value)"))
-        })?;
-        let k = k.trim().to_lowercase();
-        let v = v.trim().to_string();
-        let entry = m
-            .entry(k)
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Value::Object(inner) = entry {
-            inner.insert(v, Value::Bool(true));
-        }
-    }
-    Ok(Some(Value::Object(m).to_string()))
+    Ok(Filters::parse(flags, flag)?.to_query())
 }
 
 #[cfg(test)]
@@ -592,6 +681,100 @@ mod tests {
             query(&[("filters", r#"{"status":{"exited":true}}"#.into())]),
             "?filters=%7B%22status%22%3A%7B%22exited%22%3Atrue%7D%7D"
         );
+    }
+
+    /// A response read from `raw`, as the agent would send it on the socket.
+    async fn response(method: &str, raw: Vec<u8>) -> Response {
+        let (mut agent, client) = UnixStream::pair().unwrap();
+        tokio::spawn(async move {
+            agent.write_all(&raw).await.unwrap();
+        });
+        let mut reader = BufReader::new(client);
+        let head = read_head(&mut reader).await.unwrap();
+        let leftover = reader.buffer().to_vec();
+        Response::new(head, method, reader.into_inner(), leftover)
+    }
+
+    fn with_length(head: &str, body: &str) -> Vec<u8> {
+        format!("{head}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    }
+
+    fn chunked(chunks: &[&str]) -> Vec<u8> {
+        let mut out = String::from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for c in chunks {
+            out.push_str(&format!("{:x}\r\n{c}\r\n", c.len()));
+        }
+        out.push_str("0\r\n\r\n");
+        out.into_bytes()
+    }
+
+    #[tokio::test]
+    async fn engine_errors_read_the_same_everywhere() {
+        let body = "{\"message\":\"No such image: nope\"}\n";
+        let r = response("GET", with_length("HTTP/1.1 404 Not Found", body)).await;
+        let e = r.into_error().await;
+        assert_eq!(status_of(&e), Some(404));
+        assert_eq!(
+            message_of(&e),
+            "Error response from daemon: No such image: nope"
+        );
+        let se = e.downcast_ref::<SkiffError>().expect("a SkiffError");
+        assert_eq!(se.code, 1, "engine errors exit 1, as docker's");
+
+        let r = response(
+            "POST",
+            with_length("HTTP/1.1 500 Internal Server Error", ""),
+        )
+        .await;
+        let e = r.into_error().await;
+        assert_eq!(status_of(&e), Some(500));
+        assert!(message_of(&e)
+            .starts_with("Error response from daemon: request returned 500 Internal Server Error"));
+
+        // A failure that is not the engine's answer has no status.
+        let e: anyhow::Error = SkiffError::new("skiff: cannot connect").into();
+        assert_eq!(status_of(&e), None);
+        assert_eq!(message_of(&e), "skiff: cannot connect");
+    }
+
+    #[tokio::test]
+    async fn json_lines_arrive_one_by_one() {
+        let raw = chunked(&[
+            "{\"status\":\"a\"}\n{\"stat",
+            "us\":\"b\"}\n\n",
+            "{\"s\":1}",
+        ]);
+        let mut r = response("POST", raw).await;
+        assert_eq!(r.json_line().await.unwrap().unwrap()["status"], "a");
+        assert_eq!(r.json_line().await.unwrap().unwrap()["status"], "b");
+        // The last line needs no newline.
+        assert_eq!(r.json_line().await.unwrap().unwrap()["s"], 1);
+        assert!(r.json_line().await.unwrap().is_none());
+    }
+
+    #[test]
+    fn one_filter_parser_for_every_command() {
+        let mut f =
+            Filters::parse(&[" Dangling = true".into(), "label=a=b".into()], "--filter").unwrap();
+        f.add("reference", "busy*");
+        assert_eq!(
+            f.to_query().unwrap(),
+            r#"{"dangling":{"true":true},"label":{"a=b":true},"reference":{"busy*":true}}"#
+        );
+        // prune's own `dangling` replaces the user's.
+        f.set("dangling", "false");
+        assert_eq!(
+            serde_json::from_str::<Value>(&f.to_query().unwrap()).unwrap()["dangling"],
+            serde_json::json!({"false": true})
+        );
+        assert_eq!(Filters::parse(&[], "--filter").unwrap().to_query(), None);
+        let e = Filters::parse(&["dangling".into()], "--filter").unwrap_err();
+        assert_eq!(
+            message_of(&e),
+            r#"invalid argument "dangling" for "--filter" flag: bad format of filter (expected name=value)"#
+        );
+        let e = filters_json(&["x".into()]).unwrap_err();
+        assert!(message_of(&e).contains(r#"for "-f, --filter" flag"#));
     }
 
     #[test]

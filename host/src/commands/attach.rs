@@ -235,6 +235,7 @@ pub fn start(h: Hijacked, cfg: &StreamConfig) -> Result<Streaming> {
             if tty {
                 raw.restore();
             }
+            // The receiver is gone only when the session is over already.
             let _ = tx.send(Event::OutputDone(r));
         });
     }
@@ -248,12 +249,15 @@ pub fn start(h: Hijacked, cfg: &StreamConfig) -> Result<Streaming> {
             raw.restore();
             if matches!(ev, Event::InputDone) {
                 // Half-close: the container sees EOF on its stdin; its output still comes.
+                // Best effort: a connection already closed needs no half-close.
                 let _ = conn.shutdown(Shutdown::Write);
             }
+            // The receiver is gone only when the session is over already.
             let _ = tx.send(ev);
         });
     } else {
         // Nothing to send: say so at once, as docker does.
+        // Best effort, as above: nothing is lost when the connection is closed already.
         let _ = conn.shutdown(Shutdown::Write);
         let _ = tx.send(Event::InputDone);
     }
@@ -337,6 +341,7 @@ impl Streaming {
 
     /// Restore the terminal and drop the connection.
     pub fn close(self) {
+        // Closing on the way out: the peer may have closed first, which is fine.
         let _ = self.conn.shutdown(Shutdown::Both);
     }
 }
@@ -381,6 +386,7 @@ pub fn monitor_size(
     let id = id.to_string();
     tokio::spawn(async move {
         if let Some((h, w)) = first {
+            // Resizing is best effort, as docker's: a container that exited has no tty.
             let _ = resize(&api, target, &id, h, w).await;
         }
         let (h, w) = term::size();
@@ -443,6 +449,7 @@ impl SignalProxy {
             );
             tasks.push(tokio::spawn(async move {
                 while stream.recv().await.is_some() {
+                    // A signal for a container that just exited fails; docker ignores it too.
                     let _ = api.call("POST", &target, Body::None).await;
                 }
             }));
@@ -489,6 +496,7 @@ impl Waiter {
         tokio::spawn(async move {
             let outcome = async {
                 let resp = api.request("POST", &target, Body::None).await;
+                // Nobody waits for the head any more after the timeout below: fine.
                 let _ = head_tx.send(());
                 let resp = resp?;
                 if resp.status >= 400 {
@@ -497,12 +505,14 @@ impl Waiter {
                 resp.json().await
             }
             .await;
+            // The waiter may have been dropped (the session ended another way).
             let _ = tx.send(match outcome {
                 Ok(v) => parse_wait(&v),
                 Err(e) => WaitOutcome::Failed(e),
             });
         });
         // An engine that holds the head back until the exit must not hang us.
+        // Either answer (head sent, or timed out) lets us go on; the outcome comes by `rx`.
         let _ = tokio::time::timeout(Duration::from_secs(2), head_rx).await;
         Waiter { rx }
     }

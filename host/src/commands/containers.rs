@@ -1,9 +1,7 @@
 //! The container lifecycle commands (`start`, `stop`, `restart`, `kill`, `rm`, `pause`,
-//! `unpause`, `rename`, `wait`, `attach`, `top`, `inspect`, `container prune`), with
+//! `unpause`, `rename`, `wait`, `attach`, `top`, `container prune`), with
 //! docker's output: each name as given on success, the engine's error per failure, exit 1
 //! if any failed.
-
-use std::io::{BufRead, Write};
 
 use anyhow::Result;
 use futures::stream::{self, StreamExt};
@@ -15,13 +13,13 @@ use super::attach::{
 };
 use super::gofmt::human_size;
 use super::run::{follow, status_code};
-use super::term;
+use super::term::{self, confirm};
 use super::Engine;
 use crate::cli::{
-    AttachArgs, ContainerInspectArgs, ContainerPruneArgs, ContainersArgs, KillArgs,
-    ObjectInspectArgs, RenameArgs, RmArgs, StartArgs, StopArgs, TopArgs,
+    AttachArgs, ContainerPruneArgs, ContainersArgs, KillArgs, RenameArgs, RmArgs, StartArgs,
+    StopArgs, TopArgs,
 };
-use crate::output::{outln, render, table_min};
+use crate::output::{outln, table_min};
 use crate::SkiffError;
 
 /// docker runs these in parallel (up to 50) and reports in the order given.
@@ -413,263 +411,6 @@ pub async fn top(engine: &Engine, a: &TopArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Go's json.Indent with four spaces (key order kept as the engine sent it).
-pub fn indent_json(src: &[u8]) -> String {
-    let mut out = String::with_capacity(src.len() * 2);
-    let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
-    let mut need_indent = false;
-    let text = String::from_utf8_lossy(src);
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        for _ in 0..depth {
-            out.push_str("    ");
-        }
-    };
-    for c in text.chars() {
-        if in_str {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        if c.is_ascii_whitespace() {
-            continue;
-        }
-        if need_indent && c != ']' && c != '}' {
-            newline(&mut out, depth);
-            need_indent = false;
-        }
-        match c {
-            '"' => {
-                in_str = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                out.push(c);
-                depth += 1;
-                need_indent = true;
-            }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                if need_indent {
-                    // An empty object or array stays on one line.
-                    need_indent = false;
-                } else {
-                    newline(&mut out, depth);
-                }
-                out.push(c);
-            }
-            ',' => {
-                out.push(c);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// Go's json.Compact.
-fn compact_json(src: &[u8]) -> String {
-    let text = String::from_utf8_lossy(src);
-    let mut out = String::with_capacity(text.len());
-    let mut in_str = false;
-    let mut escaped = false;
-    for c in text.chars() {
-        if in_str {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-        } else if c == '"' {
-            in_str = true;
-            out.push(c);
-        } else if !c.is_ascii_whitespace() {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Print inspected objects as docker does: an indented JSON array, `json` compact, or a
-/// template per object.
-pub(super) fn print_inspected(raws: &[Vec<u8>], format: Option<&str>) -> Result<()> {
-    match format {
-        None | Some("") => {
-            if raws.is_empty() {
-                outln("[]");
-                return Ok(());
-            }
-            let mut all = b"[".to_vec();
-            for (i, r) in raws.iter().enumerate() {
-                if i > 0 {
-                    all.push(b',');
-                }
-                all.extend_from_slice(r);
-            }
-            all.push(b']');
-            outln(&indent_json(&all));
-        }
-        Some("json") => {
-            let mut all = b"[".to_vec();
-            for (i, r) in raws.iter().enumerate() {
-                if i > 0 {
-                    all.push(b',');
-                }
-                all.extend_from_slice(r);
-            }
-            all.push(b']');
-            outln(&compact_json(&all));
-        }
-        Some(t) => {
-            let t = t.replace("\\n", "\n").replace("\\t", "\t");
-            let mut out = String::new();
-            for r in raws {
-                let v: Value = serde_json::from_slice(r)?;
-                out.push_str(&render(&t, &v).map_err(|e| {
-                    SkiffError::with_code(format!("template parsing error: {e}"), 64)
-                })?);
-                out.push('\n');
-            }
-            if out.is_empty() {
-                out.push('\n');
-            }
-            crate::output::out(&out);
-        }
-    }
-    Ok(())
-}
-
-async fn get_raw(api: &Api, target: &str) -> Result<Vec<u8>> {
-    let resp = api.call("GET", target, Body::None).await?;
-    let mut body = resp.bytes().await?;
-    while body.last().is_some_and(|b| b.is_ascii_whitespace()) {
-        body.pop();
-    }
-    Ok(body)
-}
-
-fn container_target(name: &str, size: bool) -> String {
-    let q = if size {
-        query(&[("size", "1".to_string())])
-    } else {
-        String::new()
-    };
-    format!("/containers/{}/json{q}", seg(name))
-}
-
-pub async fn inspect_containers(engine: &Engine, a: &ContainerInspectArgs) -> Result<u8> {
-    let api = engine.api();
-    let mut raws = Vec::new();
-    let mut errors = Vec::new();
-    for n in &a.names {
-        match get_raw(&api, &container_target(n, a.size)).await {
-            Ok(r) => raws.push(r),
-            Err(e) => errors.push(message_of(&e)),
-        }
-    }
-    print_inspected(&raws, a.format.as_deref())?;
-    for e in &errors {
-        eprintln!("{e}");
-    }
-    Ok(u8::from(!errors.is_empty()))
-}
-
-/// `inspect`: a container first, then an image, then a network (or only the `--type`
-/// asked for).
-pub async fn inspect_objects(engine: &Engine, a: &ObjectInspectArgs) -> Result<u8> {
-    let kind = a.kind.as_deref().unwrap_or("");
-    if !matches!(kind, "" | "container" | "image" | "network") {
-        return Err(SkiffError::new(format!("\"{kind}\" is not a valid value for --type")).into());
-    }
-    let api = engine.api();
-    let mut raws = Vec::new();
-    let mut errors = Vec::new();
-    for n in &a.names {
-        let mut found = None;
-        let mut error = None;
-        if kind.is_empty() || kind == "container" {
-            match get_raw(&api, &container_target(n, a.size)).await {
-                Ok(r) => found = Some(r),
-                Err(e) if kind.is_empty() && status_of(&e) == Some(404) => {}
-                Err(e) => error = Some(message_of(&e)),
-            }
-        }
-        if found.is_none() && error.is_none() && (kind.is_empty() || kind == "image") {
-            match get_raw(&api, &format!("/images/{}/json", image_path(n))).await {
-                Ok(r) => {
-                    if a.size {
-                        eprintln!("WARNING: --size ignored for image");
-                    }
-                    found = Some(r)
-                }
-                Err(e)
-                    if kind.is_empty()
-                        && (status_of(&e) == Some(404)
-                            || message_of(&e).contains("invalid reference format")) => {}
-                Err(e) => error = Some(message_of(&e)),
-            }
-        }
-        if found.is_none() && error.is_none() && (kind.is_empty() || kind == "network") {
-            match super::network::inspect_raw(&api, n, false).await? {
-                Ok(r) => {
-                    if a.size {
-                        eprintln!("WARNING: --size ignored for network");
-                    }
-                    found = Some(r)
-                }
-                Err(e)
-                    if kind.is_empty()
-                        && (e.status == Some(404) || e.message.contains("not supported")) => {}
-                Err(e) => error = Some(e.message),
-            }
-        }
-        match (found, error) {
-            (Some(r), _) => raws.push(r),
-            (None, Some(e)) => errors.push(e),
-            (None, None) => errors.push(format!("Error: No such object: {n}")),
-        }
-    }
-    print_inspected(&raws, a.format.as_deref())?;
-    for e in &errors {
-        eprintln!("{e}");
-    }
-    Ok(u8::from(!errors.is_empty()))
-}
-
-/// An image reference in a path keeps its slashes and colons (as the image commands send it).
-fn image_path(name: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b':')
-        .remove(b'.')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'@');
-    percent_encoding::utf8_percent_encode(name, SET).to_string()
-}
-
-/// docker's prompt.Confirm: the question on stdout, yes only for "y".
-pub fn confirm(message: &str) -> Result<bool> {
-    crate::output::out_text!("{message} [y/N] ");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(line.trim().eq_ignore_ascii_case("y"))
-}
-
 /// `POST /containers/prune`: (space reclaimed, what to print).
 pub async fn prune_containers(api: &Api, filters: &[String]) -> Result<(u64, String)> {
     let q = match super::api::filters_json(filters)? {
@@ -706,39 +447,4 @@ pub async fn prune(engine: &Engine, a: &ContainerPruneArgs) -> Result<u8> {
     }
     crate::output::out_line!("Total reclaimed space: {}", human_size(space as f64));
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_indents_like_go() {
-        let src = br#"[{"Id":"abc","Args":["-f","x"],"Labels":{},"Empty":[],"State":{"Running":true,"Pid":1}}
-]"#;
-        let want = r#"[
-    {
-        "Id": "abc",
-        "Args": [
-            "-f",
-            "x"
-        ],
-        "Labels": {},
-        "Empty": [],
-        "State": {
-            "Running": true,
-            "Pid": 1
-        }
-    }
-]"#;
-        assert_eq!(indent_json(src), want);
-        assert_eq!(
-            indent_json(br#"{"a":"x, {y}: \"z\""}"#),
-            "{\n    \"a\": \"x, {y}: \\\"z\\\"\"\n}"
-        );
-        assert_eq!(
-            compact_json(b"[{\"a\": 1,\n \"b\": \" c \"}]"),
-            "[{\"a\":1,\"b\":\" c \"}]"
-        );
-    }
 }

@@ -5,9 +5,10 @@ use serde_json::{json, Value};
 use skiff_common::units::human_duration;
 
 use super::api::{filters_json, query, status_of, Api, Body};
-use super::containers::{confirm, prune_containers};
+use super::containers::prune_containers;
 use super::gofmt::{human_size, human_size3};
 use super::ps::{row as container_row, truncate_id};
+use super::term::confirm;
 use super::Engine;
 use crate::cli::{DfArgs, SystemPruneArgs};
 use crate::output::{print_template, Format};

@@ -112,15 +112,15 @@ pub async fn exec(engine: &Engine, a: &ExecArgs) -> Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn exec_bodies_like_docker() {
-        let cli = crate::cli::Cli::try_parse_from([
+        let cli = crate::cli::Cli::parse_from_args([
             "skiff", "exec", "-it", "-e", "A=1", "-w", "/tmp", "c1", "sh", "-c", "echo hi",
         ])
         .unwrap();
-        let crate::cli::Command::Exec(a) = cli.command else {
+        let crate::cli::Command::OfContainer(crate::cli::ContainerVerb::Exec(a)) = cli.command
+        else {
             panic!("not exec")
         };
         let b = exec_body(&a, Some((40, 120))).unwrap();
@@ -132,8 +132,9 @@ mod tests {
         assert_eq!(b["ConsoleSize"], json!([40, 120]));
         assert_eq!(b["Detach"], false);
 
-        let cli = crate::cli::Cli::try_parse_from(["skiff", "exec", "-d", "c1", "true"]).unwrap();
-        let crate::cli::Command::Exec(a) = cli.command else {
+        let cli = crate::cli::Cli::parse_from_args(["skiff", "exec", "-d", "c1", "true"]).unwrap();
+        let crate::cli::Command::OfContainer(crate::cli::ContainerVerb::Exec(a)) = cli.command
+        else {
             panic!("not exec")
         };
         let b = exec_body(&a, None).unwrap();

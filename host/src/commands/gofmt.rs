@@ -1,80 +1,17 @@
 //! How Go (and go-units) print numbers, sizes, times and strings, for the columns docker
 //! prints with them.
 
-/// Go's `%.{prec}g`.
-pub fn format_g(v: f64, prec: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    if !v.is_finite() {
-        return if v.is_nan() {
-            "NaN".into()
-        } else if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let prec = prec.max(1);
-    // The exponent after rounding to `prec` significant digits decides the notation.
-    let sci = format!("{:.*e}", prec - 1, v);
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if exp < -4 || exp >= prec as i32 {
-        let mant = trim_zeros(mant);
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mant}e{sign}{:02}", exp.abs());
-    }
-    let decimals = (prec as i32 - 1 - exp).max(0) as usize;
-    trim_zeros(&format!("{v:.decimals$}"))
-}
-
-fn trim_zeros(s: &str) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s.to_string()
-    }
-}
-
-fn custom_size(v: f64, base: f64, units: &[&str], prec: usize) -> String {
-    let mut size = v;
-    let mut i = 0;
-    while size >= base && i < units.len() - 1 {
-        size /= base;
-        i += 1;
-    }
-    format!("{}{}", format_g(size, prec), units[i])
-}
+// Sizes and `%g` live once, in `skiff_common::units`; these names stay for their callers.
+pub use skiff_common::units::bytes_size;
 
 /// go-units' `HumanSize` (four significant digits, decimal units): prune totals, df.
 pub fn human_size(v: f64) -> String {
-    custom_size(
-        v,
-        1000.0,
-        &["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"],
-        4,
-    )
+    skiff_common::units::human_size4(v)
 }
 
 /// go-units' `HumanSizeWithPrecision(v, 3)`: ps sizes, stats I/O, cp.
 pub fn human_size3(v: f64) -> String {
-    custom_size(
-        v,
-        1000.0,
-        &["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"],
-        3,
-    )
-}
-
-/// go-units' `BytesSize` (binary units): stats memory.
-pub fn bytes_size(v: f64) -> String {
-    custom_size(
-        v,
-        1024.0,
-        &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"],
-        4,
-    )
+    skiff_common::units::human_size_with_precision(v, 3)
 }
 
 /// Go's `strconv.Quote`.
@@ -253,26 +190,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percent_g_like_go() {
-        assert_eq!(format_g(1.5, 4), "1.5");
-        assert_eq!(format_g(1000.0, 4), "1000");
-        assert_eq!(format_g(999.96, 4), "1000");
-        assert_eq!(format_g(7.6640625, 4), "7.664");
-        assert_eq!(format_g(12345.0, 4), "1.234e+04");
-        assert_eq!(format_g(0.0001, 3), "0.0001");
-        assert_eq!(format_g(0.00001, 3), "1e-05");
-        assert_eq!(format_g(1.98, 3), "1.98");
-    }
-
-    #[test]
-    fn sizes_like_go_units() {
-        assert_eq!(human_size(0.0), "0B");
+    fn size_names_keep_their_precision() {
         assert_eq!(human_size(1_984_469.0), "1.984MB");
         assert_eq!(human_size3(1_984_469.0), "1.98MB");
-        assert_eq!(bytes_size(0.0), "0B");
         assert_eq!(bytes_size(1536.0), "1.5KiB");
-        assert_eq!(bytes_size(8_229_298_176.0), "7.664GiB");
-        assert_eq!(bytes_size(1023.0), "1023B");
     }
 
     #[test]

@@ -1,17 +1,16 @@
 //! `images`, `history`, `tag`, `rmi`, `image prune`, `image inspect` — with docker's columns.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, Write};
 
 use anyhow::Result;
-use bollard::query_parameters::{
-    ListImagesOptions, PruneImagesOptions, RemoveImageOptions, TagImageOptions,
-};
 use serde_json::{json, Value};
 use skiff_common::units::{human_duration, human_size};
 
+use super::api::{message_of, query, seg, status_of, Body, Filters};
+use super::gofmt::ellipsis;
 use super::pull::split_reference;
-use super::{daemon_error, parse_filters, short_id, Engine};
+use super::term::confirm;
+use super::{short_id, Engine};
 use crate::cli::{HistoryArgs, ImagesArgs, InspectArgs, PruneArgs, RmiArgs, TagArgs};
 use crate::output::{print_template, render, table, Format};
 use crate::SkiffError;
@@ -38,17 +37,15 @@ fn split_digest(s: &str) -> (&str, &str) {
 }
 
 /// One row of `skiff images`, with the fields docker's templates know.
-fn image_rows(images: &[bollard::models::ImageSummary], no_trunc: bool) -> Vec<Value> {
+fn image_rows(images: &[Value], no_trunc: bool) -> Vec<Value> {
     let mut rows = Vec::new();
     for img in images {
-        let id = if no_trunc {
-            img.id.clone()
-        } else {
-            short_id(&img.id)
-        };
+        let id = image_id(img, no_trunc);
+        let created = img["Created"].as_i64().unwrap_or(0);
+        let size = img["Size"].as_i64().unwrap_or(0).max(0) as u64;
         // repository → (tags, digest) as docker groups them.
         let mut repos: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
-        for t in &img.repo_tags {
+        for t in strings(&img["RepoTags"]) {
             if t == "<none>:<none>" {
                 continue;
             }
@@ -59,7 +56,7 @@ fn image_rows(images: &[bollard::models::ImageSummary], no_trunc: bool) -> Vec<V
                 .0
                 .push(tag.unwrap_or_default());
         }
-        for d in &img.repo_digests {
+        for d in strings(&img["RepoDigests"]) {
             let (name, digest) = split_digest(d);
             if name == "<none>" {
                 continue;
@@ -72,10 +69,10 @@ fn image_rows(images: &[bollard::models::ImageSummary], no_trunc: bool) -> Vec<V
                 "Repository": repo,
                 "Tag": tag,
                 "Digest": digest.clone().unwrap_or_else(|| "<none>".into()),
-                "CreatedSince": ago(img.created),
-                "CreatedAt": created_at(img.created),
-                "Size": human_size(img.size.max(0) as u64),
-                "VirtualSize": human_size(img.size.max(0) as u64),
+                "CreatedSince": ago(created),
+                "CreatedAt": created_at(created),
+                "Size": human_size(size),
+                "VirtualSize": human_size(size),
                 "SharedSize": "N/A",
                 "UniqueSize": "N/A",
                 "Containers": "N/A",
@@ -96,37 +93,50 @@ fn image_rows(images: &[bollard::models::ImageSummary], no_trunc: bool) -> Vec<V
     rows
 }
 
-pub async fn list(engine: &Engine, a: &ImagesArgs) -> Result<u8> {
-    let mut filters = parse_filters(&a.filters)?;
-    if let Some(r) = &a.reference {
-        filters
-            .entry("reference".into())
-            .or_default()
-            .push(r.clone());
+/// The strings of a JSON array (absent or null: none).
+fn strings(v: &Value) -> impl Iterator<Item = &str> {
+    v.as_array().into_iter().flatten().filter_map(Value::as_str)
+}
+
+fn image_id(img: &Value, no_trunc: bool) -> String {
+    let id = img["Id"].as_str().unwrap_or_default();
+    if no_trunc {
+        id.to_string()
+    } else {
+        short_id(id)
     }
-    let opts = ListImagesOptions {
-        all: a.all,
-        digests: true,
-        filters: if filters.is_empty() {
-            None
-        } else {
-            Some(filters)
-        },
-        ..Default::default()
-    };
-    let images = engine
-        .docker
-        .list_images(Some(opts))
-        .await
-        .map_err(daemon_error)?;
+}
+
+/// The engine's answer as a list (an absent one is empty).
+fn list_of(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        _ => Vec::new(),
+    }
+}
+
+pub async fn list(engine: &Engine, a: &ImagesArgs) -> Result<u8> {
+    let mut filters = Filters::parse(&a.filters, "-f, --filter")?;
+    if let Some(r) = &a.reference {
+        filters.add("reference", r);
+    }
+    let mut q = Vec::new();
+    if a.all {
+        q.push(("all", "1".into()));
+    }
+    if let Some(f) = filters.to_query() {
+        q.push(("filters", f));
+    }
+    let images = list_of(
+        engine
+            .api()
+            .json("GET", &format!("/images/json{}", query(&q)), Body::None)
+            .await?,
+    );
     if a.quiet {
         let mut seen = HashSet::new();
         for img in &images {
-            let id = if a.no_trunc {
-                img.id.clone()
-            } else {
-                short_id(&img.id)
-            };
+            let id = image_id(img, a.no_trunc);
             if seen.insert(id.clone()) {
                 crate::output::out_line!("{id}");
             }
@@ -176,35 +186,33 @@ fn image_header(field: &str) -> String {
     .to_string()
 }
 
-/// docker's `Ellipsis`: cut to `max` characters, the last one an ellipsis.
-fn ellipsis(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
-}
-
 pub async fn history(engine: &Engine, a: &HistoryArgs) -> Result<u8> {
-    let items = engine
-        .docker
-        .image_history(&a.image)
-        .await
-        .map_err(daemon_error)?;
+    let items = list_of(
+        engine
+            .api()
+            .json(
+                "GET",
+                &format!("/images/{}/history", seg(&a.image)),
+                Body::None,
+            )
+            .await?,
+    );
     let rows: Vec<Value> = items
         .iter()
         .map(|h| {
-            let id = if h.id == "<missing>" || a.no_trunc { h.id.clone() } else { short_id(&h.id) };
-            let created_by = h.created_by.replace('\t', " ");
+            let raw_id = h["Id"].as_str().unwrap_or_default();
+            let id = if raw_id == "<missing>" || a.no_trunc { raw_id.to_string() } else { short_id(raw_id) };
+            let created = h["Created"].as_i64().unwrap_or(0);
+            let size = h["Size"].as_i64().unwrap_or(0);
+            let created_by = h["CreatedBy"].as_str().unwrap_or_default().replace('\t', " ");
             let created_by = if a.no_trunc { created_by } else { ellipsis(&created_by, 45) };
             json!({
                 "ID": id,
-                "CreatedSince": if a.human { ago(h.created) } else { created_at(h.created) },
-                "CreatedAt": chrono::DateTime::from_timestamp(h.created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+                "CreatedSince": if a.human { ago(created) } else { created_at(created) },
+                "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
                 "CreatedBy": created_by,
-                "Size": if a.human { human_size(h.size.max(0) as u64) } else { h.size.to_string() },
-                "Comment": h.comment,
+                "Size": if a.human { human_size(size.max(0) as u64) } else { size.to_string() },
+                "Comment": h["Comment"].as_str().unwrap_or_default(),
             })
         })
         .collect();
@@ -255,84 +263,78 @@ pub async fn tag(engine: &Engine, a: &TagArgs) -> Result<u8> {
         ))
         .into());
     }
-    let opts = TagImageOptions {
-        repo: Some(repo),
-        tag: Some(tag.unwrap_or_else(|| "latest".into())),
-    };
+    let q = query(&[
+        ("repo", repo),
+        ("tag", tag.unwrap_or_else(|| "latest".into())),
+    ]);
     engine
-        .docker
-        .tag_image(&a.source, Some(opts))
-        .await
-        .map_err(daemon_error)?;
+        .api()
+        .call(
+            "POST",
+            &format!("/images/{}/tag{q}", seg(&a.source)),
+            Body::None,
+        )
+        .await?;
     Ok(0)
 }
 
 pub async fn remove(engine: &Engine, a: &RmiArgs) -> Result<u8> {
+    let api = engine.api();
+    let mut q = Vec::new();
+    if a.force {
+        q.push(("force", "1".to_string()));
+    }
+    if a.no_prune {
+        q.push(("noprune", "1".to_string()));
+    }
+    let q = query(&q);
     let mut failed = false;
     for name in &a.images {
-        let opts = RemoveImageOptions {
-            force: a.force,
-            noprune: a.no_prune,
-            ..Default::default()
-        };
-        match engine.docker.remove_image(name, Some(opts), None).await {
+        let target = format!("/images/{}{q}", seg(name));
+        match api.json("DELETE", &target, Body::None).await {
             Ok(items) => {
-                for i in items {
-                    if let Some(u) = i.untagged {
+                for i in list_of(items) {
+                    if let Some(u) = i["Untagged"].as_str() {
                         crate::output::out_line!("Untagged: {u}");
                     }
-                    if let Some(d) = i.deleted {
+                    if let Some(d) = i["Deleted"].as_str() {
                         crate::output::out_line!("Deleted: {d}");
                     }
                 }
             }
             Err(e) => {
                 failed = true;
-                let err = daemon_error(e);
-                eprintln!("{err}");
+                eprintln!("{}", message_of(&e));
             }
         }
     }
     Ok(if failed { 1 } else { 0 })
 }
 
-fn confirm(warning: &str) -> Result<bool> {
-    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(
-        line.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
-}
-
 pub async fn prune(engine: &Engine, a: &PruneArgs) -> Result<u8> {
-    let mut filters = parse_filters(&a.filters)?;
+    let mut filters = Filters::parse(&a.filters, "--filter")?;
     let warning = if a.all {
-        "WARNING! This will remove all images without at least one container associated to them."
+        "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?"
     } else {
-        "WARNING! This will remove all dangling images."
+        "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
     };
     if !a.force && !confirm(warning)? {
         return Ok(0);
     }
-    filters.insert("dangling".into(), vec![(!a.all).to_string()]);
+    filters.set("dangling", &(!a.all).to_string());
+    let q = query(&[("filters", filters.to_query().unwrap_or_default())]);
     let res = engine
-        .docker
-        .prune_images(Some(PruneImagesOptions {
-            filters: Some(filters),
-        }))
-        .await
-        .map_err(daemon_error)?;
-    let deleted = res.images_deleted.unwrap_or_default();
+        .api()
+        .json("POST", &format!("/images/prune{q}"), Body::None)
+        .await?;
+    let deleted = list_of(res["ImagesDeleted"].clone());
     if !deleted.is_empty() {
         crate::output::out_line!("Deleted Images:");
         for d in &deleted {
-            if let Some(u) = &d.untagged {
+            if let Some(u) = d["Untagged"].as_str() {
                 crate::output::out_line!("untagged: {u}");
             }
-            if let Some(x) = &d.deleted {
+            if let Some(x) = d["Deleted"].as_str() {
                 crate::output::out_line!("deleted: {x}");
             }
         }
@@ -340,38 +342,34 @@ pub async fn prune(engine: &Engine, a: &PruneArgs) -> Result<u8> {
     }
     crate::output::out_line!(
         "Total reclaimed space: {}",
-        human_size(res.space_reclaimed.unwrap_or(0).max(0) as u64)
+        human_size(res["SpaceReclaimed"].as_i64().unwrap_or(0).max(0) as u64)
     );
     Ok(0)
 }
 
-fn encode_name(name: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b':')
-        .remove(b'.')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'@');
-    percent_encoding::utf8_percent_encode(name, SET).to_string()
-}
-
 /// `image inspect` (images only) and `inspect` (any object; images for now).
 pub async fn inspect(engine: &Engine, a: &InspectArgs, images_only: bool) -> Result<u8> {
-    let client = engine.raw();
+    let api = engine.api();
     let mut found = Vec::new();
     let mut failed = false;
     for name in &a.names {
-        let resp = client.request("GET", &format!("/images/{}/json", encode_name(name)), None)?;
-        if resp.status == 200 {
-            found.push(serde_json::from_slice::<Value>(&resp.body)?);
-        } else {
-            failed = true;
-            let what = if images_only { "image" } else { "object" };
-            if resp.status == 404 {
-                eprintln!("Error: No such {what}: {name}");
-            } else {
-                eprintln!("Error response from daemon: {}", resp.message());
+        match api
+            .json("GET", &format!("/images/{}/json", seg(name)), Body::None)
+            .await
+        {
+            Ok(v) => found.push(v),
+            Err(e) => {
+                let Some(status) = status_of(&e) else {
+                    // Not an engine answer: the agent is unreachable, and so for every name.
+                    return Err(e);
+                };
+                failed = true;
+                let what = if images_only { "image" } else { "object" };
+                if status == 404 {
+                    eprintln!("Error: No such {what}: {name}");
+                } else {
+                    eprintln!("{}", message_of(&e));
+                }
             }
         }
     }

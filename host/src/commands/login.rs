@@ -2,12 +2,11 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::{Context, Result};
-use serde_json::json;
-
+use super::api::Body;
 use super::Engine;
 use crate::cli::{LoginArgs, LogoutArgs};
 use crate::{dockercfg, SkiffError};
+use anyhow::{Context, Result};
 
 fn server_of(s: &Option<String>) -> String {
     s.clone().unwrap_or_else(|| "docker.io".into())
@@ -53,15 +52,15 @@ pub async fn login(engine: &Engine, a: &LoginArgs) -> Result<u8> {
     if username.is_empty() || password.is_empty() {
         return Err(SkiffError::new("Error: Cannot perform an interactive login from a non TTY device; give -u and --password-stdin").into());
     }
-    let body = json!({ "username": username, "password": password, "serveraddress": server });
-    let resp = engine
-        .raw()
-        .request("POST", "/auth", Some(body.to_string().as_bytes()))?;
-    if resp.status != 200 {
-        return Err(
-            SkiffError::daemon(format!("Error response from daemon: {}", resp.message())).into(),
-        );
-    }
+    let body = serde_json::to_value(dockercfg::Credentials {
+        username: username.clone(),
+        password: password.clone(),
+        serveraddress: server.clone(),
+    })?;
+    engine
+        .api()
+        .call("POST", "/auth", Body::Json(&body))
+        .await?;
     let path = dockercfg::store(&server, &username, &password)?;
     eprintln!(
         "WARNING! Your credentials are stored unencrypted in '{}'.",

@@ -98,29 +98,22 @@ fn engine_rm(a: &MachineEngineRmArgs) -> Result<u8> {
 }
 
 async fn remove_containers(socket: &std::path::Path) -> Result<()> {
-    use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
-    let docker = bollard::Docker::connect_with_unix(
-        &socket.to_string_lossy(),
-        120,
-        bollard::API_DEFAULT_VERSION,
-    )?;
-    let all = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            ..Default::default()
-        }))
-        .await?;
-    for c in all {
-        if let Some(id) = c.id {
-            docker
-                .remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await?;
+    use super::api::{message_of, seg, Api, Body};
+    let api = Api::new(socket.to_path_buf());
+    let engine_error = |e: anyhow::Error| anyhow::anyhow!(message_of(&e));
+    let all = api
+        .json("GET", "/containers/json?all=1", Body::None)
+        .await
+        .map_err(engine_error)?;
+    for c in all.as_array().into_iter().flatten() {
+        if let Some(id) = c["Id"].as_str() {
+            api.call(
+                "DELETE",
+                &format!("/containers/{}?force=1", seg(id)),
+                Body::None,
+            )
+            .await
+            .map_err(engine_error)?;
         }
     }
     Ok(())

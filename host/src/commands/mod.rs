@@ -5,9 +5,12 @@ mod attach;
 mod containers;
 mod cp;
 mod disk;
+mod endpoint;
 mod exec;
 mod gofmt;
 mod images;
+mod inspect;
+mod inspected;
 mod login;
 mod logs;
 pub mod machine;
@@ -16,7 +19,6 @@ mod opts;
 mod port;
 mod ps;
 mod pull;
-mod raw;
 mod run;
 mod stats;
 mod system;
@@ -25,24 +27,21 @@ mod term;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use bollard::Docker;
 
-use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand};
+use crate::cli::{
+    Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, NetworkCommand,
+    SystemCommand,
+};
 use crate::machine::{choose_backend, ensure_running, vm, Backend, Endpoint};
 use crate::SkiffError;
 
-/// A connection to the engine, typed (bollard) and raw for exact JSON pass-through.
+/// The engine a command talks to.
 pub struct Engine {
-    pub docker: Docker,
     pub endpoint: Endpoint,
 }
 
 impl Engine {
-    pub fn raw(&self) -> raw::RawClient {
-        raw::RawClient::new(self.endpoint.socket.clone())
-    }
-
-    /// The hand-spoken API client the container commands use (see `api.rs` for why).
+    /// The API client every command uses (see `api.rs` for why it is hand-spoken).
     pub fn api(&self) -> api::Api {
         api::Api::new(self.endpoint.socket.clone())
     }
@@ -85,14 +84,7 @@ fn endpoint(cli: &Cli) -> Result<Endpoint> {
 async fn connect(cli: &Cli) -> Result<Engine> {
     let endpoint = endpoint(cli)?;
     ensure_running(&endpoint)?;
-    let path = endpoint.socket.to_string_lossy().into_owned();
-    let docker =
-        Docker::connect_with_unix(&path, 600, bollard::API_DEFAULT_VERSION).map_err(|e| {
-            SkiffError::new(format!(
-                "cannot connect to the skiff agent at unix://{path}: {e}"
-            ))
-        })?;
-    Ok(Engine { docker, endpoint })
+    Ok(Engine { endpoint })
 }
 
 pub async fn run(cli: Cli) -> Result<u8> {
@@ -102,73 +94,20 @@ pub async fn run(cli: Cli) -> Result<u8> {
     }
     let engine = connect(&cli).await?;
     match cli.command {
-        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::pull(&engine, &a).await,
+        Command::OfImage(v) | Command::Image(ImageCommand::Verb(v)) => image_verb(&engine, v).await,
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&engine, &a).await,
-        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
-            images::history(&engine, &a).await
-        }
-        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&engine, &a).await,
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&engine, &a).await,
         Command::Image(ImageCommand::Prune(a)) => images::prune(&engine, &a).await,
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&engine, &a, true).await,
-        Command::Inspect(a) => containers::inspect_objects(&engine, &a).await,
+        Command::Inspect(a) => inspect::inspect_objects(&engine, &a).await,
         Command::Container(ContainerCommand::Inspect(a)) => {
-            containers::inspect_containers(&engine, &a).await
+            inspect::inspect_containers(&engine, &a).await
         }
-        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
-            run::run(&engine, &a).await
-        }
-        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
-            run::create(&engine, &a).await
-        }
-        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
-            containers::start(&engine, &a).await
-        }
-        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
-            containers::stop(&engine, &a, false).await
-        }
-        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
-            containers::stop(&engine, &a, true).await
-        }
-        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
-            containers::kill(&engine, &a).await
-        }
-        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => {
-            containers::remove(&engine, &a).await
-        }
-        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
-            containers::simple(&engine, &a, "pause").await
-        }
-        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
-            containers::simple(&engine, &a, "unpause").await
-        }
-        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
-            containers::rename(&engine, &a).await
-        }
-        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
-            containers::wait(&engine, &a).await
-        }
-        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
-            containers::attach_cmd(&engine, &a).await
+        Command::OfContainer(v) | Command::Container(ContainerCommand::Verb(v)) => {
+            container_verb(&engine, v).await
         }
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::ps(&engine, &a).await,
-        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
-            logs::logs(&engine, &a).await
-        }
-        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
-            exec::exec(&engine, &a).await
-        }
-        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => {
-            containers::top(&engine, &a).await
-        }
-        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
-            stats::stats(&engine, &a).await
-        }
-        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::cp(&engine, &a).await,
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, &a).await,
-        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
-            port::port(&engine, &a).await
-        }
         Command::Network(NetworkCommand::Create(a)) => network::create(&engine, &a).await,
         Command::Network(NetworkCommand::Ls(a)) => network::list(&engine, &a).await,
         Command::Network(NetworkCommand::Inspect(a)) => network::inspect(&engine, &a).await,
@@ -189,30 +128,37 @@ pub async fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-/// Turn a bollard error into what docker prints: "Error response from daemon: …" (exit 1).
-pub fn daemon_error(e: bollard::errors::Error) -> anyhow::Error {
-    use bollard::errors::Error as E;
-    match e {
-        E::DockerResponseServerError { message, .. } => {
-            SkiffError::daemon(format!("Error response from daemon: {message}")).into()
-        }
-        E::DockerStreamError { error } => SkiffError::daemon(error).into(),
-        other => SkiffError::new(format!("skiff: talking to the agent failed: {other}")).into(),
+/// `skiff pull|history|tag` and `skiff image pull|history|tag`.
+async fn image_verb(engine: &Engine, v: ImageVerb) -> Result<u8> {
+    match v {
+        ImageVerb::Pull(a) => pull::pull(engine, &a).await,
+        ImageVerb::History(a) => images::history(engine, &a).await,
+        ImageVerb::Tag(a) => images::tag(engine, &a).await,
     }
 }
 
-/// `--filter key=value` flags into docker's filter map.
-pub fn parse_filters(flags: &[String]) -> Result<std::collections::HashMap<String, Vec<String>>> {
-    let mut m: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-    for f in flags {
-        let (k, v) = f.split_once('=').ok_or_else(|| {
-            SkiffError::new(format!(
-                "invalid filter {f:?}: use --filter key=value, e.g. dangling=true"
-            ))
-        })?;
-        m.entry(k.to_string()).or_default().push(v.to_string());
+/// `skiff X` and `skiff container X` for the container commands both have.
+async fn container_verb(engine: &Engine, v: ContainerVerb) -> Result<u8> {
+    match v {
+        ContainerVerb::Run(a) => run::run(engine, &a).await,
+        ContainerVerb::Create(a) => run::create(engine, &a).await,
+        ContainerVerb::Start(a) => containers::start(engine, &a).await,
+        ContainerVerb::Stop(a) => containers::stop(engine, &a, false).await,
+        ContainerVerb::Restart(a) => containers::stop(engine, &a, true).await,
+        ContainerVerb::Kill(a) => containers::kill(engine, &a).await,
+        ContainerVerb::Rm(a) => containers::remove(engine, &a).await,
+        ContainerVerb::Pause(a) => containers::simple(engine, &a, "pause").await,
+        ContainerVerb::Unpause(a) => containers::simple(engine, &a, "unpause").await,
+        ContainerVerb::Rename(a) => containers::rename(engine, &a).await,
+        ContainerVerb::Wait(a) => containers::wait(engine, &a).await,
+        ContainerVerb::Attach(a) => containers::attach_cmd(engine, &a).await,
+        ContainerVerb::Logs(a) => logs::logs(engine, &a).await,
+        ContainerVerb::Exec(a) => exec::exec(engine, &a).await,
+        ContainerVerb::Top(a) => containers::top(engine, &a).await,
+        ContainerVerb::Stats(a) => stats::stats(engine, &a).await,
+        ContainerVerb::Cp(a) => cp::cp(engine, &a).await,
+        ContainerVerb::Port(a) => port::port(engine, &a).await,
     }
-    Ok(m)
 }
 
 pub fn short_id(id: &str) -> String {

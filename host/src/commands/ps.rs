@@ -2,10 +2,11 @@
 
 use anyhow::Result;
 use serde_json::{json, Map, Value};
-use skiff_common::units::human_duration;
+
+use skiff_common::units::{human_duration, human_size_with_precision};
 
 use super::api::{filters_json, query, Body};
-use super::gofmt::{ellipsis, go_local_time, human_size3, quote};
+use super::gofmt::{ellipsis, go_local_time, quote};
 use super::Engine;
 use crate::cli::PsArgs;
 use crate::output::{outln, print_template, Format};
@@ -151,11 +152,11 @@ pub fn row(c: &Value, trunc: bool, now: i64) -> Value {
     let size = if size_root > 0 {
         format!(
             "{} (virtual {})",
-            human_size3(size_rw as f64),
-            human_size3(size_root as f64)
+            human_size_with_precision(size_rw as f64, 3),
+            human_size_with_precision(size_root as f64, 3)
         )
     } else {
-        human_size3(size_rw as f64)
+        human_size_with_precision(size_rw as f64, 3)
     };
     let mounts: Vec<String> = c["Mounts"]
         .as_array()

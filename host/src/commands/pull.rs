@@ -2,14 +2,14 @@
 //! status lines otherwise.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 
 use anyhow::Result;
-use bollard::query_parameters::CreateImageOptions;
-use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::Value;
 
-use super::{daemon_error, Engine};
+use super::api::{query, Body};
+use super::term;
+use super::Engine;
 use crate::cli::PullArgs;
 use crate::dockercfg;
 use crate::SkiffError;
@@ -69,27 +69,53 @@ pub async fn stream_pull(
     to_stderr: bool,
 ) -> Result<()> {
     let (name, tag) = split_reference(image);
-    let creds = dockercfg::credentials_for(&registry_of(&name))?;
-    let opts = CreateImageOptions {
-        from_image: Some(name.clone()),
-        tag: Some(tag.unwrap_or_else(|| "latest".into())),
-        platform: platform.unwrap_or_default().to_string(),
-        ..Default::default()
-    };
-    let mut stream = engine.docker.create_image(Some(opts), None, creds);
-    let mut view = ProgressView::new(quiet, to_stderr);
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(daemon_error)?;
-        if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            view.finish();
-            return Err(SkiffError::daemon(err).into());
-        }
-        let status = info.status.unwrap_or_default();
-        let detail = info.progress_detail.unwrap_or_default();
-        view.show(info.id.as_deref(), &status, detail.current, detail.total);
+    let mut headers = Vec::new();
+    if let Some(creds) = dockercfg::credentials_for(&registry_of(&name))? {
+        headers.push(("X-Registry-Auth", creds.header()?));
     }
+    let mut q = vec![
+        ("fromImage", name.clone()),
+        ("tag", tag.unwrap_or_else(|| "latest".into())),
+    ];
+    if let Some(p) = platform.filter(|p| !p.is_empty()) {
+        q.push(("platform", p.to_string()));
+    }
+    let target = format!("/images/create{}", query(&q));
+    let mut resp = engine
+        .api()
+        .call_with("POST", &target, &headers, Body::None)
+        .await?;
+    let mut view = ProgressView::new(quiet, to_stderr);
+    // Each message is shown as it arrives: the bars move while the layers download.
+    let result = loop {
+        let msg = match resp.json_line().await {
+            Ok(Some(m)) => m,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        if let Some(err) = stream_error(&msg) {
+            break Err(SkiffError::daemon(err).into());
+        }
+        let detail = &msg["progressDetail"];
+        view.show(
+            msg["id"].as_str(),
+            msg["status"].as_str().unwrap_or_default(),
+            detail["current"].as_i64(),
+            detail["total"].as_i64(),
+        );
+    };
     view.finish();
-    Ok(())
+    result
+}
+
+/// The failure a JSON progress stream ends with (docker's jsonmessage `errorDetail`, or
+/// its older `error`), printed as it is, without "Error response from daemon".
+fn stream_error(msg: &Value) -> Option<String> {
+    msg["errorDetail"]["message"]
+        .as_str()
+        .or_else(|| msg["error"].as_str())
+        .filter(|m| !m.is_empty())
+        .map(String::from)
 }
 
 /// docker prints the fully qualified name at the end: docker.io/library/busybox:latest.
@@ -119,9 +145,9 @@ impl ProgressView {
             quiet,
             to_stderr,
             tty: if to_stderr {
-                std::io::stderr().is_terminal()
+                term::stderr_is_tty()
             } else {
-                std::io::stdout().is_terminal()
+                term::stdout_is_tty()
             },
             multi: MultiProgress::new(),
             bars: HashMap::new(),
@@ -138,6 +164,8 @@ impl ProgressView {
                 None => status.to_string(),
             };
             if self.tty {
+                // Printing above the bars fails only when the terminal is gone; the pull
+                // itself goes on, as docker's does.
                 let _ = self.multi.println(line);
             } else {
                 self.line(&line);
@@ -196,6 +224,21 @@ impl ProgressView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_errors_print_as_sent() {
+        let m: Value = serde_json::from_str(
+            r#"{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"}"#,
+        )
+        .unwrap();
+        assert_eq!(stream_error(&m).as_deref(), Some("manifest unknown"));
+        let old: Value = serde_json::from_str(r#"{"error":"denied"}"#).unwrap();
+        assert_eq!(stream_error(&old).as_deref(), Some("denied"));
+        let progress: Value =
+            serde_json::from_str(r#"{"status":"Downloading","id":"abc","progressDetail":{}}"#)
+                .unwrap();
+        assert_eq!(stream_error(&progress), None);
+    }
 
     #[test]
     fn references_split_like_docker() {

@@ -11,7 +11,7 @@ use super::attach::{
     self, exit_code, monitor_size, Ended, ResizeTarget, SignalProxy, StreamConfig, WaitOutcome,
     Waiter,
 };
-use super::network::run_endpoints;
+use super::endpoint::run_endpoints;
 use super::opts::{
     env_lookup, parse_cpus, parse_expose, parse_port_specs, parse_restart, ram_in_bytes,
     read_kv_file, validate_attach, validate_dns_search, validate_env, validate_extra_host,

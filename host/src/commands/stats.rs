@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{json, Value};
+use skiff_common::units::{bytes_size, human_size_with_precision};
 
 use super::api::{message_of, query, seg, Api, Body};
-use super::gofmt::{bytes_size, human_size3};
 use super::ps::truncate_id;
 use super::Engine;
 use crate::cli::StatsArgs;
@@ -132,8 +132,8 @@ pub fn row(e: &Entry, trunc: bool) -> Value {
             format!("{} / {}", bytes_size(e.memory), bytes_size(e.memory_limit))
         },
         "MemPerc": dash(percent(e.memory_percent)),
-        "NetIO": dash(format!("{} / {}", human_size3(e.net_rx), human_size3(e.net_tx))),
-        "BlockIO": dash(format!("{} / {}", human_size3(e.block_read), human_size3(e.block_write))),
+        "NetIO": dash(format!("{} / {}", human_size_with_precision(e.net_rx, 3), human_size_with_precision(e.net_tx, 3))),
+        "BlockIO": dash(format!("{} / {}", human_size_with_precision(e.block_read, 3), human_size_with_precision(e.block_write, 3))),
         "PIDs": dash(e.pids.to_string()),
     })
 }
@@ -271,6 +271,8 @@ pub async fn stats(engine: &Engine, a: &StatsArgs) -> Result<u8> {
     let trunc = !a.no_trunc;
     if a.no_stream {
         for t in tasks {
+            // Each task records its own failure in `state`; a join error (a panic) is
+            // reported by the runtime already.
             let _ = t.await;
         }
         let map = state.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -2,19 +2,14 @@
 
 use anyhow::Result;
 
-use super::{daemon_error, Engine};
+use super::api::{Body, API_VERSION};
+use super::Engine;
 use crate::cli::FormatOnly;
 use crate::output::render;
 use crate::SkiffError;
 
 pub async fn info(engine: &Engine, a: &FormatOnly) -> Result<u8> {
-    let raw = engine.raw().request("GET", "/info", None)?;
-    if raw.status != 200 {
-        return Err(
-            SkiffError::daemon(format!("Error response from daemon: {}", raw.message())).into(),
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(&raw.body)?;
+    let v = engine.api().json("GET", "/info", Body::None).await?;
     if let Some(f) = &a.format {
         let text = if f == "json" {
             "{{json .}}"
@@ -63,13 +58,10 @@ pub async fn info(engine: &Engine, a: &FormatOnly) -> Result<u8> {
 
 /// `skiff system check`: the agent verifies its store; problems are listed one per line.
 pub async fn check(engine: &Engine, a: &FormatOnly) -> Result<u8> {
-    let raw = engine.raw().request("GET", "/skiff/system/check", None)?;
-    if raw.status != 200 {
-        return Err(
-            SkiffError::daemon(format!("Error response from daemon: {}", raw.message())).into(),
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(&raw.body)?;
+    let v = engine
+        .api()
+        .json("GET", "/skiff/system/check", Body::None)
+        .await?;
     let problems: Vec<&str> = v["Problems"]
         .as_array()
         .map(|p| p.iter().filter_map(|x| x.as_str()).collect())
@@ -122,8 +114,7 @@ pub async fn check(engine: &Engine, a: &FormatOnly) -> Result<u8> {
 }
 
 pub async fn version(engine: &Engine, a: &FormatOnly) -> Result<u8> {
-    let v = engine.docker.version().await.map_err(daemon_error)?;
-    let value = serde_json::to_value(&v)?;
+    let value = engine.api().json("GET", "/version", Body::None).await?;
     if let Some(f) = &a.format {
         let text = if f == "json" {
             "{{json .}}"
@@ -135,21 +126,18 @@ pub async fn version(engine: &Engine, a: &FormatOnly) -> Result<u8> {
     }
     crate::output::out_line!("Client:");
     crate::output::out_line!(" Version:     {}", env!("CARGO_PKG_VERSION"));
-    crate::output::out_line!(" API version: {}", bollard::API_DEFAULT_VERSION);
+    crate::output::out_line!(" API version: {API_VERSION}");
     crate::output::out_line!();
     crate::output::out_line!("Server: skiff");
     crate::output::out_line!(" Engine:");
-    crate::output::out_line!("  Version:     {}", v.version.unwrap_or_default());
+    let s = |k: &str| value[k].as_str().unwrap_or_default();
+    crate::output::out_line!("  Version:     {}", s("Version"));
     crate::output::out_line!(
         "  API version: {} (minimum version {})",
-        v.api_version.unwrap_or_default(),
-        v.min_api_version.unwrap_or_default()
+        s("ApiVersion"),
+        s("MinAPIVersion")
     );
-    crate::output::out_line!(
-        "  OS/Arch:     {}/{}",
-        v.os.unwrap_or_default(),
-        v.arch.unwrap_or_default()
-    );
-    crate::output::out_line!("  Kernel:      {}", v.kernel_version.unwrap_or_default());
+    crate::output::out_line!("  OS/Arch:     {}/{}", s("Os"), s("Arch"));
+    crate::output::out_line!("  Kernel:      {}", s("KernelVersion"));
     Ok(0)
 }

@@ -1,10 +1,11 @@
 //! The local terminal: raw mode while a container owns it, and its size.
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
 /// The terminal's size as docker reads it from stdout: (height, width), zero when stdout
-/// is not a terminal.
+/// is not a terminal. The one console-size check: `run`/`create`'s console size, `exec -t`
+/// and every resize on SIGWINCH read it here.
 pub fn size() -> (u16, u16) {
     if !std::io::stdout().is_terminal() {
         return (0, 0);
@@ -105,4 +106,13 @@ impl Drop for RawMode {
             self.restore();
         }
     }
+}
+
+/// docker's prompt.Confirm: the question on stdout, yes only for "y".
+pub fn confirm(message: &str) -> std::io::Result<bool> {
+    crate::output::out_text!("{message} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().eq_ignore_ascii_case("y"))
 }

@@ -8,10 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::net::UnixListener;
 
 use super::config::MachineConfig;
-use super::{egress, engines, guest, net, ports, qemu, Machine};
+use super::{bind_private, egress, engines, guest, net, ports, qemu, Machine};
 use skiff_common::vsock;
 
 pub fn main(machine: &Machine) -> Result<()> {
@@ -259,15 +258,4 @@ async fn shutdown_guest(device: &Path) {
         Ok(Err(e)) => tracing::warn!("cannot ask the guest to shut down: {e:#}"),
         Err(_) => tracing::warn!("the guest did not answer the shutdown request"),
     }
-}
-
-/// Sockets of the machine are the user's alone: whoever can write to the API socket controls
-/// the VM.
-pub(super) fn bind_private(path: &Path) -> Result<UnixListener> {
-    // SAFETY: umask only changes this process's file-creation mask.
-    let previous = unsafe { libc::umask(0o177) };
-    let l = UnixListener::bind(path);
-    // SAFETY: restoring the previous mask.
-    unsafe { libc::umask(previous) };
-    l.with_context(|| format!("binding {}", path.display()))
 }

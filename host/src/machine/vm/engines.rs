@@ -94,7 +94,7 @@ async fn handle(req: &Value, device: &Path, served: &Served) -> Result<Value> {
             }
             // A socket file left by an earlier daemon serves nobody now.
             let _ = std::fs::remove_file(&socket);
-            let listener = super::daemon::bind_private(&socket)?;
+            let listener = super::bind_private(&socket)?;
             let task = tokio::spawn(relay(listener, device.to_path_buf(), port));
             by_name.insert(name.to_string(), (socket, port, task));
             Ok(json!({ "ok": true }))

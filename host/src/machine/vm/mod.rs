@@ -380,6 +380,17 @@ impl Machine {
     }
 }
 
+/// Sockets of the machine are the user's alone: whoever can write to the API socket controls
+/// the VM.
+fn bind_private(path: &Path) -> Result<tokio::net::UnixListener> {
+    // SAFETY: umask only changes this process's file-creation mask.
+    let previous = unsafe { libc::umask(0o177) };
+    let l = tokio::net::UnixListener::bind(path);
+    // SAFETY: restoring the previous mask.
+    unsafe { libc::umask(previous) };
+    l.with_context(|| format!("binding {}", path.display()))
+}
+
 fn which(bin: &Path) -> Option<PathBuf> {
     if bin.components().count() > 1 {
         return bin.exists().then(|| bin.to_path_buf());
