@@ -8,12 +8,40 @@ use serde_json::Value;
 use crate::output::{outln, render};
 use crate::SkiffError;
 
+/// Where a scan of JSON text stands with respect to strings, whose characters (whitespace,
+/// brackets, commas) both Indent and Compact must copy as they are.
+#[derive(Default)]
+struct Strings {
+    inside: bool,
+    escaped: bool,
+}
+
+impl Strings {
+    /// Take in `c`; true if it belongs to a string (its quotes included).
+    fn step(&mut self, c: char) -> bool {
+        if self.inside {
+            if self.escaped {
+                self.escaped = false;
+            } else if c == '\\' {
+                self.escaped = true;
+            } else if c == '"' {
+                self.inside = false;
+            }
+            return true;
+        }
+        if c == '"' {
+            self.inside = true;
+            return true;
+        }
+        false
+    }
+}
+
 /// Go's json.Indent with four spaces (key order kept as the engine sent it).
 pub fn indent_json(src: &[u8]) -> String {
     let mut out = String::with_capacity(src.len() * 2);
     let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
+    let mut strings = Strings::default();
     let mut need_indent = false;
     let text = String::from_utf8_lossy(src);
     let newline = |out: &mut String, depth: usize| {
@@ -23,29 +51,19 @@ pub fn indent_json(src: &[u8]) -> String {
         }
     };
     for c in text.chars() {
-        if in_str {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        if c.is_ascii_whitespace() {
+        let in_string = strings.step(c);
+        if !in_string && c.is_ascii_whitespace() {
             continue;
         }
         if need_indent && c != ']' && c != '}' {
             newline(&mut out, depth);
             need_indent = false;
         }
+        if in_string {
+            out.push(c);
+            continue;
+        }
         match c {
-            '"' => {
-                in_str = true;
-                out.push(c);
-            }
             '{' | '[' => {
                 out.push(c);
                 depth += 1;
@@ -76,58 +94,35 @@ pub fn indent_json(src: &[u8]) -> String {
 fn compact_json(src: &[u8]) -> String {
     let text = String::from_utf8_lossy(src);
     let mut out = String::with_capacity(text.len());
-    let mut in_str = false;
-    let mut escaped = false;
+    let mut strings = Strings::default();
     for c in text.chars() {
-        if in_str {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-        } else if c == '"' {
-            in_str = true;
-            out.push(c);
-        } else if !c.is_ascii_whitespace() {
+        if strings.step(c) || !c.is_ascii_whitespace() {
             out.push(c);
         }
     }
     out
 }
 
+/// The objects, each as the engine sent it, in one JSON array.
+fn json_array(raws: &[Vec<u8>]) -> Vec<u8> {
+    let mut all = b"[".to_vec();
+    for (i, r) in raws.iter().enumerate() {
+        if i > 0 {
+            all.push(b',');
+        }
+        all.extend_from_slice(r);
+    }
+    all.push(b']');
+    all
+}
+
 /// Print inspected objects as docker does: an indented JSON array, `json` compact, or a
 /// template per object.
 pub fn print_inspected(raws: &[Vec<u8>], format: Option<&str>) -> Result<()> {
     match format {
-        None | Some("") => {
-            if raws.is_empty() {
-                outln("[]");
-                return Ok(());
-            }
-            let mut all = b"[".to_vec();
-            for (i, r) in raws.iter().enumerate() {
-                if i > 0 {
-                    all.push(b',');
-                }
-                all.extend_from_slice(r);
-            }
-            all.push(b']');
-            outln(&indent_json(&all));
-        }
-        Some("json") => {
-            let mut all = b"[".to_vec();
-            for (i, r) in raws.iter().enumerate() {
-                if i > 0 {
-                    all.push(b',');
-                }
-                all.extend_from_slice(r);
-            }
-            all.push(b']');
-            outln(&compact_json(&all));
-        }
+        None | Some("") if raws.is_empty() => outln("[]"),
+        None | Some("") => outln(&indent_json(&json_array(raws))),
+        Some("json") => outln(&compact_json(&json_array(raws))),
         Some(t) => {
             let t = t.replace("\\n", "\n").replace("\\t", "\t");
             let mut out = String::new();
