@@ -233,11 +233,7 @@ fn agent_id(root: &std::path::Path) -> Result<String> {
     if let Ok(s) = std::fs::read_to_string(&p) {
         return Ok(s.trim().to_string());
     }
-    let mut buf = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
-        .context("reading /dev/urandom")?;
-    let id = hex::encode(buf);
-    std::fs::write(&p, &id)?;
+    let id = skiff_common::ids::random_hex(16)?;
+    std::fs::write(&p, &id).with_context(|| format!("writing {}", p.display()))?;
     Ok(id)
 }

@@ -199,19 +199,9 @@ pub struct Networks {
     publisher: Publisher,
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
-        .is_err()
-    {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        buf = Sha256::digest(format!("{nanos}{}", std::process::id()))[..bytes].to_vec();
-    }
-    hex::encode(buf)
+/// A network or endpoint ID: 32 random bytes in hex, as docker's.
+fn new_id() -> Result<String, NetworkError> {
+    skiff_common::ids::random_hex(32).map_err(NetworkError::internal)
 }
 
 impl Networks {
@@ -225,7 +215,7 @@ impl Networks {
                 continue;
             }
             let mut n = Network {
-                id: random_hex(32),
+                id: new_id()?,
                 name: name.into(),
                 driver: driver.into(),
                 created: skiff_common::time::now_rfc3339(),
@@ -321,7 +311,7 @@ impl Networks {
                 n.name
             )));
         }
-        n.id = random_hex(32);
+        n.id = new_id()?;
         if n.is_bridge() {
             let subnet = self
                 .claims
@@ -713,7 +703,7 @@ impl Networks {
             dns_names.extend(cfg.aliases.iter().cloned());
             Ok(Endpoint {
                 network_id: n.id.clone(),
-                endpoint_id: random_hex(32),
+                endpoint_id: new_id()?,
                 host_veth: host_veth.clone(),
                 ifname,
                 ip,
