@@ -14,8 +14,8 @@ import os, re, sys, tempfile
 
 # Top-level modules, highest layer first: each may use only the ones after it.
 LAYERS = {
-    "guest-agent/src": ["vm", "api", "containers", "network", "images", "state_root"],
-    "host/src": ["commands", "machine", "cli", "output", "dockercfg"],
+    "guest-agent/src": ["vm", "api", "containers", "network", "images", "state_root", "errdefs"],
+    "host/src": ["commands", "archive", "machine", "cli", "output", "dockercfg", "goerror"],
 }
 CRATES = ["guest-agent/src", "host/src", "common/src", "vmm/src"]
 

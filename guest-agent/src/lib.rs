@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod containers;
+pub mod errdefs;
 pub mod images;
 pub mod network;
 pub mod state_root;

@@ -2,13 +2,18 @@
 //! handler takes the backend it uses rather than the whole engine, so that it, docker's
 //! filters and its JSON can be tested with a fake, without root or a store on disk.
 
+#[cfg(test)]
+pub mod fake;
+
 use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::containers::record::Status;
-use crate::containers::Containers;
+use crate::containers::record::{Record, Status};
+use crate::containers::{ContainerError, Containers};
 use crate::images::store::{Image, LookupError, Store};
+use crate::network::store::Network;
+use crate::network::NetworkError;
 
 /// The image store, as the image endpoints use it.
 pub trait ImageBackend: Send + Sync {
@@ -30,6 +35,27 @@ pub trait ImageBackend: Send + Sync {
 pub trait ImageUsers: Send + Sync {
     /// A container made from the image, and its state.
     fn image_in_use(&self, image_id: &str) -> Option<(String, Status)>;
+}
+
+/// The containers, as their list, prune and the network endpoints read them.
+pub trait ContainerBackend: Send + Sync {
+    /// Every container's record, in no particular order.
+    fn records(&self) -> Vec<Record>;
+    /// A container by ID, name or unique ID prefix.
+    fn record(&self, name: &str) -> Result<Record, ContainerError>;
+    /// Bytes in a container's writable layer.
+    fn rw_size(&self, id: &str) -> u64;
+}
+
+/// The networks, as the network endpoints and a container's network settings read them.
+pub trait NetworkBackend: Send + Sync {
+    fn networks(&self) -> Vec<Network>;
+    /// A network by name, ID or unique ID prefix.
+    fn network(&self, key: &str) -> Result<Network, NetworkError>;
+    /// The Linux bridge behind a bridge network.
+    fn bridge_name(&self, n: &Network) -> String;
+    /// Running containers with an endpoint on the network.
+    fn live_users(&self, network_id: &str) -> usize;
 }
 
 impl ImageBackend for Store {
@@ -65,5 +91,32 @@ impl ImageBackend for Store {
 impl ImageUsers for Containers {
     fn image_in_use(&self, image_id: &str) -> Option<(String, Status)> {
         Containers::image_in_use(self, image_id)
+    }
+}
+
+impl ContainerBackend for Containers {
+    fn records(&self) -> Vec<Record> {
+        self.all().iter().map(|c| c.record()).collect()
+    }
+    fn record(&self, name: &str) -> Result<Record, ContainerError> {
+        Ok(self.get(name)?.record())
+    }
+    fn rw_size(&self, id: &str) -> u64 {
+        self.get(id).map(|c| c.paths().rw_size()).unwrap_or(0)
+    }
+}
+
+impl NetworkBackend for Containers {
+    fn networks(&self) -> Vec<Network> {
+        self.networks.all()
+    }
+    fn network(&self, key: &str) -> Result<Network, NetworkError> {
+        self.networks.get(key)
+    }
+    fn bridge_name(&self, n: &Network) -> String {
+        n.bridge_name(self.networks.tag())
+    }
+    fn live_users(&self, network_id: &str) -> usize {
+        self.networks.live_users(network_id)
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use skiff_common::units::human_duration;
 use tokio::sync::mpsc;
 
+use super::backends::{ContainerBackend, ImageBackend, NetworkBackend};
 use super::filters::{glob_match, Filters};
 use super::http::{empty, json, ApiError, Query, Resp};
 use super::streams::{self, AttachOptions, FollowSpec};
@@ -313,7 +314,7 @@ pub fn inspect(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
         },
         "Mounts": [],
         "Config": serde_json::to_value(&rec.config).unwrap_or(json!({})),
-        "NetworkSettings": super::networks::network_settings(ctx, &c),
+        "NetworkSettings": super::networks::network_settings(&*ctx.containers, &rec),
     });
     Ok(json(StatusCode::OK, &body))
 }
@@ -441,28 +442,34 @@ impl<'a> Shown<'a> {
 }
 
 pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
+    let items = list_items(&*ctx.containers, &*ctx.store, &*ctx.containers, q)?;
+    Ok(json(StatusCode::OK, &items))
+}
+
+/// `GET /containers/json`'s items, newest first.
+fn list_items(
+    containers: &dyn ContainerBackend,
+    images: &dyn ImageBackend,
+    networks: &dyn NetworkBackend,
+    q: &Query,
+) -> Result<Vec<Value>, ApiError> {
     let filters = q.filters()?;
     let limit: i64 = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(-1);
     let shown = Shown::new(
         &filters,
         q.flag("all") || limit > 0,
-        |a| ctx.store.resolve(a).ok().map(|i| i.record.id),
-        |name| Ok(ctx.containers.get(name)?.record().created),
+        |a| images.resolve(a).ok().map(|i| i.record.id),
+        |name| Ok(containers.record(name)?.created),
     )?;
     let Some(shown) = shown else {
-        return Ok(json(StatusCode::OK, &json!([])));
+        return Ok(Vec::new());
     };
     let with_size = q.flag("size");
-    let mut recs: Vec<(CRecord, Arc<Container>)> = ctx
-        .containers
-        .all()
-        .into_iter()
-        .map(|c| (c.record(), c))
-        .collect();
-    recs.sort_by(|a, b| b.0.created.cmp(&a.0.created));
+    let mut recs = containers.records();
+    recs.sort_by(|a, b| b.created.cmp(&a.created));
     let now = chrono::Utc::now().timestamp();
     let mut out = Vec::new();
-    for (rec, c) in recs {
+    for rec in recs {
         if !shown.keeps(&rec) {
             continue;
         }
@@ -483,24 +490,24 @@ pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
             "State": st.as_str(),
             "Status": status_text(&rec, now),
             "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_default()},
-            "NetworkSettings": {"Networks": super::networks::container_networks(ctx, &rec)},
+            "NetworkSettings": {"Networks": super::networks::container_networks(networks, &rec)},
             "Mounts": [],
         });
         if with_size {
-            item["SizeRw"] = json!(dir_size(&c.paths().upper()));
-            let image_size: u64 = ctx
-                .store
-                .get(&rec.image_id)
+            let rw = containers.rw_size(&rec.id);
+            let image_size = images
+                .resolve(&rec.image_id)
                 .map(|i| i.record.size())
                 .unwrap_or(0);
-            item["SizeRootFs"] = json!(image_size + dir_size(&c.paths().upper()));
+            item["SizeRw"] = json!(rw);
+            item["SizeRootFs"] = json!(image_size + rw);
         }
         out.push(item);
         if limit > 0 && out.len() as i64 >= limit {
             break;
         }
     }
-    Ok(json(StatusCode::OK, &out))
+    Ok(out)
 }
 
 /// docker matches the name filter as a regular expression; a plain name is a substring, and
@@ -519,53 +526,21 @@ fn name_matches(pattern: &str, name: &str) -> bool {
     name.contains(p) || glob_match(p, name)
 }
 
-/// Bytes used by a directory tree (apparent sizes, hard links once).
-pub fn dir_size(path: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0u64;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&p) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            if md.is_dir() {
-                stack.push(e.path());
-            } else if md.nlink() <= 1 || seen.insert((md.dev(), md.ino())) {
-                total += md.len();
-            }
-        }
-    }
-    total
-}
-
 pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
-    let filters = q.filters()?;
-    filters.only(&["until", "label", "label!"])?;
-    let until = filters.until()?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
-    for c in ctx.containers.all() {
-        let rec = c.record();
-        if rec.state.status != Status::Exited
-            && rec.state.status != Status::Created
-            && rec.state.status != Status::Dead
-        {
+    for rec in prunable(&*ctx.containers, q)? {
+        let size = ctx.containers.rw_size(&rec.id);
+        let Ok(c) = ctx.containers.get(&rec.id) else {
             continue;
-        }
-        if until.is_some_and(|u| parse_time(Some(&rec.created)) >= u) {
-            continue;
-        }
-        let labels = rec.config.labels.as_ref();
-        if !filters.labels_match(|k| labels.and_then(|l| l.get(k)).map(String::as_str)) {
-            continue;
-        }
-        let size = dir_size(&c.paths().upper());
-        if ctx.containers.remove(&c, false).await.is_ok() {
-            reclaimed += size;
-            deleted.push(rec.id);
+        };
+        match ctx.containers.remove(&c, false).await {
+            Ok(()) => {
+                reclaimed += size;
+                deleted.push(rec.id);
+            }
+            // Started, or removed by another request, since it was chosen.
+            Err(e) => tracing::info!("prune: keeping {}: {e}", rec.id),
         }
     }
     Ok(json(
@@ -575,6 +550,25 @@ pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
             "SpaceReclaimed": reclaimed,
         }),
     ))
+}
+
+/// The stopped containers `container prune` removes, by its filters.
+fn prunable(containers: &dyn ContainerBackend, q: &Query) -> Result<Vec<CRecord>, ApiError> {
+    let filters = q.filters()?;
+    filters.only(&["until", "label", "label!"])?;
+    let until = filters.until()?;
+    Ok(containers
+        .records()
+        .into_iter()
+        .filter(|rec| {
+            let labels = rec.config.labels.as_ref();
+            matches!(
+                rec.state.status,
+                Status::Exited | Status::Created | Status::Dead
+            ) && until.is_none_or(|u| parse_time(Some(&rec.created)) < u)
+                && filters.labels_match(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
+        })
+        .collect())
 }
 
 pub fn top(_ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
@@ -659,6 +653,7 @@ pub async fn pause(ctx: &Ctx, c: Arc<Container>, pause: bool) -> Result<Resp, Ap
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::backends::fake::{image, FakeContainers, FakeNetworks, FakeStore};
     use crate::containers::record::sample_record;
 
     const NOW: i64 = 1_767_323_045; // 2026-01-02T03:04:05Z
@@ -757,5 +752,96 @@ mod tests {
             &[rec("up", Status::Running, 0)],
         );
         assert_eq!(e.unwrap_err().status.as_u16(), 404);
+    }
+
+    fn q(s: &str) -> Query {
+        Query::parse(Some(s))
+    }
+
+    #[test]
+    fn list_answers_dockers_json_newest_first() {
+        let mut web = rec("web", Status::Running, 0);
+        web.created = "2026-01-02T00:00:00Z".into();
+        web.config.image = Some("busybox".into());
+        web.config.labels = Some([("app".to_string(), "shop".to_string())].into());
+        web.host_config.network_mode = Some("none".into());
+        let mut job = rec("job", Status::Exited, 2);
+        job.created = "2026-01-01T00:00:00Z".into();
+        let containers = FakeContainers {
+            records: vec![job, web],
+            rw_sizes: [(format!("{:0<64}", "web"), 7)].into(),
+        };
+        // Image 15 is sha256:fff…, the records' image, of 1,500 bytes.
+        let store = FakeStore::with(vec![image(15, "2024-01-01T00:00:00Z", &[])], &[]);
+        let nets = FakeNetworks::with(&[]);
+        let items = |query: &str| list_items(&containers, &store, &nets, &q(query)).unwrap();
+        let running = items("");
+        assert_eq!(running.len(), 1);
+        let v = &running[0];
+        assert_eq!(v["Names"], json!(["/web"]));
+        assert_eq!(v["Image"], "busybox");
+        assert_eq!(
+            v["Command"], "/bin/sh -c echo hi",
+            "dockerd joins path and args"
+        );
+        assert_eq!(v["State"], "running");
+        assert!(v["Status"].as_str().unwrap().starts_with("Up "), "{v}");
+        assert_eq!(v["Labels"], json!({"app": "shop"}));
+        assert_eq!(v["HostConfig"]["NetworkMode"], "none");
+        assert_eq!(
+            v["NetworkSettings"]["Networks"]["none"]["NetworkID"],
+            nets.networks[2].id
+        );
+        assert!(v.get("SizeRw").is_none());
+        let all = items("all=1&size=1");
+        let shown: Vec<_> = all.iter().map(|i| i["Names"][0].clone()).collect();
+        assert_eq!(shown, [json!("/web"), json!("/job")]);
+        assert_eq!(all[0]["SizeRw"], 7);
+        assert_eq!(
+            all[0]["SizeRootFs"], 1507,
+            "the image and the writable layer"
+        );
+        assert!(all[1]["Status"]
+            .as_str()
+            .unwrap()
+            .starts_with("Exited (2) "));
+        // A limit lists stopped containers too, newest first.
+        let last = items("limit=1");
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0]["Names"], json!(["/web"]));
+        let e = list_items(
+            &containers,
+            &store,
+            &nets,
+            &q(r#"filters={"before":["ghost"]}"#),
+        );
+        assert_eq!(e.unwrap_err().status.as_u16(), 404);
+    }
+
+    #[test]
+    fn prune_chooses_stopped_containers_by_filter() {
+        let mut list = vec![
+            rec("up", Status::Running, 0),
+            rec("new", Status::Created, 0),
+            rec("done", Status::Exited, 0),
+            rec("gone", Status::Dead, 0),
+            rec("paused", Status::Paused, 0),
+        ];
+        list[2].config.labels = Some([("keep".to_string(), "1".to_string())].into());
+        list[3].created = "2025-01-01T00:00:00Z".into();
+        let containers = FakeContainers {
+            records: list,
+            ..Default::default()
+        };
+        let chosen = |f: &str| {
+            let p = prunable(&containers, &q(&format!("filters={f}"))).unwrap();
+            p.into_iter().map(|r| r.name).collect::<Vec<_>>()
+        };
+        assert_eq!(chosen("{}"), ["new", "done", "gone"]);
+        assert_eq!(chosen(r#"{"label":["keep"]}"#), ["done"]);
+        assert_eq!(chosen(r#"{"label!":["keep"]}"#), ["new", "gone"]);
+        assert_eq!(chosen(r#"{"until":["2025-06-01T00:00:00Z"]}"#), ["gone"]);
+        let e = prunable(&containers, &q(r#"filters={"status":["exited"]}"#)).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
     }
 }

@@ -4,8 +4,7 @@
 
 use hyper::StatusCode;
 
-use crate::containers::ContainerError;
-use crate::network::NetworkError;
+use crate::errdefs::{Classify, Kind};
 
 /// An API error: the status code and the message the docker CLI prints after
 /// "Error response from daemon: ".
@@ -42,43 +41,34 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-fn network_status(e: &NetworkError) -> StatusCode {
-    match e {
-        NetworkError::NotFound(_) => StatusCode::NOT_FOUND,
-        NetworkError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-        NetworkError::Conflict(_) => StatusCode::CONFLICT,
-        NetworkError::Forbidden(_) => StatusCode::FORBIDDEN,
-        NetworkError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+/// docker's status code for each kind of failure: the one place where a domain's error
+/// becomes HTTP.
+fn status(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::InvalidArgument => StatusCode::BAD_REQUEST,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotModified => StatusCode::NOT_MODIFIED,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-fn container_status(e: &ContainerError) -> StatusCode {
-    match e {
-        ContainerError::NotFound(_) => StatusCode::NOT_FOUND,
-        ContainerError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-        ContainerError::Conflict(_) => StatusCode::CONFLICT,
-        ContainerError::Forbidden(_) => StatusCode::FORBIDDEN,
-        ContainerError::NotModified(_) => StatusCode::NOT_MODIFIED,
-        ContainerError::Network(n) => network_status(n),
-        ContainerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-impl From<NetworkError> for ApiError {
-    fn from(e: NetworkError) -> Self {
-        ApiError::new(network_status(&e), e.to_string())
-    }
-}
-
-impl From<ContainerError> for ApiError {
-    fn from(e: ContainerError) -> Self {
-        ApiError::new(container_status(&e), e.to_string())
+/// Every domain's error: its kind's status, its own words as the message.
+impl<E: Classify + std::fmt::Display> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError::new(status(e.kind()), e.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::containers::ContainerError;
+    use crate::images::pull::PullError;
+    use crate::images::registry::RegistryError;
+    use crate::images::store::LookupError;
+    use crate::network::NetworkError;
 
     #[test]
     fn each_kind_has_dockers_status_and_keeps_its_message() {
@@ -105,5 +95,18 @@ mod tests {
             .message,
             "saving: disk"
         );
+    }
+
+    #[test]
+    fn image_errors_have_dockers_status() {
+        let status = |e: ApiError| e.status.as_u16();
+        assert_eq!(status(LookupError::NotFound("x".into()).into()), 404);
+        assert_eq!(status(LookupError::Ambiguous("ab".into()).into()), 400);
+        // As dockerd: a pull refused for lack of credentials answers 404, not 401.
+        let denied = PullError::Registry(RegistryError::Unauthorized("denied".into()));
+        let api = ApiError::from(denied);
+        assert_eq!((api.status.as_u16(), api.message.as_str()), (404, "denied"));
+        let down = PullError::Registry(RegistryError::Unreachable("down".into()));
+        assert_eq!(status(down.into()), 500);
     }
 }

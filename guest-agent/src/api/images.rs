@@ -14,14 +14,11 @@ use crate::images::model::Platform;
 use crate::images::progress::Progress;
 use crate::images::pull::{PullError, PullRequest};
 use crate::images::reference::{familiar, looks_like_id, split_tag_key, ImageRef};
-use crate::images::registry::{AuthConfig, RegistryError};
-use crate::images::store::{Image, LookupError};
+use crate::images::registry::AuthConfig;
+use crate::images::store::Image;
 
 fn lookup(images: &dyn ImageBackend, name: &str) -> Result<Image, ApiError> {
-    images.resolve(name).map_err(|e| match e {
-        LookupError::NotFound(_) => ApiError::not_found(e.to_string()),
-        LookupError::Ambiguous(_) => ApiError::bad_request(e.to_string()),
-    })
+    Ok(images.resolve(name)?)
 }
 
 /// `POST /images/create?fromImage=…&tag=…&platform=…`: pull with streamed progress.
@@ -96,7 +93,7 @@ pub async fn create(
         }
         if let Some(d) = done_rx.take() {
             if let Ok(Err(e)) = d.await {
-                let msg = pull_error(e).message;
+                let msg = ApiError::from(e).message;
                 let _ = out_tx.send(json!({"errorDetail": {"message": msg}, "error": msg}));
             }
         }
@@ -108,20 +105,9 @@ fn finished_without_progress(
     r: Result<Result<Image, PullError>, tokio::sync::oneshot::error::RecvError>,
 ) -> Result<Resp, ApiError> {
     match r {
-        Ok(Err(e)) => Err(pull_error(e)),
+        Ok(Err(e)) => Err(ApiError::from(e)),
         Ok(Ok(_)) => Ok(json(StatusCode::OK, &json!({"status": "Done"}))),
         Err(_) => Err(ApiError::internal("the pull task ended unexpectedly")),
-    }
-}
-
-fn pull_error(e: PullError) -> ApiError {
-    match e {
-        PullError::Registry(RegistryError::NotFound(m)) => ApiError::not_found(m),
-        // As dockerd: a pull refused for lack of credentials is "not found"; a 401 would make
-        // the docker CLI stop and prompt for a login on its own.
-        PullError::Registry(RegistryError::Unauthorized(m)) => ApiError::not_found(m),
-        PullError::Registry(r) => ApiError::internal(r.to_string()),
-        PullError::Other(e) => ApiError::internal(format!("{e:#}")),
     }
 }
 
@@ -459,116 +445,10 @@ pub fn prune(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-    use std::sync::Mutex;
-
     use super::*;
+    use crate::api::backends::fake::{image, FakeStore};
     use crate::api::http::body_json;
     use crate::containers::record::Status;
-    use crate::images::store::ImageRecord;
-
-    /// An image store in memory: images by ID, references (fully qualified) → ID.
-    #[derive(Default)]
-    struct FakeStore {
-        images: Vec<Image>,
-        refs: Mutex<BTreeMap<String, String>>,
-        deleted: Mutex<Vec<String>>,
-    }
-
-    fn image(n: u8, created: &str, labels: &[(&str, &str)]) -> Image {
-        let id = format!("sha256:{}", format!("{n:x}").repeat(64));
-        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
-        let config = serde_json::from_value(json!({
-            "architecture": "amd64", "os": "linux", "created": created,
-            "config": {"Labels": labels},
-            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "d".repeat(63)) + &n.to_string()]},
-        }))
-        .unwrap();
-        let record: ImageRecord = serde_json::from_value(json!({
-            "id": id, "manifest_digest": "sha256:m", "manifest_media_type": "m",
-            "layers": [{"diff_id": format!("layer{n}"), "digest": "d", "media_type": "t",
-                        "compressed_size": 10, "size": 100 * n as u64}],
-            "stored_at": created,
-        }))
-        .unwrap();
-        Image {
-            record,
-            config,
-            config_raw: Default::default(),
-        }
-    }
-
-    impl FakeStore {
-        fn with(images: Vec<Image>, tags: &[(&str, usize)]) -> Self {
-            let refs = tags
-                .iter()
-                .map(|(t, i)| (t.to_string(), images[*i].record.id.clone()))
-                .collect();
-            FakeStore {
-                images,
-                refs: Mutex::new(refs),
-                ..Default::default()
-            }
-        }
-        fn refs(&self) -> BTreeMap<String, String> {
-            self.refs.lock().unwrap().clone()
-        }
-    }
-
-    impl ImageBackend for FakeStore {
-        fn images(&self) -> Vec<Image> {
-            let gone = self.deleted.lock().unwrap();
-            let live = self.images.iter().filter(|i| !gone.contains(&i.record.id));
-            live.cloned().collect()
-        }
-        fn resolve(&self, name: &str) -> Result<Image, LookupError> {
-            let key = ImageRef::parse(name).ok().and_then(|r| r.tag_key());
-            let id = key.and_then(|k| self.refs().get(&k).cloned());
-            self.images()
-                .into_iter()
-                .find(|i| Some(&i.record.id) == id.as_ref() || i.record.id.contains(name))
-                .ok_or_else(|| LookupError::NotFound(name.to_string()))
-        }
-        fn tags_of(&self, id: &str) -> Vec<String> {
-            let refs = self.refs();
-            refs.into_iter()
-                .filter(|(_, i)| i == id)
-                .map(|(t, _)| t)
-                .collect()
-        }
-        fn digests_of(&self, _id: &str) -> Vec<String> {
-            Vec::new()
-        }
-        fn last_tag_time(&self, _id: &str) -> Option<String> {
-            None
-        }
-        fn layer_dir(&self, diff_id: &str) -> anyhow::Result<PathBuf> {
-            Ok(PathBuf::from("/layers").join(diff_id))
-        }
-        fn tag(&self, id: &str, tag_key: &str) -> anyhow::Result<()> {
-            self.refs.lock().unwrap().insert(tag_key.into(), id.into());
-            Ok(())
-        }
-        fn untag(&self, keys: &[String]) -> anyhow::Result<Vec<String>> {
-            let mut refs = self.refs.lock().unwrap();
-            Ok(keys
-                .iter()
-                .filter(|k| refs.remove(*k).is_some())
-                .cloned()
-                .collect())
-        }
-        fn delete(&self, id: &str) -> anyhow::Result<Vec<String>> {
-            self.deleted.lock().unwrap().push(id.into());
-            let img = self.images.iter().find(|i| i.record.id == id).unwrap();
-            Ok(img
-                .record
-                .layers
-                .iter()
-                .map(|l| l.diff_id.clone())
-                .collect())
-        }
-    }
 
     /// Containers, each made from an image, in a state.
     struct Users(Vec<(String, String, Status)>);

@@ -7,6 +7,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::backends::{ContainerBackend, NetworkBackend};
 use super::filters::Filters;
 use super::http::{empty, json, ApiError, Query, Resp};
 use super::Ctx;
@@ -14,11 +15,11 @@ use crate::containers::record::Record as CRecord;
 use crate::network::store::Network;
 use crate::network::{self, EndpointConfig, Mode};
 
-fn network_json(ctx: &Ctx, n: &Network, with_containers: bool) -> Value {
+/// A network as `GET /networks` lists it; with the containers on it as inspect shows them.
+fn network_json(b: &dyn NetworkBackend, on_it: Option<&[CRecord]>, n: &Network) -> Value {
     let mut containers = serde_json::Map::new();
-    if with_containers {
-        for c in ctx.containers.on_network(&n.id) {
-            let rec = c.record();
+    if let Some(recs) = on_it {
+        for rec in recs {
             let Some(ep) = rec
                 .net
                 .as_ref()
@@ -46,10 +47,7 @@ fn network_json(ctx: &Ctx, n: &Network, with_containers: bool) -> Value {
     };
     let mut options: BTreeMap<String, String> = n.options.clone();
     if n.is_bridge() {
-        options.insert(
-            "com.docker.network.bridge.name".into(),
-            n.bridge_name(ctx.containers.networks.tag()),
-        );
+        options.insert("com.docker.network.bridge.name".into(), b.bridge_name(n));
     }
     json!({
         "Name": n.name,
@@ -71,7 +69,15 @@ fn network_json(ctx: &Ctx, n: &Network, with_containers: bool) -> Value {
     })
 }
 
-fn matches(ctx: &Ctx, n: &Network, f: &Filters) -> Result<bool, ApiError> {
+/// The containers attached to a network, whatever their state.
+fn attached(recs: &[CRecord], network_id: &str) -> Vec<CRecord> {
+    recs.iter()
+        .filter(|r| r.networks.iter().any(|(id, _)| id == network_id))
+        .cloned()
+        .collect()
+}
+
+fn matches(recs: &[CRecord], n: &Network, f: &Filters) -> Result<bool, ApiError> {
     for key in f.keys() {
         let values = f.get(key);
         let ok = match key {
@@ -85,7 +91,7 @@ fn matches(ctx: &Ctx, n: &Network, f: &Filters) -> Result<bool, ApiError> {
                 _ => false,
             }),
             "dangling" => values.iter().any(|v| {
-                let dangling = !n.builtin() && ctx.containers.on_network(&n.id).is_empty();
+                let dangling = !n.builtin() && attached(recs, &n.id).is_empty();
                 (v == "true" || v == "1") == dangling
             }),
             "scope" => values.iter().any(|v| v == "local"),
@@ -103,19 +109,39 @@ fn matches(ctx: &Ctx, n: &Network, f: &Filters) -> Result<bool, ApiError> {
 }
 
 pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
+    let items = list_items(&*ctx.containers, &*ctx.containers, q)?;
+    Ok(json(StatusCode::OK, &Value::Array(items)))
+}
+
+fn list_items(
+    networks: &dyn NetworkBackend,
+    containers: &dyn ContainerBackend,
+    q: &Query,
+) -> Result<Vec<Value>, ApiError> {
     let f = q.filters()?;
+    let recs = containers.records();
     let mut out = Vec::new();
-    for n in ctx.containers.networks.all() {
-        if matches(ctx, &n, &f)? {
-            out.push(network_json(ctx, &n, false));
+    for n in networks.networks() {
+        if matches(&recs, &n, &f)? {
+            out.push(network_json(networks, None, &n));
         }
     }
-    Ok(json(StatusCode::OK, &Value::Array(out)))
+    Ok(out)
 }
 
 pub fn inspect(ctx: &Ctx, key: &str) -> Result<Resp, ApiError> {
-    let n = ctx.containers.networks.get(key)?;
-    Ok(json(StatusCode::OK, &network_json(ctx, &n, true)))
+    let body = inspect_json(&*ctx.containers, &*ctx.containers, key)?;
+    Ok(json(StatusCode::OK, &body))
+}
+
+fn inspect_json(
+    networks: &dyn NetworkBackend,
+    containers: &dyn ContainerBackend,
+    key: &str,
+) -> Result<Value, ApiError> {
+    let n = networks.network(key)?;
+    let on_it = attached(&containers.records(), &n.id);
+    Ok(network_json(networks, Some(&on_it), &n))
 }
 
 #[derive(Deserialize, Default)]
@@ -298,23 +324,15 @@ pub async fn connect(
 }
 
 pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
-    let f = q.filters()?;
-    f.only(&["until", "label", "label!"])?;
-    let until = f.until()?;
     let mut deleted = Vec::new();
-    for n in ctx.containers.networks.all() {
-        if n.builtin() || ctx.containers.networks.live_users(&n.id) > 0 {
-            continue;
-        }
-        let labels_ok = f.labels_match(|k| n.labels.get(k).map(String::as_str));
-        let old_enough =
-            until.is_none_or(|cut| crate::images::model::parse_time(Some(&n.created)) < cut);
-        if !labels_ok || !old_enough {
-            continue;
-        }
-        if ctx.containers.networks.remove(&n).await.is_ok() {
-            network_event(ctx, "destroy", &n);
-            deleted.push(n.name.clone());
+    for n in prunable(&*ctx.containers, q)? {
+        match ctx.containers.networks.remove(&n).await {
+            Ok(()) => {
+                network_event(ctx, "destroy", &n);
+                deleted.push(n.name.clone());
+            }
+            // A container joined it since it was chosen.
+            Err(e) => tracing::info!("prune: keeping network {}: {e}", n.name),
         }
     }
     ctx.containers.networks.sweep().await;
@@ -322,6 +340,23 @@ pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
         StatusCode::OK,
         &json!({"NetworksDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }}),
     ))
+}
+
+/// The networks `network prune` removes: user-defined, unused, by its filters.
+fn prunable(networks: &dyn NetworkBackend, q: &Query) -> Result<Vec<Network>, ApiError> {
+    let f = q.filters()?;
+    f.only(&["until", "label", "label!"])?;
+    let until = f.until()?;
+    Ok(networks
+        .networks()
+        .into_iter()
+        .filter(|n| {
+            !n.builtin()
+                && networks.live_users(&n.id) == 0
+                && f.labels_match(|k| n.labels.get(k).map(String::as_str))
+                && until.is_none_or(|cut| crate::images::model::parse_time(Some(&n.created)) < cut)
+        })
+        .collect())
 }
 
 fn endpoint_json(rec: &CRecord, network_id: &str, cfg: Option<&EndpointConfig>) -> Value {
@@ -356,29 +391,27 @@ fn endpoint_json(rec: &CRecord, network_id: &str, cfg: Option<&EndpointConfig>) 
 }
 
 /// `NetworkSettings.Networks` of a container, keyed by network name as docker does.
-pub fn container_networks(ctx: &Ctx, rec: &CRecord) -> Value {
+pub fn container_networks(networks: &dyn NetworkBackend, rec: &CRecord) -> Value {
     let mut out = serde_json::Map::new();
     let mode = rec.host_config.network_mode.clone().unwrap_or_default();
     match network::mode_of(&mode) {
         Mode::Host => {
             out.insert(
                 "host".into(),
-                endpoint_json(rec, &net_id(ctx, "host"), None),
+                endpoint_json(rec, &net_id(networks, "host"), None),
             );
         }
         Mode::Container(_) => {}
         Mode::Own if rec.networks.is_empty() => {
             out.insert(
                 "none".into(),
-                endpoint_json(rec, &net_id(ctx, "none"), None),
+                endpoint_json(rec, &net_id(networks, "none"), None),
             );
         }
         Mode::Own => {
             for (id, cfg) in &rec.networks {
-                let name = ctx
-                    .containers
-                    .networks
-                    .get(id)
+                let name = networks
+                    .network(id)
                     .map(|n| n.name)
                     .unwrap_or_else(|_| id.clone());
                 out.insert(name, endpoint_json(rec, id, Some(cfg)));
@@ -388,12 +421,8 @@ pub fn container_networks(ctx: &Ctx, rec: &CRecord) -> Value {
     Value::Object(out)
 }
 
-fn net_id(ctx: &Ctx, name: &str) -> String {
-    ctx.containers
-        .networks
-        .get(name)
-        .map(|n| n.id)
-        .unwrap_or_default()
+fn net_id(networks: &dyn NetworkBackend, name: &str) -> String {
+    networks.network(name).map(|n| n.id).unwrap_or_default()
 }
 
 /// The published ports of a running container (none otherwise).
@@ -406,11 +435,10 @@ pub fn published(rec: &CRecord) -> Vec<network::ports::Published> {
 }
 
 /// inspect's `NetworkSettings`.
-pub fn network_settings(ctx: &Ctx, c: &crate::containers::Container) -> Value {
-    let rec = c.record();
+pub fn network_settings(networks: &dyn NetworkBackend, rec: &CRecord) -> Value {
     let exposed = rec.config.exposed_ports.clone().unwrap_or_default();
     let live = rec.state.status.is_live();
-    let bridge_id = net_id(ctx, "bridge");
+    let bridge_id = net_id(networks, "bridge");
     // docker's top-level fields describe the default bridge endpoint only.
     let top = rec
         .net
@@ -426,9 +454,9 @@ pub fn network_settings(ctx: &Ctx, c: &crate::containers::Container) -> Value {
         .unwrap_or_default();
     json!({
         "Bridge": "",
-        "SandboxID": if sandbox.is_empty() { String::new() } else { c.id.clone() },
+        "SandboxID": if sandbox.is_empty() { String::new() } else { rec.id.clone() },
         "SandboxKey": sandbox,
-        "Ports": network::ports::inspect_ports(&exposed, &published(&rec)),
+        "Ports": network::ports::inspect_ports(&exposed, &published(rec)),
         "HairpinMode": false,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
@@ -442,6 +470,167 @@ pub fn network_settings(ctx: &Ctx, c: &crate::containers::Container) -> Value {
         "IPPrefixLen": top.map(|e| e.prefix).unwrap_or(0),
         "IPv6Gateway": "",
         "MacAddress": top.map(|e| e.mac.clone()).unwrap_or_default(),
-        "Networks": container_networks(ctx, &rec),
+        "Networks": container_networks(networks, rec),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::backends::fake::{FakeContainers, FakeNetworks};
+    use crate::containers::record::{sample_record, Status};
+    use crate::network::{Endpoint, NetState};
+
+    fn q(s: &str) -> Query {
+        Query::parse(Some(s))
+    }
+
+    /// `name`, attached to `net` (with alias `db`), running with an endpoint there or stopped.
+    fn on(name: &str, net: &Network, running: bool) -> CRecord {
+        let mut r = sample_record();
+        r.name = name.into();
+        r.id = format!("{:0<64}", name);
+        let cfg = EndpointConfig {
+            aliases: vec!["db".into()],
+            ipv4: None,
+        };
+        r.networks = vec![(net.id.clone(), cfg)];
+        r.state.status = if running {
+            Status::Running
+        } else {
+            Status::Exited
+        };
+        r.net = running.then(|| NetState {
+            netns: Some("/run/netns/x".into()),
+            endpoints: vec![Endpoint {
+                network_id: net.id.clone(),
+                endpoint_id: "e".repeat(64),
+                host_veth: "veth0".into(),
+                ifname: "eth0".into(),
+                ip: "10.5.0.2".parse().unwrap(),
+                prefix: 24,
+                gateway: "10.5.0.1".parse().unwrap(),
+                mac: "02:42:0a:05:00:02".into(),
+                dns_names: vec![name.into(), "db".into()],
+            }],
+            ports: Vec::new(),
+        });
+        r
+    }
+
+    fn names(items: &[Value]) -> Vec<&str> {
+        items.iter().map(|n| n["Name"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn list_filters_as_docker() {
+        let mut nets = FakeNetworks::with(&[("front", "10.5.0.0/24"), ("back", "10.6.0.0/24")]);
+        nets.networks[3].labels.insert("tier".into(), "web".into());
+        let containers = FakeContainers {
+            records: vec![on("api", &nets.networks[3], false)],
+            ..Default::default()
+        };
+        let only = |f: &str| {
+            let items = list_items(&nets, &containers, &q(&format!("filters={f}"))).unwrap();
+            names(&items)
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(only("{}"), ["bridge", "host", "none", "front", "back"]);
+        // A network is dangling with no container attached, running or not.
+        assert_eq!(only(r#"{"dangling":["true"]}"#), ["back"]);
+        assert_eq!(only(r#"{"type":["custom"]}"#), ["front", "back"]);
+        assert_eq!(only(r#"{"type":["builtin"]}"#), ["bridge", "host", "none"]);
+        assert_eq!(only(r#"{"driver":["null"]}"#), ["none"]);
+        assert_eq!(only(r#"{"name":["ro"]}"#), ["front"]);
+        assert_eq!(only(r#"{"label":["tier=web"]}"#), ["front"]);
+        assert_eq!(only(r#"{"id":["hosthost"]}"#), ["host"]);
+        let e = list_items(&nets, &containers, &q(r#"filters={"colour":["x"]}"#)).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert!(
+            e.message.starts_with("invalid filter 'colour'"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn inspect_shows_running_members_and_the_bridge() {
+        let nets = FakeNetworks::with(&[("front", "10.5.0.0/24")]);
+        let front = nets.networks[3].clone();
+        let containers = FakeContainers {
+            records: vec![on("api", &front, true), on("old", &front, false)],
+            ..Default::default()
+        };
+        let v = inspect_json(&nets, &containers, "front").unwrap();
+        assert_eq!(
+            v["IPAM"]["Config"],
+            json!([{"Subnet": "10.5.0.0/24", "Gateway": "10.5.0.1"}])
+        );
+        assert_eq!(
+            v["Options"]["com.docker.network.bridge.name"],
+            format!("br-{}", &front.id[..12])
+        );
+        let members = v["Containers"].as_object().unwrap();
+        assert_eq!(
+            members.len(),
+            1,
+            "only running containers are members: {members:?}"
+        );
+        let api = &members[&format!("{:0<64}", "api")];
+        assert_eq!(api["Name"], "api");
+        assert_eq!(api["IPv4Address"], "10.5.0.2/24");
+        let e = inspect_json(&nets, &containers, "nope").unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.message.as_str()),
+            (404, "network nope not found")
+        );
+    }
+
+    #[test]
+    fn prune_takes_unused_user_defined_networks_by_filter() {
+        let mut nets = FakeNetworks::with(&[("front", "10.5.0.0/24"), ("back", "10.6.0.0/24")]);
+        nets.live_users.insert(nets.networks[3].id.clone(), 1);
+        nets.networks[4].labels.insert("keep".into(), "yes".into());
+        let chosen = |f: &str| {
+            let p = prunable(&nets, &q(&format!("filters={f}"))).unwrap();
+            p.into_iter().map(|n| n.name).collect::<Vec<_>>()
+        };
+        assert_eq!(chosen("{}"), ["back"]);
+        assert!(chosen(r#"{"label!":["keep"]}"#).is_empty());
+        assert!(chosen(r#"{"until":["2025-01-01T00:00:00Z"]}"#).is_empty());
+        assert_eq!(chosen(r#"{"until":["2026-06-01T00:00:00Z"]}"#), ["back"]);
+        let e = prunable(&nets, &q(r#"filters={"dangling":["true"]}"#)).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+    }
+
+    #[test]
+    fn a_container_shows_its_networks_by_name_with_aliases() {
+        let nets = FakeNetworks::with(&[("front", "10.5.0.0/24")]);
+        let running = on("api", &nets.networks[3], true);
+        let v = container_networks(&nets, &running);
+        let front = &v["front"];
+        assert_eq!(front["IPAddress"], "10.5.0.2");
+        assert_eq!(front["Aliases"], json!(["db"]));
+        assert_eq!(front["DNSNames"], json!(["api", "db"]));
+        // Stopped, it keeps its network and aliases but has no address.
+        let stopped = on("api", &nets.networks[3], false);
+        let v = container_networks(&nets, &stopped);
+        assert_eq!(v["front"]["IPAddress"], "");
+        assert_eq!(v["front"]["Aliases"], json!(["db"]));
+        // With no network of its own it is on `none`; with --network host, on `host`.
+        let mut none = sample_record();
+        none.host_config.network_mode = Some("none".into());
+        assert_eq!(
+            container_networks(&nets, &none)["none"]["NetworkID"],
+            nets.networks[2].id
+        );
+        let mut host = sample_record();
+        host.host_config.network_mode = Some("host".into());
+        assert!(container_networks(&nets, &host)
+            .as_object()
+            .unwrap()
+            .contains_key("host"));
+    }
 }

@@ -1,9 +1,10 @@
 //! What can go wrong with a container, in the engine's own words.
 //!
-//! The kinds follow moby's `errdefs` (not found, invalid argument, conflict, forbidden, not
-//! modified, internal); `api/errors.rs` maps them to docker's status codes, in one place.
+//! The kinds are the engine's (`errdefs`, after moby's); `api/errors.rs` maps them to
+//! docker's status codes, in one place.
 //! The message is what `docker` prints after "Error response from daemon: ".
 
+use crate::errdefs::{Classify, Kind};
 use crate::network::NetworkError;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,20 +31,18 @@ pub enum ContainerError {
     Internal(#[from] anyhow::Error),
 }
 
-impl ContainerError {
-    pub fn not_found(m: impl Into<String>) -> Self {
-        Self::NotFound(m.into())
-    }
-    pub fn invalid(m: impl Into<String>) -> Self {
-        Self::InvalidArgument(m.into())
-    }
-    pub fn conflict(m: impl Into<String>) -> Self {
-        Self::Conflict(m.into())
-    }
-    pub fn forbidden(m: impl Into<String>) -> Self {
-        Self::Forbidden(m.into())
-    }
-    pub fn internal(m: impl std::fmt::Display) -> Self {
-        Self::Internal(anyhow::anyhow!("{m}"))
+crate::domain_error_constructors!(ContainerError);
+
+impl Classify for ContainerError {
+    fn kind(&self) -> Kind {
+        match self {
+            Self::NotFound(_) => Kind::NotFound,
+            Self::InvalidArgument(_) => Kind::InvalidArgument,
+            Self::Conflict(_) => Kind::Conflict,
+            Self::Forbidden(_) => Kind::Forbidden,
+            Self::NotModified(_) => Kind::NotModified,
+            Self::Network(n) => n.kind(),
+            Self::Internal(_) => Kind::Internal,
+        }
     }
 }

@@ -68,6 +68,19 @@ pub enum PullError {
     Other(#[from] anyhow::Error),
 }
 
+impl crate::errdefs::Classify for PullError {
+    fn kind(&self) -> crate::errdefs::Kind {
+        use crate::errdefs::Kind;
+        match self {
+            PullError::Registry(RegistryError::NotFound(_)) => Kind::NotFound,
+            // As dockerd: a pull refused for lack of credentials is "not found"; a 401 would
+            // make the docker CLI stop and prompt for a login on its own.
+            PullError::Registry(RegistryError::Unauthorized(_)) => Kind::NotFound,
+            PullError::Registry(_) | PullError::Other(_) => Kind::Internal,
+        }
+    }
+}
+
 pub struct Puller {
     pub store: Arc<Store>,
     pub registries: RegistryConfig,

@@ -537,3 +537,12 @@ pub enum LookupError {
     #[error("ambiguous image reference {0:?}: more than one image ID starts with it; give more characters")]
     Ambiguous(String),
 }
+
+impl crate::errdefs::Classify for LookupError {
+    fn kind(&self) -> crate::errdefs::Kind {
+        match self {
+            LookupError::NotFound(_) => crate::errdefs::Kind::NotFound,
+            LookupError::Ambiguous(_) => crate::errdefs::Kind::InvalidArgument,
+        }
+    }
+}

@@ -1,5 +1,7 @@
 //! What can go wrong with a network, in the engine's own words; `api/errors.rs` maps the kinds
-//! to docker's status codes (the same kinds as `ContainerError`, after moby's `errdefs`).
+//! to docker's status codes (the engine's `errdefs` kinds, as for every domain).
+
+use crate::errdefs::{Classify, Kind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -15,20 +17,16 @@ pub enum NetworkError {
     Internal(#[from] anyhow::Error),
 }
 
-impl NetworkError {
-    pub fn not_found(m: impl Into<String>) -> Self {
-        Self::NotFound(m.into())
-    }
-    pub fn invalid(m: impl Into<String>) -> Self {
-        Self::InvalidArgument(m.into())
-    }
-    pub fn conflict(m: impl Into<String>) -> Self {
-        Self::Conflict(m.into())
-    }
-    pub fn forbidden(m: impl Into<String>) -> Self {
-        Self::Forbidden(m.into())
-    }
-    pub fn internal(m: impl std::fmt::Display) -> Self {
-        Self::Internal(anyhow::anyhow!("{m}"))
+crate::domain_error_constructors!(NetworkError);
+
+impl Classify for NetworkError {
+    fn kind(&self) -> Kind {
+        match self {
+            Self::NotFound(_) => Kind::NotFound,
+            Self::InvalidArgument(_) => Kind::InvalidArgument,
+            Self::Conflict(_) => Kind::Conflict,
+            Self::Forbidden(_) => Kind::Forbidden,
+            Self::Internal(_) => Kind::Internal,
+        }
     }
 }
