@@ -1,8 +1,10 @@
 //! `skiff`: the docker command line, served by skiff's own engine.
 
+mod archive;
 mod cli;
 mod commands;
 mod dockercfg;
+mod goerror;
 mod machine;
 mod output;
 

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::goerror::go_io_error;
+
 /// go-units' `RAMInBytes`: "32m", "1g", "512k", "1.5GiB", plain bytes; binary multiples.
 pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
     let sep = s.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ');
@@ -203,18 +205,6 @@ pub fn parse_kv_lines(content: &[u8], lookup: Option<Lookup>) -> Result<Vec<Stri
 pub fn read_kv_file(path: &str, lookup: Option<Lookup>) -> Result<Vec<String>, String> {
     let content = std::fs::read(path).map_err(|e| format!("open {path}: {}", go_io_error(&e)))?;
     parse_kv_lines(&content, lookup).map_err(|e| format!("invalid env file ({path}): {e}"))
-}
-
-/// Go's wording of common I/O errors ("no such file or directory").
-pub fn go_io_error(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            // SAFETY: strerror returns a pointer to a static, NUL-terminated message.
-            let msg = unsafe { std::ffi::CStr::from_ptr(libc::strerror(code)) };
-            msg.to_string_lossy().to_lowercase()
-        }
-        None => e.to_string(),
-    }
 }
 
 pub fn env_lookup(key: &str) -> Option<String> {
