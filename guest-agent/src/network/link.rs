@@ -280,8 +280,17 @@ pub fn create_netns(path: &Path) -> Result<File> {
 
 /// Unpin a namespace; the kernel frees it (and the veth ends in it) once nothing uses it.
 pub fn remove_netns(path: &Path) {
-    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
-    let _ = std::fs::remove_file(path);
+    // Not mounted (a host reboot unpinned it) and already gone are the expected misses; any
+    // other failure leaves a namespace pinned, and is worth a line in the log.
+    match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+        Err(e) => tracing::warn!("unpinning the network namespace {}: {e}", path.display()),
+    }
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("removing {}: {e}", path.display());
+        }
+    }
 }
 
 /// Pinned and usable: after a host reboot the file is there but the mount is not.

@@ -437,7 +437,9 @@ impl Networks {
         if fresh {
             if let Err(e) = self.apply_rules() {
                 self.st().active.remove(&n.id);
-                let _ = nl.delete(&bridge).await;
+                if let Err(d) = nl.delete(&bridge).await {
+                    tracing::warn!("removing bridge {bridge} after a failed start: {d:#}");
+                }
                 return Err(e);
             }
             if n.serves_names() {
@@ -662,7 +664,9 @@ impl Networks {
         if let Err(e) = self.apply_rules() {
             tracing::warn!("{name}: published ports stay with the agent's relay: {e:#}");
             self.st().kernel_ports.remove(id);
-            let _ = self.apply_rules();
+            if let Err(e) = self.apply_rules() {
+                tracing::warn!("{name}: the firewall rules could not be put back: {e:#}");
+            }
         }
     }
 
@@ -723,7 +727,9 @@ impl Networks {
             }
             Err(e) => {
                 if let Ok(nl) = self.nl().await {
-                    let _ = nl.delete(&host_veth).await;
+                    if let Err(d) = nl.delete(&host_veth).await {
+                        tracing::warn!("removing {host_veth} after a failed join: {d:#}");
+                    }
                 }
                 if self.release(&n.id, ip) {
                     self.linger(&n.id);
@@ -892,7 +898,9 @@ impl Networks {
             let bridge = n.bridge_name(&self.tag);
             if matches!(nl.index_of(&bridge).await, Ok(Some(_))) {
                 any_stale = true;
-                let _ = nl.delete(&bridge).await;
+                if let Err(e) = nl.delete(&bridge).await {
+                    tracing::warn!("removing the stale bridge {bridge}: {e:#}");
+                }
             }
         }
         if any_stale || self.bridge_rules().is_empty() {
