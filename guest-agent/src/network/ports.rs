@@ -404,4 +404,95 @@ mod tests {
         assert_eq!(l.as_array().unwrap().len(), 3);
         assert_eq!(l[2], json!({"PrivatePort": 443, "Type": "tcp"}));
     }
+
+    fn req(port: u16, ip: Option<&str>, host_ports: (u16, u16)) -> Request {
+        Request {
+            container_port: port,
+            proto: Proto::Tcp,
+            host_ip: ip.map(|i| i.parse().unwrap()),
+            host_ports,
+        }
+    }
+
+    #[test]
+    fn bind_all_publishes_every_address_and_takes_back_all_on_failure() {
+        use crate::network::publish::fake::FakeRemote;
+        use std::sync::Arc;
+        let remote = Arc::new(FakeRemote::default());
+        let publisher = Publisher::Remote(remote.clone());
+        let target: Ipv4Addr = "10.0.0.2".parse().unwrap();
+        let held = |r: &FakeRemote| {
+            r.held
+                .lock()
+                .unwrap()
+                .keys()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+        };
+
+        // A port of the kernel's choosing is the same on IPv4 and IPv6.
+        let bound = bind_all(&[req(80, None, (0, 0))], target, true, &publisher).unwrap();
+        let ports: Vec<_> = bound
+            .iter()
+            .map(|(p, _)| (p.host_ip.to_string(), p.host_port))
+            .collect();
+        assert_eq!(
+            ports,
+            [("0.0.0.0".to_string(), 40001), ("::".to_string(), 40001)]
+        );
+
+        // A range takes its first free port.
+        let taken = bind_all(
+            &[req(81, Some("127.0.0.1"), (8000, 8000))],
+            target,
+            false,
+            &publisher,
+        )
+        .unwrap();
+        let ranged = bind_all(
+            &[req(82, Some("127.0.0.1"), (8000, 8002))],
+            target,
+            false,
+            &publisher,
+        )
+        .unwrap();
+        assert_eq!(ranged[0].0.host_port, 8001);
+
+        // One port in use fails the whole request, named as docker names it, and what was
+        // bound for it before the failure is given back.
+        let before = held(&remote);
+        let e = bind_all(
+            &[
+                req(90, Some("127.0.0.1"), (9000, 9000)),
+                req(91, Some("127.0.0.1"), (8000, 8000)),
+            ],
+            target,
+            false,
+            &publisher,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            e,
+            "failed to bind host port for 127.0.0.1:8000:10.0.0.2:91/tcp: address already in use"
+        );
+        assert_eq!(held(&remote), before, "9000 is free again");
+        let e = bind_all(
+            &[req(92, Some("127.0.0.1"), (8000, 8001))],
+            target,
+            false,
+            &publisher,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.ends_with("every port of the range is in use; choose another range"),
+            "{e}"
+        );
+        drop((bound, taken, ranged));
+        assert!(
+            held(&remote).is_empty(),
+            "dropped listeners give their ports back"
+        );
+    }
 }
