@@ -1,7 +1,7 @@
 //! The kinds of failure every domain of the engine reports, after moby's `errdefs`: a domain
 //! error says what went wrong and which kind it is; only `api/errors.rs` turns a kind into a
 //! status code. Containers, networks, images and the domains to come share these kinds, so a
-//! new domain's error is one enum, its `Classify` and `domain_error_constructors!`.
+//! new domain's error is one enum and a `domain_error!` line.
 
 /// What kind of failure an error is: what the client did wrong, or what the engine did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,13 +25,16 @@ pub trait Classify {
     fn kind(&self) -> Kind;
 }
 
-/// The constructors of a domain error whose variants carry the message, one per kind
-/// (`not_found`, `invalid`, `conflict`, `forbidden`, `internal`): a macro rather than a
-/// trait's default methods so that they are inherent (no trait to import at every call) and
-/// each domain keeps its own variants for `match`.
+/// A domain error's constructors, one per kind (`not_found`, `invalid`, `conflict`,
+/// `forbidden`, `internal`), and its `Classify` for the variants named after the kinds
+/// (`NotFound(String)`, `InvalidArgument(String)`, `Conflict(String)`, `Forbidden(String)`,
+/// `Internal(anyhow::Error)`); any other variant is given with its kind after the type:
+/// `domain_error!(ContainerError, Self::Network(n) => n.kind())`. A macro rather than a
+/// trait's default methods so that the constructors are inherent (no trait to import at every
+/// call) and each domain keeps its own enum to `match` on.
 #[macro_export]
-macro_rules! domain_error_constructors {
-    ($error:ty) => {
+macro_rules! domain_error {
+    ($error:ty $(, $pat:pat => $kind:expr)* $(,)?) => {
         impl $error {
             pub fn not_found(m: impl Into<String>) -> Self {
                 Self::NotFound(m.into())
@@ -47,6 +50,21 @@ macro_rules! domain_error_constructors {
             }
             pub fn internal(m: impl std::fmt::Display) -> Self {
                 Self::Internal(anyhow::anyhow!("{m}"))
+            }
+        }
+
+        impl $crate::errdefs::Classify for $error {
+            fn kind(&self) -> $crate::errdefs::Kind {
+                #[allow(unused_imports)]
+                use $crate::errdefs::{Classify as _, Kind};
+                match self {
+                    Self::NotFound(_) => Kind::NotFound,
+                    Self::InvalidArgument(_) => Kind::InvalidArgument,
+                    Self::Conflict(_) => Kind::Conflict,
+                    Self::Forbidden(_) => Kind::Forbidden,
+                    Self::Internal(_) => Kind::Internal,
+                    $($pat => $kind,)*
+                }
             }
         }
     };

@@ -10,7 +10,7 @@ use skiff_common::units::human_duration;
 use tokio::sync::mpsc;
 
 use super::backends::{ContainerBackend, ImageBackend, NetworkBackend};
-use super::filters::{glob_match, Filters};
+use super::filters::{glob_match, Filters, PruneFilters};
 use super::http::{empty, json, ApiError, Query, Resp};
 use super::streams::{self, AttachOptions, FollowSpec};
 use super::Ctx;
@@ -554,9 +554,7 @@ pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
 
 /// The stopped containers `container prune` removes, by its filters.
 fn prunable(containers: &dyn ContainerBackend, q: &Query) -> Result<Vec<CRecord>, ApiError> {
-    let filters = q.filters()?;
-    filters.only(&["until", "label", "label!"])?;
-    let until = filters.until()?;
+    let prune = PruneFilters::parse(q.get("filters"), &[])?;
     Ok(containers
         .records()
         .into_iter()
@@ -565,8 +563,9 @@ fn prunable(containers: &dyn ContainerBackend, q: &Query) -> Result<Vec<CRecord>
             matches!(
                 rec.state.status,
                 Status::Exited | Status::Created | Status::Dead
-            ) && until.is_none_or(|u| parse_time(Some(&rec.created)) < u)
-                && filters.labels_match(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
+            ) && prune.admit(parse_time(Some(&rec.created)), |k| {
+                labels.and_then(|l| l.get(k)).map(String::as_str)
+            })
         })
         .collect())
 }

@@ -98,6 +98,29 @@ impl Filters {
     }
 }
 
+/// What every prune filters on (`until`: created before; `label`, `label!`), with the keys
+/// of its own: one reading of them for containers, images, networks and the volumes to come.
+pub struct PruneFilters {
+    pub filters: Filters,
+    until: Option<i64>,
+}
+
+impl PruneFilters {
+    pub fn parse(raw: Option<&str>, own: &[&str]) -> Result<Self, ApiError> {
+        let filters = Filters::parse(raw)?;
+        let mut allowed = vec!["until", "label", "label!"];
+        allowed.extend_from_slice(own);
+        filters.only(&allowed)?;
+        let until = filters.until()?;
+        Ok(PruneFilters { filters, until })
+    }
+
+    /// Whether an object created at `created` (unix seconds) with these labels may go.
+    pub fn admit<'a>(&self, created: i64, labels: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.until.is_none_or(|u| created < u) && self.filters.labels_match(labels)
+    }
+}
+
 /// `until`: unix seconds, an RFC 3339 time, or a duration before `now` (`90s`, `10m`, `24h`).
 pub fn parse_until(s: &str, now: i64) -> Result<i64, ApiError> {
     if let Ok(n) = s.parse::<i64>() {

@@ -7,7 +7,7 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 
 use super::backends::{ImageBackend, ImageUsers};
-use super::filters::{glob_match, Filters};
+use super::filters::{glob_match, PruneFilters};
 use super::http::{json, json_stream, ApiError, Query, Resp};
 use super::Ctx;
 use crate::images::model::Platform;
@@ -176,7 +176,7 @@ pub fn list(images: &dyn ImageBackend, q: &Query) -> Result<Resp, ApiError> {
                 continue;
             }
         }
-        if !label_match(img, &filters) {
+        if !filters.labels_match(label_of(img)) {
             continue;
         }
         if let Some(b) = &before {
@@ -194,9 +194,10 @@ pub fn list(images: &dyn ImageBackend, q: &Query) -> Result<Resp, ApiError> {
     Ok(json(StatusCode::OK, &out))
 }
 
-fn label_match(img: &Image, filters: &Filters) -> bool {
+/// An image's label by key, for the label filters.
+fn label_of<'a>(img: &'a Image) -> impl Fn(&str) -> Option<&'a str> + 'a {
     let labels = img.config.config.as_ref().and_then(|c| c.labels.as_ref());
-    filters.labels_match(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
+    move |k| labels.and_then(|l| l.get(k)).map(String::as_str)
 }
 
 /// `GET /images/{name}/json`
@@ -391,10 +392,8 @@ pub fn prune(
     users: &dyn ImageUsers,
     q: &Query,
 ) -> Result<Resp, ApiError> {
-    let filters = q.filters()?;
-    filters.only(&["dangling", "label", "label!", "until"])?;
-    let only_dangling = filters.bool("dangling")?.unwrap_or(true);
-    let until = filters.until()?;
+    let prune = PruneFilters::parse(q.get("filters"), &["dangling"])?;
+    let only_dangling = prune.filters.bool("dangling")?.unwrap_or(true);
     let mut deleted = Vec::new();
     let mut reclaimed: u64 = 0;
     for img in images.images() {
@@ -406,13 +405,8 @@ pub fn prune(
         if only_dangling && !tags.is_empty() {
             continue;
         }
-        if !label_match(&img, &filters) {
+        if !prune.admit(img.config.created_unix(), label_of(&img)) {
             continue;
-        }
-        if let Some(u) = until {
-            if img.config.created_unix() >= u {
-                continue;
-            }
         }
         let mut refs = tags;
         refs.extend(images.digests_of(&id));

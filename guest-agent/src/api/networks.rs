@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::backends::{ContainerBackend, NetworkBackend};
-use super::filters::Filters;
+use super::filters::{Filters, PruneFilters};
 use super::http::{empty, json, ApiError, Query, Resp};
 use super::Ctx;
 use crate::containers::record::Record as CRecord;
@@ -344,17 +344,16 @@ pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
 
 /// The networks `network prune` removes: user-defined, unused, by its filters.
 fn prunable(networks: &dyn NetworkBackend, q: &Query) -> Result<Vec<Network>, ApiError> {
-    let f = q.filters()?;
-    f.only(&["until", "label", "label!"])?;
-    let until = f.until()?;
+    let prune = PruneFilters::parse(q.get("filters"), &[])?;
     Ok(networks
         .networks()
         .into_iter()
         .filter(|n| {
             !n.builtin()
                 && networks.live_users(&n.id) == 0
-                && f.labels_match(|k| n.labels.get(k).map(String::as_str))
-                && until.is_none_or(|cut| crate::images::model::parse_time(Some(&n.created)) < cut)
+                && prune.admit(crate::images::model::parse_time(Some(&n.created)), |k| {
+                    n.labels.get(k).map(String::as_str)
+                })
         })
         .collect())
 }

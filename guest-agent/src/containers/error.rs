@@ -4,7 +4,6 @@
 //! docker's status codes, in one place.
 //! The message is what `docker` prints after "Error response from daemon: ".
 
-use crate::errdefs::{Classify, Kind};
 use crate::network::NetworkError;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,18 +30,8 @@ pub enum ContainerError {
     Internal(#[from] anyhow::Error),
 }
 
-crate::domain_error_constructors!(ContainerError);
-
-impl Classify for ContainerError {
-    fn kind(&self) -> Kind {
-        match self {
-            Self::NotFound(_) => Kind::NotFound,
-            Self::InvalidArgument(_) => Kind::InvalidArgument,
-            Self::Conflict(_) => Kind::Conflict,
-            Self::Forbidden(_) => Kind::Forbidden,
-            Self::NotModified(_) => Kind::NotModified,
-            Self::Network(n) => n.kind(),
-            Self::Internal(_) => Kind::Internal,
-        }
-    }
-}
+crate::domain_error!(
+    ContainerError,
+    Self::NotModified(_) => Kind::NotModified,
+    Self::Network(n) => n.kind(),
+);
