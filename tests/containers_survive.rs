@@ -24,11 +24,6 @@ fn field(s: &Skiff, name: &str, f: &str) -> String {
         .to_string()
 }
 
-fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
-}
-
 #[test]
 fn agent_sigkill_loses_no_container_log_or_exit_code() {
     let s = Skiff::new();

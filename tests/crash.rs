@@ -71,7 +71,7 @@ fn assert_check_consistent(s: &Skiff) {
 
 #[test]
 fn killed_pulls_leave_no_half_image_and_the_next_pull_completes() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _shared = MACHINE.read().unwrap_or_else(|p| p.into_inner());
     let s = Skiff::new();
     let big_sha = web_big_sha();
     s.run(&["pull", "-q", &image("busybox")]).ok();
@@ -207,15 +207,16 @@ fn crash_loop(s: &Skiff, rounds: u64, window_ms: u64, kill: &dyn Fn(&Skiff)) {
     let _ = std::fs::remove_file(&payload);
 }
 
-/// The crash tests kill things a whole machine shares on the vm backend: one at a time.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Killing the VMM takes down every engine of the shared machine, so that test runs alone;
+/// the others kill only their own engine (their own agent natively) and run side by side.
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// The agent is SIGKILLed at a random moment of pull (download and unpack), create, start,
 /// rm, prune and cp, 56 times; after each, the next command works and `system check` finds
 /// the store consistent, and at the end every image that was whole before still runs.
 #[test]
 fn agent_killed_anywhere_leaves_a_consistent_store() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _shared = MACHINE.read().unwrap_or_else(|p| p.into_inner());
     let s = Skiff::new();
     let big_sha = web_big_sha();
     crash_loop(&s, 56, 60, &|s: &Skiff| s.kill_agent());
@@ -263,7 +264,7 @@ fn vmm_killed_anywhere_leaves_a_consistent_store() {
         eprintln!("vm backend only: there is no VMM on the native backend");
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _alone = MACHINE.write().unwrap_or_else(|p| p.into_inner());
     let rounds = std::env::var("SKIFF_VMM_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -85,11 +85,6 @@ impl Drop for Vm {
     }
 }
 
-fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
-}
-
 fn guest_release() -> String {
     let kernel = guest_file("SKIFF_KERNEL");
     let release = kernel.with_file_name("release");

@@ -357,8 +357,7 @@ impl Skiff {
             // SAFETY: plain signal delivery to a pid we started.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             for _ in 0..200 {
-                // SAFETY: signal 0 only checks for existence.
-                if unsafe { libc::kill(pid, 0) } != 0 {
+                if !alive(pid) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -371,8 +370,7 @@ impl Skiff {
             // SAFETY: plain signal delivery to a pid we started.
             unsafe { libc::kill(pid, libc::SIGTERM) };
             for _ in 0..200 {
-                // SAFETY: signal 0 only checks for existence.
-                if unsafe { libc::kill(pid, 0) } != 0 {
+                if !alive(pid) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -422,6 +420,24 @@ pub fn test_tmp() -> PathBuf {
 
 /// SIGKILL a machine's QEMU, as a crash of the VMM would, and wait until `status` (which
 /// runs `skiff machine status` for that machine) reports it stopped.
+/// Whether a process is running: it exists and has not exited. An exited process stays a
+/// zombie until its parent reaps it, and a detached agent's parent is whatever adopted it:
+/// the init of these machines reaps about once every two seconds, which made every wait for
+/// a killed agent take that long.
+pub fn alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold any byte.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 pub fn kill_vmm(qemu_pid: i32, status: impl Fn() -> String) {
     // SAFETY: plain signal delivery to the QEMU a test's machine started.
     unsafe { libc::kill(qemu_pid, libc::SIGKILL) };
