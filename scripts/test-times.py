@@ -31,7 +31,7 @@ def parse(lines):
         m = RUNNING.match(line)
         if m:
             target = m.group(1)
-            crate = re.search(r"\(target/debug/deps/([a-z_0-9]+?)-[0-9a-f]+\)", line)
+            crate = re.search(r"\(target/(?:debug|release)/deps/([a-z_0-9]+?)-[0-9a-f]+\)", line)
             name = crate.group(1) if crate else binary_of(target)
             binary = name if target == "unittests" else binary_of(target)
             if target == "unittests":

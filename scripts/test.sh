@@ -9,26 +9,32 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# Each step's start, in seconds since the suite began: where CI's time goes (docs/TESTING.md).
+step() { echo "== $* (at ${SECONDS}s)"; }
+
 scripts/setup.sh
 . "$HOME/.cargo/env" 2>/dev/null || true
 
-echo "== format, lints, module graph"
+step "format, lints, module graph"
 cargo fmt --all -- --check
 scripts/check-modules.py --self-test
 scripts/check-modules.py
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "== build"
-cargo build --workspace --quiet
+# One release build serves everything: the binaries the end-to-end tests drive, the agent in
+# the guest image, and (cargo test --release below) the dependencies of the test binaries.
+# A debug build beside it compiled every dependency a second time, for no test that a
+# release build cannot run.
+step "build (release)"
+cargo build --release --workspace --quiet
 
-echo "== guest kernel and image (the vm backend)"
+step "guest kernel and image (the vm backend)"
 kernel_dir="$(scripts/build-kernel.sh)"
-cargo build --release -p skiff-agent --quiet
 SKIFF_KERNEL="$kernel_dir/vmlinux"
 SKIFF_INITRAMFS="$(scripts/build-initramfs.sh target/release/skiff-agent)"
 export SKIFF_KERNEL SKIFF_INITRAMFS
 
-echo "== test registries"
+step "test registries"
 scripts/test-registry.sh start
 scripts/test-images.sh
 eval "$(scripts/test-registry.sh env)"
@@ -41,31 +47,31 @@ export SKIFF_REGISTRY SKIFF_AUTH_REGISTRY SKIFF_REGISTRY_DIR
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="env RUSTC_BOOTSTRAP=1"
 report_time=(-Z unstable-options --report-time)
 
-echo "== tests (native backend)"
+step "tests (native backend)"
 log=${SKIFF_TEST_LOG:-$(mktemp)}
 : >"$log"
 machines=$(mktemp -d /var/tmp/skiff-e2e-machines.XXXXXX)
 cleanup() {
-    SKIFF_MACHINES="$machines" target/debug/skiff machine rm -f e2e >/dev/null 2>&1 || true
+    SKIFF_MACHINES="$machines" target/release/skiff machine rm -f e2e >/dev/null 2>&1 || true
     rm -rf "$machines"
     [ -n "${SKIFF_TEST_LOG:-}" ] || rm -f "$log"
 }
 trap cleanup EXIT
 set +e
 echo "== pass: native" >>"$log"
-cargo test --workspace --tests -- --test-threads="${SKIFF_TEST_THREADS:-2}" "${report_time[@]}" 2>&1 | tee -a "$log"
+cargo test --release --workspace --tests -- --test-threads="${SKIFF_TEST_THREADS:-2}" "${report_time[@]}" 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
 set -e
 
 # The end-to-end suite again, each test with an engine of its own in one shared machine (a
 # boot per test would cost seconds under emulation). vm.rs manages machines itself and ran
 # above.
-echo "== tests (vm backend, one shared machine)"
+step "tests (vm backend, one shared machine)"
 export SKIFF_MACHINES="$machines" SKIFF_MACHINE=e2e
-target/debug/skiff machine init --memory 3072 --now e2e
+target/release/skiff machine init --memory 3072 --now e2e
 set +e
 echo "== pass: vm" >>"$log"
-SKIFF_TEST_BACKEND=vm cargo test --no-fail-fast -p skiff-e2e \
+SKIFF_TEST_BACKEND=vm cargo test --release --no-fail-fast -p skiff-e2e \
     --test containers_docker --test containers_skiff --test containers_survive \
     --test boundary --test crash --test docker_cli --test escape --test hostile --test images --test networks \
     -- --test-threads="${SKIFF_TEST_THREADS:-2}" "${report_time[@]}" 2>&1 | tee -a "$log"
@@ -73,6 +79,7 @@ vm_status=${PIPESTATUS[0]}
 set -e
 [ "$status" -ne 0 ] || status=$vm_status
 
+step "done"
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "skiff: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
