@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod ids;
+pub mod relay;
 pub mod targuard;
 pub mod time;
 pub mod units;

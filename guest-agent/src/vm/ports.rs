@@ -169,10 +169,10 @@ impl RemotePorts {
             .ok_or_else(|| io::Error::other(format!("{addr} is not published")))?;
         match proto {
             Proto::Tcp => {
-                let mut up = TcpStream::connect(target).await?;
+                let up = TcpStream::connect(target).await?;
                 let _ = up.set_nodelay(true);
-                tokio::io::copy_bidirectional(&mut conn, &mut up).await?;
-                Ok(())
+                let (to_target, from_target) = skiff_common::relay::relay(conn, up).await;
+                to_target.and(from_target).map(|_| ())
             }
             Proto::Udp => relay_udp(conn, target).await,
         }

@@ -101,7 +101,7 @@ pub async fn start_egress(port: u32) -> Result<String> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((mut tcp, peer)) = listener.accept().await else {
+            let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
             if !peer_is_this_process(peer) {
@@ -117,7 +117,7 @@ pub async fn start_egress(port: u32) -> Result<String> {
                             .await
                             .is_ok()
                         {
-                            let _ = tokio::io::copy_bidirectional(&mut tcp, &mut up).await;
+                            let _ = skiff_common::relay::relay(tcp, up).await;
                         }
                     }
                     Err(e) => tracing::warn!("egress: cannot reach the host's proxy: {e}"),

@@ -131,9 +131,8 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
             let device = device.clone();
             tokio::spawn(async move {
                 match guest::connect(&device, vsock::API_PORT).await {
-                    Ok(mut up) => {
-                        let mut client = client;
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    Ok(up) => {
+                        let _ = skiff_common::relay::relay(client, up).await;
                     }
                     // The client sees its connection closed: the engine is not up yet.
                     Err(e) => tracing::debug!("api: {e:#}"),

@@ -82,9 +82,7 @@ async fn tunnel(req: Request<Incoming>) -> Response<Body> {
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(up) => {
-                let mut up = TokioIo::new(up);
-                let mut target = target;
-                let _ = tokio::io::copy_bidirectional(&mut up, &mut target).await;
+                let _ = skiff_common::relay::relay(TokioIo::new(up), target).await;
             }
             Err(e) => tracing::debug!("egress: CONNECT {authority} not upgraded: {e}"),
         }

@@ -137,14 +137,14 @@ fn parse_engine_list(listed: &str) -> Vec<serde_json::Value> {
 /// Every connection to the engine's socket becomes a vsock stream to its API port.
 async fn relay(listener: UnixListener, device: PathBuf, port: u32) {
     loop {
-        let Ok((mut client, _)) = listener.accept().await else {
+        let Ok((client, _)) = listener.accept().await else {
             continue;
         };
         let device = device.clone();
         tokio::spawn(async move {
             match guest::connect(&device, port).await {
-                Ok(mut up) => {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                Ok(up) => {
+                    let _ = skiff_common::relay::relay(client, up).await;
                 }
                 Err(e) => tracing::debug!("engine api: {e:#}"),
             }

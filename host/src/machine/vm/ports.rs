@@ -237,7 +237,7 @@ async fn udp_flow(
 
 async fn accept_loop(l: TcpListener, header: String, to: Forward) {
     loop {
-        let Ok((mut client, _)) = l.accept().await else {
+        let Ok((client, _)) = l.accept().await else {
             continue;
         };
         let _ = client.set_nodelay(true);
@@ -258,7 +258,7 @@ async fn accept_loop(l: TcpListener, header: String, to: Forward) {
             {
                 return;
             }
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+            let _ = skiff_common::relay::relay(client, up).await;
         });
     }
 }
