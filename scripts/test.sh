@@ -59,7 +59,7 @@ cleanup() {
 trap cleanup EXIT
 set +e
 echo "== pass: native" >>"$log"
-cargo test --release --workspace --tests -- --test-threads="${SKIFF_TEST_THREADS:-2}" "${report_time[@]}" 2>&1 | tee -a "$log"
+cargo test --release --no-fail-fast --workspace --tests -- --test-threads="${SKIFF_TEST_THREADS:-2}" "${report_time[@]}" 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
 set -e
 
@@ -71,7 +71,9 @@ export SKIFF_MACHINES="$machines" SKIFF_MACHINE=e2e
 target/release/skiff machine init --memory 3072 --now e2e
 set +e
 echo "== pass: vm" >>"$log"
-SKIFF_TEST_BACKEND=vm cargo test --release --no-fail-fast -p skiff-e2e \
+# --workspace, not -p skiff-e2e: the same feature set as the native pass, so the same test
+# binaries, where one package alone resolved its dependencies' features anew and rebuilt them.
+SKIFF_TEST_BACKEND=vm cargo test --release --no-fail-fast --workspace \
     --test containers_docker --test containers_skiff --test containers_survive \
     --test boundary --test crash --test docker_cli --test escape --test hostile --test images --test networks \
     -- --test-threads="${SKIFF_TEST_THREADS:-2}" "${report_time[@]}" 2>&1 | tee -a "$log"
