@@ -3,6 +3,7 @@
 //! and isolation on user-defined networks, the docker CLI's `-p`/`port`/`network`, nothing
 //! left behind, and an agent restart.
 
+use std::collections::BTreeSet;
 use std::net::{TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -347,25 +348,41 @@ fn containers_reach_each_other_and_the_host() {
         .ok()
         .stdout;
     assert_eq!(none.lines().count(), 1, "{none}");
+    let host_before = link_names(&sh("ip -o link"));
     let host = s
-        .run(&[
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            &bb,
-            "sh",
-            "-c",
-            "ip -o link | wc -l",
-        ])
+        .run(&["run", "--rm", "--network", "host", &bb, "ip", "-o", "link"])
         .ok()
         .stdout;
+    let seen = link_names(&host);
     if on_vm() {
         // The VM's interfaces: lo and at least the default network's bridge.
-        assert!(host.trim().parse::<u32>().expect("count") > 1, "{host}");
+        assert!(seen.len() > 1, "{host}");
     } else {
-        assert_eq!(host.trim(), sh("ip -o link | wc -l").trim());
+        // The host's own interfaces. Tests beside this one add and remove bridges and veths
+        // meanwhile (skiff's: `sk…` and `vk…`), so the container sees every interface there
+        // before and after, and nothing else but skiff's.
+        let host_after = link_names(&sh("ip -o link"));
+        let stayed: BTreeSet<_> = host_before.intersection(&host_after).cloned().collect();
+        let missing: Vec<_> = stayed.difference(&seen).collect();
+        let foreign: Vec<_> = seen
+            .iter()
+            .filter(|n| !host_before.contains(*n) && !host_after.contains(*n))
+            .filter(|n| !n.starts_with("sk") && !n.starts_with("vk"))
+            .collect();
+        assert!(
+            missing.is_empty() && foreign.is_empty(),
+            "--network host saw {seen:?}: missing {missing:?}, not the host's {foreign:?}"
+        );
     }
+}
+
+/// Interface names in `ip -o link` output (`3: veth1@if2: <…` → `veth1`).
+fn link_names(out: &str) -> BTreeSet<String> {
+    out.lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 fn egress_to_the_host(s: &Skiff) {
