@@ -427,7 +427,6 @@ impl<'a> Shown<'a> {
         let st = rec.state.status;
         let status_filter = f.get("status");
         let shown_by_default = st.is_live() || st == Status::Restarting;
-        let labels = rec.config.labels.as_ref();
         (self.all || !status_filter.is_empty() || shown_by_default || !self.exited.is_empty())
             && f.any("status", |s| s == st.as_str())
             && (self.exited.is_empty()
@@ -435,7 +434,7 @@ impl<'a> Shown<'a> {
             && f.any("name", |n| name_matches(n, &rec.name))
             && f.any("id", |i| rec.id.starts_with(i))
             && (self.ancestors.is_empty() || self.ancestors.contains(&rec.image_id))
-            && f.labels_match(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
+            && f.labels_match(|k| rec.label(k))
             && self.before.as_ref().is_none_or(|b| rec.created < *b)
             && self.since.as_ref().is_none_or(|s| rec.created > *s)
     }
@@ -530,10 +529,10 @@ pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     for rec in prunable(&*ctx.containers, q)? {
-        let size = ctx.containers.rw_size(&rec.id);
         let Ok(c) = ctx.containers.get(&rec.id) else {
             continue;
         };
+        let size = c.paths().rw_size();
         match ctx.containers.remove(&c, false).await {
             Ok(()) => {
                 reclaimed += size;
@@ -559,13 +558,10 @@ fn prunable(containers: &dyn ContainerBackend, q: &Query) -> Result<Vec<CRecord>
         .records()
         .into_iter()
         .filter(|rec| {
-            let labels = rec.config.labels.as_ref();
             matches!(
                 rec.state.status,
                 Status::Exited | Status::Created | Status::Dead
-            ) && prune.admit(parse_time(Some(&rec.created)), |k| {
-                labels.and_then(|l| l.get(k)).map(String::as_str)
-            })
+            ) && prune.admit(parse_time(Some(&rec.created)), |k| rec.label(k))
         })
         .collect())
 }

@@ -121,6 +121,11 @@ impl Record {
             .unwrap_or_else(|| self.short_id().to_string())
     }
 
+    /// A label's value, for docker's label filters.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.config.labels.as_ref()?.get(key).map(String::as_str)
+    }
+
     /// The command as `docker ps` shows it.
     pub fn command_line(&self) -> String {
         std::iter::once(self.path.as_str())
