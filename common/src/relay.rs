@@ -63,9 +63,9 @@ mod tests {
         };
         let mut answer = Vec::new();
         let receive = rx.read_to_end(&mut answer);
-        let (_, received) = tokio::join!(send, receive);
+        // The read may end in a reset once the relay lets go: the bytes before it count.
+        let _ = tokio::join!(send, receive);
         serve.await.unwrap();
-        let _ = received;
         assert!(
             answer.starts_with(b"HTTP/1.1 413"),
             "the answer was lost: {:?}",
