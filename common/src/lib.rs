@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod ids;
 pub mod relay;
+pub mod shares;
 pub mod targuard;
 pub mod time;
 pub mod units;
