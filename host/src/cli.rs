@@ -266,6 +266,11 @@ pub struct MachineInitArgs {
     /// Guest image [default: $SKIFF_INITRAMFS, else installed beside skiff]
     #[arg(long, value_name = "PATH")]
     pub initramfs: Option<PathBuf>,
+    /// Share a host directory with the VM, so that bind mounts from it work; repeat for
+    /// more, `:ro` for read-only. Given at all, these replace the default [default: your
+    /// home directory]
+    #[arg(long = "mount", value_name = "PATH[:ro]")]
+    pub mounts: Vec<String>,
     /// Start the machine once created
     #[arg(long)]
     pub now: bool,

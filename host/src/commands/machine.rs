@@ -7,7 +7,7 @@ use crate::cli::{
     MachineCommand, MachineEngineCommand, MachineEngineLsArgs, MachineEngineRmArgs,
     MachineInitArgs, MachineName, MachineRmArgs,
 };
-use crate::machine::vm::{self, config::MachineConfig, Machine, State};
+use crate::machine::vm::{self, config, config::MachineConfig, Machine, State};
 use crate::SkiffError;
 
 fn pick(name: &Option<String>) -> Result<Machine> {
@@ -133,6 +133,14 @@ fn init(a: &MachineInitArgs) -> Result<u8> {
     if let Some(i) = &a.initramfs {
         cfg.initramfs = std::path::absolute(i)?;
     }
+    if !a.mounts.is_empty() {
+        let shares = a
+            .mounts
+            .iter()
+            .map(|spec| config::parse_mount(spec))
+            .collect::<Result<Vec<_>>>()?;
+        cfg.shares = Some(shares);
+    }
     m.init(&cfg)?;
     eprintln!(
         "Machine {} created: {} CPUs, {} MiB, {} GiB disk, kernel {}",
@@ -142,10 +150,22 @@ fn init(a: &MachineInitArgs) -> Result<u8> {
         cfg.disk_gib,
         cfg.kernel.display()
     );
+    let shares = cfg.shares();
+    if shares.is_empty() {
+        eprintln!("It shares no host directory: bind mounts of host paths will fail");
+    } else {
+        let list: Vec<String> = shares.iter().map(share_words).collect();
+        eprintln!("Shared with the VM: {}", list.join(", "));
+    }
     if a.now {
         m.start(true)?;
     }
     Ok(0)
+}
+
+fn share_words(s: &config::SharedDir) -> String {
+    let mode = if s.readonly { " (read-only)" } else { "" };
+    format!("{}{mode}", s.path.display())
 }
 
 fn stop(a: &MachineName) -> Result<u8> {
@@ -224,6 +244,11 @@ fn inspect(a: &MachineName) -> Result<u8> {
         "Kernel": cfg.kernel,
         "Initramfs": cfg.initramfs,
         "Created": cfg.created,
+        "Shares": cfg.shares().iter().map(|s| serde_json::json!({
+            "Source": s.path,
+            "Destination": skiff_common::shares::guest_path(&s.path),
+            "ReadOnly": s.readonly,
+        })).collect::<Vec<_>>(),
         "Dir": m.dir,
         "APISocket": m.api_socket(),
         "DaemonPid": if state == State::Stopped { None } else { m.daemon_pid() },

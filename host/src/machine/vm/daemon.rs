@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::config::MachineConfig;
-use super::{bind_private, egress, engines, guest, net, ports, qemu, Machine};
+use super::{bind_private, egress, engines, guest, net, ports, qemu, virtiofs, Machine};
 use skiff_common::vsock;
 
 pub fn main(machine: &Machine) -> Result<()> {
@@ -26,7 +26,10 @@ pub fn main(machine: &Machine) -> Result<()> {
         machine.control_socket(),
         machine.engines_socket(),
         machine.net_socket(),
-    ] {
+    ]
+    .into_iter()
+    .chain(virtiofs::all_sockets(&machine.dir))
+    {
         let _ = std::fs::remove_file(p);
     }
     std::fs::write(
@@ -63,7 +66,10 @@ pub fn main(machine: &Machine) -> Result<()> {
         machine.net_socket(),
         machine.dir.join("daemon.pid"),
         machine.dir.join("passt.pid"),
-    ] {
+    ]
+    .into_iter()
+    .chain(virtiofs::all_sockets(&machine.dir))
+    {
         let _ = std::fs::remove_file(p);
     }
     // QEMU is gone, so the device's frontend disconnected and its thread ends; if QEMU never
@@ -79,6 +85,11 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
     // QEMU connects its netdev at start: the relay listens first.
     let net = bind_private(&machine.net_socket())?;
     let net_task = tokio::spawn(net::serve(net, machine.dir.clone()));
+    // QEMU connects to each share's virtiofsd at start: they run first. Started from this
+    // thread, the one block_on polls on and which lives as long as the daemon:
+    // PR_SET_PDEATHSIG fires when the thread that forked ends, not the process.
+    let mut shares = virtiofs::start(&machine.dir, &cfg.shares()).await;
+    let devices: Vec<virtiofs::Device> = shares.iter().map(|s| s.device(&machine.dir)).collect();
     let qemu_log = std::fs::File::create(machine.dir.join("qemu.log"))?;
     let mut cmd = tokio::process::Command::new(qemu::binary());
     cmd.args(qemu::args(
@@ -89,6 +100,7 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
             disk: &machine.disk(),
             serial_log: &machine.serial_log(),
             net_socket: &machine.net_socket(),
+            shares: &devices,
         },
     ))
     .stdin(Stdio::null())
@@ -167,6 +179,7 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
         _ = control_loop => unreachable!(),
         _ = engines_loop => unreachable!(),
         _ = clock_loop => unreachable!(),
+        _ = virtiofs::watch(&mut shares) => unreachable!(),
         _ = term.recv() => {
             tracing::info!("stopping the VM");
             shutdown_guest(&device).await;

@@ -10,6 +10,7 @@ mod net;
 mod ports;
 pub mod qemu;
 mod refusals;
+pub mod virtiofs;
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -268,6 +269,10 @@ impl Machine {
             .into());
         }
         let accel = qemu::Accel::detect()?;
+        // The daemon logs these too; said here so that no share goes missing unseen.
+        for problem in virtiofs::preflight(&cfg.shares()) {
+            eprintln!("Warning: machine {}: {problem}", self.name);
+        }
         if progress {
             eprintln!(
                 "Starting machine {} ({} CPUs, {} MiB, qemu with {})...",
@@ -434,6 +439,7 @@ pub fn default_config(name: &str) -> MachineConfig {
         kernel,
         initramfs,
         created: chrono::Utc::now().to_rfc3339(),
+        shares: Some(config::default_shares()),
     }
 }
 

@@ -79,6 +79,8 @@ pub struct Paths<'a> {
     pub serial_log: &'a Path,
     /// Where the daemon relays the virtio-net frames to the user-mode stack.
     pub net_socket: &'a Path,
+    /// The shared host directories, each served by its virtiofsd.
+    pub shares: &'a [super::virtiofs::Device],
 }
 
 /// The guest's kernel command line. `reboot=t` makes the agent's restart a triple fault, which
@@ -121,7 +123,7 @@ pub fn args(cfg: &MachineConfig, accel: Accel, p: &Paths) -> Vec<String> {
         "-initrd".into(),
         cfg.initramfs.display().to_string(),
         "-append".into(),
-        CMDLINE.into(),
+        cmdline(p.shares),
         "-chardev".into(),
         format!("socket,id=vsock,path={}", p.vhost_socket.display()),
         "-device".into(),
@@ -141,7 +143,27 @@ pub fn args(cfg: &MachineConfig, accel: Accel, p: &Paths) -> Vec<String> {
         "virtio-rng-device,rng=rng".into(),
     ];
     a.extend(super::net::qemu_args(p.net_socket));
+    // Guest RAM is a shared memfd already (for vhost-user), which virtiofsd needs too.
+    for (i, d) in p.shares.iter().enumerate() {
+        a.extend([
+            "-chardev".into(),
+            format!("socket,id=vfs{i},path={}", d.socket.display()),
+            "-device".into(),
+            format!("vhost-user-fs-device,chardev=vfs{i},tag={}", d.offer.tag),
+        ]);
+    }
     a
+}
+
+/// The kernel command line, with the shares PID 1 is to mount.
+fn cmdline(shares: &[super::virtiofs::Device]) -> String {
+    let offers: Vec<_> = shares.iter().map(|d| d.offer.clone()).collect();
+    let param = skiff_common::shares::Offer::encode(&offers);
+    if param.is_empty() {
+        CMDLINE.to_string()
+    } else {
+        format!("{CMDLINE} {param}")
+    }
 }
 
 #[cfg(test)]
@@ -158,12 +180,14 @@ mod tests {
             kernel: "/k/vmlinux".into(),
             initramfs: "/k/initramfs".into(),
             created: String::new(),
+            shares: None,
         };
         let p = Paths {
             vhost_socket: Path::new("/m/vhost.sock"),
             disk: Path::new("/m/disk.raw"),
             serial_log: Path::new("/m/serial.log"),
             net_socket: Path::new("/m/net.sock"),
+            shares: &[],
         };
         let a = args(&cfg, Accel::Tcg, &p).join(" ");
         assert!(
@@ -179,5 +203,52 @@ mod tests {
         assert!(a.contains("-kernel /k/vmlinux -initrd /k/initramfs"), "{a}");
         let k = args(&cfg, Accel::Kvm, &p).join(" ");
         assert!(k.contains("-accel kvm -cpu host"), "{k}");
+        assert!(!a.contains("vhost-user-fs"), "{a}");
+        assert!(a.contains(&format!("-append {CMDLINE} -chardev")), "{a}");
+    }
+
+    #[test]
+    fn each_share_is_a_device_and_a_word_of_the_command_line() {
+        let cfg = MachineConfig {
+            name: "default".into(),
+            cpus: 1,
+            memory_mib: 512,
+            disk_gib: 8,
+            kernel: "/k/vmlinux".into(),
+            initramfs: "/k/initramfs".into(),
+            created: String::new(),
+            shares: None,
+        };
+        let dev = |i: usize, host: &str, readonly| super::super::virtiofs::Device {
+            socket: format!("/m/vfs-{i}.sock").into(),
+            offer: skiff_common::shares::Offer {
+                tag: skiff_common::shares::tag(i),
+                host: host.into(),
+                readonly,
+            },
+        };
+        let shares = [dev(0, "/root", false), dev(2, "/srv", true)];
+        let p = Paths {
+            vhost_socket: Path::new("/m/vhost.sock"),
+            disk: Path::new("/m/disk.raw"),
+            serial_log: Path::new("/m/serial.log"),
+            net_socket: Path::new("/m/net.sock"),
+            shares: &shares,
+        };
+        let a = args(&cfg, Accel::Tcg, &p);
+        let joined = a.join(" ");
+        assert!(
+            joined.contains("-chardev socket,id=vfs0,path=/m/vfs-0.sock -device vhost-user-fs-device,chardev=vfs0,tag=skiffshare0"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("-chardev socket,id=vfs1,path=/m/vfs-2.sock -device vhost-user-fs-device,chardev=vfs1,tag=skiffshare2"),
+            "{joined}"
+        );
+        let append = a.iter().position(|w| w == "-append").unwrap();
+        assert_eq!(
+            a[append + 1],
+            format!("{CMDLINE} skiff.shares=skiffshare0:rw:2f726f6f74,skiffshare2:ro:2f737276")
+        );
     }
 }
