@@ -44,6 +44,8 @@ fn run() -> Result<()> {
     netif::up("lo").context("bringing up lo")?;
     network_up();
     prepare_data_disk().context("preparing the data disk")?;
+    // Before any engine starts, so that each finds the list of the host's directories.
+    super::shares::mount_all().context("mounting the host's shared directories")?;
 
     // Every port the host connects to is bound here, before any container can exist: a
     // container that held one first could answer the host in the engine's place.

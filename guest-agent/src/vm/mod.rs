@@ -6,4 +6,5 @@ pub mod init;
 pub mod layout;
 pub mod netif;
 pub mod ports;
+pub mod shares;
 pub mod vsock;
