@@ -6,6 +6,8 @@ set -euo pipefail
 need=(docker-registry skopeo umoci busybox-static apache2-utils jq zstd iproute2 e2fsprogs curl python3 procps attr libseccomp-dev pkg-config tini iptables libc6-dev)
 # The VM backend: the guest kernel's source and toolchain, the initramfs tools, QEMU.
 need+=(linux-source-6.1 build-essential flex bison libelf-dev bc cpio binutils qemu-system-x86 passt ca-certificates)
+# virtiofsd, built from crates.io by scripts/build-virtiofsd.sh (with libseccomp-dev above).
+need+=(libcap-ng-dev)
 # The peer that tests/escape.rs runs the same escape probes in.
 need+=(podman runc)
 if [ "${SKIFF_SETUP_BENCH:-0}" = 1 ]; then
