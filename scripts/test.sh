@@ -32,7 +32,8 @@ step "guest kernel and image (the vm backend)"
 kernel_dir="$(scripts/build-kernel.sh)"
 SKIFF_KERNEL="$kernel_dir/vmlinux"
 SKIFF_INITRAMFS="$(scripts/build-initramfs.sh target/release/skiff-agent)"
-export SKIFF_KERNEL SKIFF_INITRAMFS
+SKIFF_VIRTIOFSD="$(scripts/build-virtiofsd.sh)"
+export SKIFF_KERNEL SKIFF_INITRAMFS SKIFF_VIRTIOFSD
 
 step "test registries"
 scripts/test-registry.sh start
@@ -68,7 +69,15 @@ set -e
 # above.
 step "tests (vm backend, one shared machine)"
 export SKIFF_MACHINES="$machines" SKIFF_MACHINE=e2e
-target/release/skiff machine init --memory 3072 --now e2e
+# The machine's one shared host directory, owned by an unprivileged uid that exists nowhere:
+# what a container's root writes there must end up owned by 4242 on the host.
+SKIFF_TEST_SHARE=/var/tmp/skiff-e2e-share
+rm -rf "$SKIFF_TEST_SHARE"
+mkdir -p "$SKIFF_TEST_SHARE"
+chown 4242:4242 "$SKIFF_TEST_SHARE"
+chmod 0777 "$SKIFF_TEST_SHARE"
+export SKIFF_TEST_SHARE
+target/release/skiff machine init --memory 3072 --mount "$SKIFF_TEST_SHARE" --now e2e
 set +e
 echo "== pass: vm" >>"$log"
 # --workspace, not -p skiff-e2e: the same feature set as the native pass, so the same test

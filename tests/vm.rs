@@ -627,3 +627,208 @@ fn vm_full_disk_fails_writes_and_cp_clearly_and_loses_nothing() {
     vm.run(&["pull", "-q", &image("web")]).ok();
     vm.run(&["run", "--rm", &image("web"), "true"]).ok();
 }
+
+/// The processes running `virtiofsd` whose working directory is `dir` (the daemon starts each
+/// share's virtiofsd there), with their real uid.
+fn virtiofsds_in(dir: &std::path::Path) -> Vec<(i32, u32)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if !cmdline.starts_with(b"virtiofsd\0") || !alive(pid) {
+            continue;
+        }
+        if std::fs::read_link(entry.path().join("cwd")).ok().as_deref() != Some(dir) {
+            continue;
+        }
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .expect("uid");
+        found.push((pid, uid));
+    }
+    found
+}
+
+/// Shared host directories: `--mount` values are checked before anything is made; the
+/// machine keeps and shows its shares; each is served by a virtiofsd running as the
+/// directory's owner and mounted by PID 1 at /mnt/host/PATH; what the guest's root writes
+/// belongs to that owner on the host; a read-only share refuses writes in virtiofsd itself
+/// (a privileged container's own mount of it is refused too); a virtiofsd that dies is
+/// reported; without virtiofsd the machine starts without shares and says so.
+#[test]
+fn vm_machine_shares_host_directories_as_their_owner() {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+    let vm = Vm::new();
+    guest_file("SKIFF_VIRTIOFSD");
+    // In the test's private (0700) directory: the owner cannot walk to the shares itself.
+    let rw = vm.dir.path().join("rw share");
+    let ro = vm.dir.path().join("ro");
+    for (dir, owner) in [(&rw, 4242), (&ro, 4243)] {
+        std::fs::create_dir(dir).expect("mkdir");
+        chown(dir, Some(owner), Some(owner)).expect("chown");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::write(ro.join("hello.txt"), "from the host\n").expect("write");
+    chown(ro.join("hello.txt"), Some(4243), Some(4243)).expect("chown");
+    for (name, owner) in [("owners.txt", 4242), ("others.txt", 4300)] {
+        std::fs::write(rw.join(name), "x\n").expect("write");
+        chown(rw.join(name), Some(owner), Some(owner)).expect("chown");
+    }
+    let path = |p: &std::path::Path| p.to_str().expect("utf8").to_string();
+    let (rw_s, ro_s) = (path(&rw), path(&ro));
+
+    // Bad values: refused with the reason, and nothing is made.
+    let file = path(&ro.join("hello.txt"));
+    let inner = rw.join("inner");
+    std::fs::create_dir(&inner).expect("mkdir");
+    let init = |mounts: &[&str]| {
+        let mut args = vec!["machine", "init", "--memory", "1024", "--disk-size", "4"];
+        for m in mounts {
+            args.extend(["--mount", m]);
+        }
+        vm.run(&args)
+    };
+    for (mounts, why) in [
+        (vec!["relative/dir"], "absolute path"),
+        (
+            vec!["/nonexistent/skiff-share"],
+            "cannot share /nonexistent/skiff-share",
+        ),
+        (vec![file.as_str()], "is not a directory"),
+        (vec!["/"], "whole filesystem"),
+        (vec![rw_s.as_str(), rw_s.as_str()], "shared twice"),
+        (
+            vec![rw_s.as_str(), inner.to_str().expect("utf8")],
+            "is inside the shared",
+        ),
+        (vec!["/usr", "/etc", "/var", "/srv"], "too many"),
+    ] {
+        init(&mounts).fails_with(125, why);
+        assert_eq!(vm.run(&["machine", "status"]).ok().stdout.trim(), "missing");
+        assert!(!vm.machine_dir().exists(), "{mounts:?} left a machine");
+    }
+    std::fs::remove_dir(&inner).expect("rmdir");
+
+    let ro_spec = format!("{ro_s}:ro");
+    let made = init(&[&rw_s, &ro_spec]).ok();
+    assert!(
+        made.stderr
+            .contains(&format!("Shared with the VM: {rw_s}, {ro_s} (read-only)")),
+        "{}",
+        made.stderr
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&vm.run(&["machine", "inspect"]).ok().stdout).expect("json");
+    assert_eq!(
+        inspect[0]["Shares"],
+        serde_json::json!([
+            {"Source": rw_s, "Destination": format!("/mnt/host{rw_s}"), "ReadOnly": false},
+            {"Source": ro_s, "Destination": format!("/mnt/host{ro_s}"), "ReadOnly": true},
+        ]),
+        "{inspect}"
+    );
+
+    vm.run(&["machine", "start"]).ok();
+    // Each share's virtiofsd runs as the directory's owner, not as root.
+    let mut served: Vec<u32> = [&rw, &ro]
+        .iter()
+        .flat_map(|d| virtiofsds_in(d))
+        .map(|(_, uid)| uid)
+        .collect();
+    served.sort();
+    assert_eq!(served, [4242, 4243]);
+    let console = vm.run(&["machine", "logs"]).ok().stdout;
+    for want in [
+        format!("skiff-init: host directory {rw_s} mounted at /mnt/host{rw_s}"),
+        format!("skiff-init: host directory {ro_s} mounted at /mnt/host{ro_s} (read-only)"),
+    ] {
+        assert!(
+            console.lines().any(|l| l.trim_end() == want),
+            "{want:?} not in:\n{console}"
+        );
+    }
+
+    // Until the engine bind-mounts shares, a privileged container mounts them itself, as
+    // PID 1 does (SECURITY.md: it can).
+    let bb = image("busybox");
+    let script = "mkdir -p /rw /ro && mount -t virtiofs skiffshare0 /rw && \
+        mount -t virtiofs skiffshare1 /ro && \
+        echo made in the vm > /rw/made.txt && mkdir /rw/sub && \
+        stat -c '%u:%g' /rw/owners.txt /rw/others.txt /ro/hello.txt && cat /ro/hello.txt && \
+        if echo no > /ro/nope.txt; then echo WROTE; fi; \
+        if touch /ro/hello.txt; then echo TOUCHED; fi; true";
+    let out = vm
+        .run(&["run", "--rm", "--privileged", &bb, "sh", "-c", script])
+        .ok();
+    // A share's owner's files look like root's in the VM, others keep their ids.
+    assert_eq!(
+        out.stdout, "0:0\n4300:4300\n0:0\nfrom the host\n",
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Read-only file system"),
+        "{}",
+        out.stderr
+    );
+    // What the guest's root wrote belongs to the share's owner.
+    for made in ["made.txt", "sub"] {
+        let meta = std::fs::metadata(rw.join(made)).expect("made in the vm");
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4242), "{made}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(rw.join("made.txt")).expect("read"),
+        "made in the vm\n"
+    );
+    assert!(!ro.join("nope.txt").exists());
+
+    // A virtiofsd that dies while the VM runs is reported.
+    let (victim, _) = virtiofsds_in(&ro)[0];
+    // SAFETY: plain signal delivery to the virtiofsd our machine daemon started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let daemon_log = vm.machine_dir().join("daemon.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(&daemon_log).unwrap_or_default();
+        if log.contains(&format!("the virtiofsd sharing {ro_s} ended")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not reported:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    vm.run(&["machine", "stop"]).ok();
+    assert!(virtiofsds_in(&rw).is_empty(), "a virtiofsd outlived the VM");
+
+    // Without virtiofsd the machine still starts, says so, and mounts nothing.
+    let started = Run::from(
+        vm.command()
+            .env("SKIFF_VIRTIOFSD", "/nonexistent/virtiofsd")
+            .args(["machine", "start"])
+            .output()
+            .expect("run skiff"),
+    )
+    .ok();
+    assert!(
+        started
+            .stderr
+            .contains("starts without its shared directories"),
+        "{}",
+        started.stderr
+    );
+    let console = vm.run(&["machine", "logs"]).ok().stdout;
+    assert!(!console.contains("mounted at"), "{console}");
+    let log = std::fs::read_to_string(&daemon_log).expect("daemon log");
+    assert!(
+        log.contains("SKIFF_VIRTIOFSD=/nonexistent/virtiofsd"),
+        "{log}"
+    );
+}
