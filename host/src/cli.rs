@@ -739,6 +739,9 @@ pub struct ContainerFlags {
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
     #[arg(long, value_name = "bytes", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long, value_name = "mount")]
+    pub mount: Vec<String>,
     /// Assign a name to the container
     #[arg(long, value_name = "string")]
     pub name: Option<String>,
@@ -799,6 +802,15 @@ pub struct ContainerFlags {
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short, long, value_name = "string")]
     pub user: Option<String>,
+    /// Bind mount a volume
+    #[arg(short, long, value_name = "list")]
+    pub volume: Vec<String>,
+    /// Optional volume driver for the container
+    #[arg(long, value_name = "string")]
+    pub volume_driver: Option<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long, value_name = "list")]
+    pub volumes_from: Vec<String>,
     /// Working directory inside the container
     #[arg(short, long, value_name = "string")]
     pub workdir: Option<String>,

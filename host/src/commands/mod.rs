@@ -14,6 +14,7 @@ mod inspected;
 mod login;
 mod logs;
 pub mod machine;
+mod mounts;
 mod network;
 mod opts;
 mod port;

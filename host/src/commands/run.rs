@@ -12,6 +12,7 @@ use super::attach::{
     Waiter,
 };
 use super::endpoint::run_endpoints;
+use super::mounts::{go_getwd, parse_mount, split_volumes};
 use super::opts::{
     env_lookup, parse_cpus, parse_expose, parse_port_specs, parse_restart, ram_in_bytes,
     read_kv_file, validate_attach, validate_dns_search, validate_env, validate_extra_host,
@@ -33,6 +34,8 @@ pub struct Spec {
     pub attach_stdout: bool,
     pub attach_stderr: bool,
     pub auto_remove: bool,
+    /// What docker warns about on stderr while reading the flags (deprecated options).
+    pub warnings: Vec<String>,
 }
 
 /// docker's `withHelp`: "skiff: <err>\n\nRun 'skiff <cmd> --help' for more information".
@@ -65,20 +68,14 @@ fn flag_error(value: &str, flag: &str, err: &str) -> String {
     format!("invalid argument \"{value}\" for \"{flag}\" flag: {err}")
 }
 
-/// pflag's words for a flag it does not know, and what skiff lacks when that is the reason.
+/// pflag's words for a flag it does not know.
 fn unknown_flag(arg: &str) -> String {
     let flag = arg.split('=').next().unwrap_or(arg);
-    let lacking = match flag {
-        "-v" | "--volume" | "--mount" | "--volumes-from" | "--volume-driver" => {
-            " (volumes and bind mounts are not supported by skiff yet; `skiff cp` copies files in)"
-        }
-        _ => "",
-    };
     match flag.strip_prefix("--") {
-        Some(long) => format!("unknown flag: --{long}{lacking}"),
+        Some(long) => format!("unknown flag: --{long}"),
         None => {
             let c = flag.chars().nth(1).unwrap_or('-');
-            format!("unknown shorthand flag: '{c}' in {flag}{lacking}")
+            format!("unknown shorthand flag: '{c}' in {flag}")
         }
     }
 }
@@ -181,6 +178,21 @@ pub fn build_spec(
         labels.insert(k.to_string(), Value::String(v.to_string()));
     }
 
+    // Only a relative path needs it; docker sends the path as given when it cannot be had.
+    let cwd = if f.mount.is_empty() && f.volume.is_empty() {
+        None
+    } else {
+        go_getwd()
+    };
+    let mut mounts = Vec::new();
+    let mut warnings = Vec::new();
+    for m in &f.mount {
+        let parsed = parse_mount(m, cwd.as_deref())?;
+        warnings.extend(parsed.warning.map(String::from));
+        mounts.push(parsed.mount);
+    }
+    let volumes = split_volumes(&f.volume, cwd.as_deref())?;
+
     let (restart_name, restart_count) = parse_restart(&f.restart)?;
     if f.rm && !(restart_name.is_empty() || restart_name == "no") {
         return Err("conflicting options: cannot specify both --restart and --rm".into());
@@ -243,7 +255,12 @@ pub fn build_spec(
     config.insert("Env".into(), list_or_null(&env));
     config.insert("Cmd".into(), list_or_null(&cmd));
     config.insert("Image".into(), json!(image));
-    config.insert("Volumes".into(), json!({}));
+    let anonymous: Map<String, Value> = volumes
+        .anonymous
+        .iter()
+        .map(|t| (t.clone(), json!({})))
+        .collect();
+    config.insert("Volumes".into(), Value::Object(anonymous));
     config.insert(
         "WorkingDir".into(),
         json!(f.workdir.clone().unwrap_or_default()),
@@ -271,7 +288,7 @@ pub fn build_spec(
     let network_mode = f.network.clone().unwrap_or_else(|| "default".into());
 
     let mut host = Map::new();
-    host.insert("Binds".into(), Value::Null);
+    host.insert("Binds".into(), list_or_null(&volumes.binds));
     host.insert("ContainerIDFile".into(), json!(""));
     host.insert("LogConfig".into(), json!({"Type": "", "Config": {}}));
     host.insert("NetworkMode".into(), json!(network_mode));
@@ -281,8 +298,11 @@ pub fn build_spec(
         json!({"Name": restart_name, "MaximumRetryCount": restart_count}),
     );
     host.insert("AutoRemove".into(), json!(f.rm));
-    host.insert("VolumeDriver".into(), json!(""));
-    host.insert("VolumesFrom".into(), Value::Null);
+    host.insert(
+        "VolumeDriver".into(),
+        json!(f.volume_driver.clone().unwrap_or_default()),
+    );
+    host.insert("VolumesFrom".into(), list_or_null(&f.volumes_from));
     host.insert("ConsoleSize".into(), json!([console.0, console.1]));
     host.insert("CapAdd".into(), list_or_null(&f.cap_add));
     host.insert("CapDrop".into(), list_or_null(&f.cap_drop));
@@ -350,6 +370,10 @@ pub fn build_spec(
     ] {
         host.insert(k.into(), json!(0));
     }
+    if !mounts.is_empty() {
+        let mounts = serde_json::to_value(&mounts).map_err(|e| e.to_string())?;
+        host.insert("Mounts".into(), mounts);
+    }
     host.insert("MaskedPaths".into(), Value::Null);
     host.insert("ReadonlyPaths".into(), Value::Null);
     if f.init {
@@ -377,6 +401,7 @@ pub fn build_spec(
         attach_stdout,
         attach_stderr,
         auto_remove: f.rm,
+        warnings,
     })
 }
 
@@ -407,6 +432,9 @@ pub fn familiar_tagged(image: &str) -> String {
 
 /// docker's createContainer: create, and on "no such image" pull and create again.
 async fn create_container(engine: &Engine, spec: &Spec, f: &ContainerFlags) -> Result<String> {
+    for w in &spec.warnings {
+        eprintln!("{w}");
+    }
     let api = engine.api();
     let mut q = Vec::new();
     if let Some(n) = &f.name {
@@ -613,13 +641,10 @@ mod tests {
 
     #[test]
     fn an_unknown_flag_is_not_taken_for_the_image() {
-        let e = build_spec(&flags(), &args(&["-v", "/a:/b", "busybox"]), false, (0, 0))
+        let e = build_spec(&flags(), &args(&["-X", "/a:/b", "busybox"]), false, (0, 0))
             .err()
             .unwrap();
-        assert!(
-            e.starts_with("unknown shorthand flag: 'v' in -v (volumes"),
-            "{e}"
-        );
+        assert_eq!(e, "unknown shorthand flag: 'X' in -X");
         let e = build_spec(
             &flags(),
             &args(&["--frobnicate=1", "busybox"]),
@@ -631,6 +656,122 @@ mod tests {
         assert_eq!(e, "unknown flag: --frobnicate");
         // A lone "-" is not a flag.
         assert!(build_spec(&flags(), &args(&["-"]), false, (0, 0)).is_ok());
+    }
+
+    /// A body the docker 28 CLI sent (docker-api-capture-2.md), against ours for the same
+    /// command line, field by field.
+    fn assert_body(f: &ContainerFlags, image_and_command: &[&str], captured: &str) {
+        let want: Value = serde_json::from_str(captured).unwrap();
+        let got = build_spec(f, &args(image_and_command), false, (0, 0))
+            .unwrap()
+            .body;
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn volume_bodies_match_the_capture() {
+        // §05: docker run --name capanon -v /scratch busybox true
+        let mut f = flags();
+        f.volume = vec!["/scratch".into()];
+        assert_body(&f, &["busybox", "true"], CAPTURE_05);
+        // §06: docker run --rm -v /tmp/cap-bind:/src:ro busybox cat /src/f.txt
+        let mut f = flags();
+        f.rm = true;
+        f.volume = vec!["/tmp/cap-bind:/src:ro".into()];
+        assert_body(&f, &["busybox", "cat", "/src/f.txt"], CAPTURE_06);
+        // §07: docker run --rm --mount type=bind,src=/tmp/cap-bind,dst=/m,readonly
+        //      --mount type=tmpfs,dst=/t,tmpfs-size=1m busybox sh -c 'cat /m/f.txt; df /t'
+        let mut f = flags();
+        f.rm = true;
+        f.mount = vec![
+            "type=bind,src=/tmp/cap-bind,dst=/m,readonly".into(),
+            "type=tmpfs,dst=/t,tmpfs-size=1m".into(),
+        ];
+        assert_body(
+            &f,
+            &["busybox", "sh", "-c", "cat /m/f.txt; df /t"],
+            CAPTURE_07,
+        );
+    }
+
+    const CAPTURE_05: &str = r#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["true"],"Image":"busybox","Volumes":{"/scratch":{}},"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{},"HostConfig":{"Binds":null,"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},"NetworkMode":"default","PortBindings":{},"RestartPolicy":{"Name":"no","MaximumRetryCount":0},"AutoRemove":false,"VolumeDriver":"","VolumesFrom":null,"ConsoleSize":[0,0],"CapAdd":null,"CapDrop":null,"CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"IpcMode":"","Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"PublishAllPorts":false,"ReadonlyRootfs":false,"SecurityOpt":null,"UTSMode":"","UsernsMode":"","ShmSize":0,"Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"","BlkioWeight":0,"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"BlkioDeviceWriteBps":[],"BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[],"CpuPeriod":0,"CpuQuota":0,"CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"","Devices":[],"DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,"MemorySwap":0,"MemorySwappiness":-1,"OomKillDisable":false,"PidsLimit":0,"Ulimits":[],"CpuCount":0,"CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0,"MaskedPaths":null,"ReadonlyPaths":null},"NetworkingConfig":{"EndpointsConfig":{"default":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"","DriverOpts":null,"GwPriority":0,"NetworkID":"","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#;
+    const CAPTURE_06: &str = r#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["cat","/src/f.txt"],"Image":"busybox","Volumes":{},"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{},"HostConfig":{"Binds":["/tmp/cap-bind:/src:ro"],"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},"NetworkMode":"default","PortBindings":{},"RestartPolicy":{"Name":"no","MaximumRetryCount":0},"AutoRemove":true,"VolumeDriver":"","VolumesFrom":null,"ConsoleSize":[0,0],"CapAdd":null,"CapDrop":null,"CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"IpcMode":"","Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"PublishAllPorts":false,"ReadonlyRootfs":false,"SecurityOpt":null,"UTSMode":"","UsernsMode":"","ShmSize":0,"Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"","BlkioWeight":0,"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"BlkioDeviceWriteBps":[],"BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[],"CpuPeriod":0,"CpuQuota":0,"CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"","Devices":[],"DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,"MemorySwap":0,"MemorySwappiness":-1,"OomKillDisable":false,"PidsLimit":0,"Ulimits":[],"CpuCount":0,"CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0,"MaskedPaths":null,"ReadonlyPaths":null},"NetworkingConfig":{"EndpointsConfig":{"default":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"","DriverOpts":null,"GwPriority":0,"NetworkID":"","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#;
+    const CAPTURE_07: &str = r#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["sh","-c","cat /m/f.txt; df /t"],"Image":"busybox","Volumes":{},"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{},"HostConfig":{"Binds":null,"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},"NetworkMode":"default","PortBindings":{},"RestartPolicy":{"Name":"no","MaximumRetryCount":0},"AutoRemove":true,"VolumeDriver":"","VolumesFrom":null,"ConsoleSize":[0,0],"CapAdd":null,"CapDrop":null,"CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"IpcMode":"","Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"PublishAllPorts":false,"ReadonlyRootfs":false,"SecurityOpt":null,"UTSMode":"","UsernsMode":"","ShmSize":0,"Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"","BlkioWeight":0,"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"BlkioDeviceWriteBps":[],"BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[],"CpuPeriod":0,"CpuQuota":0,"CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"","Devices":[],"DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,"MemorySwap":0,"MemorySwappiness":-1,"OomKillDisable":false,"PidsLimit":0,"Ulimits":[],"CpuCount":0,"CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0,"Mounts":[{"Type":"bind","Source":"/tmp/cap-bind","Target":"/m","ReadOnly":true},{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":1048576}}],"MaskedPaths":null,"ReadonlyPaths":null},"NetworkingConfig":{"EndpointsConfig":{"default":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"","DriverOpts":null,"GwPriority":0,"NetworkID":"","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#;
+
+    #[test]
+    fn volume_flags_land_where_docker_puts_them() {
+        let cwd = go_getwd().unwrap();
+        let mut f = flags();
+        f.volume = vec![
+            "/scratch".into(),
+            "data:/data:ro".into(),
+            "./src:/src".into(),
+            "/cache".into(),
+        ];
+        f.volumes_from = vec!["other:ro".into(), "third".into()];
+        f.volume_driver = Some("local".into());
+        f.mount = vec![
+            "type=bind,src=./conf,dst=/etc/app,ro,bind-propagation=rslave".into(),
+            "src=named,dst=/n,volume-nocopy,volume-label=k=v,volume-opt=o=bind".into(),
+            "type=tmpfs,dst=/t,tmpfs-size=64k,tmpfs-mode=1777".into(),
+        ];
+        let spec = build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap();
+        let b = &spec.body;
+        let h = &b["HostConfig"];
+        assert_eq!(b["Volumes"], json!({"/scratch": {}, "/cache": {}}));
+        assert_eq!(
+            h["Binds"],
+            json!(["data:/data:ro", format!("{cwd}/src:/src")])
+        );
+        assert_eq!(h["VolumesFrom"], json!(["other:ro", "third"]));
+        assert_eq!(h["VolumeDriver"], "local");
+        assert_eq!(
+            h["Mounts"],
+            json!([
+                {"Type": "bind", "Source": format!("{cwd}/conf"), "Target": "/etc/app",
+                 "ReadOnly": true, "BindOptions": {"Propagation": "rslave"}},
+                {"Type": "volume", "Source": "named", "Target": "/n", "VolumeOptions": {
+                    "NoCopy": true, "Labels": {"k": "v"},
+                    "DriverConfig": {"Options": {"o": "bind"}}}},
+                {"Type": "tmpfs", "Target": "/t",
+                 "TmpfsOptions": {"SizeBytes": 65536, "Mode": 1023}}
+            ])
+        );
+        assert!(spec.warnings.is_empty());
+
+        // None given: what docker sends without them.
+        let b = build_spec(&flags(), &args(&["img"]), false, (0, 0))
+            .unwrap()
+            .body;
+        assert_eq!(b["Volumes"], json!({}));
+        assert_eq!(b["HostConfig"]["Binds"], Value::Null);
+        assert_eq!(b["HostConfig"]["VolumesFrom"], Value::Null);
+        assert_eq!(b["HostConfig"]["VolumeDriver"], "");
+        assert!(b["HostConfig"].get("Mounts").is_none());
+    }
+
+    #[test]
+    fn bad_mount_flags_fail_before_anything_is_created() {
+        let mut f = flags();
+        f.mount = vec!["type=bind".into()];
+        assert_eq!(
+            build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap_err(),
+            "invalid argument \"type=bind\" for \"--mount\" flag: target is required"
+        );
+        let mut f = flags();
+        f.volume = vec!["/a:/b:ro:x".into()];
+        assert_eq!(
+            build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap_err(),
+            "invalid spec: /a:/b:ro:x: too many colons"
+        );
+        let mut f = flags();
+        f.mount = vec!["type=bind,src=/a,dst=/b,bind-nonrecursive=1".into()];
+        let spec = build_spec(&f, &args(&["img"]), false, (0, 0)).unwrap();
+        assert_eq!(spec.warnings.len(), 1);
+        assert_eq!(
+            spec.body["HostConfig"]["Mounts"][0]["BindOptions"],
+            json!({"NonRecursive": true})
+        );
     }
 
     #[test]
