@@ -104,6 +104,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Log in to a registry
     Login(LoginArgs),
     /// Log out from a registry
@@ -336,6 +339,90 @@ pub enum NetworkCommand {
     /// Remove one or more networks
     #[command(visible_alias = "remove")]
     Rm(NetworkRmArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove", long_about = VOLUME_RM_LONG_ABOUT)]
+    Rm(VolumeRmArgs),
+}
+
+pub const VOLUME_RM_LONG_ABOUT: &str =
+    "Remove one or more volumes. You cannot remove a volume that is in use by a container.";
+
+#[derive(Args, Debug)]
+pub struct VolumeCreateArgs {
+    /// Name of the new volume [default: a random name]
+    #[arg(value_name = "VOLUME")]
+    pub volume: Option<String>,
+    /// Specify volume driver name
+    #[arg(short, long, default_value = "local", value_name = "string")]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Specify volume name
+    #[arg(long, hide = true, value_name = "string")]
+    pub name: Option<String>,
+    /// Set driver specific options
+    #[arg(short, long, value_name = "map")]
+    pub opt: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeLsArgs {
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short, long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Only display volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeInspectArgs {
+    /// Volume names
+    #[arg(required = true, value_name = "VOLUME")]
+    pub names: Vec<String>,
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeRmArgs {
+    /// Volume names
+    #[arg(required = true, value_name = "VOLUME")]
+    pub names: Vec<String>,
+    /// Force the removal of one or more volumes
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 pub const PORT_LONG_ABOUT: &str = "List port mappings or a specific mapping for the container

@@ -60,14 +60,33 @@ pub fn prune_warning(a: &SystemPruneArgs) -> String {
     out
 }
 
-/// A prune endpoint our engine may not have (networks, volumes, build cache): a 404 is
-/// nothing to prune.
+/// A prune endpoint our engine may not have (networks, build cache): a 404 is nothing to
+/// prune.
 async fn optional_prune(api: &Api, target: &str) -> Result<Option<Value>> {
     match api.json("POST", target, Body::None).await {
         Ok(v) => Ok(Some(v)),
         Err(e) if status_of(&e) == Some(404) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// `POST /volumes/prune` with these filters: (space reclaimed, what to print), as docker's
+/// volume prune counts them (the space only when something was deleted). `volume prune`
+/// and `system prune --volumes` both report through it.
+pub(super) async fn prune_volumes(api: &Api, filters: Option<String>) -> Result<(u64, String)> {
+    let q = filters
+        .map(|f| query(&[("filters", f)]))
+        .unwrap_or_default();
+    let v = api
+        .json("POST", &format!("/volumes/prune{q}"), Body::None)
+        .await?;
+    let out = listed(&v, "VolumesDeleted", "Deleted Volumes:");
+    let space = if out.is_empty() {
+        0
+    } else {
+        v["SpaceReclaimed"].as_u64().unwrap_or(0)
+    };
+    Ok((space, out))
 }
 
 pub(super) fn listed(v: &Value, key: &str, title: &str) -> String {
@@ -94,8 +113,9 @@ pub async fn system_prune(engine: &Engine, a: &SystemPruneArgs) -> Result<u8> {
         return Ok(0);
     }
     let api = engine.api();
-    let filter_q = match filters_json(&a.filters)? {
-        Some(f) => query(&[("filters", f)]),
+    let filters = filters_json(&a.filters)?;
+    let filter_q = match &filters {
+        Some(f) => query(&[("filters", f.clone())]),
         None => String::new(),
     };
     let mut total: u64 = 0;
@@ -114,12 +134,10 @@ pub async fn system_prune(engine: &Engine, a: &SystemPruneArgs) -> Result<u8> {
     }
 
     if a.volumes {
-        if let Some(v) = optional_prune(&api, &format!("/volumes/prune{filter_q}")).await? {
-            let out = listed(&v, "VolumesDeleted", "Deleted Volumes:");
-            if !out.is_empty() {
-                total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
-                crate::output::out_line!("{out}");
-            }
+        let (space, out) = prune_volumes(&api, filters).await?;
+        total += space;
+        if !out.is_empty() {
+            crate::output::out_line!("{out}");
         }
     }
 

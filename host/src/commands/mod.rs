@@ -24,6 +24,7 @@ mod run;
 mod stats;
 mod system;
 mod term;
+mod volume;
 
 use std::path::PathBuf;
 
@@ -31,7 +32,7 @@ use anyhow::Result;
 
 use crate::cli::{
     Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, NetworkCommand,
-    SystemCommand,
+    SystemCommand, VolumeCommand,
 };
 use crate::machine::{choose_backend, ensure_running, vm, Backend, Endpoint};
 use crate::SkiffError;
@@ -116,6 +117,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Network(NetworkCommand::Connect(a)) => network::connect(&engine, &a).await,
         Command::Network(NetworkCommand::Disconnect(a)) => network::disconnect(&engine, &a).await,
         Command::Network(NetworkCommand::Prune(a)) => network::prune(&engine, &a).await,
+        Command::Volume(VolumeCommand::Create(a)) => volume::create(&engine, &a).await,
+        Command::Volume(VolumeCommand::Ls(a)) => volume::list(&engine, &a).await,
+        Command::Volume(VolumeCommand::Inspect(a)) => volume::inspect(&engine, &a).await,
+        Command::Volume(VolumeCommand::Rm(a)) => volume::remove(&engine, &a).await,
+        Command::Volume(VolumeCommand::Prune(a)) => volume::prune(&engine, &a).await,
         Command::System(SystemCommand::Prune(a)) => disk::system_prune(&engine, &a).await,
         Command::System(SystemCommand::Df(a)) => disk::df(&engine, &a).await,
         Command::System(SystemCommand::Check(a)) => system::check(&engine, &a).await,
