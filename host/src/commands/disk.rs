@@ -303,6 +303,17 @@ fn ago(now: i64, t: i64) -> String {
     format!("{} ago", human_duration(now - t))
 }
 
+/// A volume's row of `system df -v`, docker's volumeContext: no usage data is "N/A", else
+/// the engine's numbers as they are (an unknown size of -1 shows as "-1B", as in docker).
+fn volume_usage_row(v: &Value) -> Value {
+    let usage = v.get("UsageData").filter(|u| u.is_object());
+    json!({
+        "Name": v["Name"].as_str().unwrap_or(""),
+        "Links": usage.map_or("N/A".into(), |u| i(&u["RefCount"]).to_string()),
+        "Size": usage.map_or("N/A".into(), |u| human_size(i(&u["Size"]) as f64)),
+    })
+}
+
 fn verbose(du: &Value) -> Result<()> {
     let now = chrono::Utc::now().timestamp();
     let na_or = |v: i64, f: &dyn Fn(i64) -> String| if v == -1 { "N/A".to_string() } else { f(v) };
@@ -364,16 +375,7 @@ fn verbose(du: &Value) -> Result<()> {
     )
     .map_err(SkiffError::new)?;
 
-    let volumes: Vec<Value> = arr(&du["Volumes"])
-        .iter()
-        .map(|v| {
-            json!({
-                "Name": v["Name"].as_str().unwrap_or(""),
-                "Links": na_or(i(&v["UsageData"]["RefCount"]), &|c| c.to_string()),
-                "Size": na_or(i(&v["UsageData"]["Size"]), &|s| human_size3(s as f64)),
-            })
-        })
-        .collect();
+    let volumes: Vec<Value> = arr(&du["Volumes"]).iter().map(volume_usage_row).collect();
     crate::output::out_line!("\nLocal Volumes space usage:\n");
     print_template(
         true,
@@ -446,6 +448,35 @@ mod tests {
         assert!(w.contains("  - all anonymous volumes not used by at least one container\n"));
         assert!(w.contains("  - all images without at least one container associated to them\n  - all build cache\n"));
         assert!(w.ends_with("\n\n  Items to be pruned will be filtered with:\n  - label=a\n  - until=24h\n\nAre you sure you want to continue?"));
+    }
+
+    #[test]
+    fn df_volume_rows_like_docker() {
+        assert_eq!(
+            volume_usage_row(
+                &json!({"Name": "v", "UsageData": {"Size": 1_984_469, "RefCount": 2}})
+            ),
+            json!({"Name": "v", "Links": "2", "Size": "1.984MB"})
+        );
+        assert_eq!(
+            volume_usage_row(&json!({"Name": "v", "UsageData": {"Size": -1, "RefCount": -1}})),
+            json!({"Name": "v", "Links": "-1", "Size": "-1B"})
+        );
+        assert_eq!(
+            volume_usage_row(&json!({"Name": "v", "UsageData": null})),
+            json!({"Name": "v", "Links": "N/A", "Size": "N/A"})
+        );
+        let du = json!({"Volumes": [
+            {"Name": "a", "UsageData": {"Size": 1000, "RefCount": 1}},
+            {"Name": "b", "UsageData": {"Size": 3000, "RefCount": 0}},
+            {"Name": "c", "UsageData": {"Size": -1, "RefCount": 0}}
+        ]});
+        let rows = df_rows(&du);
+        assert_eq!(rows[2]["Type"], "Local Volumes");
+        assert_eq!(rows[2]["TotalCount"], "3");
+        assert_eq!(rows[2]["Active"], "1");
+        assert_eq!(rows[2]["Size"], "4kB");
+        assert_eq!(rows[2]["Reclaimable"], "3kB (75%)");
     }
 
     #[test]
