@@ -6,6 +6,8 @@ pub mod api;
 pub mod containers;
 pub mod errdefs;
 pub mod images;
+pub mod mountinfo;
 pub mod network;
 pub mod state_root;
 pub mod vm;
+pub mod volumes;

@@ -60,34 +60,7 @@ pub fn prepare(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-pub fn is_mounted(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| unescape_mountinfo(mp) == want)
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    let mut out = String::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v as char);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i] as char);
-        i += 1;
-    }
-    out
-}
+pub use crate::mountinfo::is_mounted;
 
 /// Mount the overlay (idempotent: an already mounted rootfs is left as it is).
 pub fn mount_rootfs(paths: &Paths, lower_dirs_top_first: &[PathBuf]) -> Result<()> {
@@ -158,15 +131,4 @@ pub fn write_etc_files(dir: &Path, hostname: &str, hosts_extra: &str, resolv: &s
     std::fs::write(dir.join("hosts"), hosts).context("writing hosts")?;
     std::fs::write(dir.join("resolv.conf"), resolv).context("writing resolv.conf")?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-    }
 }
