@@ -354,6 +354,18 @@ def main():
         hist("EXPOSE 80/tcp", empty=True),
     ]))
 
+    # 9 withvolume: a VOLUME over a directory the image fills (copy-up, anonymous volumes)
+    t = Tar()
+    t.dir("data", mode=0o750, uid=1000, gid=1000)
+    t.file("data/seed", "seeded by the image\n", uid=1000, gid=1000)
+    t.dir("data/sub", uid=1000, gid=1000)
+    t.file("data/sub/deep", "deep\n", mode=0o600, uid=1000, gid=1000)
+    vol_cfg = {"Cmd": ["sh"], "Env": [PATH_ENV], "Volumes": {"/data": {}}}
+    tag("withvolume", lay.image([bb, lay.layer(t.bytes())], vol_cfg, base_hist + [
+        hist("ADD /data (seed, sub/deep; owned by app 1000:1000)"),
+        hist('VOLUME ["/data"]', empty=True),
+    ]))
+
     lay.finish()
     build = {
         "images": images,

@@ -74,6 +74,7 @@ IMAGES=(
     "zstd|$REG/zstd:latest|"
     "victim|$REG/victim:latest|"
     "web|$REG/web:latest|"
+    "withvolume|$REG/withvolume:latest|"
     "busybox|$AUTH/private/busybox:latest|--dest-creds $AUTH_CREDS"
 )
 

@@ -84,7 +84,7 @@ echo "== pass: vm" >>"$log"
 # binaries, where one package alone resolved its dependencies' features anew and rebuilt them.
 SKIFF_TEST_BACKEND=vm cargo test --release --no-fail-fast --workspace \
     --test containers_docker --test containers_skiff --test containers_survive \
-    --test boundary --test crash --test docker_cli --test escape --test hostile --test images --test networks \
+    --test boundary --test crash --test docker_cli --test escape --test hostile --test images --test networks --test volumes \
     -- --test-threads="${SKIFF_TEST_THREADS:-2}" "${report_time[@]}" 2>&1 | tee -a "$log"
 vm_status=${PIPESTATUS[0]}
 set -e

@@ -147,7 +147,9 @@ fn run(args: Args) -> Result<()> {
         (None, _) => skiff_agent::network::Publisher::Local,
     };
     let networks = skiff_agent::network::Networks::open(&root, publisher)?;
-    let containers = Containers::open(&root, store.clone(), networks.clone())?;
+    let volumes =
+        skiff_agent::volumes::Volumes::open(&root, skiff_agent::volumes::HostPaths::from_env()?)?;
+    let containers = Containers::open(&root, store.clone(), networks.clone(), volumes)?;
     containers.set_flush_on_exit(args.vsock_api_fd.is_some());
     rt.block_on(async move {
         let listener = api::bind(&socket)?;

@@ -45,6 +45,8 @@ pub trait ContainerBackend: Send + Sync {
     fn record(&self, name: &str) -> Result<Record, ContainerError>;
     /// Bytes in a container's writable layer.
     fn rw_size(&self, id: &str) -> u64;
+    /// Where a volume's files are, for a container's `Mounts`.
+    fn volume_path(&self, name: &str) -> std::path::PathBuf;
 }
 
 /// The networks, as the network endpoints and a container's network settings read them.
@@ -103,6 +105,9 @@ impl ContainerBackend for Containers {
     }
     fn rw_size(&self, id: &str) -> u64 {
         self.get(id).map(|c| c.paths().rw_size()).unwrap_or(0)
+    }
+    fn volume_path(&self, name: &str) -> std::path::PathBuf {
+        self.volumes.mountpoint(name)
     }
 }
 

@@ -71,7 +71,9 @@ pub async fn kill(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiEr
 }
 
 pub async fn remove(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
-    ctx.containers.remove(&c, q.flag("force")).await?;
+    ctx.containers
+        .remove(&c, q.flag("force"), q.flag("v"))
+        .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -312,7 +314,7 @@ pub fn inspect(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
                 "MergedDir": paths.rootfs(),
             }
         },
-        "Mounts": [],
+        "Mounts": mounts_view(&*ctx.containers, &rec),
         "Config": serde_json::to_value(&rec.config).unwrap_or(json!({})),
         "NetworkSettings": super::networks::network_settings(&*ctx.containers, &rec),
     });
@@ -435,9 +437,22 @@ impl<'a> Shown<'a> {
             && f.any("id", |i| rec.id.starts_with(i))
             && (self.ancestors.is_empty() || self.ancestors.contains(&rec.image_id))
             && f.labels_match(|k| rec.label(k))
+            && f.any("volume", |v| {
+                rec.mounts
+                    .iter()
+                    .any(|m| m.name == v || m.destination == v || m.source == v)
+            })
             && self.before.as_ref().is_none_or(|b| rec.created < *b)
             && self.since.as_ref().is_none_or(|s| rec.created > *s)
     }
+}
+
+/// A container's mounts as inspect and the list show them.
+fn mounts_view(containers: &dyn ContainerBackend, rec: &CRecord) -> Vec<Value> {
+    rec.mounts
+        .iter()
+        .map(|m| crate::containers::mounts::inspect_view(m, |n| containers.volume_path(n)))
+        .collect()
 }
 
 pub fn list(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
@@ -490,7 +505,7 @@ fn list_items(
             "Status": status_text(&rec, now),
             "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_default()},
             "NetworkSettings": {"Networks": super::networks::container_networks(networks, &rec)},
-            "Mounts": [],
+            "Mounts": mounts_view(containers, &rec),
         });
         if with_size {
             let rw = containers.rw_size(&rec.id);
@@ -533,7 +548,7 @@ pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
             continue;
         };
         let size = c.paths().rw_size();
-        match ctx.containers.remove(&c, false).await {
+        match ctx.containers.remove(&c, false, false).await {
             Ok(()) => {
                 reclaimed += size;
                 deleted.push(rec.id);

@@ -14,6 +14,7 @@ pub mod networks;
 pub mod stats;
 pub mod streams;
 pub mod system;
+pub mod volumes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -143,6 +144,22 @@ fn strip_version(path: &str) -> Result<&str, ApiError> {
     Ok(if tail.is_empty() { "/" } else { tail })
 }
 
+/// The API version a request's path asks for; ours when it names none.
+fn requested_version(path: &str) -> (u32, u32) {
+    let ours = (1, 47);
+    let Some(rest) = path.strip_prefix("/v") else {
+        return ours;
+    };
+    let ver = rest.split('/').next().unwrap_or_default();
+    match ver.split_once('.') {
+        Some((a, b)) => match (a.parse(), b.parse()) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => ours,
+        },
+        None => ours,
+    }
+}
+
 async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
     let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
     limited.collect().await.map(|c| c.to_bytes()).map_err(|e| {
@@ -208,6 +225,14 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
             return networks::create(&ctx, &body);
         }
         (&Method::POST, "/networks/prune") => return networks::prune(&ctx, &q).await,
+        (&Method::GET, "/volumes") => return volumes::list(&ctx, &q),
+        (&Method::POST, "/volumes/create") => {
+            let body = read_body(req).await?;
+            return volumes::create(&ctx, &body);
+        }
+        (&Method::POST, "/volumes/prune") => {
+            return volumes::prune(&ctx, &q, requested_version(&raw_path))
+        }
         // The build cache is not ours yet; `system prune` asks for it.
         (&Method::POST, "/build/prune") => {
             return Ok(http::json(
@@ -247,6 +272,15 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         };
     }
 
+    if let Some(name) = path.strip_prefix("/volumes/") {
+        return match method {
+            Method::GET => volumes::inspect(&ctx, name),
+            Method::DELETE => volumes::remove(&ctx, name, &q),
+            _ => Err(ApiError::not_found(format!(
+                "page not found: {method} {raw_path} is not supported by skiff"
+            ))),
+        };
+    }
     if let Some(rest) = path.strip_prefix("/images/") {
         if method == Method::DELETE {
             return images::delete(&*ctx.store, &*ctx.containers, rest, &q);

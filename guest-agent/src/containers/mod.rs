@@ -8,6 +8,7 @@ pub mod events;
 pub mod exec;
 pub mod links;
 pub mod logs;
+pub mod mounts;
 pub mod names;
 pub mod record;
 pub mod rootfs;

@@ -101,6 +101,9 @@ pub struct Record {
     /// The environment its `--link`s gave it at its last start (exec sees it too).
     #[serde(default)]
     pub link_env: Vec<String>,
+    /// Its volumes, bind mounts and tmpfs mounts, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<super::mounts::MountPoint>,
 }
 
 impl Record {
@@ -153,6 +156,7 @@ pub(crate) fn sample_record() -> Record {
         networks: Vec::new(),
         net: None,
         link_env: Vec::new(),
+        mounts: Vec::new(),
     }
 }
 

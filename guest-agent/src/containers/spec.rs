@@ -54,6 +54,8 @@ pub struct SpecInput<'a> {
     /// The agent's own binary, for the hook that makes cgroup v1 mounts read-only, or None
     /// where cgroups are v2 (see `cgroup_ro`).
     pub cgroup_ro_hook: Option<&'a Path>,
+    /// The container's volumes, binds and tmpfs mounts, parents first.
+    pub mounts: Vec<Value>,
 }
 
 /// The environment as the process sees it: image + user (user wins per key), then PATH,
@@ -123,6 +125,7 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         );
         mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
     }
+    mounts.extend(input.mounts.iter().cloned());
 
     let cwd = rec
         .config
@@ -315,6 +318,7 @@ mod tests {
             hostname: "web",
             netns,
             cgroup_ro_hook: hook,
+            mounts: vec![],
         })
         .unwrap();
         // The runtime reads the spec with these types: what they reject, it would too.

@@ -138,6 +138,11 @@ impl ContainerBackend for FakeContainers {
     fn rw_size(&self, id: &str) -> u64 {
         self.rw_sizes.get(id).copied().unwrap_or(0)
     }
+    fn volume_path(&self, name: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from("/var/lib/skiff/volumes")
+            .join(name)
+            .join("_data")
+    }
 }
 
 /// Networks, with how many running containers use each.

@@ -72,6 +72,18 @@ pub(super) fn merge_config(
         }
     }
     c.exposed_ports = (!ports.is_empty()).then_some(ports);
+    // The image's VOLUMEs and the user's `-v /path` alike become anonymous volumes.
+    let mut volumes: Vec<String> = run
+        .volumes
+        .as_ref()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for v in c.volumes.take().unwrap_or_default() {
+        if !volumes.contains(&v) {
+            volumes.push(v);
+        }
+    }
+    c.volumes = (!volumes.is_empty()).then_some(volumes);
     if c.stop_signal.as_deref().is_none_or(str::is_empty) {
         c.stop_signal = run.stop_signal.clone();
     }

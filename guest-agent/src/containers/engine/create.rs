@@ -10,6 +10,7 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use super::config::{command_of, config_of, merge_config};
 use super::{new_id, save, Container, Containers, LOG_FILE};
 use crate::containers::error::ContainerError;
+use crate::containers::mounts::MountType;
 use crate::containers::record::{now_rfc3339, Record, State};
 use crate::containers::rootfs::{self, Paths};
 use crate::containers::{links, names, security, security_opt, spec};
@@ -64,17 +65,27 @@ impl Containers {
         let exposed = config.exposed_ports.clone().unwrap_or_default();
         network::ports::requests(&host_config, &exposed).map_err(ContainerError::invalid)?;
 
+        if let Some(n) = name.filter(|n| !n.is_empty() && !names::valid(n)) {
+            return Err(ContainerError::invalid(format!(
+                "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
         let id = new_id()?;
+        let _use = self.volume_use.lock().unwrap_or_else(|p| p.into_inner());
+        let mounts = self.make_mounts(&host_config, &config)?;
+        let made_volumes = || -> Vec<String> {
+            mounts
+                .iter()
+                .filter(|m| m.kind == MountType::Volume && !m.named)
+                .map(|m| m.name.clone())
+                .collect()
+        };
         let mut idx = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
-                if !names::valid(n) {
-                    return Err(ContainerError::invalid(format!(
-                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-                    )));
-                }
                 let n = n.trim_start_matches('/').to_string();
                 if let Some(other) = idx.names.get(&n) {
+                    self.drop_volumes(&made_volumes());
                     return Err(ContainerError::conflict(format!(
                         "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
                     )));
@@ -106,6 +117,7 @@ impl Containers {
             networks,
             net: None,
             link_env: Vec::new(),
+            mounts: mounts.clone(),
         };
         let dir = self.dir.join(&id);
         let made = (|| -> Result<()> {
@@ -122,6 +134,7 @@ impl Containers {
                 }
                 _ => {}
             }
+            self.drop_volumes(&made_volumes());
             return Err(ContainerError::Internal(
                 e.context("creating the container"),
             ));
@@ -130,6 +143,7 @@ impl Containers {
         let c = Arc::new(Container::new(dir, rec));
         idx.by_id.insert(id.clone(), c.clone());
         drop(idx);
+        drop(_use);
         self.emit("create", &c, &[]);
         let mut warnings = Vec::new();
         let hc = &c.record().host_config;

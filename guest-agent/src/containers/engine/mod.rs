@@ -17,6 +17,7 @@ mod restart;
 mod signal;
 mod start;
 mod stop;
+mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use super::rootfs::{self, Paths};
 use super::shim;
 use crate::images::store::Store;
 use crate::network::Networks;
+use crate::volumes::Volumes;
 
 pub use copy::RootfsGuard;
 pub use procfs::process_start_time;
@@ -174,6 +176,10 @@ pub struct Containers {
     /// Whether containers need the hook that makes their cgroup v1 mounts read-only.
     cgroup_v1: bool,
     pub networks: Arc<Networks>,
+    pub volumes: Arc<Volumes>,
+    /// Held from deciding which volumes a container uses, or that a volume is unused, to
+    /// acting on it (a create's record saved, a volume removed). Taken before `index`.
+    volume_use: Mutex<()>,
     /// In the VM a killed QEMU takes the guest's page cache with it: flush what a container
     /// wrote as it ends, so that a finished container's files survive (set by main).
     flush_on_exit: std::sync::atomic::AtomicBool,
@@ -191,7 +197,12 @@ impl Containers {
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub fn open(root: &Path, images: Arc<Store>, networks: Arc<Networks>) -> Result<Arc<Self>> {
+    pub fn open(
+        root: &Path,
+        images: Arc<Store>,
+        networks: Arc<Networks>,
+        volumes: Arc<Volumes>,
+    ) -> Result<Arc<Self>> {
         let dir = root.join("containers");
         let runtime_root = root.join("runtime");
         for d in [&dir, &runtime_root] {
@@ -248,6 +259,8 @@ impl Containers {
             cgroup_v1: super::cgroup_ro::needed(),
             flush_on_exit: Default::default(),
             networks,
+            volumes,
+            volume_use: Mutex::new(()),
         }))
     }
 

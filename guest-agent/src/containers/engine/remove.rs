@@ -8,7 +8,13 @@ use crate::containers::record::Status;
 use crate::containers::rootfs;
 
 impl Containers {
-    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ContainerError> {
+    /// `docker rm`; `volumes` (`-v`, and `--rm`) takes its anonymous volumes with it.
+    pub async fn remove(
+        &self,
+        c: &Arc<Container>,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ContainerError> {
         if c.status().is_live() {
             if !force {
                 let verb = if c.status() == Status::Paused {
@@ -55,6 +61,9 @@ impl Containers {
             idx.names.remove(&name);
         }
         drop(idx);
+        if volumes {
+            self.remove_anonymous_volumes(&c.record());
+        }
         // Waiters for "removed" see the sender's generation bump; the record stays readable.
         c.changed.send_modify(|g| *g += 1);
         self.emit("destroy", c, &[]);

@@ -71,7 +71,7 @@ impl Containers {
                 });
                 if auto_remove {
                     drop(_op);
-                    if let Err(e) = self.remove(c, true).await {
+                    if let Err(e) = self.remove(c, true, true).await {
                         tracing::warn!("auto-removing {} after a failed start: {e}", c.id);
                     }
                 }
@@ -103,6 +103,9 @@ impl Containers {
             rec
         };
         rootfs::write_etc_files(&c.dir, &hostname, &hosts, &resolv)?;
+        let mounts = self
+            .prepare_mounts(&rec, &paths.rootfs())
+            .map_err(|e| anyhow!("{e}"))?;
         let bundle = c.dir.join("bundle");
         std::fs::create_dir_all(&bundle)?;
         let spec = spec::build(&spec::SpecInput {
@@ -113,6 +116,7 @@ impl Containers {
             hostname: &hostname,
             netns: netns.as_deref(),
             cgroup_ro_hook: self.cgroup_v1.then_some(self.agent_exe.as_path()),
+            mounts,
         })?;
         std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec)?)?;
         let console_size = rec
@@ -237,6 +241,7 @@ impl Containers {
             }
         }
         self.release_network(&c).await;
+        self.release_volumes(&c);
         let rec = c.record();
         let res = c.update(|r| {
             r.state.status = Status::Exited;
@@ -266,7 +271,7 @@ impl Containers {
         }
         self.emit("die", &c, &[("exitCode", ended.exit_code.to_string())]);
         if rec.host_config.auto_remove.unwrap_or(false) {
-            if let Err(e) = self.remove(&c, true).await {
+            if let Err(e) = self.remove(&c, true, true).await {
                 tracing::warn!("auto-removing {}: {e}", c.id);
             }
             return;
