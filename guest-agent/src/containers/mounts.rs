@@ -220,9 +220,11 @@ pub fn parse_mount(m: &Mount) -> Result<MountPoint, String> {
         Some(DockerType::BIND) => MountType::Bind,
         Some(DockerType::VOLUME) | None => MountType::Volume,
         Some(DockerType::TMPFS) => MountType::Tmpfs,
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "invalid mount config for type \"{other}\": skiff mounts bind, volume and tmpfs only"
-        )),
+        ))
+        }
     };
     let source = m.source.clone().unwrap_or_default();
     let destination = destination(kind, m.target.as_deref().unwrap_or_default())?;
