@@ -23,10 +23,16 @@ fn host_dir(name: &str) -> tempfile::TempDir {
     } else {
         test_tmp()
     };
-    tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix(name)
-        .tempdir_in(parent)
-        .expect("host dir")
+        .tempdir_in(&parent)
+        .expect("host dir");
+    if on_vm() {
+        // As a user's own directory in their share: the VM reaches the share as its owner.
+        let owner = std::fs::metadata(&parent).expect("share");
+        std::os::unix::fs::chown(dir.path(), Some(owner.uid()), Some(owner.gid())).expect("chown");
+    }
+    dir
 }
 
 /// A container's `docker inspect`.

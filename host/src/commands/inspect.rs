@@ -44,11 +44,11 @@ pub async fn inspect_containers(engine: &Engine, a: &ContainerInspectArgs) -> Re
     Ok(u8::from(!errors.is_empty()))
 }
 
-/// `inspect`: a container first, then an image, then a network (or only the `--type`
+/// `inspect`: a container first, then an image, a network, a volume (or only the `--type`
 /// asked for).
 pub async fn inspect_objects(engine: &Engine, a: &ObjectInspectArgs) -> Result<u8> {
     let kind = a.kind.as_deref().unwrap_or("");
-    if !matches!(kind, "" | "container" | "image" | "network") {
+    if !matches!(kind, "" | "container" | "image" | "network" | "volume") {
         return Err(SkiffError::new(format!("\"{kind}\" is not a valid value for --type")).into());
     }
     let api = engine.api();
@@ -91,6 +91,13 @@ pub async fn inspect_objects(engine: &Engine, a: &ObjectInspectArgs) -> Result<u
                     if kind.is_empty()
                         && (e.status == Some(404) || e.message.contains("not supported")) => {}
                 Err(e) => error = Some(e.message),
+            }
+        }
+        if found.is_none() && error.is_none() && (kind.is_empty() || kind == "volume") {
+            match get_raw(&api, &format!("/volumes/{}", seg(n))).await {
+                Ok(r) => found = Some(r),
+                Err(e) if kind.is_empty() && status_of(&e) == Some(404) => {}
+                Err(e) => error = Some(message_of(&e)),
             }
         }
         match (found, error) {

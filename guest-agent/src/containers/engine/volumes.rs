@@ -134,7 +134,9 @@ impl Containers {
                     })?;
                     self.volumes.mount(&v)?;
                     let data = self.volumes.mountpoint(&v.name);
-                    if mp.copy_data {
+                    // Never into a volume a running container can write to meanwhile: it
+                    // could swap a directory the copy goes into for a symlink out.
+                    if mp.copy_data && !self.in_live_use(&mp.name, &rec.id) {
                         copy_up(rootfs, &mp.destination, &data)?;
                     }
                     (data, false)
@@ -169,17 +171,24 @@ impl Containers {
     pub(super) fn release_volumes(&self, c: &Container) {
         let rec = c.record();
         for mp in rec.mounts.iter().filter(|m| m.kind == MountType::Volume) {
-            let still_used = self.all().iter().any(|o| {
-                o.id != c.id
-                    && o.status().is_live()
-                    && o.record().mounts.iter().any(|m| m.name == mp.name)
-            });
-            if !still_used {
+            if !self.in_live_use(&mp.name, &c.id) {
                 if let Ok(v) = self.volumes.get(&mp.name) {
                     self.volumes.release(&v);
                 }
             }
         }
+    }
+
+    /// Whether a running container other than `except` has the volume mounted.
+    fn in_live_use(&self, name: &str, except: &str) -> bool {
+        self.all().iter().any(|o| {
+            o.id != except
+                && o.status().is_live()
+                && o.record()
+                    .mounts
+                    .iter()
+                    .any(|m| m.kind == MountType::Volume && m.name == name)
+        })
     }
 
     /// The containers that use a volume, by ID.
