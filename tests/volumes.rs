@@ -373,6 +373,57 @@ fn a_bind_mount_is_read_and_written_from_both_sides() {
         .fails_with(1, "Read-only file system");
     assert!(out.stdout.starts_with("edited\ntmpfs"), "{}", out.stdout);
     assert!(out.stdout.contains(" 1024 "), "{}", out.stdout);
+
+    // The local driver's options: a volume that is a bounded tmpfs, and one that is a bind of
+    // a host directory (in the VM, through its share).
+    s.run(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=2m",
+        "scratch",
+    ])
+    .ok();
+    let out = s
+        .run(&[
+            "run",
+            "--rm",
+            "-v",
+            "scratch:/s",
+            &bb,
+            "sh",
+            "-c",
+            "df -k /s | tail -n 1",
+        ])
+        .ok();
+    assert!(
+        out.stdout.starts_with("tmpfs") && out.stdout.contains(" 2048 "),
+        "{}",
+        out.stdout
+    );
+    s.run(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &format!("device={d}"),
+        "hostdir",
+    ])
+    .ok();
+    let out = s
+        .run(&["run", "--rm", "-v", "hostdir:/h", &bb, "cat", "/h/f.txt"])
+        .ok();
+    assert_eq!(out.stdout, "edited\n");
+    // Removing the volume leaves the host's files where they are.
+    s.run(&["volume", "rm", "hostdir", "scratch"]).ok();
+    assert!(dir.path().join("f.txt").exists());
 }
 
 #[test]

@@ -14,6 +14,7 @@ use crate::containers::{ContainerError, Containers};
 use crate::images::store::{Image, LookupError, Store};
 use crate::network::store::Network;
 use crate::network::NetworkError;
+use crate::volumes::{Volume, VolumeError};
 
 /// The image store, as the image endpoints use it.
 pub trait ImageBackend: Send + Sync {
@@ -58,6 +59,37 @@ pub trait NetworkBackend: Send + Sync {
     fn bridge_name(&self, n: &Network) -> String;
     /// Running containers with an endpoint on the network.
     fn live_users(&self, network_id: &str) -> usize;
+}
+
+/// The volumes, as their endpoints and `/system/df` read them.
+pub trait VolumeBackend: Send + Sync {
+    /// Every volume, by name.
+    fn volumes(&self) -> Vec<Volume>;
+    fn volume(&self, name: &str) -> Result<Volume, VolumeError>;
+    /// Where its files are.
+    fn mountpoint(&self, name: &str) -> PathBuf;
+    /// The containers (running or not) that use it, by ID.
+    fn users(&self, name: &str) -> Vec<String>;
+    /// Bytes in it.
+    fn size(&self, name: &str) -> u64;
+}
+
+impl VolumeBackend for Containers {
+    fn volumes(&self) -> Vec<Volume> {
+        self.volumes.list()
+    }
+    fn volume(&self, name: &str) -> Result<Volume, VolumeError> {
+        self.volumes.get(name)
+    }
+    fn mountpoint(&self, name: &str) -> PathBuf {
+        self.volumes.mountpoint(name)
+    }
+    fn users(&self, name: &str) -> Vec<String> {
+        self.volume_users(name)
+    }
+    fn size(&self, name: &str) -> u64 {
+        self.volumes.size(name)
+    }
 }
 
 impl ImageBackend for Store {

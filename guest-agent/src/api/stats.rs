@@ -587,7 +587,7 @@ pub fn df(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
             "LayersSize": layers_size,
             "Images": images,
             "Containers": containers,
-            "Volumes": super::volumes::usage(ctx),
+            "Volumes": super::volumes::usage(&*ctx.containers),
             "BuildCache": [],
         }),
     ))

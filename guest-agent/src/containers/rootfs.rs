@@ -30,27 +30,7 @@ impl Paths {
     }
 }
 
-/// Bytes used by a directory tree (apparent sizes, hard links once).
-pub fn dir_size(path: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0u64;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&p) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            if md.is_dir() {
-                stack.push(e.path());
-            } else if md.nlink() <= 1 || seen.insert((md.dev(), md.ino())) {
-                total += md.len();
-            }
-        }
-    }
-    total
-}
+pub use crate::volumes::dir_size;
 
 /// Create the container's directories (at create time).
 pub fn prepare(paths: &Paths) -> Result<()> {

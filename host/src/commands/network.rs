@@ -12,7 +12,7 @@ use super::disk::listed;
 use super::endpoint::{endpoint_ipam, endpoint_settings};
 use super::gofmt::{go_time_string, natural_cmp};
 use super::inspected::print_inspected;
-use super::opts::{cidr_contains, go_parse_ip, parse_cidr, validate_label};
+use super::opts::{cidr_contains, go_parse_ip, kv_map, parse_cidr, validate_label};
 use super::ps::truncate_id;
 use super::run::with_help;
 use super::term::confirm;
@@ -43,18 +43,6 @@ pub fn trim_id(kind: &str, id: &str) -> Result<String, String> {
 /// A failure docker prints as it is and exits 1 for (it is no cli.StatusError).
 fn plain(message: impl Into<String>) -> anyhow::Error {
     SkiffError::with_code(message, 1).into()
-}
-
-/// docker's `ConvertKVStringsToMap`, also what its map flags (`--opt`, `--aux-address`) do:
-/// `k=v`, or `k` alone for an empty value; a later key wins.
-fn kv_map(items: &[String]) -> BTreeMap<String, String> {
-    items
-        .iter()
-        .map(|i| {
-            let (k, v) = i.split_once('=').unwrap_or((i.as_str(), ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect()
 }
 
 /// docker's subnetMatches: whether `data` (an address or a CIDR) lies in `subnet`.

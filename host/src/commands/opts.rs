@@ -6,6 +6,18 @@ use std::net::IpAddr;
 
 use crate::goerror::go_io_error;
 
+/// docker's `ConvertKVStringsToMap` and map flags: `k=v`, or `k` alone for an empty value;
+/// a later key wins.
+pub fn kv_map(items: &[String]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|i| {
+            let (k, v) = i.split_once('=').unwrap_or((i.as_str(), ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
 /// go-units' `RAMInBytes`: "32m", "1g", "512k", "1.5GiB", plain bytes; binary multiples.
 pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
     let sep = s.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ');

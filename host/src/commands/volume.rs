@@ -1,8 +1,6 @@
 //! `volume create|ls|inspect|rm|prune`: the requests, columns and messages of the docker 28
 //! CLI (`cli/command/volume`).
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
@@ -11,7 +9,7 @@ use super::disk::prune_volumes;
 use super::gofmt::{human_size, natural_cmp};
 use super::inspected::print_inspected;
 use super::network::{trim_id, CreateError};
-use super::opts::validate_label;
+use super::opts::{kv_map, validate_label};
 use super::run::with_help;
 use super::term::confirm;
 use super::Engine;
@@ -30,18 +28,6 @@ Are you sure you want to continue?";
 const PRUNE_ALL_WARNING: &str =
     "WARNING! This will remove all local volumes not used by at least one container.
 Are you sure you want to continue?";
-
-/// docker's `ConvertKVStringsToMap` and map flags: `k=v`, or `k` alone for an empty value;
-/// a later key wins.
-fn kv_map(items: &[String]) -> BTreeMap<String, String> {
-    items
-        .iter()
-        .map(|i| {
-            let (k, v) = i.split_once('=').unwrap_or((i.as_str(), ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
 
 /// The `POST /volumes/create` body the docker 28 CLI sends: every field is omitted when
 /// empty (Go's omitempty), so a volume without a name goes out without `Name` and the

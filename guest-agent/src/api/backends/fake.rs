@@ -7,13 +7,14 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
-use super::{ContainerBackend, ImageBackend, NetworkBackend};
+use super::{ContainerBackend, ImageBackend, NetworkBackend, VolumeBackend};
 use crate::containers::record::Record;
 use crate::containers::ContainerError;
 use crate::images::reference::ImageRef;
 use crate::images::store::{Image, ImageRecord, LookupError};
 use crate::network::store::Network;
 use crate::network::NetworkError;
+use crate::volumes::{Volume, VolumeError};
 
 /// An image store in memory: images by ID, references (fully qualified) → ID.
 #[derive(Default)]
@@ -205,5 +206,58 @@ impl NetworkBackend for FakeNetworks {
     }
     fn live_users(&self, network_id: &str) -> usize {
         self.live_users.get(network_id).copied().unwrap_or(0)
+    }
+}
+
+/// Volumes in memory, with the containers that use each.
+#[derive(Default)]
+pub struct FakeVolumes {
+    pub volumes: Vec<Volume>,
+    pub users: HashMap<String, Vec<String>>,
+}
+
+impl FakeVolumes {
+    /// Volumes by name with their labels (`""` values for a bare key).
+    pub fn with(vols: &[(&str, &[(&str, &str)])]) -> Self {
+        FakeVolumes {
+            volumes: vols
+                .iter()
+                .map(|(name, labels)| Volume {
+                    name: name.to_string(),
+                    driver: "local".into(),
+                    labels: labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    options: BTreeMap::new(),
+                    created_at: "2026-12-04T19:30:18Z".into(),
+                })
+                .collect(),
+            users: HashMap::new(),
+        }
+    }
+}
+
+impl VolumeBackend for FakeVolumes {
+    fn volumes(&self) -> Vec<Volume> {
+        self.volumes.clone()
+    }
+    fn volume(&self, name: &str) -> Result<Volume, VolumeError> {
+        self.volumes
+            .iter()
+            .find(|v| v.name == name)
+            .cloned()
+            .ok_or_else(|| VolumeError::not_found(format!("get {name}: no such volume")))
+    }
+    fn mountpoint(&self, name: &str) -> PathBuf {
+        PathBuf::from("/var/lib/skiff/volumes")
+            .join(name)
+            .join("_data")
+    }
+    fn users(&self, name: &str) -> Vec<String> {
+        self.users.get(name).cloned().unwrap_or_default()
+    }
+    fn size(&self, name: &str) -> u64 {
+        name.len() as u64
     }
 }
