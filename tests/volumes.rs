@@ -230,6 +230,19 @@ fn a_new_volume_starts_with_the_images_files_and_the_images_volumes_are_anonymou
     // Volumes in `system df -v`, and prune: anonymous unused ones by default, all with -a.
     s.run(&["create", "--name", "keeper", "-v", "/keep", &img])
         .ok();
+    // A create that fails (the name is taken) removes only what it made, not the volumes it
+    // would have shared with `--volumes-from`.
+    s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--volumes-from",
+        "keeper",
+        &img,
+        "true",
+    ])
+    .fails_with(125, "is already in use");
     s.run(&["volume", "create", "loose"]).ok();
     let df = s.run(&["system", "df", "-v"]).ok();
     assert!(

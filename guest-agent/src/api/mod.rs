@@ -231,7 +231,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
             return volumes::create(&ctx, &body);
         }
         (&Method::POST, "/volumes/prune") => {
-            return volumes::prune(&ctx, &q, requested_version(&raw_path))
+            return volumes::prune(&ctx, &q, requested_version(&raw_path)).await
         }
         // The build cache is not ours yet; `system prune` asks for it.
         (&Method::POST, "/build/prune") => {
@@ -275,7 +275,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
     if let Some(name) = path.strip_prefix("/volumes/") {
         return match method {
             Method::GET => volumes::inspect(&ctx, name),
-            Method::DELETE => volumes::remove(&ctx, name, &q),
+            Method::DELETE => volumes::remove(&ctx, name, &q).await,
             _ => Err(ApiError::not_found(format!(
                 "page not found: {method} {raw_path} is not supported by skiff"
             ))),

@@ -92,14 +92,22 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Result<Resp, ApiError> {
     Ok(json(StatusCode::OK, &view(vols, &vols.volume(name)?)))
 }
 
-pub fn remove(ctx: &Ctx, name: &str, q: &Query) -> Result<Resp, ApiError> {
-    ctx.containers.remove_volume(name, q.flag("force"))?;
+/// Deleting a volume's files takes as long as they are many: on a blocking thread, not one of
+/// the runtime's workers.
+pub async fn remove(ctx: &Ctx, name: &str, q: &Query) -> Result<Resp, ApiError> {
+    let (containers, name, force) = (ctx.containers.clone(), name.to_string(), q.flag("force"));
+    tokio::task::spawn_blocking(move || containers.remove_volume(&name, force))
+        .await
+        .map_err(|e| ApiError::internal(format!("removing the volume: {e}")))??;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// What `volume prune` may take, by its filters: from API 1.42 only anonymous volumes unless
 /// `all=true`; older clients get every unused volume, as they did from dockerd then.
-fn prunable(q: &Query, api: (u32, u32)) -> Result<impl Fn(&Volume) -> bool, ApiError> {
+fn prunable(
+    q: &Query,
+    api: (u32, u32),
+) -> Result<impl Fn(&Volume) -> bool + Send + 'static, ApiError> {
     let f = Filters::parse(q.get("filters"))?;
     f.only(&["label", "label!", "all"])?;
     let all = f.bool("all")?.unwrap_or(api < (1, 42));
@@ -109,8 +117,12 @@ fn prunable(q: &Query, api: (u32, u32)) -> Result<impl Fn(&Volume) -> bool, ApiE
     })
 }
 
-pub fn prune(ctx: &Ctx, q: &Query, api: (u32, u32)) -> Result<Resp, ApiError> {
-    let (deleted, bytes) = ctx.containers.prune_volumes(prunable(q, api)?);
+pub async fn prune(ctx: &Ctx, q: &Query, api: (u32, u32)) -> Result<Resp, ApiError> {
+    let admit = prunable(q, api)?;
+    let containers = ctx.containers.clone();
+    let (deleted, bytes) = tokio::task::spawn_blocking(move || containers.prune_volumes(admit))
+        .await
+        .map_err(|e| ApiError::internal(format!("pruning volumes: {e}")))?;
     Ok(json(
         StatusCode::OK,
         &json!({"VolumesDeleted": deleted, "SpaceReclaimed": bytes}),

@@ -55,9 +55,11 @@ impl HostPaths {
                 host.display()
             )));
         };
+        // The share `translate` chose: the one with the longest host path holding it.
         let share = shares
             .iter()
-            .find(|s| host.starts_with(&s.host))
+            .filter(|s| host.starts_with(&s.host))
+            .max_by_key(|s| s.host.as_os_str().len())
             .map(|s| s.guest.clone())
             .unwrap_or_else(|| guest.clone());
         // A share whose host directory went away shows as an error on its mount point.
@@ -69,16 +71,104 @@ impl HostPaths {
         }
         // A symlink inside the share resolves in the VM: one planted by a container (or
         // anyone who can write to the share) must not hand the VM's own files to the next
-        // bind mount of it.
-        if let Ok(real) = std::fs::canonicalize(&guest) {
-            if !real.starts_with(&share) {
-                return Err(VolumeError::invalid(format!(
-                    "invalid mount config: bind source path {} leads outside its share (a symbolic link to {}): bind the link's target's host path instead",
-                    host.display(),
-                    real.display()
-                )));
+        // bind mount of it. Checked on the path, or on its nearest existing ancestor when
+        // `-v` is to make the rest; the caller resolves again once it has made it. (The
+        // runtime resolves the path once more when it mounts it: a container writing to the
+        // share at that very moment could still swap a component; binding a descriptor opened
+        // inside the share would close that too.)
+        let mut existing = guest.as_path();
+        let real = loop {
+            match std::fs::canonicalize(existing) {
+                Ok(r) => break Some(r),
+                Err(_) => match existing.parent() {
+                    Some(p) => existing = p,
+                    None => break None,
+                },
             }
+        };
+        if let Some(real) = real.filter(|r| !r.starts_with(&share)) {
+            return Err(VolumeError::invalid(format!(
+                "invalid mount config: bind source path {} leads outside its share (a symbolic link to {}): bind the link's target's host path instead",
+                host.display(),
+                real.display()
+            )));
         }
         Ok((guest, readonly))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_common::shares::Share;
+
+    /// A "VM" in a temp dir: host `/home/u` shared at `<tmp>/mnt/host/home/u`.
+    fn vm() -> (tempfile::TempDir, HostPaths, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let guest = d.path().join("mnt/host/home/u");
+        std::fs::create_dir_all(guest.join("proj")).unwrap();
+        let paths = HostPaths::Shared(vec![Share {
+            host: "/home/u".into(),
+            guest: guest.clone(),
+            readonly: false,
+        }]);
+        (d, paths, guest)
+    }
+
+    #[test]
+    fn natively_a_host_path_is_itself() {
+        let p = Path::new("/srv/data");
+        assert_eq!(
+            HostPaths::native().resolve(p).unwrap(),
+            (p.to_path_buf(), false)
+        );
+    }
+
+    #[test]
+    fn a_shared_path_is_found_in_its_share_and_others_are_refused_with_the_list() {
+        let (_d, paths, guest) = vm();
+        let (here, ro) = paths.resolve(Path::new("/home/u/proj")).unwrap();
+        assert_eq!((here, ro), (guest.join("proj"), false));
+        // Not made yet: fine, `-v` makes it.
+        assert_eq!(
+            paths.resolve(Path::new("/home/u/new/dir")).unwrap().0,
+            guest.join("new/dir")
+        );
+        let e = paths.resolve(Path::new("/etc")).unwrap_err().to_string();
+        assert!(
+            e.contains("/etc is not shared with the skiff machine (shared: /home/u)"),
+            "{e}"
+        );
+        let e = paths
+            .resolve(Path::new("/home/u/../../etc"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not shared"), "{e}");
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_share_is_refused_even_below_a_path_not_made_yet() {
+        let (d, paths, guest) = vm();
+        let outside = d.path().join("vm-root-files");
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, guest.join("proj/link")).unwrap();
+        for p in ["/home/u/proj/link", "/home/u/proj/link/not/made"] {
+            let e = paths.resolve(Path::new(p)).unwrap_err().to_string();
+            assert!(e.contains("leads outside its share"), "{p}: {e}");
+        }
+        // A symlink that stays inside is fine.
+        std::os::unix::fs::symlink(guest.join("proj"), guest.join("inside")).unwrap();
+        assert!(paths.resolve(Path::new("/home/u/inside")).is_ok());
+    }
+
+    #[test]
+    fn a_share_that_is_gone_says_so() {
+        let (_d, paths, guest) = vm();
+        std::fs::remove_dir_all(&guest).unwrap();
+        let e = paths.resolve(Path::new("/home/u/proj")).unwrap_err();
+        assert!(
+            matches!(&e, VolumeError::NotFound(m) if m.contains("cannot be reached")),
+            "{e}"
+        );
     }
 }

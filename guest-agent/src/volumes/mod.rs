@@ -70,6 +70,10 @@ pub struct Volumes {
     /// is in use is the containers' records' business: the engine holds its own lock across
     /// that check and the removal.)
     op: Mutex<()>,
+    /// Held from finding a volume empty to having filled it from an image (copy-up), so
+    /// that a second container starting with the same new volume waits for the copy
+    /// instead of running beside it.
+    pub copy_up: Mutex<()>,
     pub host_paths: HostPaths,
 }
 
@@ -105,6 +109,7 @@ impl Volumes {
         let volumes = Arc::new(Self {
             dir,
             op: Mutex::new(()),
+            copy_up: Mutex::new(()),
             host_paths,
         });
         volumes.sweep();
@@ -177,6 +182,11 @@ impl Volumes {
     /// `volume create`: a new volume, or the existing one of that name (docker answers an
     /// existing name with the volume, not an error).
     pub fn create(&self, req: CreateRequest) -> Result<Volume, VolumeError> {
+        self.create_new(req).map(|(v, _)| v)
+    }
+
+    /// `create`, and whether this call made the volume (false: it existed).
+    pub fn create_new(&self, req: CreateRequest) -> Result<(Volume, bool), VolumeError> {
         let driver = if req.driver.is_empty() {
             LOCAL
         } else {
@@ -200,7 +210,7 @@ impl Volumes {
         }
         let _g = self.guard();
         match self.get(&name) {
-            Ok(v) => return Ok(v),
+            Ok(v) => return Ok((v, false)),
             Err(VolumeError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
@@ -227,7 +237,7 @@ impl Volumes {
                 e.context(format!("creating volume {name}")),
             ));
         }
-        Ok(v)
+        Ok((v, true))
     }
 
     /// A new anonymous volume for a container's mount point.

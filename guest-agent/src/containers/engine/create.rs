@@ -10,7 +10,6 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use super::config::{command_of, config_of, merge_config};
 use super::{new_id, save, Container, Containers, LOG_FILE};
 use crate::containers::error::ContainerError;
-use crate::containers::mounts::MountType;
 use crate::containers::record::{now_rfc3339, Record, State};
 use crate::containers::rootfs::{self, Paths};
 use crate::containers::{links, names, security, security_opt, spec};
@@ -72,20 +71,13 @@ impl Containers {
         }
         let id = new_id()?;
         let _use = self.volume_use.lock().unwrap_or_else(|p| p.into_inner());
-        let mounts = self.make_mounts(&host_config, &config)?;
-        let made_volumes = || -> Vec<String> {
-            mounts
-                .iter()
-                .filter(|m| m.kind == MountType::Volume && !m.named)
-                .map(|m| m.name.clone())
-                .collect()
-        };
+        let (mounts, made_volumes) = self.make_mounts(&host_config, &config)?;
         let mut idx = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = n.trim_start_matches('/').to_string();
                 if let Some(other) = idx.names.get(&n) {
-                    self.drop_volumes(&made_volumes());
+                    self.drop_volumes(&made_volumes);
                     return Err(ContainerError::conflict(format!(
                         "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
                     )));
@@ -134,7 +126,7 @@ impl Containers {
                 }
                 _ => {}
             }
-            self.drop_volumes(&made_volumes());
+            self.drop_volumes(&made_volumes);
             return Err(ContainerError::Internal(
                 e.context("creating the container"),
             ));

@@ -61,6 +61,7 @@ impl Containers {
                     tracing::warn!("unmounting {} after a failed start: {e:#}", c.id);
                 }
                 self.release_network(c).await;
+                self.release_volumes(c);
                 let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
                 c.update_or_warn("recording the failed start", |r| {
                     r.state.exit_code = code;

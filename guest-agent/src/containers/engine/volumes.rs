@@ -30,13 +30,14 @@ impl From<VolumeError> for ContainerError {
 
 impl Containers {
     /// The new container's mounts, with its volumes made: named ones that do not exist yet
-    /// and an anonymous one for each mount point without a name. Called with `volume_use`
-    /// held, so no volume it names is removed before its record exists.
+    /// and an anonymous one for each mount point without a name; and the names of the
+    /// volumes this call made (only those may go if the create fails after all). Called with
+    /// `volume_use` held, so no volume it names is removed before its record exists.
     pub(super) fn make_mounts(
         &self,
         hc: &HostConfig,
         config: &ContainerConfig,
-    ) -> Result<Vec<MountPoint>, ContainerError> {
+    ) -> Result<(Vec<MountPoint>, Vec<String>), ContainerError> {
         if let Some(d) = hc
             .volume_driver
             .as_deref()
@@ -51,9 +52,12 @@ impl Containers {
             let (name, rw) = mounts::parse_volumes_from(raw).map_err(ContainerError::invalid)?;
             let other = self.get(&name)?;
             for mut mp in other.record().mounts {
+                // moby: `:rw` keeps a read-only mount read-only, `:ro` makes any so; the
+                // other container's volumes were filled already.
                 if let Some(rw) = rw {
-                    mp.rw = rw;
+                    mp.rw = mp.rw && rw;
                 }
+                mp.copy_data = false;
                 from.push(mp);
             }
         }
@@ -85,14 +89,16 @@ impl Containers {
                     let v = self.volumes.create_anonymous()?;
                     made.push(v.name.clone());
                     mp.name = v.name;
-                } else if self.volumes.get(&mp.name).is_err() {
-                    let v = self.volumes.create(CreateRequest {
+                } else {
+                    let (v, new) = self.volumes.create_new(CreateRequest {
                         name: mp.name.clone(),
                         labels: mp.volume_labels.clone(),
                         options: mp.volume_options.clone(),
                         ..Default::default()
                     })?;
-                    made.push(v.name);
+                    if new {
+                        made.push(v.name);
+                    }
                 }
             }
             Ok(())
@@ -101,7 +107,7 @@ impl Containers {
             self.drop_volumes(&made);
             return Err(e);
         }
-        Ok(mps)
+        Ok((mps, made))
     }
 
     /// Volumes made for a container that was not created after all.
@@ -135,15 +141,22 @@ impl Containers {
                     self.volumes.mount(&v)?;
                     let data = self.volumes.mountpoint(&v.name);
                     // Never into a volume a running container can write to meanwhile: it
-                    // could swap a directory the copy goes into for a symlink out.
-                    if mp.copy_data && !self.in_live_use(&mp.name, &rec.id) {
-                        copy_up(rootfs, &mp.destination, &data)?;
+                    // could swap a directory the copy goes into for a symlink out. The lock
+                    // makes another container starting with this volume wait for the copy.
+                    if mp.copy_data {
+                        let _copying = self
+                            .volumes
+                            .copy_up
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        if !self.in_live_use(&mp.name, &rec.id) {
+                            copy_up(rootfs, &mp.destination, &data)?;
+                        }
                     }
                     (data, false)
                 }
                 MountType::Bind => {
-                    let (here, share_ro) =
-                        self.volumes.host_paths.resolve(Path::new(&mp.source))?;
+                    let (here, _) = self.volumes.host_paths.resolve(Path::new(&mp.source))?;
                     if !here.exists() {
                         if !mp.create_source {
                             return Err(ContainerError::invalid(format!(
@@ -158,7 +171,8 @@ impl Containers {
                             ))
                         })?;
                     }
-                    (here, share_ro)
+                    // What was just made is checked like what existed (see `resolve`).
+                    self.volumes.host_paths.resolve(Path::new(&mp.source))?
                 }
             };
             out.push(mounts::oci_mount(mp, &source, force_ro));
