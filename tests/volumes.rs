@@ -116,6 +116,15 @@ fn a_named_volume_outlives_its_container_and_survives_the_engine() {
     assert_eq!(mounts[0]["Destination"], "/data");
     assert_eq!(mounts[0]["Mode"], "z");
     assert_eq!(mounts[0]["RW"], true);
+    // A stopped container's volume is not mounted: cp into it is refused, not hidden below.
+    let local = s.dir.path().join("local.txt");
+    std::fs::write(&local, "x").expect("write");
+    s.run(&[
+        "cp",
+        local.to_str().expect("utf-8"),
+        &format!("{id}:/data/x"),
+    ])
+    .fails_with(1, "which skiff mounts only while the container runs");
     let ps = s.run(&["ps", "-a", "--filter", "volume=data1", "-q"]).ok();
     assert_eq!(ps.stdout.trim(), &id[..12]);
     s.run(&["rm", "-v", &id]).ok();

@@ -69,7 +69,7 @@ async fn stat(
 
 pub async fn head(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
     let path = path_of(q)?;
-    let (rootfs, _guard) = ctx.containers.rootfs_for_copy(&c).await?;
+    let (rootfs, _guard) = ctx.containers.rootfs_for_copy(&c, &path).await?;
     let header = stat(ctx, &c, &rootfs, &path).await?;
     let mut r = empty(StatusCode::OK);
     r.headers_mut().insert(
@@ -81,7 +81,7 @@ pub async fn head(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiEr
 
 pub async fn get(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
     let path = path_of(q)?;
-    let (rootfs, guard) = ctx.containers.rootfs_for_copy(&c).await?;
+    let (rootfs, guard) = ctx.containers.rootfs_for_copy(&c, &path).await?;
     let header = stat(ctx, &c, &rootfs, &path).await?;
     let mut child = helper(ctx, "get", &rootfs, &path)
         .stdout(Stdio::piped())
@@ -167,7 +167,7 @@ pub async fn put(
             "container rootfs is marked read-only",
         ));
     }
-    let (rootfs, _guard) = ctx.containers.rootfs_for_copy(&c).await?;
+    let (rootfs, _guard) = ctx.containers.rootfs_for_copy(&c, &path).await?;
     let mut cmd = helper(ctx, "put", &rootfs, &path);
     if q.flag("copyUIDGID") {
         cmd.arg("--copy-uid-gid");

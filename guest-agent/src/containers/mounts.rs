@@ -137,7 +137,7 @@ fn destination(kind: MountType, target: &str) -> Result<String, String> {
 }
 
 /// `filepath.Clean` for absolute paths.
-fn clean(p: &str) -> String {
+pub(crate) fn clean(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in Path::new(p).components() {
         match c {
