@@ -13,22 +13,7 @@ RUNS="${RUNS:-5}"
 WORK="${WORK:-/var/tmp/skiff-bench-vm}"
 mkdir -p "$WORK"
 
-scripts/setup.sh >/dev/null
-cargo build --release --quiet
-kernel_dir="$(scripts/build-kernel.sh)"
-export SKIFF_KERNEL="$kernel_dir/vmlinux"
-export SKIFF_INITRAMFS="$(scripts/build-initramfs.sh target/release/skiff-agent)"
-scripts/test-registry.sh start >/dev/null
-scripts/test-images.sh >/dev/null
-set -a; eval "$(scripts/test-registry.sh env)"; set +a
-REG="$SKIFF_REGISTRY"
-SK="$PWD/target/release/skiff"
-
-native() { SKIFF_BACKEND=native SKIFF_ROOT="$WORK/native" SKIFF_SOCKET="$WORK/native.sock" "$SK" "$@"; }
-vm() { SKIFF_BACKEND=vm SKIFF_MACHINES="$WORK/machines" "$SK" "$@"; }
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+. scripts/bench-vm-lib.sh
 
 # A server on the host (loopback included) for the containers' downloads (python's http.server: the
 # same server for both, so the ratio is the path's).

@@ -17,22 +17,8 @@ RUNS="${RUNS:-3}"
 WORK="${WORK:-/var/tmp/skiff-bench-volumes}"
 mkdir -p "$WORK"
 
-scripts/setup.sh >/dev/null
-cargo build --release --quiet
-kernel_dir="$(scripts/build-kernel.sh)"
-export SKIFF_KERNEL="$kernel_dir/vmlinux"
-export SKIFF_INITRAMFS="$(scripts/build-initramfs.sh target/release/skiff-agent)"
-export SKIFF_VIRTIOFSD="$(scripts/build-virtiofsd.sh)"
-scripts/test-registry.sh start >/dev/null
-scripts/test-images.sh >/dev/null
-set -a; eval "$(scripts/test-registry.sh env)"; set +a
-BB="$SKIFF_REGISTRY/busybox"
-SK="$PWD/target/release/skiff"
-
-native() { SKIFF_BACKEND=native SKIFF_ROOT="$WORK/native" SKIFF_SOCKET="$WORK/native.sock" "$SK" "$@"; }
-vm() { SKIFF_BACKEND=vm SKIFF_MACHINES="$WORK/machines" "$SK" "$@"; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+. scripts/bench-vm-lib.sh
+BB="$REG/busybox"
 mibs() { awk -v s="$1" 'BEGIN { if (s == 0) print "n/a"; else printf "%.0f", 256 / s }'; }
 
 # The shared directory and its 10,000-file tree (100 directories of 100 files of 1-4 KiB),
