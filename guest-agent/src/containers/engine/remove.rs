@@ -40,13 +40,10 @@ impl Containers {
         // A start cut short (the agent killed mid-way) can leave a pinned network namespace
         // the record never learnt of; it would hold the directory.
         crate::network::link::remove_netns(&c.dir.join("netns"));
-        let removed = rootfs::unmount_rootfs(&c.paths())
-            .map_err(ContainerError::Internal)
-            .and_then(|()| {
-                std::fs::remove_dir_all(&c.dir).map_err(|e| {
-                    ContainerError::internal(format!("removing {}: {e}", c.dir.display()))
-                })
-            });
+        let removed = match rootfs::unmount_rootfs(&c.paths()) {
+            Ok(()) => remove_dir(&c.dir).await,
+            Err(e) => Err(ContainerError::Internal(e)),
+        };
         if let Err(e) = removed {
             // Not stuck in "Removal In Progress": as it was, so that `rm` can be tried again.
             c.update_or_warn("restoring the state after a failed removal", |r| {
@@ -68,5 +65,38 @@ impl Containers {
         c.changed.send_modify(|g| *g += 1);
         self.emit("destroy", c, &[]);
         Ok(())
+    }
+}
+
+/// The container's directory, gone. Something can still create an entry in it while it is
+/// being emptied (the vm pass saw "Directory not empty" once after `rm -f`, the writer not yet
+/// found): a few tries, each logging what appeared, before the error is the user's.
+async fn remove_dir(dir: &std::path::Path) -> Result<(), ContainerError> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 5 => {
+                let left: Vec<String> = std::fs::read_dir(dir)
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                tracing::warn!(
+                    "removing {}: {e}; appeared meanwhile: {left:?}; trying again",
+                    dir.display()
+                );
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 << tries)).await;
+            }
+            Err(e) => {
+                return Err(ContainerError::internal(format!(
+                    "removing {}: {e}",
+                    dir.display()
+                )))
+            }
+        }
     }
 }
