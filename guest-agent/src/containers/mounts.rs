@@ -268,6 +268,16 @@ pub fn parse_mount(m: &Mount) -> Result<MountPoint, String> {
                 Some(p) => p.to_string(),
             };
             mp.non_recursive = opts.non_recursive.unwrap_or(false);
+            // API 1.42's `CreateMountpoint`: a missing source is made, as for `-v`.
+            mp.create_source = opts.create_mountpoint.unwrap_or(false);
+            // Our read-only binds are read-only at the top only (what `ReadOnlyNonRecursive`
+            // asks for); forcing it down every submount is not done, so it is refused.
+            if opts.read_only_force_recursive.unwrap_or(false) {
+                return Err(invalid_config(
+                    kind,
+                    "bind-recursive=readonly (ReadOnlyForceRecursive) is not supported by skiff yet: use readonly, which makes the mount itself read-only",
+                ));
+            }
         }
         MountType::Volume => {
             if has_bind_opts {
@@ -316,6 +326,13 @@ pub fn parse_mount(m: &Mount) -> Result<MountPoint, String> {
                 ));
             }
             mp.tmpfs_mode = opts.mode.unwrap_or(0) as u32;
+            // API 1.46's extra tmpfs options (`exec`…) are not applied: refused, not dropped.
+            if opts.options.as_ref().is_some_and(|o| !o.is_empty()) {
+                return Err(invalid_config(
+                    kind,
+                    "tmpfs options other than size and mode are not supported by skiff yet",
+                ));
+            }
         }
     }
     Ok(mp)
@@ -543,6 +560,13 @@ mod tests {
             "invalid mount config for type \"bind\": field Target must not be empty"
         );
         assert!(e(json!({"Type": "volume", "Source": "v", "Target": "/m", "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}})).contains("plugin \"nfs\" not found"));
+        assert!(e(json!({"Type": "bind", "Source": "/a", "Target": "/m", "BindOptions": {"ReadOnlyForceRecursive": true}})).contains("not supported by skiff yet"));
+        assert!(e(
+            json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"Options": [["exec"]]}})
+        )
+        .contains("not supported by skiff yet"));
+        let made = parse_mount(&mount(json!({"Type": "bind", "Source": "/a", "Target": "/m", "BindOptions": {"CreateMountpoint": true}}))).unwrap();
+        assert!(made.create_source);
     }
 
     #[test]

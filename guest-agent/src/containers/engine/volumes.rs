@@ -195,26 +195,16 @@ impl Containers {
 
     /// Whether a running container other than `except` has the volume mounted.
     fn in_live_use(&self, name: &str, except: &str) -> bool {
-        self.all().iter().any(|o| {
-            o.id != except
-                && o.status().is_live()
-                && o.record()
-                    .mounts
-                    .iter()
-                    .any(|m| m.kind == MountType::Volume && m.name == name)
-        })
+        self.all()
+            .iter()
+            .any(|o| o.id != except && o.status().is_live() && uses_volume(&o.record(), name))
     }
 
     /// The containers that use a volume, by ID.
     pub fn volume_users(&self, name: &str) -> Vec<String> {
         self.all()
             .into_iter()
-            .filter(|c| {
-                c.record()
-                    .mounts
-                    .iter()
-                    .any(|m| m.kind == MountType::Volume && m.name == name)
-            })
+            .filter(|c| uses_volume(&c.record(), name))
             .map(|c| c.id.clone())
             .collect()
     }
@@ -280,6 +270,12 @@ impl Containers {
             }
         }
     }
+}
+
+fn uses_volume(rec: &Record, name: &str) -> bool {
+    rec.mounts
+        .iter()
+        .any(|m| m.kind == MountType::Volume && m.name == name)
 }
 
 /// docker's copy-up: a volume that is still empty gets what the image has at `dest`.
