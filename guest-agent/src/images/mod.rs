@@ -1,11 +1,14 @@
 //! Images: references, the registry client, pulling, unpacking layers and the store.
 
 pub mod check;
+pub mod diff;
+pub mod ingest;
 pub mod model;
 pub mod progress;
 pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod tarsplit;
 pub mod tree;
 pub mod unpack;

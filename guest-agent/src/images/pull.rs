@@ -22,6 +22,7 @@ use oci_client::Client;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
+use super::ingest::HashingReader;
 use super::model::{
     layer_compression, AnyManifest, Compression, Descriptor, ImageConfig, Platform, MANIFEST_ACCEPT,
 };
@@ -29,8 +30,9 @@ use super::progress::Progress;
 use super::reference::ImageRef;
 use super::registry::{fetch_manifest_capped, CappedManifest, RegistryConfig, RegistryError};
 use super::store::{hex_of, ImageRecord, LayerRecord, Store};
+use super::tarsplit::RECIPE_FILE;
 use super::tree::{summarize_tree, TreeSummary};
-use super::unpack::unpack_layer;
+use super::unpack::unpack_layer_recorded;
 use crate::images::store::{sync_dir, tempfile_in, Image};
 
 /// Limits that keep a hostile registry from exhausting memory or disk.
@@ -512,6 +514,7 @@ impl Puller {
         let total = desc.size as u64;
         let (unpack_tx, unpack_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
         let dest = tmp_home.join("diff");
+        let recipe = tmp_home.join(RECIPE_FILE);
         let layer_name = desc.digest.clone();
         let max_layer = self.limits.max_layer;
         let unpacker = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
@@ -529,20 +532,11 @@ impl Puller {
                         zstd::stream::read::Decoder::new(&mut input).context("starting zstd")?,
                     ),
                 };
-                let mut hashing = HashingReader {
-                    inner: decoded,
-                    hasher: Sha256::new(),
-                    count: 0,
-                    limit: max_layer,
-                };
-                let stats = unpack_layer(&mut hashing, &dest, &layer_name)?;
-                // The diff ID covers the whole tar stream, padding after the end marker included.
-                io::copy(&mut hashing, &mut io::sink())
-                    .with_context(|| format!("layer {layer_name}: reading past the tar end"))?;
-                (
-                    format!("sha256:{}", hex::encode(hashing.hasher.finalize())),
-                    stats.size,
-                )
+                let mut hashing = HashingReader::new(decoded, max_layer);
+                // Reads the stream to its end: the diff ID covers the padding after the end
+                // marker too.
+                let (stats, _) = unpack_layer_recorded(&mut hashing, &dest, &layer_name, &recipe)?;
+                (hashing.digest(), stats.size)
             };
             io::copy(&mut input, &mut io::sink())?;
             Ok((diff, size))
@@ -657,29 +651,6 @@ impl Read for ChannelReader {
         let n = buf.len().min(self.pending.len());
         buf[..n].copy_from_slice(&self.pending[..n]);
         let _ = self.pending.split_to(n);
-        Ok(n)
-    }
-}
-
-/// Hashes the uncompressed stream (for the diff ID) and stops a decompression bomb.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-    limit: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        if self.count > self.limit {
-            return Err(io::Error::other(format!(
-                "the layer unpacks to more than the limit of {} bytes",
-                self.limit
-            )));
-        }
-        self.hasher.update(&buf[..n]);
         Ok(n)
     }
 }

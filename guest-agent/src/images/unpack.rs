@@ -7,6 +7,7 @@
 //! unpack (a temporary name until the layer is verified), so checking each parent with
 //! `lstat` is race-free: nobody else writes there.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::{CString, OsStr};
 use std::fs;
@@ -14,10 +15,13 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use skiff_common::targuard::{HeaderTooLarge, TarGuard};
 use tar::{Archive, EntryType};
+
+use super::tarsplit::{Recorder, Recording};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
@@ -33,15 +37,47 @@ pub struct UnpackStats {
 /// Unpack the tar stream `input` into `dest` (an existing, empty directory).
 /// `layer` names the layer in errors.
 pub fn unpack_layer<R: Read>(input: R, dest: &Path, layer: &str) -> Result<UnpackStats> {
+    unpack(input, dest, layer, None)
+}
+
+/// Unpack as [`unpack_layer`], reading `input` to its end, and write the recipe that rebuilds
+/// the exact stream from the tree to `recipe` (see `tarsplit`). The flag says whether the
+/// stream can be rebuilt (if not, no recipe is left).
+pub fn unpack_layer_recorded<R: Read>(
+    input: R,
+    dest: &Path,
+    layer: &str,
+    recipe: &Path,
+) -> Result<(UnpackStats, bool)> {
+    let recording = Recording::create(recipe)?;
+    let stats = unpack(input, dest, layer, Some(recording.clone()))?;
+    let rebuildable = recording
+        .borrow_mut()
+        .finish()
+        .with_context(|| format!("layer {layer}"))?;
+    Ok((stats, rebuildable))
+}
+
+fn unpack<R: Read>(
+    input: R,
+    dest: &Path,
+    layer: &str,
+    recording: Option<Rc<RefCell<Recording>>>,
+) -> Result<UnpackStats> {
     // The tar crate would read a long name or PAX header whole into memory, whatever size
-    // it declares: the guard refuses one over 1 MiB from its header.
-    let mut archive = Archive::new(TarGuard::new(input));
+    // it declares: the guard refuses one over 1 MiB from its header. The recorder sits above
+    // the guard, where positions are the tar crate's own.
+    let mut archive = Archive::new(Recorder {
+        inner: TarGuard::new(input),
+        recording: recording.clone(),
+    });
     let mut unpacker = Unpacker {
         root: dest.to_path_buf(),
         known_dirs: HashSet::new(),
         dir_times: Vec::new(),
         stats: UnpackStats::default(),
         writers: Writers::new(WRITER_THREADS),
+        recording,
     };
     let entries = archive
         .entries()
@@ -64,6 +100,11 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, layer: &str) -> Result<Unpac
             .map_err(|e| named(e, &shown))?;
     }
     unpacker.finish().map_err(|e| named(e, "(end)"))?;
+    if unpacker.recording.is_some() {
+        // What follows the end-of-archive blocks is part of the stream (and of its digest).
+        io::copy(&mut archive.into_inner(), &mut io::sink())
+            .with_context(|| format!("layer {layer}: reading past the tar end"))?;
+    }
     Ok(unpacker.stats)
 }
 
@@ -241,6 +282,7 @@ struct Unpacker {
     dir_times: Vec<(PathBuf, u64)>,
     stats: UnpackStats,
     writers: Writers,
+    recording: Option<Rc<RefCell<Recording>>>,
 }
 
 /// Turn an entry name into a path relative to the layer root, refusing anything that climbs out.
@@ -315,6 +357,9 @@ impl Unpacker {
             EntryType::Regular | EntryType::Continuous => {
                 self.remove_existing(&rel, &path)?;
                 let size = header.size().unwrap_or(0);
+                if let Some(r) = &self.recording {
+                    r.borrow_mut().file(entry.raw_file_position(), size, &rel);
+                }
                 if size <= SMALL_FILE && !has_xattrs(entry)? {
                     let mut data = Vec::with_capacity(size as usize);
                     entry.read_to_end(&mut data).context("reading the file")?;
@@ -493,12 +538,20 @@ impl Unpacker {
         self.writers.settle(rel, false)?;
         match fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() => {
+                if let Some(r) = &self.recording {
+                    r.borrow_mut().replaced(rel, true);
+                }
                 // Writers may still be filling it.
                 self.writers.settle(rel, true)?;
                 fs::remove_dir_all(path).context("replacing an earlier directory")?;
                 self.forget_dirs_under(rel);
             }
-            Ok(_) => fs::remove_file(path).context("replacing an earlier entry")?,
+            Ok(_) => {
+                if let Some(r) = &self.recording {
+                    r.borrow_mut().replaced(rel, false);
+                }
+                fs::remove_file(path).context("replacing an earlier entry")?
+            }
             Err(_) => {}
         }
         Ok(())

@@ -1,0 +1,99 @@
+//! A layer stored from a tar stream made here or handed to us — a build step, `commit`,
+//! `load`, `import` — rather than pulled: unpacked with its recipe (see `tarsplit`), its diff
+//! ID computed on the way, and renamed into the store as a pulled layer is.
+
+use std::fs;
+use std::io::{self, Read};
+
+use anyhow::{Context, Result};
+use sha2::{Digest as _, Sha256};
+
+use super::store::{syncfs, tempfile_in, LayerRecord, Store};
+use super::tarsplit::RECIPE_FILE;
+use super::tree::summarize_tree;
+use super::unpack::unpack_layer_recorded;
+
+/// Hashes the uncompressed stream (for the diff ID) and stops a decompression bomb.
+pub struct HashingReader<R> {
+    pub inner: R,
+    pub hasher: Sha256,
+    pub count: u64,
+    pub limit: u64,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R, limit: u64) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            limit,
+        }
+    }
+
+    pub fn digest(self) -> String {
+        format!("sha256:{}", hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if self.count > self.limit {
+            return Err(io::Error::other(format!(
+                "the layer unpacks to more than the limit of {} bytes",
+                self.limit
+            )));
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Store the layer whose (uncompressed) tar stream is `input`, read to its end; `name` says
+/// which layer in errors. A layer the store already has is kept as it is. Blocking.
+pub fn ingest_layer<R: Read>(
+    store: &Store,
+    input: R,
+    name: &str,
+    limit: u64,
+) -> Result<LayerRecord> {
+    let tmp_home = tempfile_in(&store.tmp_dir())?;
+    let result = ingest_into(store, input, name, limit, &tmp_home);
+    if tmp_home.exists() {
+        let _ = fs::remove_dir_all(&tmp_home);
+    }
+    result
+}
+
+fn ingest_into<R: Read>(
+    store: &Store,
+    input: R,
+    name: &str,
+    limit: u64,
+    tmp_home: &std::path::Path,
+) -> Result<LayerRecord> {
+    let dest = tmp_home.join("diff");
+    fs::create_dir_all(&dest).context("creating the layer's temporary directory")?;
+    let mut hashing = HashingReader::new(input, limit);
+    let (stats, _) = unpack_layer_recorded(&mut hashing, &dest, name, &tmp_home.join(RECIPE_FILE))?;
+    let diff_id = hashing.digest();
+    if let Some(existing) = store.layer_record(&diff_id) {
+        return Ok(existing);
+    }
+    let tree =
+        summarize_tree(&dest).with_context(|| format!("layer {name}: summarising the tree"))?;
+    syncfs(&dest)?;
+    let rec = LayerRecord {
+        diff_id,
+        // Not compressed yet: a push compresses it and records what it sent.
+        digest: String::new(),
+        media_type: String::new(),
+        compressed_size: 0,
+        size: stats.size,
+        tree: Some(tree),
+    };
+    store.commit_layer(tmp_home, &rec)?;
+    Ok(rec)
+}
