@@ -821,6 +821,7 @@ mod tests {
                 })
                 .collect(),
             stored_at: String::new(),
+            parent: None,
         };
         let images = [
             image("a", &[("base", 100), ("app", 10)]),

@@ -272,6 +272,7 @@ impl Puller {
             manifest_media_type: resolved.manifest_media_type.clone(),
             layers: layer_records,
             stored_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            parent: None,
         };
         let img = self.store.commit_image(record, &tag_keys, &digest_keys)?;
         progress.status(&format!("Digest: {}", resolved.top_digest));

@@ -26,6 +26,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::model::ImageConfig;
 use super::reference::{looks_like_id, ImageRef};
+use super::tarsplit::LayerTar;
 use super::tree::TreeSummary;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +52,10 @@ pub struct ImageRecord {
     pub layers: Vec<LayerRecord>,
     /// When the image was first stored here (RFC 3339).
     pub stored_at: String,
+    /// The image a build step or `commit` started from (docker's `Parent`); pulled and
+    /// loaded images have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 impl ImageRecord {
@@ -294,6 +299,43 @@ impl Store {
         Ok(())
     }
 
+    /// The layer's tar stream, exactly as its diff ID names it (see `tarsplit`).
+    pub fn layer_tar(&self, diff_id: &str) -> Result<LayerTar> {
+        LayerTar::open(&self.layer_home(diff_id)?, diff_id)
+    }
+
+    /// Store an image made here (a build step, `commit`, `load`, `import`) from its config and
+    /// its layers, already in the store; it has no manifest until it is pushed.
+    pub fn commit_local_image(
+        &self,
+        config_raw: &[u8],
+        layers: Vec<LayerRecord>,
+        parent: Option<String>,
+        tag_keys: &[String],
+    ) -> Result<Image> {
+        let id = sha256_digest(config_raw);
+        self.put_blob(&id, config_raw)?;
+        let record = ImageRecord {
+            id,
+            manifest_digest: String::new(),
+            manifest_media_type: String::new(),
+            layers,
+            stored_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            parent,
+        };
+        self.commit_image(record, tag_keys, &[])
+    }
+
+    /// The images whose parent is `id`.
+    pub fn children(&self, id: &str) -> Vec<String> {
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        st.images
+            .values()
+            .filter(|i| i.record.parent.as_deref() == Some(id))
+            .map(|i| i.record.id.clone())
+            .collect()
+    }
+
     /// Make an image visible (record written) and point `tags`/`digests` at it.
     pub fn commit_image(
         &self,
@@ -522,7 +564,8 @@ impl Store {
             }
         }
         for d in [&img.record.id, &img.record.manifest_digest] {
-            if !used_blobs.contains(d) {
+            // An image made here has no manifest.
+            if !d.is_empty() && !used_blobs.contains(d) {
                 let _ = fs::remove_file(self.blob_path(d)?);
             }
         }
