@@ -2,9 +2,7 @@
 //! docker's 8-byte multiplex header unless the container has a tty, and the hijacked
 //! (upgraded) connections of `attach` with their stdin and detach keys.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -15,8 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::http::{ApiError, Resp};
-use crate::containers::logs::{LogReader, Record, Stream};
-use crate::containers::record::Status;
+use crate::containers::logs::Record;
 use crate::containers::{Container, Containers};
 
 /// docker's multiplexed stream header: stream id, three zero bytes, big-endian length.
@@ -27,117 +24,7 @@ pub fn frame(stream: u8, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(data);
 }
 
-/// Which records a follower hands out, and when it stops.
-pub struct FollowSpec {
-    pub offset: u64,
-    pub stdout: bool,
-    pub stderr: bool,
-    /// Keep following while the container runs (or until it starts and ends, when attached
-    /// before the start).
-    pub follow: bool,
-    /// A container not started yet is waited for (attach before start), not taken as ended.
-    pub wait_for_start: bool,
-    pub since_nanos: Option<i64>,
-    pub until_nanos: Option<i64>,
-}
-
-/// Wakes when the log file grows (inotify), with a slow poll as a safety net.
-struct Growth {
-    fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
-}
-
-impl Growth {
-    fn new(path: &std::path::Path) -> Self {
-        use rustix::fs::inotify;
-        let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)
-            .ok()
-            .and_then(|fd| {
-                inotify::add_watch(&fd, path, inotify::WatchFlags::MODIFY).ok()?;
-                // SAFETY: the AsyncFd owns the inotify fd for as long as it is registered.
-                unsafe { tokio::io::unix::AsyncFd::register(fd) }.ok()
-            });
-        Self { fd }
-    }
-
-    async fn wait(&self) {
-        match &self.fd {
-            Some(fd) => {
-                if let Ok(Ok(mut guard)) =
-                    tokio::time::timeout(Duration::from_millis(500), fd.readable()).await
-                {
-                    let mut buf = [0u8; 4096];
-                    while rustix::io::read(fd.get_ref(), &mut buf).is_ok_and(|n| n > 0) {}
-                    guard.clear_ready();
-                }
-            }
-            None => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-}
-
-/// Follow a container's log, sending records to `tx` until the spec says stop or the
-/// receiver goes away.
-pub async fn follow(
-    engine: Arc<Containers>,
-    c: Arc<Container>,
-    spec: FollowSpec,
-    tx: mpsc::Sender<Record>,
-) {
-    let path: PathBuf = c.log_path();
-    let growth = Growth::new(&path);
-    let mut reader = match LogReader::open(&path, spec.offset) {
-        Ok(r) => r,
-        Err(_) => return,
-    };
-    let first = c.record();
-    let mut changes = c.subscribe();
-    let ended = || {
-        let now = c.record();
-        engine.is_removed(&c)
-            || (!now.state.status.is_live()
-                && now.state.status != Status::Restarting
-                && (!spec.wait_for_start
-                    || now.state.finished_at != first.state.finished_at
-                    || first.state.status != Status::Created))
-    };
-    loop {
-        // Decided before reading: the shim wrote its last bytes before the exit was recorded,
-        // so a pass that starts after the end was seen takes everything.
-        let over = !spec.follow || ended();
-        loop {
-            match reader.next_record() {
-                Ok(Some(rec)) => {
-                    if spec.until_nanos.is_some_and(|u| rec.nanos > u) {
-                        return;
-                    }
-                    let wanted = match rec.stream {
-                        Stream::Stdout => spec.stdout,
-                        Stream::Stderr => spec.stderr,
-                    };
-                    if wanted
-                        && spec.since_nanos.is_none_or(|s| rec.nanos >= s)
-                        && tx.send(rec).await.is_err()
-                    {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!("reading log of {}: {e}", c.id);
-                    return;
-                }
-            }
-        }
-        if over {
-            return;
-        }
-        tokio::select! {
-            _ = growth.wait() => {}
-            _ = changes.changed() => {}
-            _ = tx.closed() => return,
-        }
-    }
-}
+pub use crate::containers::follow::{follow, FollowSpec};
 
 /// Encode records for the wire: framed, or raw for a tty.
 pub fn encode(rec: &Record, tty: bool, timestamps: bool) -> Vec<u8> {

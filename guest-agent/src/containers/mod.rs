@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod follow;
 pub mod links;
 pub mod logs;
 pub mod mounts;
