@@ -1,6 +1,7 @@
 //! `skiff`: the docker command line, served by skiff's own engine.
 
 mod archive;
+mod buildctx;
 mod cli;
 mod commands;
 mod dockercfg;
