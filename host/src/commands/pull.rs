@@ -7,7 +7,7 @@ use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use super::api::{query, Body};
+use super::api::{query, Body, Response};
 use super::term;
 use super::Engine;
 use crate::cli::PullArgs;
@@ -81,12 +81,18 @@ pub async fn stream_pull(
         q.push(("platform", p.to_string()));
     }
     let target = format!("/images/create{}", query(&q));
-    let mut resp = engine
+    let resp = engine
         .api()
         .call_with("POST", &target, &headers, Body::None)
         .await?;
+    show_progress(resp, quiet, to_stderr).await
+}
+
+/// Show a pull's or a push's JSON progress stream as it arrives (the bars move while the
+/// layers go), ending with the stream's error if it sends one.
+pub async fn show_progress(mut resp: Response, quiet: bool, to_stderr: bool) -> Result<()> {
     let mut view = ProgressView::new(quiet, to_stderr);
-    // Each message is shown as it arrives: the bars move while the layers download.
+    // Each message is shown as it arrives: the bars move while the layers go.
     let result = loop {
         let msg = match resp.json_line().await {
             Ok(Some(m)) => m,
@@ -95,6 +101,14 @@ pub async fn stream_pull(
         };
         if let Some(err) = stream_error(&msg) {
             break Err(SkiffError::daemon(err).into());
+        }
+        // `aux` (a push's digest and size) is for programs, as in docker's display.
+        if msg.get("aux").is_some() {
+            continue;
+        }
+        if let Some(text) = msg["stream"].as_str() {
+            view.text(text);
+            continue;
         }
         let detail = &msg["progressDetail"];
         view.show(
@@ -110,7 +124,7 @@ pub async fn stream_pull(
 
 /// The failure a JSON progress stream ends with (docker's jsonmessage `errorDetail`, or
 /// its older `error`), printed as it is, without "Error response from daemon".
-fn stream_error(msg: &Value) -> Option<String> {
+pub fn stream_error(msg: &Value) -> Option<String> {
     msg["errorDetail"]["message"]
         .as_str()
         .or_else(|| msg["error"].as_str())
@@ -129,6 +143,20 @@ fn full_name(s: &str) -> String {
     } else {
         format!("docker.io/library/{s}")
     }
+}
+
+/// Whether a message carries byte counters (a bar's step): docker's plain output leaves
+/// those out (jsonmessage: a progress that would print something).
+fn has_counters(current: Option<i64>, total: Option<i64>) -> bool {
+    current.unwrap_or(0) > 0 || total.unwrap_or(0) > 0
+}
+
+/// The statuses that end a layer's bar: a pull's and a push's.
+fn is_layer_done(status: &str) -> bool {
+    matches!(
+        status,
+        "Pull complete" | "Already exists" | "Pushed" | "Layer already exists"
+    ) || status.starts_with("Mounted from")
 }
 
 struct ProgressView {
@@ -174,7 +202,7 @@ impl ProgressView {
         };
         if !self.tty {
             // Plain output: one line per state change, no byte counters.
-            if status != "Downloading" && status != "Extracting" || current.is_none() {
+            if !has_counters(current, total) {
                 self.line(&format!("{id}: {status}"));
             }
             return;
@@ -195,12 +223,26 @@ impl ProgressView {
             bar.set_length(t.max(0) as u64);
             bar.set_position(c.max(0) as u64);
         }
-        if matches!(status, "Pull complete" | "Already exists") {
+        if is_layer_done(status) {
             bar.set_style(
                 ProgressStyle::with_template("{prefix}: {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.finish_with_message(status.to_string());
+        }
+    }
+
+    /// A `stream` message: text printed as it is (above the bars on a terminal).
+    fn text(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.tty && !self.bars.is_empty() {
+            let _ = self.multi.println(text.trim_end_matches('\n'));
+        } else if self.to_stderr {
+            eprint!("{text}");
+        } else {
+            crate::output::out_text!("{text}");
         }
     }
 
@@ -238,6 +280,25 @@ mod tests {
             serde_json::from_str(r#"{"status":"Downloading","id":"abc","progressDetail":{}}"#)
                 .unwrap();
         assert_eq!(stream_error(&progress), None);
+    }
+
+    #[test]
+    fn plain_output_drops_counters_and_push_statuses_end_bars() {
+        // A pull's and a push's byte steps are left out; their state changes are not.
+        assert!(has_counters(Some(512), Some(14)));
+        assert!(has_counters(None, Some(10)));
+        assert!(!has_counters(None, None));
+        assert!(!has_counters(Some(0), Some(0)));
+        for done in [
+            "Pull complete",
+            "Already exists",
+            "Pushed",
+            "Layer already exists",
+            "Mounted from web",
+        ] {
+            assert!(is_layer_done(done), "{done}");
+        }
+        assert!(!is_layer_done("Preparing") && !is_layer_done("Waiting"));
     }
 
     #[test]
