@@ -132,6 +132,18 @@ pub enum ImageVerb {
     History(HistoryArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
+    /// Build an image from a Dockerfile
+    #[command(long_about = BUILD_LONG_ABOUT)]
+    Build(BuildArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    #[command(long_about = IMPORT_LONG_ABOUT)]
+    Import(ImportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +205,13 @@ pub enum ContainerVerb {
     /// List port mappings or a specific mapping for the container
     #[command(long_about = PORT_LONG_ABOUT)]
     Port(PortArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    #[command(long_about = DIFF_LONG_ABOUT)]
+    Diff(DiffArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -1201,6 +1220,156 @@ pub struct DfArgs {
     /// Show detailed information on space usage
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+pub const BUILD_LONG_ABOUT: &str = "Build an image from a Dockerfile
+
+PATH is the build context: a directory, sent to the engine as a tar
+archive with the patterns of its .dockerignore left out (the Dockerfile
+and .dockerignore are always sent). With -, stdin is the context: a tar
+archive (plain or gzip-compressed), or a Dockerfile's text, built with an
+empty context. -f names the Dockerfile, relative to the current
+directory; -f - reads it from stdin while PATH is the context.";
+
+pub const IMPORT_LONG_ABOUT: &str =
+    "Import the contents from a tarball to create a filesystem image
+
+The tarball is a file, an http(s) URL the engine downloads, or - for
+stdin. It may be compressed (gzip, bzip2, xz). Prints the new image's ID.";
+
+pub const DIFF_LONG_ABOUT: &str =
+    "Inspect changes to files or directories on a container's filesystem
+
+Lists the files and directories changed since the container was created:
+A for added, D for deleted, C for changed.";
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The build context: a directory, or - for a tar archive (plain or gzip) or a
+    /// Dockerfile read from stdin
+    #[arg(value_name = "PATH | -", allow_hyphen_values = true)]
+    pub context: String,
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short, long = "tag", value_name = "list")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (Default is "PATH/Dockerfile"; - reads it from stdin)
+    #[arg(short, long, value_name = "string", allow_hyphen_values = true)]
+    pub file: Option<String>,
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg", value_name = "list")]
+    pub build_args: Vec<String>,
+    /// Set metadata for an image
+    #[arg(long = "label", value_name = "list")]
+    pub labels: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long, value_name = "string")]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "string")]
+    pub iidfile: Option<String>,
+    /// Set platform if server is multi-platform capable (only this machine's platform)
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Set the networking mode for the RUN instructions during build (default, bridge,
+    /// host or none)
+    #[arg(long, default_value = "default", value_name = "string")]
+    pub network: String,
+    /// Remove intermediate containers after a successful build
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "bool")]
+    pub rm: bool,
+    /// Always remove intermediate containers
+    #[arg(long)]
+    pub force_rm: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// NAME[:TAG]
+    #[arg(value_name = "NAME[:TAG]")]
+    pub image: String,
+    /// Push all tags of an image to the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "string")]
+    pub output: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long, value_name = "string")]
+    pub input: Option<String>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The tarball: a file, an http(s) URL, or - for stdin
+    #[arg(value_name = "file|URL|-", allow_hyphen_values = true)]
+    pub source: String,
+    /// The new image's name
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change", value_name = "list")]
+    pub changes: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short, long, value_name = "string")]
+    pub message: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    pub container: String,
+    /// The new image's name
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long, value_name = "string")]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change", value_name = "list")]
+    pub changes: Vec<String>,
+    /// Commit message
+    #[arg(short, long, value_name = "string")]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "bool")]
+    pub pause: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    pub container: String,
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "string")]
+    pub output: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    pub container: String,
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 
 mod api;
 mod attach;
+mod build;
 mod containers;
 mod cp;
 mod disk;
 mod endpoint;
 mod exec;
 mod gofmt;
+mod imageio;
 mod images;
 mod inspect;
 mod inspected;
@@ -135,12 +137,17 @@ pub async fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-/// `skiff pull|history|tag` and `skiff image pull|history|tag`.
+/// `skiff pull|history|tag|build|push|save|load|import` and the same under `skiff image`.
 async fn image_verb(engine: &Engine, v: ImageVerb) -> Result<u8> {
     match v {
         ImageVerb::Pull(a) => pull::pull(engine, &a).await,
         ImageVerb::History(a) => images::history(engine, &a).await,
         ImageVerb::Tag(a) => images::tag(engine, &a).await,
+        ImageVerb::Build(a) => build::build(engine, &a).await,
+        ImageVerb::Push(a) => imageio::push(engine, &a).await,
+        ImageVerb::Save(a) => imageio::save(engine, &a).await,
+        ImageVerb::Load(a) => imageio::load(engine, &a).await,
+        ImageVerb::Import(a) => imageio::import(engine, &a).await,
     }
 }
 
@@ -165,6 +172,9 @@ async fn container_verb(engine: &Engine, v: ContainerVerb) -> Result<u8> {
         ContainerVerb::Stats(a) => stats::stats(engine, &a).await,
         ContainerVerb::Cp(a) => cp::cp(engine, &a).await,
         ContainerVerb::Port(a) => port::port(engine, &a).await,
+        ContainerVerb::Commit(a) => imageio::commit(engine, &a).await,
+        ContainerVerb::Export(a) => imageio::export(engine, &a).await,
+        ContainerVerb::Diff(a) => imageio::diff(engine, &a).await,
     }
 }
 
