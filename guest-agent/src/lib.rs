@@ -3,6 +3,7 @@
 //! networks. It runs natively on a Linux host, or as PID 1 in skiff's VM.
 
 pub mod api;
+pub mod build;
 pub mod containers;
 pub mod errdefs;
 pub mod images;

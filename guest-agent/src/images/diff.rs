@@ -39,6 +39,7 @@ pub struct Change {
 }
 
 /// What the walk meets in the upper dir.
+#[derive(Clone, Copy)]
 enum Node {
     Whiteout,
     Dir { opaque: bool },
@@ -98,111 +99,160 @@ fn list(upper: &Path, rel: &Path) -> Result<Vec<PathBuf>> {
     Ok(names.into_iter().map(|n| rel.join(n)).collect())
 }
 
-/// docker's changes of a container: each path of the upper dir, as added (not in any lower
-/// layer), modified (also in one) or deleted (a whiteout), in path order.
-pub fn changes(upper: &Path, lowers_top_first: &[PathBuf]) -> Result<Vec<Change>> {
-    let mut out = Vec::new();
-    walk(upper, |rel, _md, node| {
-        let kind = match node {
-            Node::Whiteout => ChangeKind::Deleted,
-            _ if lowers_top_first
-                .iter()
-                .any(|l| fs::symlink_metadata(l.join(rel)).is_ok()) =>
-            {
-                ChangeKind::Modified
-            }
-            _ => ChangeKind::Added,
-        };
-        out.push(Change {
-            path: format!("/{}", rel.display()),
-            kind: kind as u8,
-        });
-        Ok(())
-    })?;
-    Ok(out)
+/// A container's upper dir with what it is read against.
+pub struct Upper<'a> {
+    pub dir: &'a Path,
+    /// The image's layer trees, top first.
+    pub lowers: &'a [PathBuf],
+    /// Subtrees that are not the container's own changes (relative, e.g. `etc/hosts`): the
+    /// mount points of files and filesystems the engine provides.
+    pub skip: &'a [PathBuf],
 }
 
-/// Write the upper dir `upper` as a layer tar stream to `out`; `skip` names paths (relative,
-/// e.g. `etc/hostname`) that are not part of the image, such as files the engine provides.
-pub fn write_layer<W: Write>(upper: &Path, skip: &[PathBuf], out: W) -> Result<W> {
-    let mut tar = tar::Builder::new(out);
-    // Inodes already written, for hard links: (dev, ino) → first path.
-    let mut inodes: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    walk(upper, |rel, md, node| {
-        if skip.iter().any(|s| s == rel) {
-            return Ok(());
-        }
-        let path = upper.join(rel);
-        match node {
-            Node::Whiteout => {
-                let name = rel
-                    .file_name()
-                    .ok_or_else(|| anyhow!("a whiteout without a name"))?;
-                let mut wh = OsString::from(".wh.");
-                wh.push(name);
-                let mut h = plain_header(EntryType::Regular, md);
-                h.set_mode(0o600);
-                h.set_uid(0);
-                h.set_gid(0);
-                tar.append_data(&mut h, rel.with_file_name(wh), io::empty())?;
+type Entry = (PathBuf, fs::Metadata, Node);
+
+impl Upper<'_> {
+    fn in_lower(&self, rel: &Path) -> bool {
+        self.lowers
+            .iter()
+            .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+    }
+
+    /// The entries that are changes, in path order: skipped subtrees left out, and a
+    /// directory the image already has left out too when all it holds is skipped (docker
+    /// keeps those mount points in a layer of their own, so `/etc` does not show as changed
+    /// because `/etc/hosts` was mounted on).
+    fn entries(&self) -> Result<Vec<Entry>> {
+        let mut all: Vec<Entry> = Vec::new();
+        walk(self.dir, |rel, md, node| {
+            if !self.skip.iter().any(|s| rel.starts_with(s)) {
+                all.push((rel.to_path_buf(), md.clone(), node));
             }
-            Node::Dir { opaque } => {
-                append_xattrs(&mut tar, &path, rel)?;
-                let mut h = plain_header(EntryType::Directory, md);
-                tar.append_data(&mut h, rel, io::empty())?;
-                if opaque {
+            Ok(())
+        })?;
+        // In path order, a directory's descendants follow it: one backward pass knows
+        // whether each directory holds anything kept.
+        let mut keep = vec![true; all.len()];
+        let mut holds: Vec<PathBuf> = Vec::new();
+        for i in (0..all.len()).rev() {
+            let (rel, _, node) = &all[i];
+            if let Node::Dir { opaque: false } = node {
+                let has_child = holds.iter().any(|h| h.parent() == Some(rel.as_path()));
+                if !has_child && self.in_lower(rel) {
+                    keep[i] = false;
+                }
+            }
+            if keep[i] {
+                holds.retain(|h| !h.starts_with(rel) || h == rel);
+                holds.push(rel.clone());
+            }
+        }
+        Ok(all
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(e, k)| k.then_some(e))
+            .collect())
+    }
+
+    /// docker's changes: each entry as added (in no lower layer), modified (in one) or
+    /// deleted (a whiteout).
+    pub fn changes(&self) -> Result<Vec<Change>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .map(|(rel, _, node)| {
+                let kind = match node {
+                    Node::Whiteout => ChangeKind::Deleted,
+                    _ if self.in_lower(&rel) => ChangeKind::Modified,
+                    _ => ChangeKind::Added,
+                };
+                Change {
+                    path: format!("/{}", rel.display()),
+                    kind: kind as u8,
+                }
+            })
+            .collect())
+    }
+
+    /// Write the changes as a layer tar stream to `out`.
+    pub fn write_layer<W: Write>(&self, out: W) -> Result<W> {
+        let upper = self.dir;
+        let mut tar = tar::Builder::new(out);
+        // Inodes already written, for hard links: (dev, ino) → first path.
+        let mut inodes: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        for (rel, md, node) in self.entries()? {
+            let (rel, md) = (rel.as_path(), &md);
+            let path = upper.join(rel);
+            match node {
+                Node::Whiteout => {
+                    let name = rel
+                        .file_name()
+                        .ok_or_else(|| anyhow!("a whiteout without a name"))?;
+                    let mut wh = OsString::from(".wh.");
+                    wh.push(name);
                     let mut h = plain_header(EntryType::Regular, md);
                     h.set_mode(0o600);
-                    h.set_size(0);
-                    tar.append_data(&mut h, rel.join(".wh..wh..opq"), io::empty())?;
+                    h.set_uid(0);
+                    h.set_gid(0);
+                    tar.append_data(&mut h, rel.with_file_name(wh), io::empty())?;
                 }
-            }
-            Node::Other => {
-                let ft = md.file_type();
-                if md.nlink() > 1 && !ft.is_dir() {
-                    if let Some(first) = inodes.get(&(md.dev(), md.ino())) {
-                        let mut h = plain_header(EntryType::Link, md);
-                        h.set_size(0);
-                        tar.append_link(&mut h, rel, first)?;
-                        return Ok(());
-                    }
-                    inodes.insert((md.dev(), md.ino()), rel.to_path_buf());
-                }
-                append_xattrs(&mut tar, &path, rel)?;
-                if ft.is_file() {
-                    let mut h = plain_header(EntryType::Regular, md);
-                    h.set_size(md.len());
-                    let file = fs::File::open(&path)
-                        .with_context(|| format!("reading /{}", rel.display()))?;
-                    tar.append_data(&mut h, rel, file)?;
-                } else if ft.is_symlink() {
-                    let target = fs::read_link(&path)
-                        .with_context(|| format!("reading the link /{}", rel.display()))?;
-                    let mut h = plain_header(EntryType::Symlink, md);
-                    tar.append_link(&mut h, rel, target)?;
-                } else {
-                    let kind = if ft.is_char_device() {
-                        EntryType::Char
-                    } else if ft.is_block_device() {
-                        EntryType::Block
-                    } else if ft.is_fifo() {
-                        EntryType::Fifo
-                    } else {
-                        // A socket has no tar form; docker leaves them out too.
-                        return Ok(());
-                    };
-                    let mut h = plain_header(kind, md);
-                    let dev = md.rdev();
-                    h.set_device_major(libc::major(dev))?;
-                    h.set_device_minor(libc::minor(dev))?;
+                Node::Dir { opaque } => {
+                    append_xattrs(&mut tar, &path, rel)?;
+                    let mut h = plain_header(EntryType::Directory, md);
                     tar.append_data(&mut h, rel, io::empty())?;
+                    if opaque {
+                        let mut h = plain_header(EntryType::Regular, md);
+                        h.set_mode(0o600);
+                        h.set_size(0);
+                        tar.append_data(&mut h, rel.join(".wh..wh..opq"), io::empty())?;
+                    }
+                }
+                Node::Other => {
+                    let ft = md.file_type();
+                    if md.nlink() > 1 && !ft.is_dir() {
+                        if let Some(first) = inodes.get(&(md.dev(), md.ino())) {
+                            let mut h = plain_header(EntryType::Link, md);
+                            h.set_size(0);
+                            tar.append_link(&mut h, rel, first)?;
+                            continue;
+                        }
+                        inodes.insert((md.dev(), md.ino()), rel.to_path_buf());
+                    }
+                    append_xattrs(&mut tar, &path, rel)?;
+                    if ft.is_file() {
+                        let mut h = plain_header(EntryType::Regular, md);
+                        h.set_size(md.len());
+                        let file = fs::File::open(&path)
+                            .with_context(|| format!("reading /{}", rel.display()))?;
+                        tar.append_data(&mut h, rel, file)?;
+                    } else if ft.is_symlink() {
+                        let target = fs::read_link(&path)
+                            .with_context(|| format!("reading the link /{}", rel.display()))?;
+                        let mut h = plain_header(EntryType::Symlink, md);
+                        tar.append_link(&mut h, rel, target)?;
+                    } else {
+                        let kind = if ft.is_char_device() {
+                            EntryType::Char
+                        } else if ft.is_block_device() {
+                            EntryType::Block
+                        } else if ft.is_fifo() {
+                            EntryType::Fifo
+                        } else {
+                            // A socket has no tar form; docker leaves them out too.
+                            continue;
+                        };
+                        let mut h = plain_header(kind, md);
+                        let dev = md.rdev();
+                        h.set_device_major(libc::major(dev))?;
+                        h.set_device_minor(libc::minor(dev))?;
+                        tar.append_data(&mut h, rel, io::empty())?;
+                    }
                 }
             }
         }
-        Ok(())
-    })?;
-    tar.finish().context("finishing the layer's tar stream")?;
-    tar.into_inner().context("finishing the layer's tar stream")
+        tar.finish().context("finishing the layer's tar stream")?;
+        tar.into_inner().context("finishing the layer's tar stream")
+    }
 }
 
 fn plain_header(kind: EntryType, md: &fs::Metadata) -> Header {
@@ -368,7 +418,14 @@ mod tests {
         set_xattr(&u.join("m"), "user.note", b"v").unwrap();
         mknod_whiteout(&u.join("gone"));
 
-        let t = write_layer(u, &[rel_path("/etc/hostname")], Vec::new()).unwrap();
+        let skip = [rel_path("/etc/hostname")];
+        let t = Upper {
+            dir: u,
+            lowers: &[],
+            skip: &skip,
+        }
+        .write_layer(Vec::new())
+        .unwrap();
         let names: Vec<String> = tar::Archive::new(&t[..])
             .entries()
             .unwrap()
@@ -419,7 +476,25 @@ mod tests {
         fs::write(upper.path().join("etc/passwd"), b"root2").unwrap();
         fs::write(upper.path().join("etc/new"), b"n").unwrap();
         mknod_whiteout(&upper.path().join("old"));
-        let got = changes(upper.path(), &[lower.path().to_path_buf()]).unwrap();
+        // Mount points the engine made: not changes, nor is /dev that holds only them.
+        fs::create_dir_all(upper.path().join("dev")).unwrap();
+        fs::write(upper.path().join("etc/hosts"), b"").unwrap();
+        fs::create_dir_all(lower.path().join("run")).unwrap();
+        fs::create_dir_all(upper.path().join("run")).unwrap();
+        fs::write(upper.path().join("run/hidden"), b"").unwrap();
+        let lowers = [lower.path().to_path_buf()];
+        let skip = [
+            rel_path("etc/hosts"),
+            rel_path("dev"),
+            rel_path("run/hidden"),
+        ];
+        let got = Upper {
+            dir: upper.path(),
+            lowers: &lowers,
+            skip: &skip,
+        }
+        .changes()
+        .unwrap();
         let shown: Vec<(String, u8)> = got.into_iter().map(|c| (c.path, c.kind)).collect();
         assert_eq!(
             shown,

@@ -1,6 +1,7 @@
 //! Images: references, the registry client, pulling, unpacking layers and the store.
 
 pub mod check;
+pub mod child;
 pub mod diff;
 pub mod ingest;
 pub mod model;

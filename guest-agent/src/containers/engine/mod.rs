@@ -5,6 +5,7 @@
 //! `Containers` is one type whose methods live in one file per operation; this file holds the
 //! index, the lookup and what every operation shares (saving a record, events).
 
+mod commit;
 mod config;
 mod copy;
 mod create;

@@ -1,0 +1,3 @@
+pub mod dockerfile;
+pub mod instructions;
+pub mod copy;
