@@ -235,6 +235,43 @@ impl LayerTar {
         })
     }
 
+    /// The length of the stream `open` would give, from the recipe alone: a tar header that
+    /// holds the layer (`save`) needs it before the first byte is written.
+    pub fn stream_len(home: &Path, diff_id: &str) -> Result<u64> {
+        let mut tar = LayerTar::open(home, diff_id)?;
+        let mut len = 0u64;
+        let damaged = || anyhow!("layer {diff_id}: the tar recipe is damaged");
+        loop {
+            let mut tag = [0u8; 1];
+            if tar.recipe.read(&mut tag)? == 0 {
+                return Ok(len);
+            }
+            match tag[0] {
+                TAG_RAW => {
+                    let mut n = [0u8; 4];
+                    tar.recipe.read_exact(&mut n).map_err(|_| damaged())?;
+                    let n = u64::from(u32::from_le_bytes(n));
+                    if io::copy(&mut (&mut tar.recipe).take(n), &mut io::sink())? != n {
+                        return Err(damaged());
+                    }
+                    len += n;
+                }
+                TAG_FILE => {
+                    let mut size = [0u8; 8];
+                    tar.recipe.read_exact(&mut size).map_err(|_| damaged())?;
+                    let mut n = [0u8; 4];
+                    tar.recipe.read_exact(&mut n).map_err(|_| damaged())?;
+                    let n = u64::from(u32::from_le_bytes(n));
+                    if io::copy(&mut (&mut tar.recipe).take(n), &mut io::sink())? != n {
+                        return Err(damaged());
+                    }
+                    len += u64::from_le_bytes(size);
+                }
+                _ => return Err(damaged()),
+            }
+        }
+    }
+
     fn next_record(&mut self) -> io::Result<bool> {
         let mut tag = [0u8; 1];
         if self.recipe.read(&mut tag)? == 0 {
@@ -472,6 +509,10 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), t.len());
         assert!(out == t, "rebuilt stream differs");
+        assert_eq!(
+            LayerTar::stream_len(home.path(), &digest(&t)).unwrap(),
+            t.len() as u64
+        );
         // The recipe holds headers, not the 3 MiB file.
         let recipe = fs::metadata(home.path().join(RECIPE_FILE)).unwrap().len();
         assert!(recipe < 16 << 10, "recipe is {recipe} bytes");
