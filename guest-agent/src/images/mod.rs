@@ -1,5 +1,7 @@
 //! Images: references, the registry client, pulling, unpacking layers and the store.
 
+pub mod archive;
+pub mod changes;
 pub mod check;
 pub mod child;
 pub mod diff;
