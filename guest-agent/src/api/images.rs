@@ -28,7 +28,7 @@ pub async fn create(
     auth_header: Option<String>,
 ) -> Result<Resp, ApiError> {
     let from = q.get("fromImage").ok_or_else(|| {
-        ApiError::bad_request("fromImage is required; importing from a tarball is not supported")
+        ApiError::bad_request("fromImage (a pull) or fromSrc (an import) is required")
     })?;
     let full = match q.get("tag") {
         Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod filters;
 pub mod heap;
 pub mod http;
+pub mod imageio;
 pub mod images;
 pub mod networks;
 pub mod stats;
@@ -200,6 +201,12 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
             return system::auth(&ctx, &body).await;
         }
         (&Method::GET, "/images/json") => return images::list(&*ctx.store, &q),
+        (&Method::POST, "/images/create") if q.get("fromSrc").is_some() => {
+            let raw = req.uri().query().map(String::from);
+            return imageio::import(ctx.clone(), raw.as_deref(), req).await;
+        }
+        (&Method::GET, "/images/get") => return imageio::save(&ctx, req.uri().query(), None).await,
+        (&Method::POST, "/images/load") => return imageio::load(ctx.clone(), req).await,
         (&Method::POST, "/images/create") => {
             let auth = req
                 .headers()
@@ -300,6 +307,11 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
                 return images::tag(&*ctx.store, name, &q);
             }
         }
+        if let Some(name) = rest.strip_suffix("/get") {
+            if method == Method::GET {
+                return imageio::save(&ctx, None, Some(name)).await;
+            }
+        }
     }
     Err(ApiError::not_found(format!(
         "page not found: {method} {raw_path} is not supported by skiff"
@@ -333,6 +345,7 @@ async fn route_container(
         (&Method::POST, "attach") => containers::attach(&ctx, c, q, req),
         (&Method::GET, "logs") => containers::logs(&ctx, c, q),
         (&Method::GET, "top") => containers::top(&ctx, c, q),
+        (&Method::GET, "export") => imageio::export(&ctx, c).await,
         (&Method::GET, "stats") => stats::stats(&ctx, c, q).await,
         (&Method::HEAD, "archive") => archive::head(&ctx, c, q).await,
         (&Method::GET, "archive") => archive::get(&ctx, c, q).await,
