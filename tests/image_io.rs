@@ -372,3 +372,38 @@ fn bad_archives_are_refused_with_nothing_stored() {
     s.docker(&["load", "-i", file.to_str().unwrap()]).ok();
     assert_eq!(s.image_ids().len(), 1);
 }
+
+#[test]
+fn skiffs_own_commands_save_load_export_import() {
+    let s = ready(&["busybox"]);
+    let bb = format!("{}:latest", image("busybox"));
+    let id = image_id(&s, &bb);
+    let (_d, dir) = tmp_file("cli");
+    std::fs::create_dir(&dir).expect("dir");
+    let saved = dir.join("bb.tar");
+    s.run(&["save", "-o", saved.to_str().unwrap(), &bb]).ok();
+    s.run(&["rmi", &bb]).ok();
+    let out = s.run(&["load", "-i", saved.to_str().unwrap()]).ok();
+    assert!(
+        out.stdout.contains(&format!("Loaded image: {bb}")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(image_id(&s, &bb), id);
+
+    s.run(&["run", "--name", "cliex", &bb, "sh", "-c", "echo cli > /m"])
+        .ok();
+    let exported = dir.join("ex.tar");
+    s.run(&["export", "-o", exported.to_str().unwrap(), "cliex"])
+        .ok();
+    let out = s
+        .run(&["import", exported.to_str().unwrap(), "cliimp:1"])
+        .ok();
+    assert!(out.stdout.trim().starts_with("sha256:"), "{}", out.stdout);
+    let run = s.run(&["run", "--rm", "cliimp:1", "cat", "/m"]).ok();
+    assert_eq!(run.stdout, "cli\n");
+
+    s.run_stdin(&["load"], "not a tar")
+        .fails_with(1, "not a tar file");
+    s.remove_all_containers();
+}
