@@ -818,6 +818,7 @@ mod tests {
                     compressed_size: 0,
                     size: *size,
                     tree: None,
+                    source: None,
                 })
                 .collect(),
             stored_at: String::new(),

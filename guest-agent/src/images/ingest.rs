@@ -94,6 +94,7 @@ fn ingest_into<R: Read>(
         size: stats.size,
         tree: Some(tree),
     };
+        source: None,
     store.commit_layer(tmp_home, &rec)?;
     Ok(rec)
 }

@@ -237,7 +237,7 @@ impl Puller {
             let registry = registry.clone();
             async move {
                 let _permit = sem.acquire().await.map_err(|e| anyhow!("{e}"))?;
-                self.fetch_layer(client, oci_ref, &desc, &diff_id, &progress)
+                self.fetch_layer(client, reference, oci_ref, &desc, &diff_id, &progress)
                     .await
                     .map_err(|e| {
                         failure(e, &registry, &format!("layer {}", desc.digest), has_creds)
@@ -263,6 +263,7 @@ impl Puller {
                 digest: desc.digest.clone(),
                 media_type: desc.media_type.clone(),
                 compressed_size: desc.size as u64,
+                source: Some(reference.full_name()),
                 ..rec
             });
         }
@@ -428,6 +429,7 @@ impl Puller {
     async fn fetch_layer(
         &self,
         client: &Client,
+        reference: &ImageRef,
         oci_ref: &oci_client::Reference,
         desc: &Descriptor,
         diff_id: &str,
@@ -483,6 +485,7 @@ impl Puller {
             compressed_size: desc.size as u64,
             size,
             tree: Some(tree),
+            source: Some(reference.full_name()),
         };
         if let Err(e) = self.store.commit_layer(&tmp_home, &rec) {
             let _ = fs::remove_dir_all(&tmp_home);

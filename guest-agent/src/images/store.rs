@@ -41,6 +41,11 @@ pub struct LayerRecord {
     /// The unpacked tree's shape at commit, for `system check` (absent in older stores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<TreeSummary>,
+    /// The repository (`registry/repo`) known to hold the blob `digest` names: where it was
+    /// pulled from, or last pushed to. A push to another repository of that registry mounts
+    /// the blob from there instead of uploading it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -297,6 +302,33 @@ impl Store {
         fs::rename(tmp_home, &home).with_context(|| format!("storing layer {}", rec.diff_id))?;
         sync_dir(&self.root.join("layers"))?;
         Ok(())
+    }
+
+    /// Remember a compressed form of a layer that a push made and where it went, in its
+    /// `layer.json` (image records keep the form they were pulled with): the next push of
+    /// the layer then knows its digest without compressing it again, and can mount it.
+    pub fn record_layer_blob(
+        &self,
+        diff_id: &str,
+        digest: &str,
+        media_type: &str,
+        compressed_size: u64,
+        source: &str,
+    ) -> Result<()> {
+        let _guard = self.commit.lock().unwrap_or_else(|e| e.into_inner());
+        let home = self.layer_home(diff_id)?;
+        let mut rec = self
+            .layer_record(diff_id)
+            .ok_or_else(|| anyhow!("layer {diff_id} is not in the store"))?;
+        rec.digest = digest.to_string();
+        rec.media_type = media_type.to_string();
+        rec.compressed_size = compressed_size;
+        rec.source = Some(source.to_string());
+        write_atomic(
+            &self.tmp_dir(),
+            &home.join("layer.json"),
+            &serde_json::to_vec_pretty(&rec)?,
+        )
     }
 
     /// The layer's tar stream, exactly as its diff ID names it (see `tarsplit`).
