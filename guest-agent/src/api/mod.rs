@@ -14,6 +14,7 @@ pub mod images;
 pub mod networks;
 pub mod stats;
 pub mod streams;
+pub mod push;
 pub mod system;
 pub mod volumes;
 
@@ -320,6 +321,16 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
 
 async fn route_container(
     ctx: Arc<Ctx>,
+        if let Some(name) = rest.strip_suffix("/push") {
+            if method == Method::POST {
+                let auth = req
+                    .headers()
+                    .get("X-Registry-Auth")
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
+                return push::push(ctx.clone(), name, &q, auth).await;
+            }
+        }
     req: Request<Incoming>,
     method: &Method,
     rest: &str,

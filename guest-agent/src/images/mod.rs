@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod model;
 pub mod progress;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;

@@ -37,6 +37,12 @@ impl Progress {
         self.send(json!({ "status": status, "progressDetail": {}, "id": id }));
     }
 
+    /// A message for programs rather than people (docker's `aux`: a push's tag, digest and
+    /// manifest size).
+    pub fn aux(&self, aux: Value) {
+        self.send(json!({ "progressDetail": {}, "aux": aux }));
+    }
+
     pub fn bytes(&self, id: &str, status: &str, current: u64, total: u64) {
         self.send(json!({
             "status": status,
