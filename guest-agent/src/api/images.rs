@@ -156,9 +156,17 @@ pub fn list(images: &dyn ImageBackend, q: &Query) -> Result<Resp, ApiError> {
             .cmp(&a.config.created_unix())
             .then_with(|| a.record.id.cmp(&b.record.id))
     });
+    let parents: BTreeSet<String> = all.iter().filter_map(|i| i.record.parent.clone()).collect();
+    let show_all = q.flag("all");
     let mut out = Vec::new();
     for img in &all {
         let tags = images.tags_of(&img.record.id);
+        // A build step's image under another is an intermediate: shown with --all only, and
+        // never dangling (docker's rules).
+        let intermediate = tags.is_empty() && parents.contains(&img.record.id);
+        if intermediate && (!show_all || dangling == Some(true)) {
+            continue;
+        }
         if let Some(d) = dangling {
             if d != tags.is_empty() {
                 continue;
@@ -270,6 +278,26 @@ pub fn history(images: &dyn ImageBackend, name: &str) -> Result<Resp, ApiError> 
     if out.is_empty() {
         out.push(json!({"Created": img.config.created_unix(), "CreatedBy": "", "Tags": Value::Null, "Size": img.record.size(), "Comment": ""}));
     }
+    // Each image in the parent chain (a build's steps) names the entry it added.
+    let mut chain = Some(img.clone());
+    let mut first = true;
+    while let Some(c) = chain.take() {
+        let n = c.config.history.len();
+        if n == 0 || n > out.len() {
+            break;
+        }
+        out[n - 1]["Id"] = json!(c.record.id);
+        let tags = repo_tags(images, &c.record.id);
+        if first || !tags.is_empty() {
+            out[n - 1]["Tags"] = json!(tags);
+        }
+        first = false;
+        chain = c
+            .record
+            .parent
+            .as_deref()
+            .and_then(|p| images.resolve(p).ok());
+    }
     out.reverse();
     out[0]["Id"] = json!(img.record.id);
     out[0]["Tags"] = json!(repo_tags(images, &img.record.id));
@@ -372,18 +400,59 @@ pub fn delete(
     if user.is_some() {
         return Ok(json(StatusCode::OK, &items));
     }
-    for d in delete_image(images, &id)? {
+    if has_children(images, &id) {
+        // A build step's image under another: docker keeps it (untagged) for its children.
+        return Ok(json(StatusCode::OK, &items));
+    }
+    for d in delete_image(images, users, &id)?.0 {
         items.push(json!({ "Deleted": d }));
     }
     Ok(json(StatusCode::OK, &items))
 }
 
-/// Delete an image and its unshared layers; returns the IDs docker reports as deleted.
-fn delete_image(images: &dyn ImageBackend, id: &str) -> Result<Vec<String>, ApiError> {
-    let layers = images.delete(id)?;
-    let mut out = vec![id.to_string()];
-    out.extend(layers);
-    Ok(out)
+fn has_children(images: &dyn ImageBackend, id: &str) -> bool {
+    images
+        .images()
+        .iter()
+        .any(|i| i.record.parent.as_deref() == Some(id))
+}
+
+/// Delete an image and its unshared layers, then each parent it leaves untagged, unused and
+/// without children (the build steps under a built image), as docker's rmi and prune do.
+/// Returns the IDs docker reports as deleted, and the layers' bytes reclaimed.
+fn delete_image(
+    images: &dyn ImageBackend,
+    users: &dyn ImageUsers,
+    id: &str,
+) -> Result<(Vec<String>, u64), ApiError> {
+    let mut out = Vec::new();
+    let mut reclaimed = 0;
+    let mut next = Some(id.to_string());
+    while let Some(cur) = next.take() {
+        let img = images.resolve(&cur).ok();
+        let sizes: std::collections::HashMap<String, u64> = img
+            .iter()
+            .flat_map(|i| i.record.layers.iter())
+            .map(|l| (l.diff_id.clone(), l.size))
+            .collect();
+        let layers = images.delete(&cur)?;
+        out.push(cur);
+        for l in layers {
+            reclaimed += sizes.get(&l).copied().unwrap_or(0);
+            out.push(l);
+        }
+        if let Some(p) = img.and_then(|i| i.record.parent) {
+            let free = images.resolve(&p).is_ok()
+                && images.tags_of(&p).is_empty()
+                && images.digests_of(&p).is_empty()
+                && users.image_in_use(&p).is_none()
+                && !has_children(images, &p);
+            if free {
+                next = Some(p);
+            }
+        }
+    }
+    Ok((out, reclaimed))
 }
 
 /// `POST /images/prune`: dangling images by default, every unused one with dangling=false.
@@ -399,6 +468,11 @@ pub fn prune(
     for img in images.images() {
         let id = img.record.id.clone();
         let tags = images.tags_of(&id);
+        // Gone with a child pruned before it, or a parent kept for its children (pruning
+        // the child takes it with it).
+        if images.resolve(&id).is_err() || has_children(images, &id) {
+            continue;
+        }
         if users.image_in_use(&id).is_some() {
             continue;
         }
@@ -413,17 +487,10 @@ pub fn prune(
         for k in images.untag(&refs)? {
             deleted.push(json!({ "Untagged": familiar(&k) }));
         }
-        let before: std::collections::HashMap<String, u64> = img
-            .record
-            .layers
-            .iter()
-            .map(|l| (l.diff_id.clone(), l.size))
-            .collect();
-        let removed = images.delete(&id)?;
-        deleted.push(json!({ "Deleted": id }));
-        for l in removed {
-            reclaimed += before.get(&l).copied().unwrap_or(0);
-            deleted.push(json!({ "Deleted": l }));
+        let (removed, bytes) = delete_image(images, users, &id)?;
+        reclaimed += bytes;
+        for d in removed {
+            deleted.push(json!({ "Deleted": d }));
         }
     }
     let deleted = if deleted.is_empty() {

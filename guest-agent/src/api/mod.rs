@@ -2,6 +2,8 @@
 
 pub mod archive;
 pub mod backends;
+pub mod build;
+pub mod commit;
 pub mod containers;
 pub mod errors;
 pub mod events;
@@ -12,9 +14,9 @@ pub mod http;
 pub mod imageio;
 pub mod images;
 pub mod networks;
+pub mod push;
 pub mod stats;
 pub mod streams;
-pub mod push;
 pub mod system;
 pub mod volumes;
 
@@ -241,6 +243,12 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         (&Method::POST, "/volumes/prune") => {
             return volumes::prune(&ctx, &q, requested_version(&raw_path)).await
         }
+        (&Method::POST, "/build") => return build::build(ctx.clone(), req).await,
+        (&Method::POST, "/commit") => {
+            let raw = req.uri().query().map(String::from);
+            let body = read_body(req).await?;
+            return commit::commit(&ctx, &q, raw.as_deref(), &body).await;
+        }
         // The build cache is not ours yet; `system prune` asks for it.
         (&Method::POST, "/build/prune") => {
             return Ok(http::json(
@@ -313,14 +321,6 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
                 return imageio::save(&ctx, None, Some(name)).await;
             }
         }
-    }
-    Err(ApiError::not_found(format!(
-        "page not found: {method} {raw_path} is not supported by skiff"
-    )))
-}
-
-async fn route_container(
-    ctx: Arc<Ctx>,
         if let Some(name) = rest.strip_suffix("/push") {
             if method == Method::POST {
                 let auth = req
@@ -331,6 +331,14 @@ async fn route_container(
                 return push::push(ctx.clone(), name, &q, auth).await;
             }
         }
+    }
+    Err(ApiError::not_found(format!(
+        "page not found: {method} {raw_path} is not supported by skiff"
+    )))
+}
+
+async fn route_container(
+    ctx: Arc<Ctx>,
     req: Request<Incoming>,
     method: &Method,
     rest: &str,
@@ -357,6 +365,7 @@ async fn route_container(
         (&Method::GET, "logs") => containers::logs(&ctx, c, q),
         (&Method::GET, "top") => containers::top(&ctx, c, q),
         (&Method::GET, "export") => imageio::export(&ctx, c).await,
+        (&Method::GET, "changes") => commit::changes(&ctx, &c),
         (&Method::GET, "stats") => stats::stats(&ctx, c, q).await,
         (&Method::HEAD, "archive") => archive::head(&ctx, c, q).await,
         (&Method::GET, "archive") => archive::get(&ctx, c, q).await,

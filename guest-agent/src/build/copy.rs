@@ -307,16 +307,19 @@ pub fn sources_digest(sources: &[Source]) -> Result<String> {
 
 /// Write the tar stream that places `sources` at `dest` (relative to the root, e.g.
 /// `app/src`) into `out`.
+/// `make_dest` adds the destination directory itself (when the image lacks it: an existing
+/// one keeps its owner and mode).
 pub fn write_copy<W: Write>(
     sources: &[Source],
     dest: &Path,
     dest_is_dir: bool,
+    make_dest: bool,
     place: Placement,
     out: W,
 ) -> Result<W> {
     let mut tar = tar::Builder::new(out);
-    if dest_is_dir && !dest.as_os_str().is_empty() {
-        // The destination directory itself, made if missing, as docker makes it.
+    if dest_is_dir && make_dest && !dest.as_os_str().is_empty() {
+        // The destination directory itself, made as docker makes it.
         let mut h = Header::new_gnu();
         h.set_entry_type(EntryType::Directory);
         h.set_mode(0o755);
@@ -467,7 +470,7 @@ mod tests {
             gid: 0,
             mode: None,
         };
-        let t1 = write_copy(&s, Path::new("app"), true, place, Vec::new()).unwrap();
+        let t1 = write_copy(&s, Path::new("app"), true, true, place, Vec::new()).unwrap();
         let names: Vec<String> = tar::Archive::new(&t1[..])
             .entries()
             .unwrap()

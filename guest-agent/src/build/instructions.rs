@@ -243,7 +243,15 @@ impl StageState {
                     }
                 }
                 self.config.extra.insert("Healthcheck".into(), v);
-                format!(" HEALTHCHECK {}", go_list(&test))
+                // Go's `%v` of docker's HealthConfig, as the classic builder records it.
+                format!(
+                    " HEALTHCHECK &{{{} {} {} {} {}}}",
+                    go_list(&test),
+                    go_quote(&go_duration(hc.interval)),
+                    go_quote(&go_duration(hc.timeout)),
+                    go_quote(&go_duration(hc.start_period)),
+                    go_rune(hc.retries.unwrap_or(0)),
+                )
             }
             Instruction::Onbuild(trigger) => {
                 let list = self
@@ -266,6 +274,48 @@ impl StageState {
                 return Err("this instruction is not a config change".into());
             }
         })
+    }
+}
+
+/// Go's `time.Duration.String()`: `2s`, `1m30s`, `500ms`, `0s`.
+fn go_duration(d: Option<std::time::Duration>) -> String {
+    let d = d.unwrap_or_default();
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < 1_000_000_000 {
+        let (unit, div) = if nanos < 1_000 {
+            ("ns", 1)
+        } else if nanos < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        return format!("{}{unit}", trim_float(nanos as f64 / div as f64));
+    }
+    let secs = d.as_secs();
+    let (h, m) = (secs / 3600, (secs % 3600) / 60);
+    let s = (secs % 60) as f64 + f64::from(d.subsec_nanos()) / 1e9;
+    let s = format!("{}s", trim_float(s));
+    match (h, m) {
+        (0, 0) => s,
+        (0, m) => format!("{m}m{s}"),
+        (h, m) => format!("{h}h{m}m{s}"),
+    }
+}
+
+fn trim_float(f: f64) -> String {
+    let t = format!("{f:.9}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Go's `%q` of an integer: a quoted rune, `'\x00'` for 0, `'\x03'` for 3.
+fn go_rune(n: u32) -> String {
+    match char::from_u32(n) {
+        Some(c) if !c.is_control() => format!("'{c}'"),
+        _ if n < 0x100 => format!("'\\x{n:02x}'"),
+        _ => format!("'\\u{n:04x}'"),
     }
 }
 
@@ -393,6 +443,18 @@ mod tests {
         let hc = &s.config.extra["Healthcheck"];
         assert_eq!(hc["Test"], json!(["CMD-SHELL", "test -e /g"]));
         assert_eq!(hc["Interval"], json!(2_000_000_000u64));
+        assert_eq!(
+            c[2],
+            " HEALTHCHECK &{[\"CMD-SHELL\" \"test -e /g\"] \"2s\" \"0s\" \"0s\" '\\x00'}"
+        );
+        assert_eq!(
+            go_duration(Some(std::time::Duration::from_secs(90))),
+            "1m30s"
+        );
+        assert_eq!(
+            go_duration(Some(std::time::Duration::from_millis(500))),
+            "500ms"
+        );
         assert_eq!(s.config.extra["OnBuild"], json!(["RUN echo hi"]));
         let mut bad = state();
         let err = bad

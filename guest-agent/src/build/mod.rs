@@ -1,3 +1,7 @@
+pub mod builder;
+pub mod context;
+pub mod copy;
+mod copy_step;
 pub mod dockerfile;
 pub mod instructions;
-pub mod copy;
+mod run_step;

@@ -8,6 +8,7 @@ use std::io::{self, Read};
 use anyhow::{Context, Result};
 use sha2::{Digest as _, Sha256};
 
+use super::diff::Upper;
 use super::store::{syncfs, tempfile_in, LayerRecord, Store};
 use super::tarsplit::RECIPE_FILE;
 use super::tree::summarize_tree;
@@ -93,8 +94,28 @@ fn ingest_into<R: Read>(
         compressed_size: 0,
         size: stats.size,
         tree: Some(tree),
-    };
         source: None,
+    };
     store.commit_layer(tmp_home, &rec)?;
     Ok(rec)
+}
+
+/// Store an overlay upper dir's changes as a layer (a build step, `commit`). The tar is
+/// written on one thread and unpacked into the store on this one, never held whole in memory
+/// or on disk twice. Blocking.
+pub fn ingest_changes(store: &Store, upper: &Upper, name: &str, limit: u64) -> Result<LayerRecord> {
+    let (reader, writer) = io::pipe().context("making a pipe")?;
+    std::thread::scope(|s| {
+        let packer = s.spawn(move || upper.write_layer(writer).map(drop));
+        let stored = ingest_layer(store, reader, name, limit);
+        let packed = packer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the thread writing the layer panicked"))?;
+        match (stored, packed) {
+            (Ok(rec), Ok(())) => Ok(rec),
+            // The unpacker stopped first: the packer's broken pipe is only its echo.
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.context("writing the changes as a layer")),
+        }
+    })
 }

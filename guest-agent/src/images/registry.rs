@@ -268,6 +268,22 @@ pub struct AuthConfig {
     pub registry_token: String,
 }
 
+/// Clients send the auth headers in base64, padded or not, URL-safe or not.
+fn decode_header(value: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let engines = [
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ];
+    engines.iter().find_map(|e| e.decode(value).ok())
+}
+
 /// Clients (bollard among them) send absent fields as `null`.
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
@@ -275,19 +291,14 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
 
 impl AuthConfig {
     pub fn from_header(value: &str) -> Option<Self> {
-        use base64::Engine;
-        let value = value.trim();
-        if value.is_empty() {
-            return None;
-        }
-        let engines = [
-            base64::engine::general_purpose::URL_SAFE,
-            base64::engine::general_purpose::STANDARD,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            base64::engine::general_purpose::STANDARD_NO_PAD,
-        ];
-        let bytes = engines.iter().find_map(|e| e.decode(value).ok())?;
-        serde_json::from_slice(&bytes).ok()
+        serde_json::from_slice(&decode_header(value)?).ok()
+    }
+
+    /// `X-Registry-Config` (a build's): credentials by registry.
+    pub fn map_from_header(value: &str) -> std::collections::HashMap<String, AuthConfig> {
+        decode_header(value)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
     pub fn to_registry_auth(&self) -> RegistryAuth {

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context};
 use super::{Container, Containers};
 use crate::containers::error::ContainerError;
 use crate::images::diff::{rel_path, Change, Upper};
-use crate::images::ingest::ingest_layer;
+use crate::images::ingest::ingest_changes;
 use crate::images::store::LayerRecord;
 
 /// What the engine mounts into every container (docker keeps these in an "init" layer of
@@ -54,27 +54,14 @@ impl Containers {
         let (dir, lowers) = self.upper_of(c)?;
         let store = self.images.clone();
         let name = format!("of container {}", &c.id[..12]);
-        let rec = tokio::task::spawn_blocking(move || -> anyhow::Result<LayerRecord> {
+        let rec = tokio::task::spawn_blocking(move || {
             let skip: Vec<PathBuf> = ENGINE_MOUNTS.iter().map(|p| rel_path(p)).collect();
-            let (reader, writer) = std::io::pipe().context("making a pipe")?;
-            // The tar is written on one thread and unpacked into the store on this one,
-            // never held whole in memory or on disk twice.
-            let packer = std::thread::spawn(move || {
-                Upper {
-                    dir: &dir,
-                    lowers: &lowers,
-                    skip: &skip,
-                }
-                .write_layer(writer)
-                .map(drop)
-            });
-            let stored = ingest_layer(&store, reader, &name, limit);
-            let packed = packer
-                .join()
-                .map_err(|_| anyhow!("the thread writing the layer panicked"))?;
-            // The packer's error says why the stream ended early, if it did.
-            packed.context("writing the container's changes as a layer")?;
-            stored
+            let upper = Upper {
+                dir: &dir,
+                lowers: &lowers,
+                skip: &skip,
+            };
+            ingest_changes(&store, &upper, &name, limit)
         })
         .await
         .map_err(|e| anyhow!("committing a layer: {e}"))??;

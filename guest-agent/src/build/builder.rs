@@ -1,0 +1,545 @@
+//! The classic builder: a Dockerfile's stages run step by step into images, as dockerd's
+//! legacy builder does — each step an image whose parent is the step before (so `history`
+//! reads as docker's and the cache can find it), each RUN a real container of the engine
+//! (same runtime, default bridge), each COPY/ADD a layer written through the engine's
+//! chrooted archive helper into an overlay of the step's image.
+//!
+//! The cache is the classic builder's: a step is reused when an image whose parent is the
+//! current one recorded the same step (its `container_config`, whose `Cmd` names the step, and
+//! for COPY/ADD the digest of the files' names, modes and contents).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+use oci_client::secrets::RegistryAuth;
+use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::copy;
+use super::dockerfile::{self, parse_trigger, Instruction, Step};
+use super::instructions::{StageState, DEFAULT_SHELL};
+use crate::containers::Containers;
+use crate::images::child::Child;
+use crate::images::model::{Platform, RunConfig};
+use crate::images::progress::Progress;
+use crate::images::pull::{PullRequest, Puller};
+use crate::images::reference::ImageRef;
+use crate::images::store::{tempfile_in, Image, LayerRecord, Store};
+
+/// What `POST /build` asked for.
+#[derive(Debug, Default, Clone)]
+pub struct BuildRequest {
+    /// The Dockerfile's path in the context.
+    pub dockerfile: String,
+    /// Fully qualified tag keys, and the names as given (for `Successfully tagged`).
+    pub tags: Vec<(String, String)>,
+    pub build_args: BTreeMap<String, Option<String>>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub labels: BTreeMap<String, String>,
+    pub quiet: bool,
+    pub network_mode: Option<String>,
+    /// Credentials for pulling bases, by registry (`X-Registry-Config`).
+    pub auths: HashMap<String, RegistryAuth>,
+    /// The largest layer a step may make, as a pulled layer's limit.
+    pub max_layer: u64,
+}
+
+/// A build that failed, as docker's stream reports it (`errorDetail`).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub message: String,
+    /// A RUN's exit code.
+    pub code: Option<i64>,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<Failure>() {
+            Ok(f) => f,
+            Err(e) => Failure {
+                message: format!("{e:#}"),
+                code: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn fail(message: impl Into<String>) -> anyhow::Error {
+    anyhow!(Failure {
+        message: message.into(),
+        code: None,
+    })
+}
+
+pub struct Builder {
+    pub containers: Arc<Containers>,
+    pub store: Arc<Store>,
+    pub puller: Arc<Puller>,
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+/// A finished stage, for `FROM <stage>` and `COPY --from`.
+struct StageOut {
+    name: Option<String>,
+    image: Option<Image>,
+}
+
+/// One build in progress (its RUN and COPY steps are in `run_step.rs` and `copy_step.rs`).
+pub(super) struct Run<'a> {
+    pub(super) b: &'a Builder,
+    pub(super) req: &'a BuildRequest,
+    pub(super) context: &'a Path,
+    out: &'a UnboundedSender<Value>,
+    escape: char,
+    step: usize,
+    total: usize,
+    globals: BTreeMap<String, Option<String>>,
+    /// Every ARG a stage declared (for the unused build-arg warning).
+    declared: BTreeSet<String>,
+    stages: Vec<StageOut>,
+    /// Where steps mount their overlays.
+    pub(super) work: PathBuf,
+}
+
+impl Builder {
+    /// Build the Dockerfile in the unpacked `context`, streaming docker's messages to `out`.
+    pub async fn build(
+        &self,
+        req: &BuildRequest,
+        context: &Path,
+        out: &UnboundedSender<Value>,
+    ) -> Result<Image, Failure> {
+        let work = tempfile_in(&self.store.tmp_dir())?;
+        std::fs::create_dir_all(&work)
+            .map_err(|e| fail(format!("creating the build's work directory: {e}")))?;
+        let result = self.run(req, context, out, &work).await;
+        let _ = std::fs::remove_dir_all(&work);
+        result.map_err(Failure::from)
+    }
+
+    async fn run(
+        &self,
+        req: &BuildRequest,
+        context: &Path,
+        out: &UnboundedSender<Value>,
+        work: &Path,
+    ) -> Result<Image> {
+        let name = &req.dockerfile;
+        let rel = copy::resolve_in_root(context, name, true)?;
+        let text = std::fs::read(&rel)
+            .map_err(|_| fail(format!("Cannot locate specified Dockerfile: {name}")))?;
+        let text = String::from_utf8_lossy(&text);
+        let mut file = dockerfile::parse(&text).map_err(|e| fail(e.docker_message(name)))?;
+
+        let target = match &req.target {
+            Some(t) => Some(
+                file.stages
+                    .iter()
+                    .position(|s| matches!(&s.from.instruction, Instruction::From { name: Some(n), .. } if n.eq_ignore_ascii_case(t)))
+                    .ok_or_else(|| fail(format!("failed to reach build target {t} in Dockerfile")))?,
+            ),
+            None => None,
+        };
+        let last = target.unwrap_or(file.stages.len().saturating_sub(1));
+        file.stages.truncate(last + 1);
+        if !req.labels.is_empty() {
+            // `--label` is a LABEL step at the end of the target stage, as the classic
+            // builder adds it.
+            let pairs: Vec<(String, String)> = req
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), quote_word(v)))
+                .collect();
+            let shown: Vec<String> = req
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", dockerfile::goish::go_quote(v)))
+                .collect();
+            if let Some(stage) = file.stages.last_mut() {
+                stage.steps.push(Step {
+                    line: 0,
+                    original: format!("LABEL {}", shown.join(" ")),
+                    instruction: Instruction::Label(pairs),
+                });
+            }
+        }
+        let total =
+            file.global_args.len() + file.stages.iter().map(|s| 1 + s.steps.len()).sum::<usize>();
+        let mut run = Run {
+            b: self,
+            req,
+            context,
+            out,
+            escape: file.escape,
+            step: 0,
+            total,
+            globals: BTreeMap::new(),
+            declared: BTreeSet::new(),
+            stages: Vec::new(),
+            work: work.to_path_buf(),
+        };
+        for step in &file.global_args {
+            run.announce(step);
+            if let Instruction::Arg(decls) = &step.instruction {
+                for (k, default) in decls {
+                    let default = match default {
+                        Some(d) => Some(
+                            dockerfile::expand_word(d, run.escape, &|n| {
+                                run.globals.get(n).cloned().flatten()
+                            })
+                            .map_err(|e| fail(e.to_string()))?,
+                        ),
+                        None => None,
+                    };
+                    let value = match req.build_args.get(k) {
+                        Some(Some(v)) => Some(v.clone()),
+                        _ => default,
+                    };
+                    run.globals.insert(k.clone(), value);
+                }
+            }
+        }
+        let mut image = None;
+        for stage in &file.stages {
+            image = run.stage(stage).await?;
+        }
+        let image =
+            image.ok_or_else(|| fail("No image was generated. Is your Dockerfile empty?"))?;
+        let mut unused: Vec<&String> = req.build_args.keys().filter(|k| !run.used_arg(k)).collect();
+        unused.sort();
+        if !unused.is_empty() {
+            let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            run.say(format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                names.join(" ")
+            ));
+        }
+        let _ = out.send(json!({"aux": {"ID": image.record.id}}));
+        run.say(format!("Successfully built {}\n", short(&image.record.id)));
+        for (key, shown) in &req.tags {
+            self.store.tag(&image.record.id, key)?;
+            run.say(format!("Successfully tagged {shown}\n"));
+        }
+        if req.quiet {
+            let _ = out.send(json!({"stream": format!("{}\n", image.record.id)}));
+        }
+        Ok(image)
+    }
+}
+
+/// A value as a Dockerfile word that expands back to itself.
+fn quote_word(v: &str) -> String {
+    let mut s = String::from("'");
+    for c in v.chars() {
+        if c == '\'' {
+            s.push_str("'\"'\"'");
+        } else {
+            s.push(c);
+        }
+    }
+    s.push('\'');
+    s
+}
+
+impl Run<'_> {
+    pub(super) fn out_sender(&self) -> UnboundedSender<Value> {
+        self.out.clone()
+    }
+
+    pub(super) fn say(&self, text: impl Into<String>) {
+        if !self.req.quiet {
+            let _ = self.out.send(json!({"stream": text.into()}));
+        }
+    }
+
+    fn announce(&mut self, step: &Step) {
+        self.step += 1;
+        self.say(format!(
+            "Step {}/{} : {}",
+            self.step, self.total, step.original
+        ));
+        self.say("\n");
+    }
+
+    fn used_arg(&self, name: &str) -> bool {
+        // Docker's predefined proxy args never warn.
+        const PREDEFINED: &[&str] = &[
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "FTP_PROXY",
+            "ftp_proxy",
+            "NO_PROXY",
+            "no_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ];
+        PREDEFINED.contains(&name)
+            || self.globals.contains_key(name)
+            || self.declared.contains(name)
+    }
+
+    async fn stage(&mut self, stage: &dockerfile::Stage) -> Result<Option<Image>> {
+        self.announce(&stage.from);
+        let Instruction::From {
+            image,
+            name,
+            platform,
+        } = &stage.from.instruction
+        else {
+            bail!("a stage that does not start with FROM");
+        };
+        if let Some(p) = platform {
+            let p = self.expand_global(p)?;
+            let wanted = Platform::parse(&p).map_err(|e| fail(e.to_string()))?;
+            if !wanted.matches(&Platform::host()) {
+                return Err(fail(format!(
+                    "FROM --platform={p}: skiff builds for this machine's platform ({}) only",
+                    Platform::host()
+                )));
+            }
+        }
+        let base_name = self.expand_global(image)?;
+        let base = self.base_image(&base_name).await?;
+        if let Some(img) = &base {
+            self.say(format!(" ---> {}\n", short(&img.record.id)));
+        }
+        let mut config = base
+            .as_ref()
+            .and_then(|i| i.config.config.clone())
+            .unwrap_or_default();
+        let triggers: Vec<String> = config
+            .extra
+            .remove("OnBuild")
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let mut state = StageState::new(config.clone(), self.escape);
+        state.config = std::mem::take(&mut config);
+        let mut cur = base;
+        if !triggers.is_empty() {
+            self.say(format!(
+                "# Executing {} build trigger{}\n",
+                triggers.len(),
+                if triggers.len() == 1 { "" } else { "s" }
+            ));
+            for t in &triggers {
+                let step = parse_trigger(t).map_err(|e| fail(e.message.clone()))?;
+                self.dispatch(&step, &mut state, &mut cur).await?;
+            }
+        }
+        for step in &stage.steps {
+            self.announce(step);
+            self.dispatch(step, &mut state, &mut cur).await?;
+        }
+        self.stages.push(StageOut {
+            name: name.clone(),
+            image: cur.clone(),
+        });
+        Ok(cur)
+    }
+
+    fn expand_global(&self, word: &str) -> Result<String> {
+        dockerfile::expand_word(word, self.escape, &|n| {
+            self.globals.get(n).cloned().flatten()
+        })
+        .map_err(|e| fail(e.to_string()))
+    }
+
+    fn earlier_stage(&self, name: &str) -> Option<&StageOut> {
+        self.stages.iter().rev().find(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// A stage's base: an earlier stage by name, `scratch`, or an image (pulled when missing
+    /// or with `--pull`).
+    async fn base_image(&self, name: &str) -> Result<Option<Image>> {
+        if let Some(s) = self.earlier_stage(name) {
+            return Ok(s.image.clone());
+        }
+        if name == "scratch" {
+            return Ok(None);
+        }
+        self.image(name, self.req.pull).await.map(Some)
+    }
+
+    /// `COPY --from=`: an earlier stage by name or number, else an image.
+    pub(super) async fn stage_image(&self, name: &str) -> Result<Option<Image>> {
+        if let Some(s) = self.earlier_stage(name) {
+            return Ok(s.image.clone());
+        }
+        if let Ok(i) = name.parse::<usize>() {
+            return match self.stages.get(i) {
+                Some(s) => Ok(s.image.clone()),
+                None => Err(fail(format!(
+                    "invalid from flag value {i}: refers to current build stage"
+                ))),
+            };
+        }
+        self.image(name, false).await.map(Some)
+    }
+
+    pub(super) async fn image(&self, name: &str, pull: bool) -> Result<Image> {
+        if !pull {
+            if let Ok(img) = self.b.store.resolve(name) {
+                return Ok(img);
+            }
+        }
+        let reference = ImageRef::parse(name).map_err(|e| fail(format!("{name}: {e}")))?;
+        let auth = self
+            .req
+            .auths
+            .get(reference.registry())
+            .cloned()
+            .unwrap_or(RegistryAuth::Anonymous);
+        let progress = if self.req.quiet {
+            Progress::silent()
+        } else {
+            Progress::new(self.out.clone())
+        };
+        self.b
+            .puller
+            .pull(
+                PullRequest {
+                    reference,
+                    platform: None,
+                    auth,
+                },
+                progress,
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))
+    }
+
+    /// The image whose parent is `cur` and whose recorded step is `cc`, if the cache has it.
+    pub(super) fn cached(&self, cur: &Option<Image>, cc: &RunConfig) -> Option<Image> {
+        if self.req.no_cache {
+            return None;
+        }
+        let want = serde_json::to_value(cc).ok()?;
+        let candidates: Vec<String> = match cur {
+            Some(p) => self.b.store.children(&p.record.id),
+            None => self
+                .b
+                .store
+                .images()
+                .into_iter()
+                .filter(|i| i.record.parent.is_none() && i.record.manifest_digest.is_empty())
+                .map(|i| i.record.id)
+                .collect(),
+        };
+        let depth = cur.as_ref().map_or(0, |c| c.config.history.len()) + 1;
+        candidates
+            .iter()
+            .filter_map(|id| self.b.store.get(id))
+            .find(|img| {
+                img.config.history.len() == depth
+                    && img.config.extra.get("container_config") == Some(&want)
+            })
+    }
+
+    pub(super) fn hit(&self, img: Image, cur: &mut Option<Image>) {
+        self.say(" ---> Using cache\n");
+        self.say(format!(" ---> {}\n", short(&img.record.id)));
+        *cur = Some(img);
+    }
+
+    /// Store the step's image: `state`'s config over `cur`, with `layer` if the step made one.
+    pub(super) fn commit(
+        &self,
+        state: &StageState,
+        cur: &mut Option<Image>,
+        cc: &RunConfig,
+        created_by: String,
+        layer: Option<&LayerRecord>,
+        container: Option<&str>,
+    ) -> Result<()> {
+        let bytes = Child {
+            parent: cur.as_ref(),
+            config: &state.config,
+            container_config: Some(cc),
+            container,
+            layer,
+            created_by,
+            author: state.author.as_deref(),
+            comment: None,
+        }
+        .config_json()?;
+        let mut layers = cur
+            .as_ref()
+            .map(|c| c.record.layers.clone())
+            .unwrap_or_default();
+        layers.extend(layer.cloned());
+        let img = self.b.store.commit_local_image(
+            &bytes,
+            layers,
+            cur.as_ref().map(|c| c.record.id.clone()),
+            &[],
+        )?;
+        self.say(format!(" ---> {}\n", short(&img.record.id)));
+        *cur = Some(img);
+        Ok(())
+    }
+
+    pub(super) fn nop_config(&self, state: &StageState, text: &str) -> RunConfig {
+        let mut cc = state.config.clone();
+        cc.cmd = Some(
+            DEFAULT_SHELL
+                .iter()
+                .map(|s| s.to_string())
+                .chain([format!("#(nop) {text}")])
+                .collect(),
+        );
+        cc
+    }
+
+    async fn dispatch(
+        &mut self,
+        step: &Step,
+        state: &mut StageState,
+        cur: &mut Option<Image>,
+    ) -> Result<()> {
+        match &step.instruction {
+            Instruction::Run(form) => self.run_step(form, state, cur).await,
+            Instruction::Copy(args) => self.copy_step("COPY", args, state, cur).await,
+            Instruction::Add(args) => self.copy_step("ADD", args, state, cur).await,
+            Instruction::From { .. } => Err(fail("FROM inside a stage")),
+            other => {
+                if let Instruction::Arg(decls) = other {
+                    for (k, _) in decls {
+                        self.declared.insert(k.clone());
+                    }
+                }
+                let text = state
+                    .apply(other, &self.req.build_args, &self.globals)
+                    .map_err(fail)?;
+                let cc = self.nop_config(state, &text);
+                if let Some(img) = self.cached(cur, &cc) {
+                    self.hit(img, cur);
+                    return Ok(());
+                }
+                let created_by = cc.cmd.clone().unwrap_or_default().join(" ");
+                self.commit(state, cur, &cc, created_by, None, None)
+            }
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! COPY and ADD steps: the files are written into an overlay of the step's image by the
+//! engine's chrooted archive helper, and the overlay's upper dir becomes the step's layer.
+//! ADD also extracts a local tar archive (plain, gzip or zstd) and fetches an http(s) URL.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::builder::{Failure, Run};
+use super::copy::{self, Placement, Source};
+use super::dockerfile::CopyArgs;
+use super::instructions::{clean_path, StageState};
+use crate::containers::rootfs::{self, Paths};
+use crate::images::diff::Upper;
+use crate::images::ingest::ingest_changes;
+use crate::images::store::{tempfile_in, Image, Store};
+
+fn fail(message: impl Into<String>) -> anyhow::Error {
+    anyhow!(Failure {
+        message: message.into(),
+        code: None,
+    })
+}
+
+/// An overlay of an image's layers mounted under a work directory, unmounted and removed when
+/// dropped.
+struct Mounted {
+    paths: Paths,
+    dir: PathBuf,
+    lowers: Vec<PathBuf>,
+}
+
+impl Mounted {
+    fn new(store: &Store, work: &Path, image: Option<&Image>) -> Result<Mounted> {
+        let dir = tempfile_in(work)?;
+        let empty = dir.join("empty");
+        fs::create_dir_all(&empty).context("creating the step's directory")?;
+        let mut lowers: Vec<PathBuf> = match image {
+            Some(img) => img
+                .record
+                .layers
+                .iter()
+                .rev()
+                .map(|l| store.layer_dir(&l.diff_id))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        if lowers.is_empty() {
+            // FROM scratch: an empty tree under the upper dir.
+            lowers.push(empty);
+        }
+        let paths = Paths::new(&dir);
+        rootfs::mount_rootfs(&paths, &lowers)?;
+        Ok(Mounted { paths, dir, lowers })
+    }
+
+    fn root(&self) -> PathBuf {
+        self.paths.rootfs()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Err(e) = rootfs::unmount_rootfs(&self.paths) {
+            tracing::warn!("unmounting a build step's overlay: {e:#}");
+            return;
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How an ADD source is compressed, if it is a tar archive to extract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Archive {
+    Tar,
+    Gzip,
+    Zstd,
+}
+
+fn archive_kind(path: &Path) -> Result<Option<Archive>> {
+    let md = fs::metadata(path)?;
+    if !md.is_file() {
+        return Ok(None);
+    }
+    let mut head = [0u8; 6];
+    let n = fs::File::open(path)?.read(&mut head)?;
+    let kind = match &head[..n] {
+        [0x1f, 0x8b, ..] => Archive::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Archive::Zstd,
+        [b'B', b'Z', b'h', ..] | [0xfd, b'7', b'z', b'X', b'Z', 0] => {
+            bail!(
+                "ADD {}: bzip2 and xz archives are not extracted by skiff; recompress it with gzip or zstd, or extract it in a RUN step",
+                path.display()
+            )
+        }
+        _ => Archive::Tar,
+    };
+    // Only a tar inside counts: a compressed non-tar file is copied as it is, as docker does.
+    let mut block = vec![0u8; 512];
+    let got = read_full(&mut open_archive(path, kind)?, &mut block)?;
+    let is_tar = got == 512 && &block[257..262] == b"ustar";
+    Ok(is_tar.then_some(kind))
+}
+
+fn open_archive(path: &Path, kind: Archive) -> Result<Box<dyn Read>> {
+    let f = io::BufReader::new(fs::File::open(path)?);
+    Ok(match kind {
+        Archive::Tar => Box::new(f),
+        Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+        Archive::Zstd => Box::new(zstd::stream::read::Decoder::new(f)?),
+    })
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+/// Stream a tar into the root filesystem at `at` through the chrooted archive helper, which
+/// keeps the entries' owners.
+fn put(
+    agent: &Path,
+    root: &Path,
+    at: &str,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let mut child = Command::new(agent)
+        .arg("archive")
+        .arg("put")
+        .arg(root)
+        .arg(at)
+        .arg("--copy-uid-gid")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running the archive helper")?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow!("the archive helper has no stdin"))?;
+    let written = write(&mut stdin);
+    drop(stdin);
+    let output = child
+        .wait_with_output()
+        .context("waiting for the archive helper")?;
+    if !output.status.success() {
+        bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    written
+}
+
+impl Run<'_> {
+    pub(super) async fn copy_step(
+        &mut self,
+        verb: &str,
+        args: &CopyArgs,
+        state: &StageState,
+        cur: &mut Option<Image>,
+    ) -> Result<()> {
+        let mut flags = String::new();
+        let from_image = match &args.from {
+            Some(f) => {
+                let f = state.expand(f).map_err(fail)?;
+                flags.push_str(&format!("--from={f} "));
+                Some(self.stage_image(&f).await?)
+            }
+            None => None,
+        };
+        if let Some(c) = &args.chown {
+            flags.push_str(&format!("--chown={c} "));
+        }
+        let mode = match &args.chmod {
+            Some(m) => {
+                flags.push_str(&format!("--chmod={m} "));
+                Some(
+                    u32::from_str_radix(m, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| {
+                            fail(format!(
+                                "invalid --chmod={m}: give an octal mode such as 0755"
+                            ))
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let dest_word = state.expand(&args.dest).map_err(fail)?;
+        let mut words = Vec::new();
+        for s in &args.sources {
+            words.push(state.expand(s).map_err(fail)?);
+        }
+
+        // Where the sources come from: the context, another stage or image, or the web.
+        let source_mount = match &from_image {
+            Some(img) => Some(Mounted::new(&self.b.store, &self.work, img.as_ref())?),
+            None => None,
+        };
+        let downloads = tempfile_in(&self.work)?;
+        let mut sources: Vec<Source> = Vec::new();
+        let mut local = Vec::new();
+        for w in &words {
+            if w.starts_with("http://") || w.starts_with("https://") {
+                if verb != "ADD" {
+                    return Err(fail(format!("{verb} does not fetch URLs ({w}); use ADD")));
+                }
+                sources.push(self.download(w, &downloads, &dest_word).await?);
+            } else {
+                local.push(w.clone());
+            }
+        }
+        let (src_root, from_context) = match &source_mount {
+            Some(m) => (m.root(), false),
+            None => (self.context.to_path_buf(), true),
+        };
+        if !local.is_empty() {
+            sources.extend(
+                copy::find_sources(&src_root, &local, from_context)
+                    .map_err(|e| fail(e.to_string()))?,
+            );
+        }
+        let several = sources.len() > 1 || words.iter().any(|w| copy::has_wildcards(w));
+        if sources.len() > 1 && !dest_word.ends_with('/') {
+            return Err(fail(format!(
+                "When using {verb} with more than one source file, the destination must be a directory and end with a /"
+            )));
+        }
+        let digest = copy::sources_digest(&sources)?;
+        let text = format!("{verb} {flags}{digest} in {dest_word} ");
+        let cc = self.nop_config(state, &text);
+        if let Some(img) = self.cached(cur, &cc) {
+            self.hit(img, cur);
+            return Ok(());
+        }
+
+        let target = Mounted::new(&self.b.store, &self.work, cur.as_ref())?;
+        let root = target.root();
+        let workdir = state.config.working_dir.clone().unwrap_or_default();
+        let dest_abs = if dest_word.starts_with('/') {
+            dest_word.clone()
+        } else {
+            format!(
+                "{}/{dest_word}",
+                if workdir.is_empty() { "/" } else { &workdir }
+            )
+        };
+        let dest_clean = clean_path(&dest_abs);
+        let exists_as_dir = copy::resolve_in_root(&root, &dest_clean, true)
+            .map(|p| p.is_dir())
+            .unwrap_or(false);
+        let single_dir =
+            sources.len() == 1 && fs::metadata(&sources[0].path).is_ok_and(|m| m.is_dir());
+        let dest_is_dir = dest_word.ends_with('/') || several || single_dir || exists_as_dir;
+        let (uid, gid) = match &args.chown {
+            Some(spec) => {
+                let spec = state.expand(spec).map_err(fail)?;
+                copy::resolve_chown(&root, &spec).map_err(|e| fail(e.to_string()))?
+            }
+            None => (0, 0),
+        };
+        let place = Placement { uid, gid, mode };
+        let mut archives = Vec::new();
+        let mut plain = Vec::new();
+        for s in sources {
+            let is_local_add = verb == "ADD" && s.path.starts_with(&src_root) && from_context;
+            match is_local_add.then(|| archive_kind(&s.path)).transpose()? {
+                Some(Some(kind)) => archives.push((s, kind)),
+                _ => plain.push(s),
+            }
+        }
+        let agent = self.b.containers.agent_exe().to_path_buf();
+        let rel_dest = PathBuf::from(dest_clean.trim_start_matches('/'));
+        let root_for_put = root.clone();
+        let store = self.b.store.clone();
+        let limit = self.req.max_layer;
+        let lowers = target.lowers.clone();
+        let upper = target.paths.upper();
+        let dest_for_archives = dest_clean.clone();
+        let verb = verb.to_string();
+        let layer = tokio::task::spawn_blocking(move || -> Result<_> {
+            if !plain.is_empty() || !archives.is_empty() {
+                let make_dir = !archives.is_empty();
+                put(&agent, &root_for_put, "/", |w| {
+                    copy::write_copy(
+                        &plain,
+                        &rel_dest,
+                        dest_is_dir || make_dir,
+                        !exists_as_dir,
+                        place,
+                        w,
+                    )
+                    .map(drop)
+                })
+                .map_err(|e| fail(format!("{verb} failed: {e:#}")))?;
+            }
+            for (s, kind) in &archives {
+                put(&agent, &root_for_put, &dest_for_archives, |w| {
+                    io::copy(&mut open_archive(&s.path, *kind)?, w)
+                        .map(drop)
+                        .with_context(|| format!("extracting {}", s.shown))
+                })
+                .map_err(|e| fail(format!("ADD failed: {}: {e:#}", s.shown)))?;
+            }
+            let skip: Vec<PathBuf> = Vec::new();
+            ingest_changes(
+                &store,
+                &Upper {
+                    dir: &upper,
+                    lowers: &lowers,
+                    skip: &skip,
+                },
+                "of a COPY step",
+                limit,
+            )
+        })
+        .await
+        .map_err(|e| anyhow!("a COPY step's task failed: {e}"))??;
+        drop(target);
+        drop(source_mount);
+        let _ = fs::remove_dir_all(&downloads);
+        let created_by = cc.cmd.clone().unwrap_or_default().join(" ");
+        self.commit(state, cur, &cc, created_by, Some(&layer), None)
+    }
+
+    /// ADD's URL: fetched into `dir` under the name the URL's path ends with (or the
+    /// destination's, when that names a file), mode 0600 as docker gives it.
+    async fn download(&self, url: &str, dir: &Path, dest: &str) -> Result<Source> {
+        fs::create_dir_all(dir)?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| fail(format!("ADD {url}: {e}")))?;
+        let from_url = parsed
+            .path_segments()
+            .and_then(|mut s| s.next_back().map(String::from))
+            .filter(|s| !s.is_empty());
+        let name = if dest.ends_with('/') {
+            from_url
+        } else {
+            Path::new(dest)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .or(from_url)
+        }
+        .ok_or_else(|| {
+            fail(format!(
+                "ADD {url}: cannot tell a file name from the URL; give the destination file's name"
+            ))
+        })?;
+        let resp = reqwest::Client::new()
+            .get(parsed)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| fail(format!("ADD {url}: {e}")))?;
+        let limit = self.req.max_layer;
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(fail(format!(
+                "ADD {url}: larger than the layer limit of {limit} bytes"
+            )));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| fail(format!("ADD {url}: {e}")))?;
+        if body.len() as u64 > limit {
+            return Err(fail(format!(
+                "ADD {url}: larger than the layer limit of {limit} bytes"
+            )));
+        }
+        let path = dir.join(&name);
+        fs::write(&path, &body)?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        Ok(Source {
+            path,
+            shown: url.to_string(),
+        })
+    }
+}
