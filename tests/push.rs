@@ -240,3 +240,61 @@ fn skiff_push_when_the_cli_has_it() {
         out.stdout
     );
 }
+
+#[test]
+fn a_committed_image_is_compressed_once_and_mounted_after() {
+    let s = Skiff::new();
+    let bb = image("busybox");
+    s.run(&["pull", &bb]).ok();
+    s.docker(&["run", "--name", "made", &bb, "sh", "-c", "echo local > /f"])
+        .ok();
+    let repo = format!("{}/{}", registry(), fresh_repo("local"));
+    if s.docker(&["commit", "made", &format!("{repo}:v1")]).code != 0 {
+        eprintln!("commit is not in the engine yet");
+        return;
+    }
+    let id = s.inspect(&format!("{repo}:v1"))["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // The new layer is compressed and uploaded; busybox's is mounted where it was pulled.
+    let out = s.docker(&["push", &format!("{repo}:v1")]).ok();
+    let mut statuses = layer_statuses(&out.stdout);
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        ["Mounted from busybox", "Pushed"],
+        "{}",
+        out.stdout
+    );
+    let digest = pushed_digest(&out.stdout, "v1");
+
+    // Its compressed form is remembered: another repository mounts it from this one, and
+    // the manifest is the same.
+    let name = repo.rsplit('/').next().unwrap_or_default().to_string();
+    let other = format!("{}/{}", registry(), fresh_repo("local2"));
+    s.docker(&["tag", &format!("{repo}:v1"), &format!("{other}:v1")])
+        .ok();
+    let again = s.docker(&["push", &format!("{other}:v1")]).ok();
+    let mut statuses = layer_statuses(&again.stdout);
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            "Mounted from busybox".to_string(),
+            format!("Mounted from {name}")
+        ],
+        "{}",
+        again.stdout
+    );
+    assert_eq!(pushed_digest(&again.stdout, "v1"), digest);
+
+    let empty = Skiff::new();
+    empty.run(&["pull", &format!("{other}:v1")]).ok();
+    assert_eq!(empty.image_ids(), vec![id]);
+    let f = empty
+        .run(&["run", "--rm", &format!("{other}:v1"), "cat", "/f"])
+        .ok();
+    assert_eq!(f.stdout, "local\n");
+}
