@@ -1,0 +1,492 @@
+//! Building images on both backends, as docker's tutorial ends: a Dockerfile with stages, build
+//! args, RUN, COPY and config steps built into an image whose `history` reads as docker's; the
+//! build cache (hits counted, a changed file and --no-cache missing it); a multi-stage build
+//! into `scratch`; `--target`; `.dockerignore`; a failing step that leaves nothing behind;
+//! Dockerfile errors that name the line; the docker CLI's classic build on skiff's socket;
+//! and `commit`/`diff` of a changed container. In the VM the context travels from the host.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use skiff_e2e::*;
+
+fn ready() -> (Skiff, String) {
+    let s = Skiff::new();
+    s.run(&["pull", "-q", &image("busybox")]).ok();
+    (s, image("busybox"))
+}
+
+/// A build context directory with these files.
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-ctx-")
+        .tempdir_in(test_tmp())
+        .expect("context dir");
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write");
+    }
+    dir
+}
+
+fn build(s: &Skiff, args: &[&str], ctx: &Path) -> Run {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let path = ctx.to_str().expect("utf-8 path");
+    all.push(path);
+    s.run(&all)
+}
+
+fn image_id(s: &Skiff, name: &str) -> String {
+    s.run(&["image", "inspect", "-f", "{{.Id}}", name])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+fn tutorial(bb: &str) -> String {
+    format!(
+        "FROM {bb} AS b\n\
+         ARG G=hi\n\
+         RUN echo $G > /g && echo built-$G\n\
+         COPY src/ /src/\n\
+         FROM {bb}\n\
+         LABEL team=skiff\n\
+         COPY --from=b /g /out/g\n\
+         COPY --from=b /src /out/src\n\
+         HEALTHCHECK --interval=2s CMD test -e /out/g\n\
+         CMD [\"cat\", \"/out/g\"]\n"
+    )
+}
+
+#[test]
+fn the_tutorials_build_runs_and_its_history_reads_like_dockers() {
+    let (s, bb) = ready();
+    let ctx = context(&[
+        ("Dockerfile", &tutorial(&bb)),
+        ("src/a.txt", "a\n"),
+        ("src/d/b.txt", "b\n"),
+    ]);
+    let out = build(
+        &s,
+        &["-t", "myapp:v1", "--build-arg", "G=hello"],
+        ctx.path(),
+    )
+    .ok();
+    for needle in [
+        "Step 1/10 : FROM",
+        "Step 3/10 : RUN echo $G > /g && echo built-$G",
+        " ---> Running in ",
+        "built-hello",
+        "Removing intermediate container",
+        "Successfully built ",
+        "Successfully tagged myapp:v1",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "{needle:?} missing:\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(s.run(&["run", "--rm", "myapp:v1"]).ok().stdout, "hello\n");
+    let listed = s
+        .run(&["run", "--rm", "myapp:v1", "find", "/out/src", "-type", "f"])
+        .ok()
+        .stdout;
+    assert!(
+        listed.contains("/out/src/a.txt") && listed.contains("/out/src/d/b.txt"),
+        "{listed}"
+    );
+
+    let history = s.run(&["history", "--no-trunc", "myapp:v1"]).ok().stdout;
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(lines[0].starts_with("IMAGE"), "{history}");
+    assert!(
+        lines[1].contains("/bin/sh -c #(nop)  CMD [\"cat\" \"/out/g\"]"),
+        "{history}"
+    );
+    assert!(lines[2].contains("HEALTHCHECK"), "{history}");
+    assert!(lines[3].contains("#(nop) COPY --from=b dir:"), "{history}");
+    let id = image_id(&s, "myapp:v1");
+    assert!(
+        lines[1].starts_with(&id),
+        "the top row names the image:\n{history}"
+    );
+    // Build steps name their own images, the base's rows are <missing> as docker shows them.
+    assert!(!lines[3].starts_with("<missing>"), "{history}");
+
+    let inspect = s.run(&["image", "inspect", "myapp:v1"]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(&inspect).expect("inspect JSON");
+    assert_eq!(v[0]["Config"]["Labels"]["team"], "skiff");
+    assert_eq!(
+        v[0]["Config"]["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "test -e /out/g"])
+    );
+    // The steps' images are kept as the cache, out of `images` unless asked for.
+    let shown = s.run(&["images", "-q"]).ok().stdout.lines().count();
+    let all = s.run(&["images", "-a", "-q"]).ok().stdout.lines().count();
+    assert!(
+        all > shown + 3,
+        "images -a shows the steps: {all} vs {shown}"
+    );
+}
+
+#[test]
+fn a_rebuild_uses_the_cache_until_a_file_changes() {
+    let (s, bb) = ready();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            &format!("FROM {bb}\nENV A=1\nCOPY f /f\nRUN cat /f > /g\nCMD [\"cat\", \"/g\"]\n"),
+        ),
+        ("f", "one\n"),
+    ]);
+    build(&s, &["-t", "c:1"], ctx.path()).ok();
+    let first = image_id(&s, "c:1");
+    let again = build(&s, &["-t", "c:1"], ctx.path()).ok();
+    assert_eq!(
+        again.stdout.matches(" ---> Using cache").count(),
+        4,
+        "{}",
+        again.stdout
+    );
+    assert!(!again.stdout.contains("Running in"), "{}", again.stdout);
+    assert_eq!(
+        image_id(&s, "c:1"),
+        first,
+        "a fully cached build is the same image"
+    );
+
+    // A touch is not a change; new content is, from its COPY on.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(ctx.path().join("f"))
+        .expect("open");
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH)
+        .expect("touch");
+    let touched = build(&s, &["-t", "c:1"], ctx.path()).ok();
+    assert_eq!(
+        touched.stdout.matches(" ---> Using cache").count(),
+        4,
+        "{}",
+        touched.stdout
+    );
+    std::fs::write(ctx.path().join("f"), "two\n").expect("write");
+    let changed = build(&s, &["-t", "c:1"], ctx.path()).ok();
+    assert_eq!(
+        changed.stdout.matches(" ---> Using cache").count(),
+        1,
+        "{}",
+        changed.stdout
+    );
+    assert_eq!(s.run(&["run", "--rm", "c:1"]).ok().stdout, "two\n");
+    let fresh = build(&s, &["--no-cache", "-t", "c:1"], ctx.path()).ok();
+    assert!(!fresh.stdout.contains("Using cache"), "{}", fresh.stdout);
+}
+
+#[test]
+fn a_multi_stage_build_into_scratch_and_a_target_stage() {
+    let (s, bb) = ready();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {bb} AS tools\n\
+             RUN mkdir /out && echo static > /out/file\n\
+             FROM scratch\n\
+             COPY --from=tools /bin/busybox /busybox\n\
+             COPY --from=tools /out/file /file\n\
+             ENTRYPOINT [\"/busybox\"]\n\
+             CMD [\"cat\", \"/file\"]\n"
+        ),
+    )]);
+    build(&s, &["-q", "-t", "tiny"], ctx.path()).ok();
+    assert_eq!(s.run(&["run", "--rm", "tiny"]).ok().stdout, "static\n");
+    let layers = s
+        .run(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", "tiny"])
+        .ok()
+        .stdout;
+    let layers: Vec<String> = serde_json::from_str(&layers).expect("layers JSON");
+    assert_eq!(layers.len(), 2, "scratch plus two COPY layers");
+    let out = build(&s, &["--target", "tools", "-t", "tools"], ctx.path()).ok();
+    // As dockerd counts: the stages after the target are not steps of this build.
+    assert!(out.stdout.contains("Step 2/2 : RUN"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("Step 3/"),
+        "stops at the target:\n{}",
+        out.stdout
+    );
+    assert_eq!(
+        s.run(&["run", "--rm", "tools", "cat", "/out/file"])
+            .ok()
+            .stdout,
+        "static\n"
+    );
+    build(&s, &["--target", "nope"], ctx.path())
+        .fails_with(1, "failed to reach build target nope in Dockerfile");
+}
+
+#[test]
+fn dockerignore_build_args_workdir_and_chown() {
+    let (s, bb) = ready();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            &format!(
+                "FROM {bb}\n\
+                 ARG V=default\n\
+                 ENV V=$V\n\
+                 WORKDIR /app\n\
+                 COPY --chown=1000:1000 . ./\n\
+                 ADD pack.tar /unpacked/\n\
+                 RUN ls -n /app > /listing && echo $V > /v\n"
+            ),
+        ),
+        (".dockerignore", "secret.txt\n*.log\n!keep.log\n"),
+        ("secret.txt", "no\n"),
+        ("debug.log", "no\n"),
+        ("keep.log", "yes\n"),
+        ("code.txt", "yes\n"),
+    ]);
+    // A tar for ADD to extract.
+    let pack = context(&[("inner/x.txt", "from the tar\n")]);
+    let status = Command::new("tar")
+        .args(["-cf"])
+        .arg(ctx.path().join("pack.tar"))
+        .arg("-C")
+        .arg(pack.path())
+        .arg("inner")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    let out = build(
+        &s,
+        &[
+            "-t",
+            "ign",
+            "--build-arg",
+            "V=given",
+            "--build-arg",
+            "UNUSED=1",
+        ],
+        ctx.path(),
+    )
+    .ok();
+    assert!(
+        out.stdout
+            .contains("[Warning] One or more build-args [UNUSED] were not consumed"),
+        "{}",
+        out.stdout
+    );
+    let listing = s
+        .run(&["run", "--rm", "ign", "cat", "/listing"])
+        .ok()
+        .stdout;
+    assert!(
+        listing.contains("code.txt") && listing.contains("keep.log"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("secret.txt") && !listing.contains("debug.log"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(" 1000     1000 "),
+        "--chown applied:\n{listing}"
+    );
+    assert_eq!(
+        s.run(&["run", "--rm", "ign", "cat", "/v"]).ok().stdout,
+        "given\n"
+    );
+    assert_eq!(
+        s.run(&["run", "--rm", "ign", "cat", "/unpacked/inner/x.txt"])
+            .ok()
+            .stdout,
+        "from the tar\n"
+    );
+    assert_eq!(s.run(&["run", "--rm", "ign", "pwd"]).ok().stdout, "/app\n");
+}
+
+#[test]
+fn a_failing_step_tags_nothing_and_leaves_nothing_after_prune() {
+    let (s, bb) = ready();
+    let before = s.run(&["images", "-a", "-q"]).ok().stdout;
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {bb}\nENV A=1\nRUN echo partial-output; exit 7\n"),
+    )]);
+    let out = build(&s, &["-t", "bad"], ctx.path());
+    assert_eq!(
+        out.code, 7,
+        "docker's CLI exits with the step's code:\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(out.stdout.contains("partial-output"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains(
+            "The command '/bin/sh -c echo partial-output; exit 7' returned a non-zero code: 7"
+        ),
+        "{}",
+        out.stderr
+    );
+    s.run(&["image", "inspect", "bad"])
+        .fails_with(1, "No such image");
+    assert_eq!(
+        s.run(&["ps", "-a", "-q"]).ok().stdout,
+        "",
+        "no step container left"
+    );
+    s.run(&["image", "prune", "-f"]).ok();
+    assert_eq!(s.run(&["images", "-a", "-q"]).ok().stdout, before);
+}
+
+#[test]
+fn bad_dockerfiles_are_refused_with_the_line_and_what_to_do() {
+    let (s, bb) = ready();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("FROM {bb}\nFOO bar\n"),
+            "dockerfile parse error on line 2: unknown instruction: FOO",
+        ),
+        (
+            format!("FROM {bb}\nRUN --mount=type=cache,target=/x true\n"),
+            "requires BuildKit",
+        ),
+        (
+            format!("FROM {bb}\nRUN <<EOF\necho\nEOF\n"),
+            "requires BuildKit",
+        ),
+        (
+            format!("FROM {bb}\nCOPY missing.txt /x\n"),
+            "file not found in build context",
+        ),
+        (
+            format!("FROM {bb}\nCOPY ../outside /x\n"),
+            "file not found in build context",
+        ),
+        (
+            "FROM 127.0.0.1:5000/no-such-image\n".to_string(),
+            "no-such-image",
+        ),
+        ("ENV A=1\n".to_string(), "no build stage in current context"),
+        (String::new(), "cannot be empty"),
+    ];
+    for (text, needle) in cases {
+        let ctx = context(&[("Dockerfile", &text)]);
+        let out = build(&s, &["-t", "x"], ctx.path());
+        assert_ne!(out.code, 0, "{text:?} built:\n{}", out.stdout);
+        assert!(
+            out.stderr.contains(needle) || out.stdout.contains(needle),
+            "{text:?}: expected {needle:?}:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    s.run(&["image", "inspect", "x"])
+        .fails_with(1, "No such image");
+}
+
+#[test]
+fn the_docker_cli_builds_on_skiffs_socket() {
+    let (s, bb) = ready();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            &format!("FROM {bb}\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n"),
+        ),
+        ("msg", "from docker build\n"),
+    ]);
+    for env in [Some("0"), None] {
+        let mut cmd = Command::new("docker");
+        cmd.arg("-H")
+            .arg(format!("unix://{}", s.socket().display()))
+            .args(["build", "-t", "viadocker"])
+            .arg(ctx.path())
+            .env("DOCKER_CONFIG", s.docker_config())
+            .env_remove("DOCKER_BUILDKIT")
+            .stdin(Stdio::null());
+        if let Some(v) = env {
+            cmd.env("DOCKER_BUILDKIT", v);
+        }
+        let out = Run::from(cmd.output().expect("docker build")).ok();
+        assert!(
+            out.stdout.contains("Successfully tagged viadocker:latest"),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(
+            s.docker(&["run", "--rm", "viadocker"]).ok().stdout,
+            "from docker build\n"
+        );
+    }
+    let id = s.docker(&["images", "-q", "viadocker"]).ok().stdout;
+    assert_eq!(id.trim().len(), 12);
+}
+
+#[test]
+fn commit_and_diff_of_a_changed_container() {
+    let (s, bb) = ready();
+    s.run(&[
+        "run",
+        "--name",
+        "changed",
+        &bb,
+        "sh",
+        "-c",
+        "echo c > /m && mkdir /d && rm /bin/true",
+    ])
+    .ok();
+    let diff = s.run(&["diff", "changed"]).ok().stdout;
+    let lines: Vec<&str> = diff.lines().collect();
+    assert!(lines.contains(&"A /m"), "{diff}");
+    assert!(lines.contains(&"A /d"), "{diff}");
+    assert!(lines.contains(&"D /bin/true"), "{diff}");
+    assert!(lines.contains(&"C /bin"), "{diff}");
+    assert!(
+        !diff.contains("/etc/hosts") && !diff.contains("/proc"),
+        "engine mounts are not changes:\n{diff}"
+    );
+    let id = s
+        .run(&[
+            "commit",
+            "-m",
+            "msg",
+            "-c",
+            "CMD [\"cat\", \"/m\"]",
+            "changed",
+            "capcm:v1",
+        ])
+        .ok()
+        .stdout;
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(s.run(&["run", "--rm", "capcm:v1"]).ok().stdout, "c\n");
+    s.run(&["run", "--rm", "capcm:v1", "test", "!", "-e", "/bin/true"])
+        .ok();
+    let history = s
+        .run(&[
+            "history",
+            "--format",
+            "{{.Comment}}|{{.CreatedBy}}",
+            "capcm:v1",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        history
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("msg|sh -c echo c > /m")),
+        "{history}"
+    );
+    // The docker CLI's diff and commit on the same engine.
+    let d = s.docker(&["diff", "changed"]).ok().stdout;
+    assert_eq!(d, diff);
+    s.docker(&["commit", "changed", "viadocker:commit"]).ok();
+    assert_eq!(
+        s.run(&["run", "--rm", "viadocker:commit", "cat", "/m"])
+            .ok()
+            .stdout,
+        "c\n"
+    );
+}
