@@ -490,3 +490,77 @@ fn commit_and_diff_of_a_changed_container() {
         "c\n"
     );
 }
+
+#[test]
+fn a_built_image_pushed_then_pulled_into_an_empty_store_is_the_same_image() {
+    let (s, bb) = ready();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let name = format!("{}/built-{}-{nanos}:v1", registry(), std::process::id());
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {bb}\nRUN echo made-here > /x\nCMD [\"cat\", \"/x\"]\n"),
+    )]);
+    build(&s, &["-q", "-t", &name], ctx.path()).ok();
+    let id = image_id(&s, &name);
+    let pushed = s.run(&["push", &name]).ok();
+    assert!(pushed.stdout.contains("Pushed"), "{}", pushed.stdout);
+    assert!(
+        pushed.stdout.contains("v1: digest: sha256:"),
+        "{}",
+        pushed.stdout
+    );
+
+    let empty = Skiff::new();
+    empty.run(&["pull", "-q", &name]).ok();
+    assert_eq!(image_id(&empty, &name), id, "the same image, by ID");
+    assert_eq!(
+        empty.run(&["run", "--rm", &name]).ok().stdout,
+        "made-here\n"
+    );
+}
+
+#[test]
+fn a_build_killed_midway_leaves_nothing_half_visible() {
+    let (s, bb) = ready();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {bb}\nRUN echo started && sleep 60\nCMD [\"true\"]\n"),
+    )]);
+    let mut child = s
+        .command()
+        .args(["build", "-t", "killed"])
+        .arg(ctx.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn build");
+    // Wait until the RUN step is running, then kill the engine under it.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
+        assert!(n > 0, "the build ended before its RUN step:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("started") {
+            break;
+        }
+    }
+    s.kill_agent();
+    let _ = child.kill();
+    let _ = child.wait();
+    s.run(&["image", "inspect", "killed"])
+        .fails_with(1, "No such image");
+    // The next build works, and the store is whole.
+    let ctx2 = context(&[(
+        "Dockerfile",
+        &format!("FROM {bb}\nRUN echo after > /a\nCMD [\"cat\", \"/a\"]\n"),
+    )]);
+    build(&s, &["-q", "-t", "after"], ctx2.path()).ok();
+    assert_eq!(s.run(&["run", "--rm", "after"]).ok().stdout, "after\n");
+    // Exits non-zero on any problem it finds in the store.
+    s.run(&["system", "check"]).ok();
+}

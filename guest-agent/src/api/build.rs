@@ -149,6 +149,7 @@ fn request(
         labels,
         quiet: flag("q"),
         network_mode,
+        keep_containers: matches!(get("rm"), Some("0") | Some("false") | Some("False")),
         auths,
         max_layer: ctx.puller.limits.max_layer,
     })

@@ -42,6 +42,9 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     pub quiet: bool,
     pub network_mode: Option<String>,
+    /// `--rm=false`: a RUN step's container is kept after it succeeded (a failed step's is
+    /// always removed: the build leaves nothing half done behind).
+    pub keep_containers: bool,
     /// Credentials for pulling bases, by registry (`X-Registry-Config`).
     pub auths: HashMap<String, RegistryAuth>,
     /// The largest layer a step may make, as a pulled layer's limit.

@@ -87,10 +87,17 @@ impl Run<'_> {
                 return Err(e);
             }
         };
-        // The step's container goes whatever happened (docker's --rm, default on).
-        containers.remove(&c, true, true).await?;
-        self.say(format!("Removing intermediate container {}\n", &id[..12]));
-        let layer = layer?;
+        let layer = match layer {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = containers.remove(&c, true, true).await;
+                return Err(e.into());
+            }
+        };
+        if !self.req.keep_containers {
+            containers.remove(&c, true, true).await?;
+            self.say(format!("Removing intermediate container {}\n", &id[..12]));
+        }
         let created_by = key.join(" ");
         self.commit(state, cur, &cc, created_by, Some(&layer), Some(&id))
     }
