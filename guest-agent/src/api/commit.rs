@@ -47,7 +47,8 @@ pub fn apply_changes(config: RunConfig, changes: &[String]) -> Result<RunConfig,
                     let word = line.split_whitespace().next().unwrap_or(line);
                     return Err(ApiError::bad_request(format!(
                         "{} is not a valid change command",
-                        word.to_ascii_uppercase()
+                        // docker's parser lowercases the keyword, and its message shows it so.
+                        word.to_ascii_lowercase()
                     )));
                 }
                 state
@@ -184,7 +185,7 @@ mod tests {
         assert_eq!(c.env.unwrap(), vec!["A=1".to_string()]);
         let err = apply_changes(RunConfig::default(), &["RUN true".into()]).unwrap_err();
         assert!(
-            err.message.contains("RUN is not a valid change command"),
+            err.message.contains("run is not a valid change command"),
             "{}",
             err.message
         );

@@ -15,6 +15,7 @@ use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
 
+use super::commit::apply_changes;
 use super::http::{ApiError, Resp};
 use super::Ctx;
 use crate::containers::Container;
@@ -22,8 +23,9 @@ use crate::images::archive::{
     decompressed, load_items, plan_load, plan_save, write_save, ArchiveError, ArchiveIndex,
     SaveItem,
 };
-use crate::images::changes::{apply_changes, import_config};
+use crate::images::import::import_config;
 use crate::images::ingest::ingest_layer;
+use crate::images::model::RunConfig;
 use crate::images::reference::{familiar, looks_like_id, ImageRef};
 use crate::images::store::tempfile_in;
 
@@ -411,7 +413,7 @@ pub async fn import(
 
 /// An import's tags, changes and comment, checked before the upload is used.
 #[allow(clippy::type_complexity)]
-fn import_options(raw_query: Option<&str>) -> Result<(Vec<String>, Vec<String>, String), ApiError> {
+fn import_options(raw_query: Option<&str>) -> Result<(Vec<String>, RunConfig, String), ApiError> {
     let src = query_one(raw_query, "fromSrc").unwrap_or_default();
     if src != "-" {
         return Err(ApiError::bad_request(format!(
@@ -433,8 +435,7 @@ fn import_options(raw_query: Option<&str>) -> Result<(Vec<String>, Vec<String>, 
             r.tag_key().into_iter().collect()
         }
     };
-    let changes = query_all(raw_query, "changes");
-    apply_changes(&mut serde_json::Map::new(), &changes).map_err(archive_error)?;
+    let changes = apply_changes(RunConfig::default(), &query_all(raw_query, "changes"))?;
     let comment = query_one(raw_query, "message").unwrap_or_else(|| format!("Imported from {src}"));
     Ok((tag_keys, changes, comment))
 }

@@ -1,10 +1,10 @@
 //! Images: references, the registry client, pulling, unpacking layers and the store.
 
 pub mod archive;
-pub mod changes;
 pub mod check;
 pub mod child;
 pub mod diff;
+pub mod import;
 pub mod ingest;
 pub mod model;
 pub mod progress;
