@@ -564,3 +564,101 @@ fn a_build_killed_midway_leaves_nothing_half_visible() {
     // Exits non-zero on any problem it finds in the store.
     s.run(&["system", "check"]).ok();
 }
+
+/// A raw tar whose entry names are written as given (the tar crate's builder would refuse
+/// `..`), as a hostile client can send.
+fn raw_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, kind, link, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().expect("gnu").name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        if !link.is_empty() {
+            h.set_link_name(link).expect("link");
+        }
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+fn post_build(s: &Skiff, query: &str, body: &[u8]) -> (u16, String) {
+    let mut req = format!(
+        "POST /build?{query} HTTP/1.0\r\nHost: skiff\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    s.api_raw(&req)
+}
+
+#[test]
+fn hostile_contexts_stay_inside_the_context() {
+    let (s, bb) = ready();
+    // An entry climbing out of the context: refused before any step runs.
+    let dockerfile = format!("FROM {bb}\nCOPY . /ctx/\n");
+    let climbing = raw_tar(&[
+        (
+            "Dockerfile",
+            tar::EntryType::Regular,
+            "",
+            dockerfile.as_bytes(),
+        ),
+        ("../../escaped-by-build", tar::EntryType::Regular, "", b"x"),
+    ]);
+    let (code, body) = post_build(&s, "t=hostile1", &climbing);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("climbs out"), "{body}");
+    s.run(&["image", "inspect", "hostile1"])
+        .fails_with(1, "No such image");
+
+    // Symlinks in the context lead nowhere outside it: an absolute one and one climbing with
+    // `..` name files of the context's own root, which are not there.
+    for target in ["/etc/hostname", "../../../../../../etc/hostname"] {
+        let dockerfile = format!("FROM {bb}\nCOPY leak /leak\n");
+        let ctx = raw_tar(&[
+            (
+                "Dockerfile",
+                tar::EntryType::Regular,
+                "",
+                dockerfile.as_bytes(),
+            ),
+            ("leak", tar::EntryType::Symlink, target, b""),
+        ]);
+        let (code, body) = post_build(&s, "t=hostile2", &ctx);
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            body.contains("file not found in build context"),
+            "{target}: {body}"
+        );
+        s.run(&["image", "inspect", "hostile2"])
+            .fails_with(1, "No such image");
+    }
+    // A directory symlink copied with its tree: the link is copied as a link, not followed.
+    let dockerfile = format!("FROM {bb}\nCOPY d /d\nCMD [\"readlink\", \"/d/up\"]\n");
+    let ctx = raw_tar(&[
+        (
+            "Dockerfile",
+            tar::EntryType::Regular,
+            "",
+            dockerfile.as_bytes(),
+        ),
+        ("d/", tar::EntryType::Directory, "", b""),
+        ("d/up", tar::EntryType::Symlink, "/etc", b""),
+    ]);
+    let (code, body) = post_build(&s, "t=hostile3", &ctx);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("Successfully tagged hostile3:latest"),
+        "{body}"
+    );
+    assert_eq!(s.run(&["run", "--rm", "hostile3"]).ok().stdout, "/etc\n");
+}
