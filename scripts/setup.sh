@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
-need=(docker-registry skopeo umoci busybox-static apache2-utils jq zstd iproute2 e2fsprogs curl python3 procps attr libseccomp-dev pkg-config tini iptables libc6-dev)
+need=(docker-registry skopeo umoci busybox-static apache2-utils jq zstd iproute2 e2fsprogs curl python3 procps attr libseccomp-dev pkg-config tini iptables libc6-dev python3-venv)
 # The VM backend: the guest kernel's source and toolchain, the initramfs tools, QEMU.
 need+=(linux-source-6.1 build-essential flex bison libelf-dev bc cpio binutils qemu-system-x86 passt ca-certificates)
 # virtiofsd, built from crates.io by scripts/build-virtiofsd.sh (with libseccomp-dev above).
@@ -35,3 +35,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "setup: system packages present"
+
+# The Python Docker SDK, for tests/python_sdk.rs: pinned, in a venv of skiff's own (Debian's
+# pip refuses installs into the system's Python, PEP 668). SKIFF_PYENV moves it.
+pyenv=${SKIFF_PYENV:-/var/cache/skiff/pyenv}
+sdk_pins=(docker==7.1.0 requests==2.34.2 urllib3==2.8.0 idna==3.21 certifi==2026.10.19.post1 charset-normalizer==3.5.3)
+if ! "$pyenv/bin/python" -c 'import docker, sys; sys.exit(docker.__version__ != "7.1.0")' 2>/dev/null; then
+    if [ "$(id -u)" -ne 0 ] && [ ! -w "$(dirname "$pyenv")" ]; then
+        echo "setup: the Python SDK's venv $pyenv is missing; run this script as root to make it" >&2
+        exit 1
+    fi
+    echo "setup: installing ${sdk_pins[*]} into $pyenv"
+    mkdir -p "$(dirname "$pyenv")"
+    /usr/bin/python3 -m venv "$pyenv"
+    "$pyenv/bin/pip" install -q --disable-pip-version-check "${sdk_pins[@]}"
+fi
+echo "setup: Python SDK present ($pyenv)"

@@ -14,6 +14,8 @@ step() { echo "== $* (at ${SECONDS}s)"; }
 
 scripts/setup.sh
 . "$HOME/.cargo/env" 2>/dev/null || true
+# The venv setup.sh made for the Python SDK's tests (tests/python_sdk.rs).
+export SKIFF_PYENV=${SKIFF_PYENV:-/var/cache/skiff/pyenv}
 
 step "format, lints, module graph"
 cargo fmt --all -- --check

@@ -22,6 +22,14 @@ use crate::images::model::parse_time;
 pub fn create(ctx: &Ctx, q: &Query, body: &[u8]) -> Result<Resp, ApiError> {
     let parsed: ContainerCreateBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
+    // The MAC address where clients before API 1.44 put it (the model no longer has it; newer
+    // clients give it per endpoint, where the engine refuses it).
+    let raw: Value = serde_json::from_slice(body).unwrap_or_default();
+    if raw["MacAddress"].as_str().is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::bad_request(
+            "skiff cannot set a container's MAC address: drop --mac-address (each endpoint gets a generated one)",
+        ));
+    }
     let (id, warnings) = ctx.containers.create(parsed, q.get("name"))?;
     Ok(json(
         StatusCode::CREATED,
@@ -66,8 +74,19 @@ pub async fn restart(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, Ap
 
 pub async fn kill(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
     let sig = Signal::parse(q.get("signal").unwrap_or("SIGKILL"))?;
-    ctx.containers.kill(&c, sig, true).await?;
+    ctx.containers.kill_and_wait(&c, sig).await?;
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `docker update`: limits into the running container's cgroup, and the restart policy.
+pub async fn update(ctx: &Ctx, c: Arc<Container>, body: &[u8]) -> Result<Resp, ApiError> {
+    let parsed: bollard::models::ContainerUpdateBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid update config: {e}")))?;
+    let warnings = ctx.containers.update(&c, &parsed).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"Warnings": if warnings.is_empty() { Value::Null } else { json!(warnings) }}),
+    ))
 }
 
 pub async fn remove(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
@@ -140,7 +159,9 @@ pub fn attach(
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     let status = c.status();
-    if status == Status::Exited || status == Status::Dead {
+    // Logs only (`logs=1&stream=0`): dockerd sends what the stopped container wrote and closes.
+    let logs_only = q.flag("logs") && !q.flag("stream");
+    if (status == Status::Exited || status == Status::Dead) && !logs_only {
         return Err(ApiError::conflict(
             "You cannot attach to a stopped container, start it first",
         ));
@@ -191,13 +212,13 @@ pub fn logs(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
         .filter(|s| !s.is_empty() && *s != "0")
         .map(parse_log_time)
         .transpose()?;
-    let offset = match q.get("tail").unwrap_or("all") {
-        "all" | "" => 0,
+    let (offset, skip) = match q.get("tail").unwrap_or("all") {
+        "all" | "" => (0, 0),
         n => {
             let n: usize = n.parse().map_err(|_| {
                 ApiError::bad_request(format!("invalid tail {n:?}: give a number of lines or all"))
             })?;
-            logs::tail_offset(&c.log_path(), n)
+            logs::tail_start(&c.log_path(), n)
                 .map_err(|e| ApiError::internal(format!("reading the log: {e}")))?
         }
     };
@@ -210,6 +231,7 @@ pub fn logs(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
         c,
         FollowSpec {
             offset,
+            skip,
             stdout,
             stderr,
             follow: q.flag("follow"),
@@ -285,6 +307,13 @@ pub fn inspect(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
         .network_mode
         .clone()
         .unwrap_or_else(|| "default".into()));
+    // Records from before create filled these in: skiff's log and runtime all the same.
+    if host_config.get("LogConfig").is_none() {
+        host_config["LogConfig"] = json!({"Type": "json-file", "Config": {}});
+    }
+    if host_config.get("Runtime").is_none() {
+        host_config["Runtime"] = json!(crate::containers::engine::RUNTIME);
+    }
     let body = json!({
         "Id": rec.id,
         "Created": rec.created,

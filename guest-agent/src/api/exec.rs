@@ -49,6 +49,11 @@ struct StartBody {
     detach: bool,
     #[serde(default)]
     console_size: Option<Vec<u16>>,
+    /// How the output travels, as dockerd: raw when true, in docker's multiplexed frames
+    /// when false, whether or not the process has a terminal (the exec's own `Tty`). A start
+    /// that does not say keeps the exec's.
+    #[serde(default)]
+    tty: Option<bool>,
 }
 
 enum Io {
@@ -99,7 +104,7 @@ pub async fn start(ctx: &Ctx, id: &str, mut req: Request<Incoming>) -> Result<Re
             return Err(e);
         }
     };
-    let tty = exec_cfg.tty.unwrap_or(false);
+    let tty = sb.tty.unwrap_or(exec_cfg.tty.unwrap_or(false));
     if sb.detach {
         let exec = exec.clone();
         tokio::spawn(async move { finish(&exec, child).await });
@@ -119,7 +124,7 @@ pub async fn start(ctx: &Ctx, id: &str, mut req: Request<Incoming>) -> Result<Re
             return;
         };
         let (rd, wr) = tokio::io::split(TokioIo::new(upgraded));
-        relay(&exec2, io, rd, wr, child, &keys).await;
+        relay(&exec2, io, rd, wr, child, &keys, !tty).await;
     });
     Ok(streams::upgrade_response(if tty {
         "application/vnd.docker.raw-stream"
@@ -253,6 +258,15 @@ async fn finish(exec: &Exec, mut child: tokio::process::Child) {
     st.master = None;
 }
 
+/// Output for the client: in docker's frame for `stream`, or as it is.
+fn put(framed: bool, stream: u8, data: &[u8], wire: &mut Vec<u8>) {
+    if framed {
+        frame(stream, data, wire);
+    } else {
+        wire.extend_from_slice(data);
+    }
+}
+
 async fn relay<R, W>(
     exec: &Exec,
     io: Io,
@@ -260,6 +274,7 @@ async fn relay<R, W>(
     mut client_out: W,
     child: tokio::process::Child,
     detach_keys: &[u8],
+    framed: bool,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
@@ -286,11 +301,11 @@ async fn relay<R, W>(
                 tokio::select! {
                     r = stdout.read(&mut ob), if !out_done => match r {
                         Ok(0) | Err(_) => out_done = true,
-                        Ok(n) => frame(1, &ob[..n], &mut wire),
+                        Ok(n) => put(framed, 1, &ob[..n], &mut wire),
                     },
                     r = stderr.read(&mut eb), if !err_done => match r {
                         Ok(0) | Err(_) => err_done = true,
-                        Ok(n) => frame(2, &eb[..n], &mut wire),
+                        Ok(n) => put(framed, 2, &eb[..n], &mut wire),
                     },
                 }
                 if !wire.is_empty() && client_out.write_all(&wire).await.is_err() {
@@ -343,16 +358,18 @@ async fn relay<R, W>(
             });
             let mut buf = vec![0u8; 64 << 10];
             let mut ebuf = vec![0u8; 4096];
+            let mut wire = Vec::with_capacity(72 << 10);
             let mut err_done = false;
             loop {
+                wire.clear();
                 tokio::select! {
                     r = m_read.read(&mut buf) => match r {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => if client_out.write_all(&buf[..n]).await.is_err() { break },
+                        Ok(n) => put(framed, 1, &buf[..n], &mut wire),
                     },
                     r = stderr.read(&mut ebuf), if !err_done => match r {
                         Ok(0) | Err(_) => err_done = true,
-                        Ok(n) => if client_out.write_all(&ebuf[..n]).await.is_err() { break },
+                        Ok(n) => put(framed, 2, &ebuf[..n], &mut wire),
                     },
                     Some(()) = det_rx.recv() => {
                         let _ = client_out.shutdown().await;
@@ -361,6 +378,9 @@ async fn relay<R, W>(
                         finish(exec, child).await;
                         return;
                     }
+                }
+                if !wire.is_empty() && client_out.write_all(&wire).await.is_err() {
+                    break;
                 }
             }
             input.abort();

@@ -249,6 +249,13 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
             let body = read_body(req).await?;
             return commit::commit(&ctx, &q, raw.as_deref(), &body).await;
         }
+        // skiff is no swarm node: dockerd's answer on a node outside a swarm.
+        (_, "/swarm") | (_, "/swarm/leave") | (_, "/swarm/unlock") | (_, "/swarm/unlockkey") => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This node is not part of a swarm",
+            ))
+        }
         // The build cache is not ours yet; `system prune` asks for it.
         (&Method::POST, "/build/prune") => {
             return Ok(http::json(
@@ -373,6 +380,10 @@ async fn route_container(
         (&Method::POST, "exec") => {
             let body = read_body(req).await?;
             exec::create(&ctx, c, &body)
+        }
+        (&Method::POST, "update") => {
+            let body = read_body(req).await?;
+            containers::update(&ctx, c, &body).await
         }
         _ => Err(ApiError::not_found(format!(
             "page not found: {method} /containers/{rest} is not supported by skiff"

@@ -151,12 +151,14 @@ struct IpamConfig {
     #[serde(rename = "IPRange")]
     ip_range: Option<String>,
     gateway: Option<String>,
+    auxiliary_addresses: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 struct Ipam {
     driver: Option<String>,
+    options: Option<BTreeMap<String, String>>,
     config: Option<Vec<IpamConfig>>,
 }
 
@@ -224,7 +226,21 @@ pub fn create(ctx: &Ctx, body: &[u8]) -> Result<Resp, ApiError> {
             ipam.driver.unwrap_or_default()
         )));
     }
+    if ipam.options.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(ApiError::bad_request(
+            "skiff's IPAM takes no options: drop --ipam-opt",
+        ));
+    }
     let configs = ipam.config.unwrap_or_default();
+    if configs.iter().any(|c| {
+        c.auxiliary_addresses
+            .as_ref()
+            .is_some_and(|a| !a.is_empty())
+    }) {
+        return Err(ApiError::bad_request(
+            "skiff cannot reserve auxiliary addresses in a network: drop --aux-address",
+        ));
+    }
     if configs.len() > 1 {
         return Err(ApiError::bad_request(
             "only one IPv4 subnet per network is supported",
@@ -375,7 +391,9 @@ fn endpoint_json(rec: &CRecord, network_id: &str, cfg: Option<&EndpointConfig>) 
         "Links": Value::Null,
         "Aliases": aliases,
         "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
-        "DriverOpts": Value::Null,
+        "DriverOpts": cfg
+            .filter(|c| !c.driver_opts.is_empty())
+            .map(|c| json!(c.driver_opts)),
         "GwPriority": 0,
         "NetworkID": network_id,
         "EndpointID": ep.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
@@ -492,6 +510,7 @@ mod tests {
         let cfg = EndpointConfig {
             aliases: vec!["db".into()],
             ipv4: None,
+            ..Default::default()
         };
         r.networks = vec![(net.id.clone(), cfg)];
         r.state.status = if running {

@@ -108,8 +108,8 @@ pub struct CgroupSample {
     pub blkio: BlkioStats,
 }
 
-/// docker's StatsResponse. `networks` is left out (as dockerd does for a container without
-/// network interfaces): clients sum over whatever interfaces are listed.
+/// docker's StatsResponse. `networks` is left out for a container without interfaces of its
+/// own (`none`, `host`, not running), as dockerd does: clients sum over whatever is listed.
 #[derive(Clone, Debug, Serialize)]
 pub struct StatsResponse {
     pub name: String,
@@ -123,6 +123,67 @@ pub struct StatsResponse {
     pub cpu_stats: CpuStats,
     pub precpu_stats: CpuStats,
     pub memory_stats: MemoryStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networks: Option<BTreeMap<String, NetworkStats>>,
+}
+
+/// One interface's counters, as dockerd reports them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NetworkStats {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// `/proc/<pid>/net/dev`: the counters of the interfaces in that process's network
+/// namespace, but the loopback (dockerd lists the endpoints' interfaces only).
+pub fn parse_net_dev(text: &str) -> BTreeMap<String, NetworkStats> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().skip(2) {
+        let Some((name, counters)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        let n: Vec<u64> = counters
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        if name == "lo" || n.len() < 12 {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            NetworkStats {
+                rx_bytes: n[0],
+                rx_packets: n[1],
+                rx_errors: n[2],
+                rx_dropped: n[3],
+                tx_bytes: n[8],
+                tx_packets: n[9],
+                tx_errors: n[10],
+                tx_dropped: n[11],
+            },
+        );
+    }
+    out
+}
+
+/// The container's interfaces, read in its network namespace through its process; none for
+/// the host's network (dockerd shows none there either).
+fn container_networks(
+    rec: &crate::containers::record::Record,
+) -> Option<BTreeMap<String, NetworkStats>> {
+    let mode = rec.host_config.network_mode.as_deref().unwrap_or("");
+    if rec.state.pid <= 0 || crate::network::mode_of(mode) == crate::network::Mode::Host {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{}/net/dev", rec.state.pid)).ok()?;
+    Some(parse_net_dev(&text)).filter(|m| !m.is_empty())
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -148,6 +209,7 @@ impl StatsResponse {
             cpu_stats: s.cpu,
             precpu_stats: CpuStats::default(),
             memory_stats: s.memory,
+            networks: None,
         }
     }
 
@@ -459,7 +521,9 @@ fn take(c: &Container) -> StatsResponse {
     let (system, cpus) = system_cpu();
     sample.cpu.system_cpu_usage = system;
     sample.cpu.online_cpus = cpus;
-    StatsResponse::from_sample(&rec.name, &rec.id, read, sample)
+    let mut s = StatsResponse::from_sample(&rec.name, &rec.id, read, sample);
+    s.networks = container_networks(&rec);
+    s
 }
 
 /// docker's boolean query values: absent or empty is the default; 0/false/no/none are false.
@@ -769,6 +833,32 @@ mod tests {
         );
         assert_eq!(parse_number("max\n"), None);
         assert_eq!(parse_number(" 42\n"), Some(42));
+    }
+
+    #[test]
+    fn net_dev_counters_per_interface_without_loopback() {
+        let text = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+  eth0:    1296      16    1    2    0     0          0         0      726       9    3    4    0     0       0          0
+";
+        let m = parse_net_dev(text);
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m["eth0"],
+            NetworkStats {
+                rx_bytes: 1296,
+                rx_packets: 16,
+                rx_errors: 1,
+                rx_dropped: 2,
+                tx_bytes: 726,
+                tx_packets: 9,
+                tx_errors: 3,
+                tx_dropped: 4,
+            }
+        );
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["eth0"]["tx_dropped"], 4);
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub fn attach(
             c.clone(),
             FollowSpec {
                 offset,
+                skip: 0,
                 stdout: opts.stdout,
                 stderr: opts.stderr,
                 follow: opts.stream,

@@ -114,6 +114,7 @@ impl Run<'_> {
             c.clone(),
             FollowSpec {
                 offset: 0,
+                skip: 0,
                 stdout: true,
                 stderr: true,
                 follow: true,

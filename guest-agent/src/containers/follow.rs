@@ -14,6 +14,9 @@ use super::{Container, Containers};
 /// Which records a follower hands out, and when it stops.
 pub struct FollowSpec {
     pub offset: u64,
+    /// Bytes of the record at `offset` that are not wanted (the part of a write before the
+    /// first line `--tail` keeps).
+    pub skip: usize,
     pub stdout: bool,
     pub stderr: bool,
     /// Keep following while the container runs (or until it starts and ends, when attached
@@ -74,6 +77,7 @@ pub async fn follow(
         Err(_) => return,
     };
     let first = c.record();
+    let mut skip = spec.skip;
     let mut changes = c.subscribe();
     let ended = || {
         let now = c.record();
@@ -90,7 +94,11 @@ pub async fn follow(
         let over = !spec.follow || ended();
         loop {
             match reader.next_record() {
-                Ok(Some(rec)) => {
+                Ok(Some(mut rec)) => {
+                    if skip > 0 {
+                        rec.data.drain(..skip.min(rec.data.len()));
+                        skip = 0;
+                    }
                     if spec.until_nanos.is_some_and(|u| rec.nanos > u) {
                         return;
                     }

@@ -150,29 +150,40 @@ impl LogReader {
     }
 }
 
-/// Byte offsets of the record starts of the last `n` lines (docker's `--tail`): we count
-/// newline-terminated chunks from the end.
-pub fn tail_offset(path: &Path, lines: usize) -> io::Result<u64> {
+/// Where the last `n` lines start (docker's `--tail`): the record holding the first of them,
+/// and how many of its bytes belong to the line before. One write may hold many lines, and a
+/// line may span writes: lines are counted, not records.
+pub fn tail_start(path: &Path, lines: usize) -> io::Result<(u64, usize)> {
     if lines == 0 {
-        return std::fs::metadata(path).map(|m| m.len());
+        return std::fs::metadata(path).map(|m| (m.len(), 0));
     }
     let mut reader = LogReader::open(path, 0)?;
-    let mut starts: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+    let mut starts: std::collections::VecDeque<(u64, usize)> = std::collections::VecDeque::new();
     let mut line_start = true;
     loop {
         let at = reader.offset;
         let Some(rec) = reader.next_record()? else {
             break;
         };
-        if line_start {
-            starts.push_back(at);
+        let mut push = |skip: usize| {
+            starts.push_back((at, skip));
             if starts.len() > lines {
                 starts.pop_front();
             }
+        };
+        if line_start && !rec.data.is_empty() {
+            push(0);
         }
-        line_start = rec.data.last() == Some(&b'\n');
+        for (i, b) in rec.data.iter().enumerate() {
+            if *b == b'\n' && i + 1 < rec.data.len() {
+                push(i + 1);
+            }
+        }
+        if !rec.data.is_empty() {
+            line_start = rec.data.last() == Some(&b'\n');
+        }
     }
-    Ok(starts.front().copied().unwrap_or(reader.offset))
+    Ok(starts.front().copied().unwrap_or((reader.offset, 0)))
 }
 
 #[cfg(test)]
@@ -213,16 +224,25 @@ mod tests {
         for chunk in ["1\n", "2", "2\n", "3\n"] {
             w.write(Stream::Stdout, chunk.as_bytes()).unwrap();
         }
-        let collect = |off| {
+        let collect = |(off, skip): (u64, usize)| {
             let mut r = LogReader::open(&p, off).unwrap();
             let mut s = Vec::new();
+            let mut skip = skip;
             while let Some(rec) = r.next_record().unwrap() {
-                s.extend(rec.data);
+                s.extend(&rec.data[skip..]);
+                skip = 0;
             }
             String::from_utf8(s).unwrap()
         };
-        assert_eq!(collect(tail_offset(&p, 2).unwrap()), "22\n3\n");
-        assert_eq!(collect(tail_offset(&p, 10).unwrap()), "1\n22\n3\n");
-        assert_eq!(collect(tail_offset(&p, 0).unwrap()), "");
+        assert_eq!(collect(tail_start(&p, 2).unwrap()), "22\n3\n");
+        assert_eq!(collect(tail_start(&p, 10).unwrap()), "1\n22\n3\n");
+        assert_eq!(collect(tail_start(&p, 0).unwrap()), "");
+        // One write of many lines, the last one unfinished.
+        w.write(Stream::Stdout, b"4\n5\n6").unwrap();
+        assert_eq!(collect(tail_start(&p, 1).unwrap()), "6");
+        assert_eq!(collect(tail_start(&p, 2).unwrap()), "5\n6");
+        assert_eq!(collect(tail_start(&p, 4).unwrap()), "3\n4\n5\n6");
+        w.write(Stream::Stdout, b"\n").unwrap();
+        assert_eq!(collect(tail_start(&p, 1).unwrap()), "6\n");
     }
 }

@@ -247,6 +247,10 @@ fn resources(rec: &Record) -> Result<Value> {
     if nano > 0 {
         cpu["period"] = json!(100_000u64);
         cpu["quota"] = json!(nano / 10_000);
+    } else if let Some(q) = hc.cpu_quota.filter(|q| *q > 0) {
+        // --cpu-quota/--cpu-period (or a `docker update` of them).
+        cpu["period"] = json!(hc.cpu_period.filter(|p| *p > 0).unwrap_or(100_000));
+        cpu["quota"] = json!(q);
     }
     if let Some(shares) = hc.cpu_shares.filter(|s| *s > 0) {
         cpu["shares"] = json!(shares);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 
 use super::config::{command_of, config_of, merge_config};
 use super::{new_id, save, Container, Containers, LOG_FILE};
@@ -34,6 +34,8 @@ impl Containers {
             .map_err(|e| ContainerError::not_found(e.to_string()))?;
         let mut host_config = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host_config)?;
+        host_config.log_config = Some(log_config(host_config.log_config.as_ref())?);
+        host_config.runtime = Some(runtime(host_config.runtime.as_deref())?);
         for l in host_config.links.iter().flatten() {
             let link = links::parse(l).map_err(|e| ContainerError::invalid(e.to_string()))?;
             self.get(&link.name).map_err(|_| {
@@ -146,6 +148,69 @@ impl Containers {
         }
         Ok((id, warnings))
     }
+}
+
+/// What skiff's runtime is called (`/info` lists it as the only one).
+pub const RUNTIME: &str = "skiff";
+
+/// The runtime asked for: none, or skiff's. dockerd's words for any other.
+pub(super) fn runtime(asked: Option<&str>) -> Result<String, ContainerError> {
+    match asked.unwrap_or("") {
+        "" | RUNTIME => Ok(RUNTIME.into()),
+        other => Err(ContainerError::invalid(format!(
+            "Unknown runtime specified {other}: skiff runs containers with its own runtime, {RUNTIME}"
+        ))),
+    }
+}
+
+/// The log driver asked for. skiff keeps one log per container (`containers/logs.rs`), read
+/// back by `logs` and `attach` with json-file's semantics (lines, tail, since, until,
+/// timestamps, follow), so the default is shown as dockerd's default, `json-file`; `local`
+/// is the same log under its own name. Nothing else is accepted (no driver ships the output
+/// elsewhere), and no option: the log does not rotate.
+pub fn log_config(
+    asked: Option<&HostConfigLogConfig>,
+) -> Result<HostConfigLogConfig, ContainerError> {
+    let typ = asked.and_then(|l| l.typ.as_deref()).unwrap_or("");
+    let typ = match typ {
+        "" => "json-file",
+        "json-file" | "local" => typ,
+        other => {
+            return Err(ContainerError::invalid(format!(
+                "logger: no log driver named '{other}' is registered"
+            )))
+        }
+    };
+    // dockerd's options for these drivers; skiff applies none of them.
+    const KNOWN: &[&str] = &[
+        "max-size",
+        "max-file",
+        "compress",
+        "labels",
+        "labels-regex",
+        "env",
+        "env-regex",
+        "tag",
+    ];
+    let mut opts: Vec<&String> = asked
+        .and_then(|l| l.config.as_ref())
+        .map(|c| c.keys().collect())
+        .unwrap_or_default();
+    opts.sort();
+    if let Some(k) = opts.first() {
+        if !KNOWN.contains(&k.as_str()) {
+            return Err(ContainerError::invalid(format!(
+                "unknown log opt '{k}' for {typ} log driver"
+            )));
+        }
+        return Err(ContainerError::invalid(format!(
+            "log opt '{k}' is not supported by skiff: its {typ} log does not rotate and takes no options"
+        )));
+    }
+    Ok(HostConfigLogConfig {
+        typ: Some(typ.into()),
+        config: Some(Default::default()),
+    })
 }
 
 /// The host config checks docker makes at create, with its messages.
@@ -295,5 +360,37 @@ mod tests {
             check(json!({"Tmpfs": {"run": ""}})).unwrap_err(),
             "invalid mount path for --tmpfs: \"run\" must be absolute"
         );
+    }
+
+    #[test]
+    fn log_drivers_other_than_skiffs_log_are_refused_as_dockerd_does() {
+        let lc = |v: serde_json::Value| {
+            let asked: Option<HostConfigLogConfig> = serde_json::from_value(v).unwrap();
+            log_config(asked.as_ref()).map_err(|e| e.to_string())
+        };
+        let typ = |v| lc(v).unwrap().typ.unwrap();
+        assert_eq!(typ(json!(null)), "json-file");
+        assert_eq!(typ(json!({"Type": "", "Config": {}})), "json-file");
+        assert_eq!(typ(json!({"Type": "json-file"})), "json-file");
+        assert_eq!(typ(json!({"Type": "local"})), "local");
+        assert_eq!(
+            lc(json!({"Type": "syslog"})).unwrap_err(),
+            "logger: no log driver named 'syslog' is registered"
+        );
+        assert_eq!(
+            lc(json!({"Type": "json-file", "Config": {"colour": "red"}})).unwrap_err(),
+            "unknown log opt 'colour' for json-file log driver"
+        );
+        assert!(lc(json!({"Type": "", "Config": {"max-size": "1m"}}))
+            .unwrap_err()
+            .starts_with("log opt 'max-size' is not supported by skiff"));
+    }
+
+    #[test]
+    fn the_runtime_is_skiffs() {
+        assert_eq!(runtime(None).unwrap(), "skiff");
+        assert_eq!(runtime(Some("")).unwrap(), "skiff");
+        assert_eq!(runtime(Some("skiff")).unwrap(), "skiff");
+        assert!(runtime(Some("runc")).is_err());
     }
 }

@@ -18,6 +18,7 @@ mod restart;
 mod signal;
 mod start;
 mod stop;
+mod update;
 mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +38,7 @@ use crate::network::Networks;
 use crate::volumes::Volumes;
 
 pub use copy::RootfsGuard;
+pub use create::RUNTIME;
 pub use procfs::process_start_time;
 pub use signal::Signal;
 
@@ -152,6 +154,12 @@ fn save(dir: &Path, rec: &Record) -> Result<()> {
     }
     std::fs::rename(&tmp, dir.join(RECORD_FILE)).context("saving container record")?;
     Ok(())
+}
+
+/// Whether a run ended after a wait began that saw `before` as the last end (a start clears
+/// the time to docker's zero time, which is no end).
+fn ended_since(before: &str, now: &str) -> bool {
+    now != before && now != super::record::ZERO_TIME
 }
 
 /// A new container or exec ID: 32 random bytes in hex, as docker's.
@@ -337,13 +345,15 @@ impl Containers {
     /// docker wait: the exit code once the condition holds.
     pub async fn wait(&self, c: &Arc<Container>, cond: WaitCondition) -> i64 {
         let mut rx = c.subscribe();
-        let started_at = c.record().state.started_at;
-        let first_status = c.status();
+        let first = c.record().state;
+        let (started_at, first_status) = (first.started_at, first.status);
         loop {
             let rec = c.record();
             let done = match cond {
+                // As dockerd: the next exit counts even when a restart policy brings it back.
                 WaitCondition::NotRunning => {
-                    !rec.state.status.is_live() && rec.state.status != Status::Restarting
+                    (!rec.state.status.is_live() && rec.state.status != Status::Restarting)
+                        || ended_since(&first.finished_at, &rec.state.finished_at)
                 }
                 WaitCondition::NextExit => {
                     // An exit after the call (a later start, then its end), or the end of the
@@ -387,5 +397,18 @@ impl Containers {
 
     pub fn runtime_state_dir(&self, id: &str) -> PathBuf {
         self.runtime_root.join(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_end_is_a_new_finish_time_not_a_start_clearing_it() {
+        use super::ended_since;
+        let zero = super::super::record::ZERO_TIME;
+        assert!(!ended_since("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"));
+        assert!(ended_since("2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"));
+        assert!(ended_since(zero, "2026-01-01T00:00:05Z"));
+        assert!(!ended_since("2026-01-01T00:00:00Z", zero));
     }
 }

@@ -265,6 +265,29 @@ impl Containers {
 
 /// What a container asks of one network (`--ip`, `--network-alias`), from docker's settings.
 pub fn endpoint_config(es: &EndpointSettings) -> Result<EndpointConfig, ContainerError> {
+    // What skiff cannot apply is refused, never dropped.
+    if es.mac_address.as_deref().is_some_and(|m| !m.is_empty()) {
+        return Err(ContainerError::invalid(
+            "skiff cannot set a container's MAC address: drop --mac-address (each endpoint gets a generated one)",
+        ));
+    }
+    if es.links.as_ref().is_some_and(|l| !l.is_empty()) {
+        return Err(ContainerError::invalid(
+            "skiff does not support links on a user-defined network (EndpointsConfig Links): containers there find each other by name and --network-alias",
+        ));
+    }
+    if let Some(ipam) = &es.ipam_config {
+        if ipam.link_local_ips.as_ref().is_some_and(|l| !l.is_empty()) {
+            return Err(ContainerError::invalid(
+                "skiff cannot give a container link-local addresses: drop --link-local-ip",
+            ));
+        }
+        if ipam.ipv6_address.as_deref().is_some_and(|a| !a.is_empty()) {
+            return Err(ContainerError::invalid(
+                "IPv6 addresses are not supported by skiff yet: drop --ip6",
+            ));
+        }
+    }
     let ipv4 = es
         .ipam_config
         .as_ref()
@@ -278,6 +301,12 @@ pub fn endpoint_config(es: &EndpointSettings) -> Result<EndpointConfig, Containe
     Ok(EndpointConfig {
         aliases: es.aliases.clone().unwrap_or_default(),
         ipv4,
+        driver_opts: es
+            .driver_opts
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     })
 }
 

@@ -39,6 +39,35 @@ impl Containers {
         Ok(())
     }
 
+    /// The API's kill: the signal; for SIGKILL (the default), as dockerd, the answer waits
+    /// for the end of the run (10 seconds at most), so that an inspect right after sees it.
+    pub async fn kill_and_wait(&self, c: &Container, signal: Signal) -> Result<(), ContainerError> {
+        let mut rx = c.subscribe();
+        let started_at = c.record().state.started_at;
+        self.kill(c, signal, true).await?;
+        if signal != Signal::KILL {
+            return Ok(());
+        }
+        let ended = async {
+            loop {
+                let r = c.record();
+                if !r.state.status.is_live() || r.state.started_at != started_at {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), ended)
+            .await
+            .is_err()
+        {
+            tracing::warn!("{} still runs 10 seconds after SIGKILL", c.id);
+        }
+        Ok(())
+    }
+
     /// docker stop: the stop signal, then SIGKILL after the timeout. Ok(false): not running.
     pub async fn stop(
         &self,
