@@ -662,3 +662,50 @@ fn hostile_contexts_stay_inside_the_context() {
     );
     assert_eq!(s.run(&["run", "--rm", "hostile3"]).ok().stdout, "/etc\n");
 }
+
+#[test]
+fn docker_rules_for_wildcards_workdir_env_and_directory_modes() {
+    let (s, bb) = ready();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            &format!(
+                "FROM {bb}\n\
+                 RUN mkdir -p /data && chmod 700 /data\n\
+                 RUN chmod 1777 /data\n\
+                 COPY *.jar app.jar\n\
+                 WORKDIR /made/here\n\
+                 ENV abc=hello\n\
+                 ENV abc=bye def=$abc\n\
+                 RUN stat -c %a /data > /mode && echo $def > /def\n"
+            ),
+        ),
+        ("lib-1.0.jar", "jar\n"),
+    ]);
+    build(&s, &["-q", "-t", "rules"], ctx.path()).ok();
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "rules"];
+        all.extend_from_slice(args);
+        s.run(&all).ok().stdout
+    };
+    // A directory's mode change alone is a change of its layer.
+    assert_eq!(run(&["cat", "/mode"]), "1777\n");
+    // One wildcard match is copied to the destination's own name, as docker does.
+    assert_eq!(run(&["cat", "/app.jar"]), "jar\n");
+    // Each value of one ENV sees the environment from before it.
+    assert_eq!(run(&["cat", "/def"]), "hello\n");
+    // WORKDIR made its directory, in the image.
+    assert_eq!(run(&["pwd"]), "/made/here\n");
+    let layers = s
+        .run(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", "rules"])
+        .ok()
+        .stdout;
+    let layers: Vec<String> = serde_json::from_str(&layers).expect("layers JSON");
+    // busybox's one, two RUNs, the COPY, WORKDIR's directory and the last RUN.
+    assert_eq!(layers.len(), 6, "{layers:?}");
+
+    // A wildcard match that is a symlink out of the context names nothing there.
+    let ctx = context(&[("Dockerfile", &format!("FROM {bb}\nADD *.tar /out/\n"))]);
+    std::os::unix::fs::symlink("/etc/passwd", ctx.path().join("host.tar")).expect("symlink");
+    build(&s, &["-t", "leak"], ctx.path()).fails_with(1, "file not found in build context");
+}

@@ -2,6 +2,7 @@
 //! vsock ports and the network addresses of the VM.
 
 pub mod auth;
+pub mod gostr;
 pub mod ids;
 pub mod relay;
 pub mod shares;

@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::{json, Value};
 
 use super::http::{json_stream, ApiError, Resp};
+use super::imageio::{body_reader, pump_body};
 use super::Ctx;
 use crate::build::builder::{BuildRequest, Builder};
 use crate::build::context::Context;
@@ -178,33 +178,11 @@ pub async fn build(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiErr
     let build_req = request(&ctx, req.uri().query(), header.as_deref())?;
 
     // The whole context first, unpacked as it arrives.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let (tx, reader) = body_reader();
     let tmp = ctx.store.tmp_dir();
     let limit = build_req.max_layer;
-    let unpacking = tokio::task::spawn_blocking(move || {
-        Context::unpack(
-            &tmp,
-            ChannelReader {
-                rx,
-                cur: Bytes::new(),
-            },
-            limit,
-        )
-    });
-    let mut body = req.into_body();
-    let mut open = true;
-    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
-        let frame =
-            frame.map_err(|e| ApiError::bad_request(format!("reading the build context: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            // A refused context stops the unpacker; the rest of the upload is read and
-            // dropped so that the client gets the reason rather than a broken pipe.
-            if open && tx.send(data).await.is_err() {
-                open = false;
-            }
-        }
-    }
-    drop(tx);
+    let unpacking = tokio::task::spawn_blocking(move || Context::unpack(&tmp, reader, limit));
+    pump_body(req, tx).await?;
     let context = unpacking
         .await
         .map_err(|e| ApiError::internal(format!("unpacking the build context: {e}")))?
@@ -229,27 +207,6 @@ pub async fn build(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiErr
         drop(context);
     });
     Ok(json_stream(out_rx))
-}
-
-/// The uploaded body's chunks as a `Read`, for the blocking unpacker.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! through one, so a layer is never held in memory whole.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use crate::images::archive::{
     SaveItem,
 };
 use crate::images::import::import_config;
-use crate::images::ingest::ingest_layer;
+use crate::images::ingest::{channel_reader, ingest_layer, ChannelReader};
 use crate::images::model::RunConfig;
 use crate::images::reference::{familiar, looks_like_id, ImageRef};
 use crate::images::store::tempfile_in;
@@ -118,30 +118,9 @@ fn streamed_tar(
     r
 }
 
-/// The request body as a blocking `Read`, fed by `pump_body`.
-struct BodyReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
-}
-
-/// Feed the request body to a `BodyReader`. When the reader gives up (a refused archive),
+/// Feed the request body to a `ChannelReader`. When the reader gives up (a refused archive),
 /// the rest is read and dropped, so the client gets our verdict rather than a broken pipe.
-async fn pump_body(
+pub(super) async fn pump_body(
     req: Request<Incoming>,
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<(), ApiError> {
@@ -158,15 +137,8 @@ async fn pump_body(
     Ok(())
 }
 
-fn body_reader() -> (tokio::sync::mpsc::Sender<Bytes>, BodyReader) {
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    (
-        tx,
-        BodyReader {
-            rx,
-            cur: Bytes::new(),
-        },
-    )
+pub(super) fn body_reader() -> (tokio::sync::mpsc::Sender<Bytes>, ChannelReader) {
+    channel_reader(8)
 }
 
 fn not_found(name: &str) -> ApiError {

@@ -144,9 +144,7 @@ impl Builder {
         work: &Path,
     ) -> Result<Image> {
         let name = &req.dockerfile;
-        let rel = copy::resolve_in_root(context, name, true)?;
-        let text = std::fs::read(&rel)
-            .map_err(|_| fail(format!("Cannot locate specified Dockerfile: {name}")))?;
+        let text = read_dockerfile(context, name)?;
         let text = String::from_utf8_lossy(&text);
         let mut file = dockerfile::parse(&text).map_err(|e| fail(e.docker_message(name)))?;
 
@@ -246,6 +244,34 @@ impl Builder {
     }
 }
 
+/// The largest Dockerfile read (docker's own limit is in the same range).
+const MAX_DOCKERFILE: u64 = 16 << 20;
+
+/// The Dockerfile from the context: resolved inside it, a regular file (a device or a FIFO
+/// planted there could block or never end), bounded.
+fn read_dockerfile(context: &Path, name: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let missing = || fail(format!("Cannot locate specified Dockerfile: {name}"));
+    let path = copy::resolve_in_root(context, name, true)?;
+    let md = std::fs::symlink_metadata(&path).map_err(|_| missing())?;
+    if !md.is_file() {
+        return Err(fail(format!(
+            "the Dockerfile ({name}) is not a regular file"
+        )));
+    }
+    let mut text = Vec::new();
+    std::fs::File::open(&path)
+        .map_err(|_| missing())?
+        .take(MAX_DOCKERFILE + 1)
+        .read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_DOCKERFILE {
+        return Err(fail(format!(
+            "the Dockerfile ({name}) is larger than {MAX_DOCKERFILE} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 /// A value as a Dockerfile word that expands back to itself.
 fn quote_word(v: &str) -> String {
     let mut s = String::from("'");
@@ -282,19 +308,7 @@ impl Run<'_> {
 
     fn used_arg(&self, name: &str) -> bool {
         // Docker's predefined proxy args never warn.
-        const PREDEFINED: &[&str] = &[
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "FTP_PROXY",
-            "ftp_proxy",
-            "NO_PROXY",
-            "no_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ];
-        PREDEFINED.contains(&name)
+        super::instructions::PROXY_ARGS.contains(&name)
             || self.globals.contains_key(name)
             || self.declared.contains(name)
     }
@@ -541,6 +555,10 @@ impl Run<'_> {
                     return Ok(());
                 }
                 let created_by = cc.cmd.clone().unwrap_or_default().join(" ");
+                if let (Instruction::Workdir(_), Some(_)) = (other, cur.as_ref()) {
+                    // dockerd's classic builder makes the directory, in a layer of its own.
+                    return self.workdir_step(state, cur, &cc, created_by).await;
+                }
                 self.commit(state, cur, &cc, created_by, None, None)
             }
         }

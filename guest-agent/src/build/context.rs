@@ -23,13 +23,7 @@ impl Context {
         let dir = home.join("context");
         fs::create_dir_all(&dir).context("creating the build context's directory")?;
         let ctx = Context { home, dir };
-        let mut input = BufReader::with_capacity(
-            1 << 16,
-            Bounded {
-                inner: input,
-                left: limit,
-            },
-        );
+        let mut input = BufReader::with_capacity(1 << 16, input);
         let gzip = input
             .fill_buf()
             .context("reading the build context")?
@@ -39,7 +33,12 @@ impl Context {
         } else {
             Box::new(input)
         };
-        unpack_layer(reader, &ctx.dir, "the build context")?;
+        // Bounded after decompression: a few MB of gzip may inflate to any size.
+        let bounded = Bounded {
+            inner: reader,
+            left: limit,
+        };
+        unpack_layer(bounded, &ctx.dir, "the build context")?;
         Ok(ctx)
     }
 }

@@ -164,10 +164,13 @@ pub fn find_sources(root: &Path, words: &[String], from_context: bool) -> Result
             }
             found.sort();
             for rel in found {
-                out.push(Source {
-                    path: root.join(&rel),
-                    shown: rel.to_string_lossy().into_owned(),
-                });
+                // A match may be a symlink: followed inside the tree as a named source is.
+                let shown = rel.to_string_lossy().into_owned();
+                let path = resolve_in_root(root, &shown, true)?;
+                if fs::symlink_metadata(&path).is_err() {
+                    bail!("{}", not_found(&shown, from_context));
+                }
+                out.push(Source { path, shown });
             }
             continue;
         }
@@ -373,48 +376,34 @@ fn now_secs() -> u64 {
 }
 
 /// `--chown=user[:group]` resolved against the image's `/etc/passwd` and `/etc/group` (under
-/// `root`), numbers taken as they are; a user without a group takes the user's own group.
+/// `root`, read without following anything out of it), as dockerd's builder does: numbers as
+/// they are, and a bare user's group looked up by the same word (`--chown=app` is `app:app`).
 pub fn resolve_chown(root: &Path, spec: &str) -> Result<(u32, u32)> {
     let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
+        Some((u, g)) => (u, g),
+        None => (spec, spec),
     };
-    let read = |file: &str| -> String {
-        resolve_in_root(root, file, true)
-            .ok()
-            .and_then(|p| fs::read_to_string(p).ok())
-            .unwrap_or_default()
-    };
-    // passwd: name:x:uid:gid:…; group: name:x:gid:members (the second number is unused).
-    let lookup = |text: &str, name: &str| -> Option<(u32, u32)> {
-        text.lines().find_map(|l| {
+    let (passwd, groups) = crate::containers::user::passwd_and_group(root)?;
+    let lookup = |text: Option<&str>, name: &str| -> Option<u32> {
+        text?.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             if f.len() < 3 || f[0] != name {
                 return None;
             }
-            let id = f[2].parse().ok()?;
-            Some((id, f.get(3).and_then(|g| g.parse().ok()).unwrap_or(id)))
+            f[2].parse().ok()
         })
     };
-    let (uid, primary) = match user.parse::<u32>() {
-        Ok(n) => (n, n),
-        Err(_) => lookup(&read("/etc/passwd"), user)
-            .ok_or_else(|| anyhow!("unable to convert uid/gid chown string to host mapping: can't find uid for user {user}: no such user: {user}"))?,
+    let uid = match user.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => lookup(passwd.as_deref(), user).ok_or_else(|| {
+            anyhow!("unable to convert uid/gid chown string to host mapping: can't find uid for user {user}: no such user: {user}")
+        })?,
     };
-    let gid = match group {
-        None => {
-            if user.parse::<u32>().is_ok() {
-                uid
-            } else {
-                primary
-            }
-        }
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => lookup(&read("/etc/group"), g)
-                .map(|(gid, _)| gid)
-                .ok_or_else(|| anyhow!("unable to convert uid/gid chown string to host mapping: can't find gid for group {g}: no such group: {g}"))?,
-        },
+    let gid = match group.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => lookup(groups.as_deref(), group).ok_or_else(|| {
+            anyhow!("unable to convert uid/gid chown string to host mapping: can't find gid for group {group}: no such group: {group}")
+        })?,
     };
     Ok((uid, gid))
 }
@@ -505,8 +494,13 @@ mod tests {
             "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/:/bin/sh\n",
         )
         .unwrap();
-        fs::write(t.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
-        assert_eq!(resolve_chown(t.path(), "app").unwrap(), (1000, 1001));
+        fs::write(
+            t.path().join("etc/group"),
+            "root:x:0:\nstaff:x:50:\napp:x:1002:\n",
+        )
+        .unwrap();
+        // docker's rule: a bare name is user and group of that name.
+        assert_eq!(resolve_chown(t.path(), "app").unwrap(), (1000, 1002));
         assert_eq!(resolve_chown(t.path(), "app:staff").unwrap(), (1000, 50));
         assert_eq!(resolve_chown(t.path(), "7:8").unwrap(), (7, 8));
         assert_eq!(resolve_chown(t.path(), "7").unwrap(), (7, 7));

@@ -176,9 +176,16 @@ impl Run<'_> {
             }
             None => None,
         };
-        if let Some(c) = &args.chown {
-            flags.push_str(&format!("--chown={c} "));
-        }
+        // The cache key holds the flag as expanded: `--chown=$UID` with another build arg
+        // is another step.
+        let chown = match &args.chown {
+            Some(c) => {
+                let c = state.expand(c).map_err(fail)?;
+                flags.push_str(&format!("--chown={c} "));
+                Some(c)
+            }
+            None => None,
+        };
         let mode = match &args.chmod {
             Some(m) => {
                 flags.push_str(&format!("--chmod={m} "));
@@ -223,19 +230,30 @@ impl Run<'_> {
             Some(m) => (m.root(), false),
             None => (self.context.to_path_buf(), true),
         };
-        if !local.is_empty() {
-            sources.extend(
-                copy::find_sources(&src_root, &local, from_context)
-                    .map_err(|e| fail(e.to_string()))?,
-            );
-        }
-        let several = sources.len() > 1 || words.iter().any(|w| copy::has_wildcards(w));
-        if sources.len() > 1 && !dest_word.ends_with('/') {
+        // Finding and hashing the sources reads every byte of them: off the async workers.
+        let (sources, digest) = {
+            let src_root = src_root.clone();
+            tokio::task::spawn_blocking(move || -> Result<(Vec<Source>, String)> {
+                if !local.is_empty() {
+                    sources.extend(
+                        copy::find_sources(&src_root, &local, from_context)
+                            .map_err(|e| fail(e.to_string()))?,
+                    );
+                }
+                let digest = copy::sources_digest(&sources)?;
+                Ok((sources, digest))
+            })
+            .await
+            .map_err(|e| anyhow!("hashing a COPY's sources: {e}"))??
+        };
+        // As dockerd: the destination is a directory when several files match (a wildcard
+        // matching one file copies it to the destination's own name).
+        let several = sources.len() > 1;
+        if several && !dest_word.ends_with('/') {
             return Err(fail(format!(
                 "When using {verb} with more than one source file, the destination must be a directory and end with a /"
             )));
         }
-        let digest = copy::sources_digest(&sources)?;
         let text = format!("{verb} {flags}{digest} in {dest_word} ");
         let cc = self.nop_config(state, &text);
         if let Some(img) = self.cached(cur, &cc) {
@@ -261,11 +279,8 @@ impl Run<'_> {
         let single_dir =
             sources.len() == 1 && fs::metadata(&sources[0].path).is_ok_and(|m| m.is_dir());
         let dest_is_dir = dest_word.ends_with('/') || several || single_dir || exists_as_dir;
-        let (uid, gid) = match &args.chown {
-            Some(spec) => {
-                let spec = state.expand(spec).map_err(fail)?;
-                copy::resolve_chown(&root, &spec).map_err(|e| fail(e.to_string()))?
-            }
+        let (uid, gid) = match &chown {
+            Some(spec) => copy::resolve_chown(&root, spec).map_err(|e| fail(format!("{e:#}")))?,
             None => (0, 0),
         };
         let place = Placement { uid, gid, mode };
@@ -332,6 +347,55 @@ impl Run<'_> {
         self.commit(state, cur, &cc, created_by, Some(&layer), None)
     }
 
+    /// WORKDIR's directory, made (0755, root's) when the image lacks it; an image that has it
+    /// gets no layer.
+    pub(super) async fn workdir_step(
+        &mut self,
+        state: &StageState,
+        cur: &mut Option<Image>,
+        cc: &crate::images::model::RunConfig,
+        created_by: String,
+    ) -> Result<()> {
+        let dir = state.config.working_dir.clone().unwrap_or_default();
+        let target = Mounted::new(&self.b.store, &self.work, cur.as_ref())?;
+        let root = target.root();
+        if copy::resolve_in_root(&root, &dir, true).is_ok_and(|p| p.is_dir()) {
+            drop(target);
+            return self.commit(state, cur, cc, created_by, None, None);
+        }
+        let agent = self.b.containers.agent_exe().to_path_buf();
+        let store = self.b.store.clone();
+        let limit = self.req.max_layer;
+        let lowers = target.lowers.clone();
+        let upper = target.paths.upper();
+        let rel = PathBuf::from(dir.trim_start_matches('/'));
+        let layer = tokio::task::spawn_blocking(move || -> Result<_> {
+            let place = Placement {
+                uid: 0,
+                gid: 0,
+                mode: None,
+            };
+            put(&agent, &root, "/", |w| {
+                copy::write_copy(&[], &rel, true, true, place, w).map(drop)
+            })
+            .map_err(|e| fail(format!("WORKDIR failed: {e:#}")))?;
+            ingest_changes(
+                &store,
+                &Upper {
+                    dir: &upper,
+                    lowers: &lowers,
+                    skip: &[],
+                },
+                "of a WORKDIR step",
+                limit,
+            )
+        })
+        .await
+        .map_err(|e| anyhow!("a WORKDIR step's task failed: {e}"))??;
+        drop(target);
+        self.commit(state, cur, cc, created_by, Some(&layer), None)
+    }
+
     /// ADD's URL: fetched into `dir` under the name the URL's path ends with (or the
     /// destination's, when that names a file), mode 0600 as docker gives it.
     async fn download(&self, url: &str, dir: &Path, dest: &str) -> Result<Source> {
@@ -354,29 +418,48 @@ impl Run<'_> {
                 "ADD {url}: cannot tell a file name from the URL; give the destination file's name"
             ))
         })?;
-        let resp = reqwest::Client::new()
+        // As a pull's requests: through the engine's proxy (in the VM, the host's way out),
+        // and a server that goes silent fails rather than holding the build.
+        let cfg = &self.b.puller.registries;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(cfg.read_timeout);
+        if let Some(proxy) = &cfg.proxy {
+            builder = builder.proxy(reqwest::Proxy::all(proxy)?);
+        }
+        let mut resp = builder
+            .build()?
             .get(parsed)
             .send()
             .await
             .and_then(|r| r.error_for_status())
             .map_err(|e| fail(format!("ADD {url}: {e}")))?;
         let limit = self.req.max_layer;
+        let too_large = || {
+            fail(format!(
+                "ADD {url}: larger than the layer limit of {limit} bytes"
+            ))
+        };
         if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(fail(format!(
-                "ADD {url}: larger than the layer limit of {limit} bytes"
-            )));
-        }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| fail(format!("ADD {url}: {e}")))?;
-        if body.len() as u64 > limit {
-            return Err(fail(format!(
-                "ADD {url}: larger than the layer limit of {limit} bytes"
-            )));
+            return Err(too_large());
         }
         let path = dir.join(&name);
-        fs::write(&path, &body)?;
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut written: u64 = 0;
+        // Streamed to the file with a count: a body without a length cannot fill memory.
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| fail(format!("ADD {url}: {e}")))?
+        {
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(too_large());
+            }
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file).await?;
+        drop(file);
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
         Ok(Source {

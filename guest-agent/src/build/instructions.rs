@@ -13,6 +13,20 @@ use crate::images::model::RunConfig;
 
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
+/// Build args docker passes to RUN steps without an ARG declaring them.
+pub const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 /// A build stage's state between steps, beside its current image.
 #[derive(Debug, Clone, Default)]
 pub struct StageState {
@@ -104,10 +118,14 @@ impl StageState {
     ) -> Result<Comment, String> {
         Ok(match instr {
             Instruction::Env(pairs) => {
-                let mut text = String::from(" ENV");
+                // Every value is expanded against the environment from before the
+                // instruction (docker's `ENV abc=bye def=$abc` gives def the old abc).
+                let mut expanded = Vec::new();
                 for (k, v) in pairs {
-                    let k = self.expand(k)?;
-                    let v = self.expand(v)?;
+                    expanded.push((self.expand(k)?, self.expand(v)?));
+                }
+                let mut text = String::from(" ENV");
+                for (k, v) in expanded {
                     self.set_env(&k, &v);
                     text.push_str(&format!(" {k}={v}"));
                 }
@@ -387,6 +405,14 @@ mod tests {
             .iter()
             .map(|i| s.apply(i, &build_args, &BTreeMap::new()).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn env_values_expand_against_the_environment_before_the_instruction() {
+        let mut s = state();
+        run(&mut s, "ENV abc=hello\nENV abc=bye def=$abc", &[]);
+        assert_eq!(s.lookup("def").as_deref(), Some("hello"));
+        assert_eq!(s.lookup("abc").as_deref(), Some("bye"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::builder::{Failure, Run};
 use super::dockerfile::CmdForm;
-use super::instructions::StageState;
+use super::instructions::{StageState, PROXY_ARGS};
 use crate::containers::engine::WaitCondition;
 use crate::containers::follow::{follow, FollowSpec};
 use crate::images::store::Image;
@@ -51,8 +51,17 @@ impl Run<'_> {
             }));
         };
         let mut env = state.config.env.clone().unwrap_or_default();
+        // docker's predefined proxy args reach every RUN without an ARG, and stay out of the
+        // cache key and the image.
+        let proxies: Vec<String> = self
+            .req
+            .build_args
+            .iter()
+            .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()) && !state.args.contains_key(*k))
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
         // ENV wins over an ARG of the same name.
-        for a in &args {
+        for a in args.iter().chain(&proxies) {
             let k = a.split_once('=').map_or(a.as_str(), |(k, _)| k);
             if !env
                 .iter()

@@ -90,6 +90,22 @@ pub fn resolve_user(
     resolve_from(passwd.as_deref(), group.as_deref(), user, group_add)
 }
 
+/// The passwd and group files inside `rootfs`, each `None` when missing, read as
+/// `resolve_user` reads them (never through a symlink out of the root, bounded, regular files
+/// only): for a build's `COPY --chown`, whose rule for a bare user differs from runc's.
+pub fn passwd_and_group(rootfs: &Path) -> Result<(Option<String>, Option<String>), UserError> {
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| UserError::Rootfs {
+        path: rootfs.to_path_buf(),
+        source: e.into(),
+    })?;
+    Ok((read_in_root(&root, PASSWD)?, read_in_root(&root, GROUP)?))
+}
+
 /// Reads `path` as seen from inside the container, or `None` when it does not exist
 /// (runc treats a missing file as an empty one, so numeric ids still work).
 fn read_in_root(root: &OwnedFd, path: &'static str) -> Result<Option<String>, UserError> {

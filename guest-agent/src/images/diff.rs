@@ -9,10 +9,10 @@
 //! (`trusted.overlay.metacopy`) would need its lower content; skiff mounts without those
 //! features, so meeting one is an error rather than a silently incomplete layer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -118,10 +118,18 @@ impl Upper<'_> {
             .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
     }
 
+    /// The metadata of `rel` in the topmost lower layer that has it.
+    fn lower_md(&self, rel: &Path) -> Option<fs::Metadata> {
+        self.lowers
+            .iter()
+            .find_map(|l| fs::symlink_metadata(l.join(rel)).ok())
+    }
+
     /// The entries that are changes, in path order: skipped subtrees left out, and a
-    /// directory the image already has left out too when all it holds is skipped (docker
-    /// keeps those mount points in a layer of their own, so `/etc` does not show as changed
-    /// because `/etc/hosts` was mounted on).
+    /// directory the image already has, with the same mode and owner, left out too when all
+    /// it holds is skipped (docker keeps those mount points in a layer of their own, so
+    /// `/etc` does not show as changed because `/etc/hosts` was mounted on; a directory
+    /// whose mode or owner changed stays).
     fn entries(&self) -> Result<Vec<Entry>> {
         let mut all: Vec<Entry> = Vec::new();
         walk(self.dir, |rel, md, node| {
@@ -130,21 +138,29 @@ impl Upper<'_> {
             }
             Ok(())
         })?;
-        // In path order, a directory's descendants follow it: one backward pass knows
+        // In path order a directory's descendants follow it: one backward pass knows
         // whether each directory holds anything kept.
         let mut keep = vec![true; all.len()];
-        let mut holds: Vec<PathBuf> = Vec::new();
+        let mut holding: HashSet<PathBuf> = HashSet::new();
         for i in (0..all.len()).rev() {
-            let (rel, _, node) = &all[i];
+            let (rel, md, node) = &all[i];
             if let Node::Dir { opaque: false } = node {
-                let has_child = holds.iter().any(|h| h.parent() == Some(rel.as_path()));
-                if !has_child && self.in_lower(rel) {
-                    keep[i] = false;
+                if !holding.contains(rel) {
+                    let same = self.lower_md(rel).is_some_and(|l| {
+                        l.is_dir()
+                            && l.mode() == md.mode()
+                            && l.uid() == md.uid()
+                            && l.gid() == md.gid()
+                    });
+                    if same {
+                        keep[i] = false;
+                    }
                 }
             }
             if keep[i] {
-                holds.retain(|h| !h.starts_with(rel) || h == rel);
-                holds.push(rel.clone());
+                if let Some(parent) = rel.parent() {
+                    holding.insert(parent.to_path_buf());
+                }
             }
         }
         Ok(all
@@ -177,6 +193,10 @@ impl Upper<'_> {
     /// Write the changes as a layer tar stream to `out`.
     pub fn write_layer<W: Write>(&self, out: W) -> Result<W> {
         let upper = self.dir;
+        // Files are opened beneath this descriptor with no symlink followed: a running
+        // container that swaps one of its directories for a link to `/` while the walk goes
+        // (export, commit without pausing) cannot make it read the host's files.
+        let root = fs::File::open(upper).with_context(|| format!("opening {}", upper.display()))?;
         let mut tar = tar::Builder::new(out);
         // Inodes already written, for hard links: (dev, ino) → first path.
         let mut inodes: HashMap<(u64, u64), PathBuf> = HashMap::new();
@@ -222,9 +242,14 @@ impl Upper<'_> {
                     if ft.is_file() {
                         let mut h = plain_header(EntryType::Regular, md);
                         h.set_size(md.len());
-                        let file = fs::File::open(&path)
+                        let file = open_beneath(&root, rel)
                             .with_context(|| format!("reading /{}", rel.display()))?;
-                        tar.append_data(&mut h, rel, file)?;
+                        let exact = Exact {
+                            inner: file.take(md.len()),
+                            left: md.len(),
+                            rel,
+                        };
+                        tar.append_data(&mut h, rel, exact)?;
                     } else if ft.is_symlink() {
                         let target = fs::read_link(&path)
                             .with_context(|| format!("reading the link /{}", rel.display()))?;
@@ -252,6 +277,50 @@ impl Upper<'_> {
         }
         tar.finish().context("finishing the layer's tar stream")?;
         tar.into_inner().context("finishing the layer's tar stream")
+    }
+}
+
+/// Open `rel` under `root` for reading, refusing any symlink on the way (openat2 with
+/// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), and only a regular file.
+fn open_beneath(root: &fs::File, rel: &Path) -> io::Result<fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let mut attempt = 0;
+    let fd = loop {
+        match rustix::fs::openat2(root, rel, flags, Mode::empty(), resolve) {
+            Ok(fd) => break fd,
+            // A rename raced with the lookup: the kernel asks for a retry.
+            Err(rustix::io::Errno::AGAIN) if attempt < 8 => attempt += 1,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let file = fs::File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("it is no longer a regular file"));
+    }
+    Ok(file)
+}
+
+/// A file read for exactly the size its header announced: one that shrank while it was read
+/// is an error, not a tar whose every later entry is misplaced.
+struct Exact<'a, R> {
+    inner: R,
+    left: u64,
+    rel: &'a Path,
+}
+
+impl<R: Read> Read for Exact<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("/{} changed size while it was read", self.rel.display()),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

@@ -14,6 +14,40 @@ use super::tarsplit::RECIPE_FILE;
 use super::tree::summarize_tree;
 use super::unpack::unpack_layer_recorded;
 
+/// Chunks arriving on a channel (a download, a request body) as a `Read` for a blocking
+/// consumer (an unpacker).
+pub struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    cur: bytes::Bytes,
+}
+
+/// A channel of at most `cap` chunks in flight and the reader of its other end.
+pub fn channel_reader(cap: usize) -> (tokio::sync::mpsc::Sender<bytes::Bytes>, ChannelReader) {
+    let (tx, rx) = tokio::sync::mpsc::channel(cap);
+    (
+        tx,
+        ChannelReader {
+            rx,
+            cur: bytes::Bytes::new(),
+        },
+    )
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
 /// Hashes the uncompressed stream (for the diff ID) and stops a decompression bomb.
 pub struct HashingReader<R> {
     pub inner: R,

@@ -22,7 +22,7 @@ use oci_client::Client;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
-use super::ingest::HashingReader;
+use super::ingest::{channel_reader, HashingReader};
 use super::model::{
     layer_compression, AnyManifest, Compression, Descriptor, ImageConfig, Platform, MANIFEST_ACCEPT,
 };
@@ -516,16 +516,12 @@ impl Puller {
         short: &str,
     ) -> Result<(u64, TreeSummary)> {
         let total = desc.size as u64;
-        let (unpack_tx, unpack_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let (unpack_tx, mut input) = channel_reader(32);
         let dest = tmp_home.join("diff");
         let recipe = tmp_home.join(RECIPE_FILE);
         let layer_name = desc.digest.clone();
         let max_layer = self.limits.max_layer;
         let unpacker = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
-            let mut input = ChannelReader {
-                rx: unpack_rx,
-                pending: Bytes::new(),
-            };
             let (diff, size) = {
                 let decoded: Box<dyn Read + '_> = match compression {
                     Compression::None => Box::new(&mut input),
@@ -636,27 +632,6 @@ struct Unpacked {
     compressed: u64,
     diff_digest: String,
     size: u64,
-}
-
-/// Reads the downloaded chunks from a channel, as the decompressor's input.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    pending: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pending.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.pending = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.pending.len());
-        buf[..n].copy_from_slice(&self.pending[..n]);
-        let _ = self.pending.split_to(n);
-        Ok(n)
-    }
 }
 
 /// A registry client's error in the user's words; anything else as it is.

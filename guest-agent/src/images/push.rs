@@ -480,19 +480,7 @@ impl Pusher {
     /// refuses to send anything, `no basic auth credentials`), and its connection errors are
     /// not in docker's words.
     async fn ping(&self, registry: &str, auth: &RegistryAuth) -> Result<bool, PushError> {
-        let scheme = if self.registries.is_insecure(registry) {
-            "http"
-        } else {
-            "https"
-        };
-        let url = format!("{scheme}://{registry}/v2/");
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30));
-        if let Some(proxy) = &self.registries.proxy {
-            builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(anyhow::Error::from)?);
-        }
-        let client = builder.build().map_err(anyhow::Error::from)?;
+        let (url, client) = super::registry::probe_client(&self.registries, registry)?;
         let res = client
             .get(&url)
             .send()

@@ -196,6 +196,26 @@ pub async fn fetch_manifest_capped(
     Ok(CappedManifest::Got(body.freeze(), digest))
 }
 
+/// The registry's `/v2/` URL and a client for a request of our own to it (a login check, a
+/// push's first request), through the engine's proxy when it has one.
+pub fn probe_client(
+    cfg: &RegistryConfig,
+    registry: &str,
+) -> anyhow::Result<(String, reqwest::Client)> {
+    let scheme = if cfg.is_insecure(registry) {
+        "http"
+    } else {
+        "https"
+    };
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30));
+    if let Some(proxy) = &cfg.proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy)?);
+    }
+    Ok((format!("{scheme}://{registry}/v2/"), builder.build()?))
+}
+
 /// Check basic-auth credentials with `GET /v2/`. Token registries are checked by oci-client's
 /// challenge flow instead; for them this returns Ok without a request of its own.
 pub async fn check_basic(
@@ -203,19 +223,7 @@ pub async fn check_basic(
     registry: &str,
     auth: &AuthConfig,
 ) -> Result<(), String> {
-    let scheme = if cfg.is_insecure(registry) {
-        "http"
-    } else {
-        "https"
-    };
-    let url = format!("{scheme}://{registry}/v2/");
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30));
-    if let Some(proxy) = &cfg.proxy {
-        builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| e.to_string())?);
-    }
-    let client = builder.build().map_err(|e| e.to_string())?;
+    let (url, client) = probe_client(cfg, registry).map_err(|e| format!("{e:#}"))?;
     let res = client
         .get(&url)
         .send()

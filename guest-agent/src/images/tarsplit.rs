@@ -18,7 +18,7 @@
 //! length + the file's path relative to the tree.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -47,7 +47,8 @@ pub struct Recording {
     pos: u64,
     /// The current file's content, `[start, end)`, which is not recorded.
     skip: Option<(u64, u64)>,
-    files: HashSet<PathBuf>,
+    /// Ordered by components, so a directory's files are one range.
+    files: BTreeSet<PathBuf>,
     broken: bool,
     error: Option<io::Error>,
 }
@@ -63,7 +64,7 @@ impl Recording {
             raw: Vec::new(),
             pos: 0,
             skip: None,
-            files: HashSet::new(),
+            files: BTreeSet::new(),
             broken: false,
             error: None,
         })))
@@ -141,7 +142,10 @@ impl Recording {
             return;
         }
         let hit = if was_dir {
-            self.files.iter().any(|f| f.starts_with(rel))
+            self.files
+                .range(rel.to_path_buf()..)
+                .next()
+                .is_some_and(|f| f.starts_with(rel))
         } else {
             self.files.contains(rel)
         };

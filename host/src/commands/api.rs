@@ -659,6 +659,56 @@ pub fn filters_json_flag(flags: &[String], flag: &str) -> Result<Option<String>>
     Ok(Filters::parse(flags, flag)?.to_query())
 }
 
+/// A `Write` that hands a request body (`Body::Stream`) over from a blocking thread in pieces
+/// of `piece` bytes, counting what it sent.
+pub struct BodyWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+    piece: usize,
+    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl BodyWriter {
+    pub fn new(
+        tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+        counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        piece: usize,
+    ) -> Self {
+        BodyWriter {
+            tx,
+            buf: Vec::with_capacity(piece),
+            piece,
+            counter,
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(self.piece));
+        self.counter
+            .fetch_add(piece.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.tx.blocking_send(piece).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the agent stopped reading")
+        })
+    }
+}
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= self.piece {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

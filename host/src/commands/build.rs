@@ -4,7 +4,7 @@
 //! CLI shows it in classic mode.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use skiff_common::units::human_size4;
 use tokio::sync::mpsc;
 
-use super::api::{query, Body};
+use super::api::{query, Body, BodyWriter};
 use super::imageio::{parse_normalized, upload, Source};
 use super::pull::stream_error;
 use super::Engine;
@@ -307,40 +307,7 @@ fn prepare(a: &BuildArgs) -> Result<(Context, Option<String>)> {
     Ok((Context::Dir { entries, extra }, Some(dockerfile)))
 }
 
-/// A `Write` that hands the engine's request body over in large pieces, counting them.
-struct ChanWriter {
-    tx: mpsc::Sender<Vec<u8>>,
-    buf: Vec<u8>,
-    total: Arc<AtomicU64>,
-}
-
 const PIECE: usize = 1 << 20;
-
-impl ChanWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE));
-        self.total.fetch_add(piece.len() as u64, Ordering::Relaxed);
-        self.tx
-            .blocking_send(piece)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the agent stopped reading"))
-    }
-}
-
-impl Write for ChanWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= PIECE {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
 
 /// How a build's stream ended badly: the message and docker's exit code (the failed
 /// step's, as `errorDetail.code` carries it; 1 when it carries none).
@@ -456,11 +423,7 @@ pub async fn build(engine: &Engine, a: &BuildArgs) -> Result<u8> {
             let (tx, rx) = mpsc::channel(8);
             let counter = total.clone();
             let task = tokio::task::spawn_blocking(move || {
-                let mut w = ChanWriter {
-                    tx,
-                    buf: Vec::with_capacity(PIECE),
-                    total: counter,
-                };
+                let mut w = BodyWriter::new(tx, counter, PIECE);
                 buildctx::write_context(&mut w, &entries, extra.as_ref())
             });
             let resp = api

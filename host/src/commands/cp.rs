@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::api::{query, seg, Api, Body};
+use super::api::{query, seg, Api, Body, BodyWriter};
 use super::gofmt::human_size3;
 use super::Engine;
 use crate::archive::{
@@ -374,7 +374,7 @@ async fn to_container(
         let counter = total.clone();
         let path = src_info.path.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let mut w = ChanWriter::new(tx, counter);
+            let mut w = BodyWriter::new(tx, counter, CHUNK);
             write_tar(&mut w, &path, &top)?;
             w.flush()
         });
@@ -475,49 +475,6 @@ impl Read for ChanReader {
         buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
-    }
-}
-
-/// Tar bytes from a blocking thread to the async request body, in large pieces.
-struct ChanWriter {
-    tx: mpsc::Sender<Vec<u8>>,
-    buf: Vec<u8>,
-    counter: Arc<AtomicU64>,
-}
-
-impl ChanWriter {
-    fn new(tx: mpsc::Sender<Vec<u8>>, counter: Arc<AtomicU64>) -> Self {
-        ChanWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-            counter,
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.counter
-            .fetch_add(piece.len() as u64, Ordering::Relaxed);
-        self.tx
-            .blocking_send(piece)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the agent stopped reading"))
-    }
-}
-
-impl Write for ChanWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
     }
 }
 

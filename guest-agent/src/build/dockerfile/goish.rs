@@ -4,38 +4,8 @@
 
 use std::time::Duration;
 
-/// Go's `strconv.Quote` (and `%q` on a string): double quotes, backslash escapes for `"` and `\`,
-/// C escapes for the common control characters, `\x`/`\u`/`\U` for other unprintable ones.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => {
-                if (c as u32) <= 0xffff {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `strconv.Quote` (and `%q` on a string), shared with the CLI.
+pub use skiff_common::gostr::quote as go_quote;
 
 /// Go's `time.ParseDuration`, for non-negative results; a negative duration comes back as
 /// `Ok(None)` so that the caller can give docker's "cannot be less than" message for it, as
