@@ -34,7 +34,8 @@ pub trait ImageBackend: Send + Sync {
 
 /// Which container holds an image (docker's rules for `rmi` and `image prune`).
 pub trait ImageUsers: Send + Sync {
-    /// A container made from the image, and its state.
+    /// A container made from the image, and its state: a running one if there is one (the
+    /// conflict `rmi` cannot force), else any.
     fn image_in_use(&self, image_id: &str) -> Option<(String, Status)>;
 }
 
@@ -124,7 +125,15 @@ impl ImageBackend for Store {
 
 impl ImageUsers for Containers {
     fn image_in_use(&self, image_id: &str) -> Option<(String, Status)> {
-        Containers::image_in_use(self, image_id)
+        let mut users = self.all().into_iter().filter_map(|c| {
+            let r = c.record();
+            (r.image_id == image_id).then(|| (r.id.clone(), r.state.status))
+        });
+        let first = users.next()?;
+        if first.1.is_live() {
+            return Some(first);
+        }
+        Some(users.find(|(_, s)| s.is_live()).unwrap_or(first))
     }
 }
 

@@ -16,7 +16,8 @@ use crate::network::store::Network;
 use crate::network::NetworkError;
 use crate::volumes::{Volume, VolumeError};
 
-/// An image store in memory: images by ID, references (fully qualified) → ID.
+/// An image store in memory: images by ID, references (fully qualified tags and
+/// `name@digest` keys) → ID.
 #[derive(Default)]
 pub struct FakeStore {
     pub images: Vec<Image>,
@@ -71,7 +72,8 @@ impl ImageBackend for FakeStore {
         live.cloned().collect()
     }
     fn resolve(&self, name: &str) -> Result<Image, LookupError> {
-        let key = ImageRef::parse(name).ok().and_then(|r| r.tag_key());
+        let r = ImageRef::parse(name).ok();
+        let key = r.and_then(|r| r.digest_key().or_else(|| r.tag_key()));
         let id = key.and_then(|k| self.refs().get(&k).cloned());
         self.images()
             .into_iter()
@@ -81,12 +83,16 @@ impl ImageBackend for FakeStore {
     fn tags_of(&self, id: &str) -> Vec<String> {
         let refs = self.refs();
         refs.into_iter()
-            .filter(|(_, i)| i == id)
+            .filter(|(t, i)| i == id && !t.contains('@'))
             .map(|(t, _)| t)
             .collect()
     }
-    fn digests_of(&self, _id: &str) -> Vec<String> {
-        Vec::new()
+    fn digests_of(&self, id: &str) -> Vec<String> {
+        let refs = self.refs();
+        refs.into_iter()
+            .filter(|(t, i)| i == id && t.contains('@'))
+            .map(|(t, _)| t)
+            .collect()
     }
     fn last_tag_time(&self, _id: &str) -> Option<String> {
         None
