@@ -261,6 +261,7 @@ fn archive_error(e: ArchiveError) -> ApiError {
 pub async fn load(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let (tx, reader) = body_reader();
     let store = ctx.store.clone();
+    let limit = ctx.puller.limits.max_layer;
     let reading = tokio::task::spawn_blocking(move || -> Result<_, ArchiveError> {
         let path = tempfile_in(&store.tmp_dir())?;
         let mut spool = std::fs::OpenOptions::new()
@@ -273,7 +274,9 @@ pub async fn load(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiErro
             })?;
         // Unlinked at once: nothing is left behind whatever happens next.
         let _ = std::fs::remove_file(&path);
-        let index = ArchiveIndex::spool(reader, &mut spool)?;
+        // A whole archive of layers may be several layers' size; the layer limit times 16
+        // still stops a compressed bomb long before a disk fills.
+        let index = ArchiveIndex::spool(reader, &mut spool, limit.saturating_mul(16))?;
         let items = plan_load(&index, &spool)?;
         Ok((index, spool, items))
     });

@@ -397,10 +397,20 @@ pub fn decompressed<'a, R: Read + 'a>(r: R) -> io::Result<Box<dyn Read + 'a>> {
     })
 }
 
+/// Far more than any image archive holds (a docker save has three entries per layer).
+const MAX_ENTRIES: usize = 1 << 17;
+const MAX_NAME_BYTES: usize = 64 << 20;
+
 impl ArchiveIndex {
     /// Read the archive stream `input` (plain or gzip/zstd-compressed) to its end, appending
     /// each file's bytes to `spool`.
-    pub fn spool<R: Read>(input: R, spool: &mut File) -> Result<ArchiveIndex, ArchiveError> {
+    /// `max_bytes` bounds what is spooled (a compressed bomb cannot fill the disk); the number
+    /// of entries and the bytes of their names are bounded too (they are held in memory).
+    pub fn spool<R: Read>(
+        input: R,
+        spool: &mut File,
+        max_bytes: u64,
+    ) -> Result<ArchiveIndex, ArchiveError> {
         let not_tar = |e: io::Error| {
             ArchiveError::invalid(format!(
                 "the archive is not a tar file (docker save or an OCI layout): {e}"
@@ -409,11 +419,18 @@ impl ArchiveIndex {
         let mut archive = tar::Archive::new(TarGuard::new(decompressed(input).map_err(not_tar)?));
         let mut index = ArchiveIndex::default();
         let mut offset = 0u64;
+        let mut name_bytes = 0usize;
         let mut out = io::BufWriter::with_capacity(1 << 20, &mut *spool);
         for entry in archive.entries().map_err(not_tar)? {
             let mut entry = entry.map_err(not_tar)?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let name = clean_name(&raw)?;
+            name_bytes += raw.len();
+            if index.entries.len() >= MAX_ENTRIES || name_bytes > MAX_NAME_BYTES {
+                return Err(ArchiveError::invalid(format!(
+                    "the archive has more than {MAX_ENTRIES} entries or {MAX_NAME_BYTES} bytes of names: not an image archive"
+                )));
+            }
             let kind = entry.header().entry_type();
             let link = || -> Result<String, ArchiveError> {
                 entry
@@ -425,6 +442,11 @@ impl ArchiveIndex {
             };
             let e = match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    if entry.size() > max_bytes.saturating_sub(offset) {
+                        return Err(ArchiveError::invalid(format!(
+                            "the archive holds more than the engine's limit of {max_bytes} bytes"
+                        )));
+                    }
                     let size = io::copy(&mut entry, &mut out).map_err(|e| {
                         if e.kind() == io::ErrorKind::UnexpectedEof
                             || e.kind() == io::ErrorKind::InvalidData
@@ -939,7 +961,7 @@ mod tests {
 
     fn spool(archive: &[u8]) -> Result<(ArchiveIndex, File), ArchiveError> {
         let mut f = tempfile::tempfile().unwrap();
-        let index = ArchiveIndex::spool(archive, &mut f)?;
+        let index = ArchiveIndex::spool(archive, &mut f, u64::MAX)?;
         Ok((index, f))
     }
 
