@@ -15,6 +15,7 @@ use super::http::{empty, json, ApiError, Query, Resp};
 use super::streams::{self, AttachOptions, FollowSpec};
 use super::Ctx;
 use crate::containers::logs::{self, Record};
+use crate::containers::health;
 use crate::containers::record::{Record as CRecord, Status, ZERO_TIME};
 use crate::containers::{Container, Signal, WaitCondition};
 use crate::images::model::parse_time;
@@ -275,7 +276,7 @@ fn tokio_stream_from<T: Send + 'static>(
 
 fn state_json(rec: &CRecord) -> Value {
     let s = &rec.state;
-    json!({
+    let mut state = json!({
         "Status": s.status.as_str(),
         "Running": s.status.is_live(),
         "Paused": s.status == Status::Paused,
@@ -287,7 +288,12 @@ fn state_json(rec: &CRecord) -> Value {
         "Error": s.error,
         "StartedAt": s.started_at,
         "FinishedAt": s.finished_at,
-    })
+    });
+    // Absent without a healthcheck, as docker's.
+    if let Some(h) = &s.health {
+        state["Health"] = json!(h);
+    }
+    state
 }
 
 pub fn inspect(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
@@ -356,7 +362,10 @@ pub fn status_text(rec: &CRecord, now: i64) -> String {
     let ago = |t: &str| human_duration(now - parse_time(Some(t)));
     match s.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", ago(&s.started_at)),
+        Status::Running => match &s.health {
+            Some(h) => format!("Up {} ({})", ago(&s.started_at), health::ps_words(h)),
+            None => format!("Up {}", ago(&s.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", ago(&s.started_at)),
         Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, ago(&s.finished_at)),
         Status::Removing => "Removal In Progress".into(),
@@ -428,6 +437,15 @@ impl<'a> Shown<'a> {
                 "invalid filter 'status={s}': use created, restarting, running, removing, paused, exited or dead"
             )));
         }
+        if let Some(h) = filters
+            .get("health")
+            .iter()
+            .find(|h| !health::FILTER_VALUES.contains(&h.as_str()))
+        {
+            return Err(ApiError::bad_request(format!(
+                "Unrecognised filter value for health: {h}"
+            )));
+        }
         let mut exited = Vec::new();
         for e in filters.get("exited") {
             exited.push(e.parse::<i64>().map_err(|_| {
@@ -464,6 +482,7 @@ impl<'a> Shown<'a> {
                 || (st == Status::Exited && self.exited.contains(&rec.state.exit_code)))
             && f.any("name", |n| name_matches(n, &rec.name))
             && f.any("id", |i| rec.id.starts_with(i))
+            && f.any("health", |h| h == health::filter_value(rec.state.health.as_ref()))
             && (self.ancestors.is_empty() || self.ancestors.contains(&rec.image_id))
             && f.labels_match(|k| rec.label(k))
             && f.any("volume", |v| {
@@ -722,6 +741,51 @@ mod tests {
         let mut never = rec("c1", Status::Exited, 127);
         never.state.finished_at = ZERO_TIME.into();
         assert_eq!(status_text(&never, NOW), "Created");
+    }
+
+    #[test]
+    fn health_shows_in_inspect_the_status_and_the_filter_as_docker() {
+        use crate::containers::health::{Health, HealthStatus as H};
+        let with = |name, status: Option<H>| {
+            let mut r = rec(name, Status::Running, 0);
+            r.state.health = status.map(|status| Health {
+                status,
+                failing_streak: 0,
+                log: Vec::new(),
+            });
+            r
+        };
+        let list = [
+            with("ok", Some(H::Healthy)),
+            with("bad", Some(H::Unhealthy)),
+            with("new", Some(H::Starting)),
+            with("plain", None),
+        ];
+        let texts: Vec<String> = list.iter().map(|r| status_text(r, NOW)).collect();
+        assert_eq!(
+            texts,
+            [
+                "Up About an hour (healthy)",
+                "Up About an hour (unhealthy)",
+                "Up About an hour (health: starting)",
+                "Up About an hour"
+            ]
+        );
+        assert_eq!(
+            state_json(&list[0])["Health"],
+            json!({"Status": "healthy", "FailingStreak": 0, "Log": []})
+        );
+        assert!(state_json(&list[3]).get("Health").is_none());
+        let names = |f: &str| shown(f, false, &list).unwrap();
+        assert_eq!(names(r#"{"health":["healthy"]}"#), ["ok"]);
+        assert_eq!(names(r#"{"health":{"none":true}}"#), ["plain"]);
+        assert_eq!(names(r#"{"health":["starting","unhealthy"]}"#), ["bad", "new"]);
+        assert_eq!(
+            shown(r#"{"health":["sick"]}"#, false, &list)
+                .unwrap_err()
+                .message,
+            "Unrecognised filter value for health: sick"
+        );
     }
 
     fn shown(filters: &str, all: bool, list: &[CRecord]) -> Result<Vec<String>, ApiError> {

@@ -26,7 +26,10 @@ fn wanted(f: &Filters, e: &Event) -> bool {
     f.any("type", |t| t == e.kind)
         && f.any("container", actor)
         && f.any("network", actor)
-        && f.any("event", |a| a == e.action)
+        // `health_status` stands for `health_status: healthy` and the others, as dockerd's.
+        && f.any("event", |a| {
+            a == e.action || (a == "health_status" && e.action.starts_with("health_status: "))
+        })
         && f.any("image", |i| image == i)
         && f.labels_match(|k| e.attributes.get(k).map(String::as_str))
 }

@@ -12,39 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ContainerError;
+pub use super::process::ExecConfig;
 use super::record::Status;
-use super::{security, spec, user, Container};
-
-#[derive(Deserialize, Debug, Default, Clone)]
-#[serde(rename_all = "PascalCase")]
-pub struct ExecConfig {
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub privileged: Option<bool>,
-    #[serde(default)]
-    pub tty: Option<bool>,
-    #[serde(default)]
-    pub attach_stdin: Option<bool>,
-    #[serde(default)]
-    pub attach_stdout: Option<bool>,
-    #[serde(default)]
-    pub attach_stderr: Option<bool>,
-    #[serde(default)]
-    pub detach_keys: Option<String>,
-    #[serde(default)]
-    pub env: Option<Vec<String>>,
-    #[serde(default)]
-    pub working_dir: Option<String>,
-    #[serde(default)]
-    pub cmd: Option<Vec<String>>,
-    #[serde(default)]
-    pub console_size: Option<Vec<u16>>,
-}
+use super::Container;
 
 #[derive(Default)]
 pub struct ExecState {
@@ -143,57 +116,7 @@ impl Execs {
 
 /// The OCI process for the exec, written where the helper reads it.
 pub fn process_json(exec: &Exec, rootfs: &Path) -> Result<Value, ContainerError> {
-    let rec = exec.container.record();
-    let cfg = &exec.config;
-    let user_spec = cfg
-        .user
-        .clone()
-        .filter(|u| !u.is_empty())
-        .or_else(|| rec.config.user.clone())
-        .unwrap_or_default();
-    let group_add = rec.host_config.group_add.clone().unwrap_or_default();
-    let u = user::resolve_user(rootfs, &user_spec, &group_add)
-        .map_err(|e| ContainerError::invalid(e.to_string()))?;
-    let hostname = rec.hostname();
-    let mut env = spec::environment(&rec, &hostname);
-    for kv in cfg.env.iter().flatten() {
-        let key = kv.split('=').next().unwrap_or(kv);
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
-    }
-    let tty = cfg.tty.unwrap_or(false);
-    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
-    let hc = &rec.host_config;
-    let caps = security::resolve_caps(
-        hc.cap_add.as_deref().unwrap_or_default(),
-        hc.cap_drop.as_deref().unwrap_or_default(),
-        hc.privileged.unwrap_or(false) || cfg.privileged.unwrap_or(false),
-    )
-    .map_err(|e| ContainerError::invalid(e.to_string()))?;
-    let cwd = cfg
-        .working_dir
-        .clone()
-        .filter(|w| !w.is_empty())
-        .or_else(|| rec.config.working_dir.clone().filter(|w| !w.is_empty()))
-        .unwrap_or_else(|| "/".into());
-    let mut p = json!({
-        "terminal": tty,
-        "user": {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids},
-        "args": cfg.cmd.clone().unwrap_or_default(),
-        "env": env,
-        "cwd": cwd,
-        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-    });
-    if let Some(size) = cfg
-        .console_size
-        .as_ref()
-        .filter(|s| s.len() == 2 && s[0] > 0)
-    {
-        p["consoleSize"] = json!({"height": size[0], "width": size[1]});
-    }
-    Ok(p)
+    super::process::process_json(&exec.container.record(), &exec.config, rootfs)
 }
 
 /// The helper process: `skiff-agent exec RUNTIME_ROOT ID PROCESS_JSON [CONSOLE_SOCKET]`.
@@ -232,6 +155,22 @@ fn kernel_random_u64() -> u64 {
         .unwrap_or(u64::from(std::process::id()))
 }
 
+/// The process the helper runs, once it exists, and whether a SIGTERM came before it did.
+static RUNNING: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// SIGTERM to the helper kills the process it runs (a health check past its timeout); the
+/// helper then reaps it and exits as it would.
+extern "C" fn kill_running(_: libc::c_int) {
+    use std::sync::atomic::Ordering::SeqCst;
+    TERMINATED.store(true, SeqCst);
+    let pid = RUNNING.load(SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 fn helper(args: &[std::ffi::OsString]) -> Result<i32> {
     use libcontainer::container::builder::ContainerBuilder;
     use libcontainer::syscall::syscall::SyscallType;
@@ -247,6 +186,12 @@ fn helper(args: &[std::ffi::OsString]) -> Result<i32> {
     // thread ID only. Helpers started in the same clock tick (hundreds of `exec`s at once, in
     // a VM under emulation) drew the same name and all but one failed to bind it.
     fastrand::seed(kernel_random_u64());
+    // Installed before the process exists, so that an early SIGTERM is not lost (the
+    // processes libcontainer forks reset it when they exec).
+    // The handler only stores, loads and calls kill, all async-signal-safe.
+    let term = nix::sys::signal::SigHandler::Handler(kill_running);
+    // SAFETY: as above.
+    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGTERM, term) };
     let mut b = ContainerBuilder::new(id, SyscallType::default())
         .with_root_path(PathBuf::from(root))
         .map_err(|e| anyhow!("{e}"))?;
@@ -262,6 +207,10 @@ fn helper(args: &[std::ffi::OsString]) -> Result<i32> {
     // goes with the container's directory.
     let _ = std::fs::remove_file(process);
     let pid = built.map_err(|e| anyhow!("{e}"))?;
+    RUNNING.store(pid.as_raw(), std::sync::atomic::Ordering::SeqCst);
+    if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) {
+        kill_running(libc::SIGTERM);
+    }
     loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),

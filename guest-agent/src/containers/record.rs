@@ -55,6 +55,10 @@ pub struct State {
     /// `docker stop`/`kill` was asked for: restart policies other than `always` hold off.
     #[serde(default)]
     pub stopped_by_user: bool,
+    /// Its healthcheck's state (`health.rs`), from its first start with a check on; kept
+    /// across stops and agent restarts, reset to `starting` at each start, as docker's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 impl Default for State {
@@ -70,6 +74,7 @@ impl Default for State {
             shim_pid: 0,
             shim_start: 0,
             stopped_by_user: false,
+            health: None,
         }
     }
 }

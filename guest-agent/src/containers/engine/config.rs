@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerConfig, ContainerCreateBody};
+use bollard::models::{ContainerConfig, ContainerCreateBody, HealthConfig};
 
 use crate::containers::error::ContainerError;
+use crate::containers::health;
 use crate::images::model::RunConfig;
 
 /// The container config part of a create request (the rest is host and network config).
@@ -35,6 +36,14 @@ pub(super) fn config_of(b: &ContainerCreateBody) -> ContainerConfig {
         stop_signal: b.stop_signal.clone(),
         stop_timeout: b.stop_timeout,
         shell: b.shell.clone(),
+    }
+}
+
+/// The request's `Healthcheck` checked as dockerd checks it, with its messages.
+pub(super) fn check_healthcheck(b: &ContainerCreateBody) -> Result<(), ContainerError> {
+    match &b.healthcheck {
+        Some(hc) => health::validate(hc).map_err(ContainerError::invalid),
+        None => Ok(()),
     }
 }
 
@@ -84,6 +93,12 @@ pub(super) fn merge_config(
         }
     }
     c.volumes = (!volumes.is_empty()).then_some(volumes);
+    // The image's HEALTHCHECK (a field the store keeps as it came) under the user's settings.
+    let image_check = run
+        .extra
+        .get("Healthcheck")
+        .and_then(|v| serde_json::from_value::<HealthConfig>(v.clone()).ok());
+    c.healthcheck = health::merge(c.healthcheck.take(), image_check);
     if c.stop_signal.as_deref().is_none_or(str::is_empty) {
         c.stop_signal = run.stop_signal.clone();
     }
@@ -281,6 +296,31 @@ mod tests {
         let none = command_of(&body(json!({"Entrypoint": [""]})), &RunConfig::default());
         match none {
             Err(ContainerError::InvalidArgument(m)) => assert_eq!(m, "No command specified"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_images_healthcheck_is_kept_under_the_users_settings() {
+        let mut run = image();
+        run.extra.insert(
+            "Healthcheck".into(),
+            json!({"Test": ["CMD-SHELL", "test -e /ok"], "Interval": 2_000_000_000i64}),
+        );
+        let hc = |v| merge_config(config_of(&body(v)), &run, "app").healthcheck;
+        let kept = hc(json!({})).unwrap();
+        assert_eq!(kept.test.unwrap(), strings(&["CMD-SHELL", "test -e /ok"]));
+        assert_eq!(kept.interval, Some(2_000_000_000));
+        let mixed = hc(json!({"Healthcheck": {"Retries": 5}})).unwrap();
+        assert_eq!((mixed.retries, mixed.interval), (Some(5), Some(2_000_000_000)));
+        let off = hc(json!({"Healthcheck": {"Test": ["NONE"]}})).unwrap();
+        assert_eq!(off.test.unwrap(), strings(&["NONE"]));
+        assert!(merged(json!({})).healthcheck.is_none());
+        let bad = body(json!({"Healthcheck": {"Test": ["CMD", "true"], "Interval": -1}}));
+        match check_healthcheck(&bad) {
+            Err(ContainerError::InvalidArgument(m)) => {
+                assert_eq!(m, "Interval in Healthcheck cannot be less than 1ms")
+            }
             other => panic!("{other:?}"),
         }
     }

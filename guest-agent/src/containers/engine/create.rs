@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 
-use super::config::{command_of, config_of, merge_config};
+use super::config::{check_healthcheck, command_of, config_of, merge_config};
 use super::{new_id, save, Container, Containers, LOG_FILE};
 use crate::containers::error::ContainerError;
 use crate::containers::record::{now_rfc3339, Record, State};
@@ -45,6 +45,7 @@ impl Containers {
                 ))
             })?;
         }
+        check_healthcheck(&body)?;
         let user_config = config_of(&body);
         let run = image.config.config.clone().unwrap_or_default();
         let config = merge_config(user_config, &run, &image_name);

@@ -9,6 +9,7 @@ mod commit;
 mod config;
 mod copy;
 mod create;
+mod health;
 pub mod networking;
 mod pause;
 mod procfs;

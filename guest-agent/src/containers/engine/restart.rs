@@ -23,6 +23,8 @@ impl Containers {
                         self.networks.adopt(&rec.id, &rec.name, net).await;
                     }
                     self.watch_shim(c.clone(), rec.state.shim_pid as i32);
+                    // Its health as it was, checked again from now on.
+                    self.watch_health(&c);
                 } else {
                     // Recorded before the API answers, so that no client sees it running.
                     self.clone().on_exit(c, true).await;

@@ -15,7 +15,7 @@ use crate::containers::error::ContainerError;
 use crate::containers::record::{now_rfc3339, Status, ZERO_TIME};
 use crate::containers::rootfs;
 use crate::containers::shim::{self, ExitInfo, ShimConfig, Started};
-use crate::containers::{spec, user};
+use crate::containers::{health, spec, user};
 
 /// Flush the filesystem holding `dir` (the whole data disk, in the VM).
 fn syncfs(dir: &Path) {
@@ -160,9 +160,11 @@ impl Containers {
                     r.state.shim_pid = shim_pid as i64;
                     r.state.shim_start = shim_start;
                     r.state.stopped_by_user = false;
+                    r.state.health = health::on_start(r.state.health.take(), &r.config);
                 })?;
                 self.watch_shim(c.clone(), shim_pid);
                 self.emit("start", c, &[]);
+                self.watch_health(c);
                 Ok(())
             }
             Started::Failed { error } => Err(anyhow!(error)),
