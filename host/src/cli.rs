@@ -818,6 +818,24 @@ pub struct ContainerFlags {
     /// Expose a port or a range of ports
     #[arg(long, value_name = "list")]
     pub expose: Vec<String>,
+    /// Command to run to check health
+    #[arg(long, value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long, value_name = "duration", allow_hyphen_values = true)]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub health_retries: Option<i64>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 0s)
+    #[arg(long, value_name = "duration", allow_hyphen_values = true)]
+    pub health_start_interval: Option<String>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long, value_name = "duration", allow_hyphen_values = true)]
+    pub health_start_period: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long, value_name = "duration", allow_hyphen_values = true)]
+    pub health_timeout: Option<String>,
     /// Container host name
     #[arg(short = 'h', long, value_name = "string")]
     pub hostname: Option<String>,
@@ -857,6 +875,9 @@ pub struct ContainerFlags {
     /// Add network-scoped alias for the container
     #[arg(long, alias = "net-alias", value_name = "list")]
     pub network_alias: Vec<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// Add link to another container (NAME or NAME:ALIAS; legacy, as docker's)
     #[arg(long, value_name = "list")]
     pub link: Vec<String>,

@@ -14,7 +14,7 @@ use super::attach::{
 use super::endpoint::run_endpoints;
 use super::mounts::{go_getwd, parse_mount, split_volumes};
 use super::opts::{
-    env_lookup, parse_cpus, parse_expose, parse_port_specs, parse_restart, ram_in_bytes,
+    env_lookup, go_duration, parse_cpus, parse_expose, parse_port_specs, parse_restart, ram_in_bytes,
     read_kv_file, validate_attach, validate_dns_search, validate_env, validate_extra_host,
     validate_ip_address, validate_label,
 };
@@ -66,6 +66,65 @@ fn to_status_error(e: anyhow::Error) -> anyhow::Error {
 
 fn flag_error(value: &str, flag: &str, err: &str) -> String {
     format!("invalid argument \"{value}\" for \"{flag}\" flag: {err}")
+}
+
+/// The `--health-*` flags and `--no-healthcheck` as docker's CLI turns them into the
+/// config's `Healthcheck` (its fields omitted when empty or zero), with its messages.
+fn healthcheck(f: &ContainerFlags) -> Result<Option<Value>, String> {
+    let duration = |v: &Option<String>, flag: &str| -> Result<i128, String> {
+        match v {
+            Some(d) => go_duration(d).map_err(|e| flag_error(d, flag, &e)),
+            None => Ok(0),
+        }
+    };
+    let interval = duration(&f.health_interval, "--health-interval")?;
+    let timeout = duration(&f.health_timeout, "--health-timeout")?;
+    let start_period = duration(&f.health_start_period, "--health-start-period")?;
+    let start_interval = duration(&f.health_start_interval, "--health-start-interval")?;
+    let retries = f.health_retries.unwrap_or(0);
+    let cmd = f.health_cmd.clone().unwrap_or_default();
+    let any = !cmd.is_empty()
+        || interval != 0
+        || timeout != 0
+        || start_period != 0
+        || retries != 0
+        || start_interval != 0;
+    if f.no_healthcheck {
+        if any {
+            return Err("--no-healthcheck conflicts with --health-* options".into());
+        }
+        return Ok(Some(json!({"Test": ["NONE"]})));
+    }
+    if !any {
+        return Ok(None);
+    }
+    for (v, flag) in [
+        (interval, "--health-interval"),
+        (timeout, "--health-timeout"),
+        (i128::from(retries), "--health-retries"),
+        (start_period, "--health-start-period"),
+        (start_interval, "--health-start-interval"),
+    ] {
+        if v < 0 {
+            return Err(format!("{flag} cannot be negative"));
+        }
+    }
+    let mut hc = Map::new();
+    if !cmd.is_empty() {
+        hc.insert("Test".into(), json!(["CMD-SHELL", cmd]));
+    }
+    for (k, v) in [
+        ("Interval", interval),
+        ("Timeout", timeout),
+        ("StartPeriod", start_period),
+        ("StartInterval", start_interval),
+        ("Retries", i128::from(retries)),
+    ] {
+        if v != 0 {
+            hc.insert(k.into(), json!(v as i64));
+        }
+    }
+    Ok(Some(Value::Object(hc)))
 }
 
 /// pflag's words for a flag it does not know.
@@ -254,6 +313,9 @@ pub fn build_spec(
     config.insert("StdinOnce".into(), json!(stdin_once));
     config.insert("Env".into(), list_or_null(&env));
     config.insert("Cmd".into(), list_or_null(&cmd));
+    if let Some(hc) = healthcheck(f)? {
+        config.insert("Healthcheck".into(), hc);
+    }
     config.insert("Image".into(), json!(image));
     let anonymous: Map<String, Value> = volumes
         .anonymous
@@ -836,6 +898,60 @@ mod tests {
         assert_eq!(b["AttachStdin"], true);
         assert_eq!(b["Labels"], json!({"a": "b", "c": ""}));
         assert_eq!(b["Env"], json!(["X=1"]));
+    }
+
+    #[test]
+    fn health_flags_land_where_docker_puts_them() {
+        let body = |f: &ContainerFlags| build_spec(f, &args(&["img"]), false, (0, 0));
+        assert!(body(&flags()).unwrap().body.get("Healthcheck").is_none());
+        let mut f = flags();
+        f.health_cmd = Some("test -e /ok".into());
+        f.health_interval = Some("1s".into());
+        f.health_timeout = Some("500ms".into());
+        f.health_retries = Some(2);
+        f.health_start_period = Some("1m".into());
+        f.health_start_interval = Some("2s".into());
+        assert_eq!(
+            body(&f).unwrap().body["Healthcheck"],
+            json!({
+                "Test": ["CMD-SHELL", "test -e /ok"],
+                "Interval": 1_000_000_000i64,
+                "Timeout": 500_000_000,
+                "StartPeriod": 60_000_000_000i64,
+                "StartInterval": 2_000_000_000i64,
+                "Retries": 2,
+            })
+        );
+        // Settings without a command keep the image's check.
+        let mut f = flags();
+        f.health_interval = Some("1s".into());
+        assert_eq!(
+            body(&f).unwrap().body["Healthcheck"],
+            json!({"Interval": 1_000_000_000i64})
+        );
+        let mut f = flags();
+        f.no_healthcheck = true;
+        assert_eq!(
+            body(&f).unwrap().body["Healthcheck"],
+            json!({"Test": ["NONE"]})
+        );
+        f.health_retries = Some(1);
+        assert_eq!(
+            body(&f).unwrap_err(),
+            "--no-healthcheck conflicts with --health-* options"
+        );
+        let mut f = flags();
+        f.health_interval = Some("-1s".into());
+        assert_eq!(body(&f).unwrap_err(), "--health-interval cannot be negative");
+        let mut f = flags();
+        f.health_retries = Some(-1);
+        assert_eq!(body(&f).unwrap_err(), "--health-retries cannot be negative");
+        let mut f = flags();
+        f.health_timeout = Some("soon".into());
+        assert_eq!(
+            body(&f).unwrap_err(),
+            "invalid argument \"soon\" for \"--health-timeout\" flag: time: invalid duration \"soon\""
+        );
     }
 
     #[test]
