@@ -11,7 +11,7 @@ need+=(libcap-ng-dev)
 # The peer that tests/escape.rs runs the same escape probes in.
 need+=(podman runc)
 if [ "${SKIFF_SETUP_BENCH:-0}" = 1 ]; then
-    need+=(podman crun hyperfine debootstrap bc docker.io)
+    need+=(podman buildah crun hyperfine debootstrap bc docker.io)
 fi
 
 missing=()
