@@ -14,8 +14,8 @@ use super::filters::{glob_match, Filters, PruneFilters};
 use super::http::{empty, json, ApiError, Query, Resp};
 use super::streams::{self, AttachOptions, FollowSpec};
 use super::Ctx;
-use crate::containers::logs::{self, Record};
 use crate::containers::health;
+use crate::containers::logs::{self, Record};
 use crate::containers::record::{Record as CRecord, Status, ZERO_TIME};
 use crate::containers::{Container, Signal, WaitCondition};
 use crate::images::model::parse_time;
@@ -482,7 +482,9 @@ impl<'a> Shown<'a> {
                 || (st == Status::Exited && self.exited.contains(&rec.state.exit_code)))
             && f.any("name", |n| name_matches(n, &rec.name))
             && f.any("id", |i| rec.id.starts_with(i))
-            && f.any("health", |h| h == health::filter_value(rec.state.health.as_ref()))
+            && f.any("health", |h| {
+                h == health::filter_value(rec.state.health.as_ref())
+            })
             && (self.ancestors.is_empty() || self.ancestors.contains(&rec.image_id))
             && f.labels_match(|k| rec.label(k))
             && f.any("volume", |v| {
@@ -779,7 +781,10 @@ mod tests {
         let names = |f: &str| shown(f, false, &list).unwrap();
         assert_eq!(names(r#"{"health":["healthy"]}"#), ["ok"]);
         assert_eq!(names(r#"{"health":{"none":true}}"#), ["plain"]);
-        assert_eq!(names(r#"{"health":["starting","unhealthy"]}"#), ["bad", "new"]);
+        assert_eq!(
+            names(r#"{"health":["starting","unhealthy"]}"#),
+            ["bad", "new"]
+        );
         assert_eq!(
             shown(r#"{"health":["sick"]}"#, false, &list)
                 .unwrap_err()

@@ -14,9 +14,9 @@ use super::attach::{
 use super::endpoint::run_endpoints;
 use super::mounts::{go_getwd, parse_mount, split_volumes};
 use super::opts::{
-    env_lookup, go_duration, parse_cpus, parse_expose, parse_port_specs, parse_restart, ram_in_bytes,
-    read_kv_file, validate_attach, validate_dns_search, validate_env, validate_extra_host,
-    validate_ip_address, validate_label,
+    env_lookup, go_duration, parse_cpus, parse_expose, parse_port_specs, parse_restart,
+    ram_in_bytes, read_kv_file, validate_attach, validate_dns_search, validate_env,
+    validate_extra_host, validate_ip_address, validate_label,
 };
 use super::pull::{split_reference, stream_pull};
 use super::term;
@@ -942,7 +942,10 @@ mod tests {
         );
         let mut f = flags();
         f.health_interval = Some("-1s".into());
-        assert_eq!(body(&f).unwrap_err(), "--health-interval cannot be negative");
+        assert_eq!(
+            body(&f).unwrap_err(),
+            "--health-interval cannot be negative"
+        );
         let mut f = flags();
         f.health_retries = Some(-1);
         assert_eq!(body(&f).unwrap_err(), "--health-retries cannot be negative");

@@ -312,7 +312,10 @@ mod tests {
         assert_eq!(kept.test.unwrap(), strings(&["CMD-SHELL", "test -e /ok"]));
         assert_eq!(kept.interval, Some(2_000_000_000));
         let mixed = hc(json!({"Healthcheck": {"Retries": 5}})).unwrap();
-        assert_eq!((mixed.retries, mixed.interval), (Some(5), Some(2_000_000_000)));
+        assert_eq!(
+            (mixed.retries, mixed.interval),
+            (Some(5), Some(2_000_000_000))
+        );
         let off = hc(json!({"Healthcheck": {"Test": ["NONE"]}})).unwrap();
         assert_eq!(off.test.unwrap(), strings(&["NONE"]));
         assert!(merged(json!({})).healthcheck.is_none());
