@@ -563,6 +563,16 @@ fn a_build_killed_midway_leaves_nothing_half_visible() {
     assert_eq!(s.run(&["run", "--rm", "after"]).ok().stdout, "after\n");
     // Exits non-zero on any problem it finds in the store.
     s.run(&["system", "check"]).ok();
+    if !on_vm() {
+        // The killed build's context tmpfs is gone with the engine that restarted.
+        let tmp = s.root().join("images/tmp");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(
+            !mounts.contains(tmp.to_str().expect("utf-8")),
+            "a mount is left under {}",
+            tmp.display()
+        );
+    }
 }
 
 /// A raw tar whose entry names are written as given (the tar crate's builder would refuse

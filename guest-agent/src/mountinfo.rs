@@ -13,6 +13,22 @@ pub fn is_mounted(path: &Path) -> bool {
         .any(|mp| unescape(mp) == want)
 }
 
+/// Every mount point under `dir` (not `dir` itself), deepest first: the order to unmount them.
+pub fn mounts_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut found: Vec<std::path::PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|mp| std::path::PathBuf::from(unescape(mp)))
+        .filter(|mp| mp != dir && mp.starts_with(dir))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found.dedup();
+    found
+}
+
 /// mountinfo escapes space, tab, newline and backslash as \ooo.
 fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -175,7 +175,14 @@ impl Store {
             fs::create_dir_all(root.join(d))
                 .with_context(|| format!("creating {}", root.join(d).display()))?;
         }
-        // Whatever was in progress when the agent stopped is abandoned.
+        // Whatever was in progress when the agent stopped is abandoned: a build's context
+        // tmpfs and step overlays are unmounted first, or their removal would fail (or walk a
+        // whole image through an overlay).
+        for m in crate::mountinfo::mounts_under(&root.join("tmp")) {
+            if let Err(e) = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!("unmounting {} left by an earlier agent: {e}", m.display());
+            }
+        }
         for e in fs::read_dir(root.join("tmp"))? {
             let p = e?.path();
             let _ = if p.is_dir() {
