@@ -15,24 +15,7 @@ mkdir -p "$WORK"
 . scripts/bench-lib.sh
 
 # --- the big image: a Debian minbase rootfs, built once and cached -------------------------
-DEB_IMG="$REG/debian:bench"
-if ! skopeo inspect --tls-verify=false "docker://$DEB_IMG" >/dev/null 2>&1; then
-    if [ ! -f "$WORK/debian-rootfs.tar" ]; then
-        echo "bench: building a Debian bookworm minbase rootfs with debootstrap (once)"
-        rm -rf "$WORK/debian-rootfs"
-        mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-        mirror="${mirror:-$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null)}"
-        debootstrap --variant=minbase bookworm "$WORK/debian-rootfs" "${mirror:-http://deb.debian.org/debian}" >/dev/null
-        rm -rf "$WORK/debian-rootfs/var/cache/apt/archives/"*.deb
-        tar -C "$WORK/debian-rootfs" --numeric-owner -cf "$WORK/debian-rootfs.tar" .
-    fi
-    rm -rf "$WORK/oci"
-    umoci init --layout "$WORK/oci"
-    umoci new --image "$WORK/oci:debian"
-    umoci raw add-layer --image "$WORK/oci:debian" "$WORK/debian-rootfs.tar"
-    umoci config --image "$WORK/oci:debian" --config.cmd bash
-    skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/oci:debian" "docker://$DEB_IMG"
-fi
+debian_bench_image
 # The layer as the registry serves it, for the tar baseline.
 layer=$(skopeo inspect --tls-verify=false --raw "docker://$DEB_IMG" | jq -r '.layers[0].digest')
 curl -sf -H 'Accept: */*' "http://$REG/v2/debian/blobs/$layer" -o "$WORK/debian-layer.tar.gz"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use hyper::StatusCode;
 use serde_json::json;
 
-use super::http::{json, ApiError, Query, Resp};
+use super::http::{json, query_all, ApiError, Query, Resp};
 use super::Ctx;
 use crate::build::dockerfile::{self, Instruction};
 use crate::build::instructions::StageState;
@@ -60,17 +60,6 @@ pub fn apply_changes(config: RunConfig, changes: &[String]) -> Result<RunConfig,
     Ok(state.config)
 }
 
-fn all_values(raw: Option<&str>, key: &str) -> Vec<String> {
-    raw.map(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .into_owned()
-            .filter(|(k, v)| k == key && !v.is_empty())
-            .map(|(_, v)| v)
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
 pub async fn commit(
     ctx: &Ctx,
     q: &Query,
@@ -123,7 +112,7 @@ pub async fn commit(
         config = serde_json::from_value(merged)
             .map_err(|e| ApiError::bad_request(format!("the commit's config: {e}")))?;
     }
-    config = apply_changes(config, &all_values(raw, "changes"))?;
+    config = apply_changes(config, &query_all(raw, "changes"))?;
 
     let pause = !matches!(q.get("pause"), Some("0") | Some("false") | Some("False"));
     let paused_here = pause && c.status() == Status::Running;

@@ -61,6 +61,21 @@ pub fn json_stream(rx: tokio::sync::mpsc::UnboundedReceiver<Value>) -> Resp {
     r
 }
 
+/// Every value of a query parameter that may repeat (`names`, `changes`).
+pub fn query_all(raw: Option<&str>, key: &str) -> Vec<String> {
+    raw.map(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+pub fn query_one(raw: Option<&str>, key: &str) -> Option<String> {
+    query_all(raw, key).into_iter().rfind(|v| !v.is_empty())
+}
+
 /// The query string of a request.
 #[derive(Debug, Default)]
 pub struct Query(HashMap<String, String>);

@@ -16,7 +16,7 @@ use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
 
 use super::commit::apply_changes;
-use super::http::{ApiError, Resp};
+use super::http::{query_all, query_one, ApiError, Resp};
 use super::Ctx;
 use crate::containers::Container;
 use crate::images::archive::{
@@ -32,21 +32,6 @@ use crate::images::store::tempfile_in;
 /// Bytes handed to the response body at a time, and how many may wait in the channel.
 const CHUNK: usize = 256 << 10;
 const CHUNKS_IN_FLIGHT: usize = 4;
-
-/// Every value of a query parameter that may repeat (`names`, `changes`).
-fn query_all(raw: Option<&str>, key: &str) -> Vec<String> {
-    raw.map(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-fn query_one(raw: Option<&str>, key: &str) -> Option<String> {
-    query_all(raw, key).into_iter().rfind(|v| !v.is_empty())
-}
 
 /// A `Write` whose bytes become the response body's frames; it blocks while the client is
 /// slower than we are, and fails once the client is gone.

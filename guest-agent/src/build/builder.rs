@@ -79,7 +79,8 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-fn fail(message: impl Into<String>) -> anyhow::Error {
+/// A build failure in the words the client sees (no exit code: not a RUN's).
+pub(super) fn fail(message: impl Into<String>) -> anyhow::Error {
     anyhow!(Failure {
         message: message.into(),
         code: None,

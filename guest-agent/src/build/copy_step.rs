@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::builder::{Failure, Run};
+use super::builder::{fail, Run};
 use super::copy::{self, Placement, Source};
 use super::dockerfile::CopyArgs;
 use super::instructions::{clean_path, StageState};
@@ -17,13 +17,6 @@ use crate::containers::rootfs::{self, Paths};
 use crate::images::diff::Upper;
 use crate::images::ingest::ingest_changes;
 use crate::images::store::{tempfile_in, Image, Store};
-
-fn fail(message: impl Into<String>) -> anyhow::Error {
-    anyhow!(Failure {
-        message: message.into(),
-        code: None,
-    })
-}
 
 /// An overlay of an image's layers mounted under a work directory, unmounted and removed when
 /// dropped.

@@ -76,17 +76,7 @@ pub fn resolve_user(
     user: &str,
     group_add: &[String],
 ) -> Result<ResolvedUser, UserError> {
-    let root = rustix::fs::open(
-        rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| UserError::Rootfs {
-        path: rootfs.to_path_buf(),
-        source: e.into(),
-    })?;
-    let passwd = read_in_root(&root, PASSWD)?;
-    let group = read_in_root(&root, GROUP)?;
+    let (passwd, group) = passwd_and_group(rootfs)?;
     resolve_from(passwd.as_deref(), group.as_deref(), user, group_add)
 }
 

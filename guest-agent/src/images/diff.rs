@@ -113,9 +113,7 @@ type Entry = (PathBuf, fs::Metadata, Node);
 
 impl Upper<'_> {
     fn in_lower(&self, rel: &Path) -> bool {
-        self.lowers
-            .iter()
-            .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+        self.lower_md(rel).is_some()
     }
 
     /// The metadata of `rel` in the topmost lower layer that has it.

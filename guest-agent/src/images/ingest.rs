@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest as _, Sha256};
 
 use super::diff::Upper;
-use super::store::{syncfs, tempfile_in, LayerRecord, Store};
+use super::store::{tempfile_in, LayerRecord, Store};
 use super::tarsplit::RECIPE_FILE;
 use super::tree::summarize_tree;
 use super::unpack::unpack_layer_recorded;
@@ -119,7 +119,6 @@ fn ingest_into<R: Read>(
     }
     let tree =
         summarize_tree(&dest).with_context(|| format!("layer {name}: summarising the tree"))?;
-    syncfs(&dest)?;
     let rec = LayerRecord {
         diff_id,
         // Not compressed yet: a push compresses it and records what it sent.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::goerror::go_io_error;
 
-pub use pack::write_tar;
+pub use pack::{append_special, write_tar, PadTo};
 pub use paths::{
     copy_info_source_path, get_rebase_name, go_clean, go_dir, go_join, prepare_copy,
     preserve_trailing, split_path_dir_entry, CopyInfo,

@@ -106,6 +106,18 @@ fn add_entry<W: Write>(
         let reader = io::BufReader::with_capacity(CHUNK, f).take(md.len());
         return b.append_data(&mut h, name, PadTo::new(reader, md.len()));
     }
+    append_special(b, h, name, md)
+}
+
+/// A fifo or device node as its header alone; a socket is skipped (Go's tar refuses them,
+/// go-archive leaves them out).
+pub fn append_special<W: Write>(
+    b: &mut tar::Builder<W>,
+    mut h: tar::Header,
+    name: &str,
+    md: &fs::Metadata,
+) -> io::Result<()> {
+    let ft = md.file_type();
     let kind = if ft.is_fifo() {
         tar::EntryType::Fifo
     } else if ft.is_char_device() {
@@ -113,7 +125,6 @@ fn add_entry<W: Write>(
     } else if ft.is_block_device() {
         tar::EntryType::Block
     } else {
-        // Sockets cannot be archived (Go's tar refuses them too).
         return Ok(());
     };
     h.set_entry_type(kind);
@@ -125,13 +136,13 @@ fn add_entry<W: Write>(
 
 /// A file that shrank while we read it is padded with zeros to the size in its header, so
 /// the archive stays well-formed.
-struct PadTo<R> {
+pub struct PadTo<R> {
     inner: R,
     left: u64,
 }
 
 impl<R: Read> PadTo<R> {
-    fn new(inner: R, size: u64) -> Self {
+    pub fn new(inner: R, size: u64) -> Self {
         PadTo { inner, left: size }
     }
 }

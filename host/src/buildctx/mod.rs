@@ -13,10 +13,12 @@ pub mod dockerignore;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use dockerignore::{MatchInfo, Matcher};
+
+use crate::archive::{append_special, PadTo};
 
 /// The Dockerfile's name when none is given.
 pub const DEFAULT_DOCKERFILE: &str = "Dockerfile";
@@ -417,27 +419,10 @@ fn append_entry<W: Write>(
         h.set_size(size);
         let f = fs::File::open(&e.path)?;
         // Never more than the size in the header; a file that shrank is padded.
-        let reader = io::BufReader::with_capacity(CHUNK, f)
-            .take(size)
-            .chain(io::repeat(0))
-            .take(size);
-        return b.append_data(&mut h, &e.name, reader);
+        let reader = io::BufReader::with_capacity(CHUNK, f).take(size);
+        return b.append_data(&mut h, &e.name, PadTo::new(reader, size));
     }
-    let kind = if ft.is_fifo() {
-        tar::EntryType::Fifo
-    } else if ft.is_char_device() {
-        tar::EntryType::Char
-    } else if ft.is_block_device() {
-        tar::EntryType::Block
-    } else {
-        // Sockets are skipped, as go-archive skips them.
-        return Ok(());
-    };
-    h.set_entry_type(kind);
-    let rdev = e.md.rdev();
-    h.set_device_major(libc::major(rdev as libc::dev_t))?;
-    h.set_device_minor(libc::minor(rdev as libc::dev_t))?;
-    b.append_data(&mut h, &e.name, io::empty())
+    append_special(b, h, &e.name, &e.md)
 }
 
 /// The archive docker's CLI sends for a Dockerfile given as text on stdin (`build -`): only
