@@ -15,10 +15,15 @@
 # cold build per tool. Not a test: figures depend on the machine.
 #
 #   sudo scripts/bench-build.sh             # 5 runs each; BENCH_RUNS=3 for a quicker look
+#   sudo BENCH_ONLY=push scripts/bench-build.sh   # only the pushes (or BENCH_ONLY=build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS="${BENCH_RUNS:-5}"
+ONLY="${BENCH_ONLY:-}"
+case "$ONLY" in "" | build | push) ;; *) echo "BENCH_ONLY is build or push, not $ONLY" >&2; exit 2 ;; esac
+builds() { [ "$ONLY" != push ]; }
+pushes() { [ "$ONLY" != build ]; }
 WORK="${BENCH_DIR:-/var/tmp/skiff-bench-build}"
 mkdir -p "$WORK"
 . scripts/bench-lib.sh
@@ -102,9 +107,10 @@ for t in "${tools[@]}"; do ${CLI[$t]} pull -q "$DEB_IMG" >/dev/null; ${CLI[$t]} 
 # round (the first tool rotating), delete nothing between runs (each --no-cache build only
 # leaves the previous result untagged) and `sync` before each, so no tool's run pays for
 # another's writeback. One hyperfine run per tool and round; medians of the rounds.
-echo "bench: build cold ($RUNS rounds, interleaved)"
+builds && echo "bench: build cold ($RUNS rounds, interleaved)"
 for t in "${tools[@]}"; do : > "$out/$t-build-cold.txt"; done
 for r in $(seq "$RUNS"); do
+    builds || break
     for i in "${!tools[@]}"; do
         t=${tools[$(( (i + r) % ${#tools[@]} ))]}
         hyperfine -N --runs 1 --prepare sync --export-json "$out/$t-build-cold-$r.json" \
@@ -114,11 +120,14 @@ for r in $(seq "$RUNS"); do
 done
 for t in "${tools[@]}"; do
     b="${BUILD[$t]}"
-    echo "bench: $t build cached"
-    bench "$t-build-cached" "true" "$b -q -t bench-build-cached $ctx"
-    # Every step must have been a cache hit: count them in one more, verbose, rebuild.
-    hits=$($b -t bench-build-cached "$ctx" 2>&1 | grep -c -i 'using cache' || true)
-    echo "$hits" > "$out/$t-cache-hits.txt"
+    if builds; then
+        echo "bench: $t build cached"
+        bench "$t-build-cached" "true" "$b -q -t bench-build-cached $ctx"
+        # Every step must have been a cache hit: count them in one more, verbose, rebuild.
+        hits=$($b -t bench-build-cached "$ctx" 2>&1 | grep -c -i 'using cache' || true)
+        echo "$hits" > "$out/$t-cache-hits.txt"
+    fi
+    pushes || continue
     echo "bench: $t push ($RUNS runs)"
     hyperfine --runs "$RUNS" --warmup 1 \
         --prepare "BENCH_TOOL=$t $WORK/push-prepare.sh $b -q" \
@@ -129,6 +138,7 @@ done
 # Where the time goes: one more cold build per tool, each output line stamped on arrival; a
 # step's time runs from its "Step N/M" line to the next one (or the end).
 for t in "${tools[@]}"; do
+    builds || break
     sync
     t0=${EPOCHREALTIME/./}
     ${BUILD[$t]} --no-cache -t bench-build-cold "$ctx" 2>&1 | while IFS= read -r line; do
@@ -147,7 +157,10 @@ printf ' skiff / fastest peer | goal |\n|---|---|---|'
 [ -n "$DOCKER" ] && printf -- '---|'
 printf -- '---|---|\n'
 declare -A GOAL=([build-cold]="≤ 0.7" [build-cached]="≤ 0.2" [push]="≤ 0.7 (podman)")
-for row in build-cold build-cached push; do
+rows=()
+builds && rows+=(build-cold build-cached)
+pushes && rows+=(push)
+for row in "${rows[@]}"; do
     s=$(m "skiff-$row")
     printf '| %s | %.1f | %.1f |' "$row" "$s" "$(m "buildah-$row")"
     [ -n "$DOCKER" ] && printf ' %.1f |' "$(m "docker-$row")"
@@ -158,7 +171,11 @@ for row in build-cold build-cached push; do
     fi
     printf ' %.2f (vs %s) | %s |\n' "$(echo "$s / $p" | bc -l)" "${f#* }" "${GOAL[$row]}"
 done
-[ -n "$DOCKER" ] && printf '\nskiff push / docker push: %.2f\n' "$(echo "$(m skiff-push) / $(m docker-push)" | bc -l)"
+pushes && [ -n "$DOCKER" ] && printf '\nskiff push / docker push: %.2f\n' "$(echo "$(m skiff-push) / $(m docker-push)" | bc -l)"
+if ! builds; then
+    echo "machine: $(nproc) cpus, $(uname -r); runs: $RUNS; raw results in $out"
+    exit 0
+fi
 echo
 for t in "${tools[@]}"; do
     echo "$t: $(cat "$out/$t-cache-hits.txt") 'Using cache' lines in a verbose cached rebuild"

@@ -1,6 +1,7 @@
 //! Images: references, the registry client, pulling, unpacking layers and the store.
 
 pub mod archive;
+pub mod blockgzip;
 pub mod check;
 pub mod child;
 pub mod diff;

@@ -13,8 +13,7 @@
 //! digests and where to mount them from) and `repo@digest` joins the image's references.
 
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,21 +25,19 @@ use oci_client::{Client, RegistryOperation};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
+use super::blockgzip;
 use super::model::{layer_compression, Compression, MT_DOCKER_MANIFEST};
 use super::progress::Progress;
 use super::reference::{split_tag_key, ImageRef};
-use super::registry::RegistryConfig;
-use super::store::{sha256_digest, tempfile_in, Image, LayerRecord, Store};
+use super::registry::{OwnAuth, RegistryConfig};
+use super::store::{sha256_digest, Image, LayerRecord, Store};
+use super::tarsplit::LayerTar;
 
 pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const MT_DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
-
-/// The size of each piece of an upload (one `PATCH` each; oci-client's own upper bound).
-const UPLOAD_CHUNK: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -93,14 +90,6 @@ pub struct Blob {
 pub struct Known {
     pub blob: Blob,
     pub source: Option<String>,
-}
-
-/// What the registry was asked, and how the layer got there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Exists,
-    Mounted(String),
-    Pushed,
 }
 
 /// The tags to push, each with its image ID, in docker's order (by name). `reference` names a
@@ -358,70 +347,126 @@ struct Session {
     /// The registry wants basic credentials and none were given: docker's client refuses
     /// its first request to it, after announcing the layers.
     no_basic_credentials: bool,
+    /// For the requests of our own (uploads): the client, the registry's `/v2/` URL, and how
+    /// to authenticate.
+    http: reqwest::Client,
+    base: String,
+    auth: OwnAuth,
 }
 
-/// Removes a temporary file when dropped, however the push ends.
-struct TempFile(PathBuf);
+/// Where a layer's blob goes as it is made: hashed, counted, and handed to the upload. A
+/// refused hand-over means the upload has ended (the registry failed it); the producer then
+/// stops without an error of its own.
+struct BlobSink {
+    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+    hasher: Sha256,
+    size: u64,
+    stopped: bool,
+}
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+impl BlobSink {
+    fn emit(&mut self, piece: Vec<u8>) -> io::Result<()> {
+        self.hasher.update(&piece);
+        self.size += piece.len() as u64;
+        if self.tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
+            self.stopped = true;
+            return Err(io::Error::other("the upload ended"));
+        }
+        Ok(())
     }
 }
 
-/// Counts and hashes what is written through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
+/// A layer's tar stream, reporting docker's `Pushing` progress as it is read: dockerd counts
+/// the uncompressed bytes read against the layer's size, and so does this.
+struct ProgressReader<R> {
+    inner: R,
+    read: u64,
+    total: u64,
+    last: Instant,
+    progress: Progress,
+    short: String,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
+impl<R: Read> Read for ProgressReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.last.elapsed() > Duration::from_millis(100) || (n > 0 && self.read == self.total) {
+            self.progress
+                .bytes(&self.short, "Pushing", self.read, self.total);
+            self.last = Instant::now();
+        }
         Ok(n)
     }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
-/// The gzip level a pushed layer is compressed with: the fastest. A push is on the critical
-/// path of a developer's loop and usually goes to a nearby registry, where bytes cost less
-/// than a core's time (level 6 took 0.95 s for a 40 MiB layer here, BENCHMARKS.md). Every
-/// push of a layer uses it, so the same layer always gives the same blob.
-const LAYER_GZIP_LEVEL: flate2::Compression = flate2::Compression::fast();
+/// Threads compressing one layer: every core, up to four (a registry nearby takes a layer
+/// about as fast as four cores of the fastest deflate make it).
+fn compress_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
+}
 
-/// Rebuild a layer's tar stream into `dest`, gzip-compressed (`LAYER_GZIP_LEVEL`) or as it is.
-fn write_layer_blob(store: &Store, diff_id: &str, gzip: bool, dest: &Path) -> anyhow::Result<Blob> {
-    let mut tar = store.layer_tar(diff_id)?;
-    let file = fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
-    let mut out = HashingWriter {
-        inner: io::BufWriter::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-        count: 0,
+/// Rebuild a layer's tar stream and hand it to `sink`, gzip-compressed (`blockgzip`) or as
+/// it is. `None` when the upload ended first.
+fn produce_blob(
+    store: &Store,
+    diff_id: &str,
+    gzip: bool,
+    mut sink: BlobSink,
+    progress: Progress,
+    short: String,
+) -> anyhow::Result<Option<Blob>> {
+    let total = LayerTar::stream_len(&store.layer_home(diff_id)?, diff_id)?;
+    progress.bytes(&short, "Pushing", 0, total);
+    let tar = ProgressReader {
+        inner: store.layer_tar(diff_id)?,
+        read: 0,
+        total,
+        last: Instant::now(),
+        progress,
+        short,
     };
-    if gzip {
-        let mut gz = flate2::write::GzEncoder::new(&mut out, LAYER_GZIP_LEVEL);
-        io::copy(&mut tar, &mut gz).with_context(|| format!("compressing layer {diff_id}"))?;
-        gz.finish()
-            .with_context(|| format!("compressing layer {diff_id}"))?;
+    let made = if gzip {
+        blockgzip::compress(tar, compress_workers(), |piece| sink.emit(piece)).map(|_| ())
     } else {
-        io::copy(&mut tar, &mut out).with_context(|| format!("reading layer {diff_id}"))?;
+        copy_in_pieces(tar, |piece| sink.emit(piece))
+    };
+    if let Err(e) = made {
+        if sink.stopped {
+            return Ok(None);
+        }
+        // The upload must not end as a whole blob: the registry would keep what it got.
+        let _ = sink
+            .tx
+            .blocking_send(Err(io::Error::other(format!("layer {diff_id}: {e}"))));
+        return Err(e).with_context(|| format!("reading layer {diff_id}"));
     }
-    out.flush()?;
-    Ok(Blob {
-        digest: format!("sha256:{}", hex::encode(out.hasher.finalize())),
+    Ok(Some(Blob {
+        digest: format!("sha256:{}", hex::encode(sink.hasher.finalize())),
         media_type: if gzip {
             MT_DOCKER_LAYER_GZIP.into()
         } else {
             MT_DOCKER_LAYER_TAR.into()
         },
-        size: out.count,
-    })
+        size: sink.size,
+    }))
+}
+
+/// A plain tar goes out in `blockgzip::BLOCK` pieces, as the compressed form does.
+fn copy_in_pieces(
+    mut r: impl Read,
+    mut emit: impl FnMut(Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
+    loop {
+        let mut buf = Vec::with_capacity(blockgzip::BLOCK);
+        let n = (&mut r)
+            .take(blockgzip::BLOCK as u64)
+            .read_to_end(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        emit(buf)?;
+    }
 }
 
 fn short_id(digest: &str) -> String {
@@ -431,6 +476,37 @@ fn short_id(digest: &str) -> String {
         .chars()
         .take(12)
         .collect()
+}
+
+/// The response when it has the status an upload step expects; the registry's words
+/// otherwise.
+async fn expect_status(
+    res: reqwest::Response,
+    want: reqwest::StatusCode,
+) -> Result<reqwest::Response, PushError> {
+    if res.status() == want {
+        return Ok(res);
+    }
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap_or_default();
+    Err(PushError::Registry(registry_words(status, &body)))
+}
+
+/// The absolute URL of the upload a response's `Location` names (registries may give it
+/// relative to the request).
+fn upload_location(request: &str, res: reqwest::Response) -> Result<String, PushError> {
+    let header = res
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            PushError::Registry("the registry's answer has no upload location".into())
+        })?;
+    let base = url::Url::parse(request).map_err(|e| anyhow!("{request}: {e}"))?;
+    let url = base.join(header).map_err(|e| {
+        PushError::Registry(format!("the registry's upload location {header:?}: {e}"))
+    })?;
+    Ok(url.into())
 }
 
 impl Pusher {
@@ -465,18 +541,24 @@ impl Pusher {
         let (client, _) = self.registries.client_for(&registry, auth);
         let target =
             oci_client::Reference::with_tag(registry.clone(), repository.clone(), "latest".into());
+        let mut token = None;
         for op in [RegistryOperation::Pull, RegistryOperation::Push] {
-            client
+            token = client
                 .auth(&target, auth, op)
                 .await
                 .map_err(|e| PushError::Registry(oci_words(&e, &registry)))?;
         }
+        let own_auth = OwnAuth::new(token, auth);
+        let (base, http) = super::registry::transfer_client(&self.registries, &registry)?;
         Ok(Session {
             client,
             registry,
             repository,
             target,
             no_basic_credentials,
+            http,
+            base,
+            auth: own_auth,
         })
     }
 
@@ -658,83 +740,100 @@ impl Pusher {
         }
 
         // Upload. A plain-tar form rebuilds byte for byte; anything else is compressed anew.
+        // The blob is streamed as it is made, so its digest is known only at the end: a
+        // registry that already holds these very bytes gets them again (a push records the
+        // form it made, so the next one finds it with the checks above).
         let plain = known.iter().any(|k| {
             k.blob.digest == layer.diff_id
                 && matches!(layer_compression(&k.blob.media_type), Ok(Compression::None))
         });
-        let tmp = TempFile(tempfile_in(&self.store.tmp_dir())?);
-        let store = self.store.clone();
-        let (diff_id, path) = (layer.diff_id.clone(), tmp.0.clone());
-        let blob =
-            tokio::task::spawn_blocking(move || write_layer_blob(&store, &diff_id, !plain, &path))
-                .await
-                .map_err(|e| anyhow!("compressing layer {}: {e}", layer.diff_id))??;
-        let outcome = if !known.iter().any(|k| k.blob.digest == blob.digest)
-            && self.exists(s, &blob.digest).await
-        {
-            progress.layer(short, "Layer already exists");
-            Outcome::Exists
-        } else {
-            self.upload(s, &tmp.0, &blob, progress, short).await?;
-            progress.layer(short, "Pushed");
-            Outcome::Pushed
-        };
-        tracing::debug!(
-            "push: layer {} {outcome:?} as {}",
-            layer.diff_id,
-            blob.digest
-        );
+        let blob = self
+            .stream_upload(s, &layer.diff_id, !plain, progress, short)
+            .await?;
+        progress.layer(short, "Pushed");
+        tracing::debug!("push: layer {} pushed as {}", layer.diff_id, blob.digest);
         Ok((blob, true))
     }
 
-    /// Send a blob file in pieces, with docker's `Pushing` progress (bytes sent of the blob's
-    /// size; dockerd counts the uncompressed bytes read against the layer's size, which
-    /// overflows its bar).
-    async fn upload(
+    /// Send a layer's blob while it is made: a `POST` opens the upload, one `PATCH` carries
+    /// the blob as the compressor gives it, and a `PUT` with the digest, known only then,
+    /// closes it. oci-client's streamed push sends each piece in a `PATCH` of its own and
+    /// waits for each answer; a registry nearby takes one long request much faster.
+    async fn stream_upload(
         &self,
         s: &Session,
-        path: &Path,
-        blob: &Blob,
+        diff_id: &str,
+        gzip: bool,
         progress: &Progress,
         short: &str,
-    ) -> Result<(), PushError> {
-        let file = tokio::fs::File::open(path)
-            .await
-            .with_context(|| format!("opening {}", path.display()))?;
-        let total = blob.size;
-        progress.bytes(short, "Pushing", 0, total);
-        let (progress2, short2) = (progress.clone(), short.to_string());
-        let stream = futures::stream::unfold(Some((file, 0u64, Instant::now())), move |state| {
-            let progress = progress2.clone();
-            let short = short2.clone();
-            async move {
-                let (mut file, mut sent, mut last) = state?;
-                let mut buf = vec![0u8; UPLOAD_CHUNK];
-                let mut n = 0;
-                while n < buf.len() {
-                    match file.read(&mut buf[n..]).await {
-                        Ok(0) => break,
-                        Ok(k) => n += k,
-                        Err(e) => return Some((Err(OciDistributionError::IoError(e)), None)),
-                    }
-                }
-                if n == 0 {
-                    return None;
-                }
-                buf.truncate(n);
-                sent += n as u64;
-                if last.elapsed() > Duration::from_millis(100) || sent == total {
-                    progress.bytes(&short, "Pushing", sent, total);
-                    last = Instant::now();
-                }
-                Some((Ok(Bytes::from(buf)), Some((file, sent, last))))
-            }
+    ) -> Result<Blob, PushError> {
+        // A few pieces in flight: enough that the compressor never waits on the network.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+        let sink = BlobSink {
+            tx,
+            hasher: Sha256::new(),
+            size: 0,
+            stopped: false,
+        };
+        let (store, diff, progress2, short2) = (
+            self.store.clone(),
+            diff_id.to_string(),
+            progress.clone(),
+            short.to_string(),
+        );
+        let producer = tokio::task::spawn_blocking(move || {
+            produce_blob(&store, &diff, gzip, sink, progress2, short2)
         });
-        s.client
-            .push_blob_stream(&s.target, stream, &blob.digest, Some(blob.size))
+        let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let sent = self.send_body(s, reqwest::Body::wrap_stream(body)).await;
+        // The layer's own failure (a damaged layer) says more than the request it cut short.
+        let made = producer
             .await
-            .map_err(|e| PushError::Registry(oci_words(&e, &s.registry)))?;
-        Ok(())
+            .map_err(|e| anyhow!("compressing layer {diff_id}: {e}"))??;
+        let location = sent?;
+        let blob = made.ok_or_else(|| anyhow!("layer {diff_id}: the upload ended early"))?;
+        let mut url = url::Url::parse(&location)
+            .map_err(|e| anyhow!("the registry's upload location {location:?}: {e}"))?;
+        url.query_pairs_mut().append_pair("digest", &blob.digest);
+        let res = s
+            .auth
+            .apply(s.http.put(url.as_str()))
+            .header(reqwest::header::CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| {
+                PushError::Registry(request_words("Put", url.as_str(), &s.registry, &e))
+            })?;
+        expect_status(res, reqwest::StatusCode::CREATED).await?;
+        Ok(blob)
+    }
+
+    /// Open an upload and send `body` in one `PATCH`; the location to close it at.
+    async fn send_body(&self, s: &Session, body: reqwest::Body) -> Result<String, PushError> {
+        let start = format!("{}{}/blobs/uploads/", s.base, s.repository);
+        let res = s
+            .auth
+            .apply(s.http.post(&start))
+            .header(reqwest::header::CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| PushError::Registry(request_words("Post", &start, &s.registry, &e)))?;
+        let location = upload_location(
+            &start,
+            expect_status(res, reqwest::StatusCode::ACCEPTED).await?,
+        )?;
+        let res = s
+            .auth
+            .apply(s.http.patch(&location))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| PushError::Registry(request_words("Patch", &location, &s.registry, &e)))?;
+        upload_location(
+            &location,
+            expect_status(res, reqwest::StatusCode::ACCEPTED).await?,
+        )
     }
 
     async fn ensure_config(&self, s: &Session, img: &Image) -> Result<(), PushError> {
@@ -885,19 +984,5 @@ mod tests {
             registry_words(500, "oops"),
             "received unexpected HTTP status: 500 Internal Server Error"
         );
-    }
-
-    #[test]
-    fn gzip_of_a_layer_is_the_same_every_time() {
-        // What lets a push record a layer's digest once and trust it later.
-        let data: Vec<u8> = (0..200_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
-        let gz = |d: &[u8]| {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), LAYER_GZIP_LEVEL);
-            e.write_all(d).unwrap();
-            e.finish().unwrap()
-        };
-        assert_eq!(gz(&data), gz(&data));
     }
 }

@@ -132,35 +132,17 @@ pub async fn fetch_manifest_capped(
         Ok(t) => t,
         Err(_) => return Ok(CappedManifest::Unanswered),
     };
-    let scheme = if cfg.is_insecure(registry) {
-        "http"
-    } else {
-        "https"
-    };
     let at = reference
         .digest()
         .or(reference.tag())
         .unwrap_or("latest")
         .to_string();
-    let url = format!(
-        "{scheme}://{registry}/v2/{}/manifests/{at}",
-        reference.repository()
+    let (base, http) = transfer_client(cfg, registry)?;
+    let url = format!("{base}{}/manifests/{at}", reference.repository());
+    let req = OwnAuth::new(token, auth).apply(
+        http.get(&url)
+            .header(reqwest::header::ACCEPT, accept.join(", ")),
     );
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(cfg.read_timeout);
-    if let Some(proxy) = &cfg.proxy {
-        builder = builder.proxy(reqwest::Proxy::all(proxy)?);
-    }
-    let mut req = builder
-        .build()?
-        .get(&url)
-        .header(reqwest::header::ACCEPT, accept.join(", "));
-    req = match (token, auth) {
-        (Some(t), _) => req.bearer_auth(t),
-        (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
-        (None, _) => req,
-    };
     let Ok(mut res) = req.send().await else {
         return Ok(CappedManifest::Unanswered);
     };
@@ -202,18 +184,64 @@ pub fn probe_client(
     cfg: &RegistryConfig,
     registry: &str,
 ) -> anyhow::Result<(String, reqwest::Client)> {
+    let client = own_client(cfg)?.timeout(Duration::from_secs(30)).build()?;
+    Ok((v2_url(cfg, registry), client))
+}
+
+/// The registry's `/v2/` URL and a client for transfers of our own (a capped manifest read, a
+/// streamed upload): no bound on the whole request, which may carry a large blob, but on each
+/// wait for the peer.
+pub fn transfer_client(
+    cfg: &RegistryConfig,
+    registry: &str,
+) -> anyhow::Result<(String, reqwest::Client)> {
+    let client = own_client(cfg)?.read_timeout(cfg.read_timeout).build()?;
+    Ok((v2_url(cfg, registry), client))
+}
+
+fn v2_url(cfg: &RegistryConfig, registry: &str) -> String {
     let scheme = if cfg.is_insecure(registry) {
         "http"
     } else {
         "https"
     };
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30));
-    if let Some(proxy) = &cfg.proxy {
-        builder = builder.proxy(reqwest::Proxy::all(proxy)?);
+    format!("{scheme}://{registry}/v2/")
+}
+
+/// How skiff's own requests authenticate: with the token oci-client's challenge flow got
+/// (`Client::auth`), or else with basic credentials.
+pub enum OwnAuth {
+    None,
+    Bearer(String),
+    Basic(String, String),
+}
+
+impl OwnAuth {
+    pub fn new(token: Option<String>, auth: &RegistryAuth) -> OwnAuth {
+        match (token, auth) {
+            (Some(t), _) => OwnAuth::Bearer(t),
+            (None, RegistryAuth::Basic(u, p)) => OwnAuth::Basic(u.clone(), p.clone()),
+            (None, _) => OwnAuth::None,
+        }
     }
-    Ok((format!("{scheme}://{registry}/v2/"), builder.build()?))
+
+    pub fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            OwnAuth::None => req,
+            OwnAuth::Bearer(t) => req.bearer_auth(t),
+            OwnAuth::Basic(u, p) => req.basic_auth(u, Some(p)),
+        }
+    }
+}
+
+/// A client for the requests skiff makes itself rather than through oci-client, through the
+/// engine's proxy when it has one.
+fn own_client(cfg: &RegistryConfig) -> anyhow::Result<reqwest::ClientBuilder> {
+    let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+    Ok(match &cfg.proxy {
+        Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy)?),
+        None => builder,
+    })
 }
 
 /// Check basic-auth credentials with `GET /v2/`. Token registries are checked by oci-client's
