@@ -719,3 +719,47 @@ fn docker_rules_for_wildcards_workdir_env_and_directory_modes() {
     std::os::unix::fs::symlink("/etc/passwd", ctx.path().join("host.tar")).expect("symlink");
     build(&s, &["-t", "leak"], ctx.path()).fails_with(1, "file not found in build context");
 }
+
+#[test]
+fn build_options_skiff_does_not_apply_are_refused_by_name() {
+    let (s, bb) = ready();
+    let dockerfile = format!("FROM {bb}\nRUN true\n");
+    let ctx = raw_tar(&[(
+        "Dockerfile",
+        tar::EntryType::Regular,
+        "",
+        dockerfile.as_bytes(),
+    )]);
+    let ulimits = "%5B%7B%22Name%22%3A%22nofile%22%2C%22Hard%22%3A64%2C%22Soft%22%3A64%7D%5D";
+    for (query, says) in [
+        (
+            "t=refused1&version=2".to_string(),
+            "skiff serves the classic builder only (version=1), not version=2: BuildKit is not supported; build with DOCKER_BUILDKIT=0",
+        ),
+        (
+            format!("t=refused1&ulimits={ulimits}"),
+            "build option --ulimit (ulimits=[{\\\"Name\\\":\\\"nofile\\\",\\\"Hard\\\":64,\\\"Soft\\\":64}]) is not supported by skiff's builder yet; build without it",
+        ),
+        (
+            "t=refused1&cgroupparent=%2Fmine".to_string(),
+            "build option --cgroup-parent (cgroupparent=/mine) is not supported by skiff's builder yet; build without it",
+        ),
+    ] {
+        let (code, body) = post_build(&s, &query, &ctx);
+        assert_eq!(code, 400, "{query}: {body}");
+        assert!(body.contains(says), "{query}: {body}");
+    }
+    s.run(&["image", "inspect", "refused1"])
+        .fails_with(1, "No such image");
+    // The empty forms the docker CLI always sends are not requests for anything.
+    let (code, body) = post_build(
+        &s,
+        "t=refused1&version=1&ulimits=%5B%5D&cgroupparent=",
+        &ctx,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("Successfully tagged refused1:latest"),
+        "{body}"
+    );
+}

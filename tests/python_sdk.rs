@@ -205,8 +205,9 @@ def create(**ep):
 attempt("mac", lambda: create(mac_address="02:42:ac:11:00:99"))
 attempt("links", lambda: create(links={"other": "db"}))
 attempt("linklocal", lambda: create(link_local_ips=["169.254.1.1"]))
-ct = c.containers.get(create(driver_opt={"com.example.k": "v"})["Id"])
-print("driveropts", ct.attrs["NetworkSettings"]["Networks"]["sdknet"]["DriverOpts"])
+attempt("driveropts", lambda: create(driver_opt={"com.example.k": "v"}))
+ct = c.containers.get(create(aliases=["web"])["Id"])
+print("kept", ct.attrs["NetworkSettings"]["Networks"]["sdknet"]["Aliases"], len(c.containers.list(all=True, filters={"network": "sdknet"})))
 ct.remove()
 net.remove()
 "#,
@@ -228,7 +229,9 @@ net.remove()
         &out,
         "linklocal refused 400 skiff cannot give a container link-local addresses: drop --link-local-ip",
     );
-    has(&out, "driveropts {'com.example.k': 'v'}");
+    has(&out, "driveropts refused 400 skiff does not apply endpoint driver options (com.example.k): drop --network ...,driver-opt= (EndpointsConfig DriverOpts)");
+    // The refused creates left nothing behind; an accepted one keeps what it asked for.
+    has(&out, "kept ['web'] 1");
 }
 
 #[test]

@@ -32,6 +32,8 @@ const REFUSED: &[(&str, &str)] = &[
     ("extrahosts", "--add-host"),
     ("isolation", "--isolation"),
     ("outputs", "--output"),
+    ("ulimits", "--ulimit"),
+    ("cgroupparent", "--cgroup-parent"),
 ];
 
 fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
@@ -63,6 +65,13 @@ fn request(
             Some("1") | Some("true")
         )
     };
+    // The CLI asks for BuildKit with version=2 and then expects a session over gRPC; skiff
+    // serves the classic builder's stream only.
+    if let Some(v) = get("version").filter(|v| *v != "1") {
+        return Err(ApiError::bad_request(format!(
+            "skiff serves the classic builder only (version=1), not version={v}: BuildKit is not supported; build with DOCKER_BUILDKIT=0"
+        )));
+    }
     if let Some(remote) = get("remote") {
         return Err(ApiError::bad_request(format!(
             "building from a remote context ({remote}) is not supported by skiff: send the context as a tar (a directory or `-` with the CLI)"

@@ -391,9 +391,7 @@ fn endpoint_json(rec: &CRecord, network_id: &str, cfg: Option<&EndpointConfig>) 
         "Links": Value::Null,
         "Aliases": aliases,
         "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
-        "DriverOpts": cfg
-            .filter(|c| !c.driver_opts.is_empty())
-            .map(|c| json!(c.driver_opts)),
+        "DriverOpts": Value::Null,
         "GwPriority": 0,
         "NetworkID": network_id,
         "EndpointID": ep.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
@@ -510,7 +508,6 @@ mod tests {
         let cfg = EndpointConfig {
             aliases: vec!["db".into()],
             ipv4: None,
-            ..Default::default()
         };
         r.networks = vec![(net.id.clone(), cfg)];
         r.state.status = if running {

@@ -52,10 +52,6 @@ pub struct EndpointConfig {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
-    /// The endpoint's driver options, kept and shown as dockerd does (its bridge driver, as
-    /// skiff's, applies none of them).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub driver_opts: std::collections::BTreeMap<String, String>,
 }
 
 /// A container's presence on one network while it runs.

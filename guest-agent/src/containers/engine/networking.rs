@@ -276,6 +276,15 @@ pub fn endpoint_config(es: &EndpointSettings) -> Result<EndpointConfig, Containe
             "skiff does not support links on a user-defined network (EndpointsConfig Links): containers there find each other by name and --network-alias",
         ));
     }
+    // dockerd's bridge driver applies some endpoint options (an interface's sysctls, its
+    // name); skiff's applies none, so any is refused rather than kept and ignored.
+    if let Some(opts) = es.driver_opts.as_ref().filter(|o| !o.is_empty()) {
+        let keys: Vec<&str> = opts.keys().map(String::as_str).collect();
+        return Err(ContainerError::invalid(format!(
+            "skiff does not apply endpoint driver options ({}): drop --network ...,driver-opt= (EndpointsConfig DriverOpts)",
+            keys.join(", ")
+        )));
+    }
     if let Some(ipam) = &es.ipam_config {
         if ipam.link_local_ips.as_ref().is_some_and(|l| !l.is_empty()) {
             return Err(ContainerError::invalid(
@@ -301,12 +310,6 @@ pub fn endpoint_config(es: &EndpointSettings) -> Result<EndpointConfig, Containe
     Ok(EndpointConfig {
         aliases: es.aliases.clone().unwrap_or_default(),
         ipv4,
-        driver_opts: es
-            .driver_opts
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
     })
 }
 
