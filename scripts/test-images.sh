@@ -11,6 +11,8 @@
 #   $REG/busybox:latest       OCI manifest, the busybox layer. The basic pull/run image.
 #   $REG/busybox:v2s2         the same image as Docker v2 schema 2 (manifest, config and layer
 #                             media types application/vnd.docker.*): schema 2 parsing.
+#   $REG/library/busybox:latest  busybox:latest again, where a mirror of Docker Hub keeps
+#                             docker.io/library/busybox (tests of registry mirrors).
 #   $REG/layered:latest       busybox layer (same blob) + layer 2 (files, dirs /opt/gone and
 #                             /opt/opaque, symlink /opt/link, hardlinks /opt/hard1+hard2, setuid
 #                             /opt/suid, /home/app owned 1000:1000, passwd/group with app) +
@@ -67,6 +69,7 @@ die() { echo "test-images: $*" >&2; exit 1; }
 IMAGES=(
     "busybox|$REG/busybox:latest|"
     "busybox|$REG/busybox:v2s2|--format v2s2"
+    "busybox|$REG/library/busybox:latest|"
     "layered|$REG/layered:latest|"
     "multiarch|$REG/multiarch:latest|--all"
     "shared-a|$REG/shared-a:latest|"

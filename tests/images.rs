@@ -915,3 +915,48 @@ fn bearer_token_registries_work_with_and_without_login() {
     });
     s.run(&["pull", &format!("{}/public", open.addr)]).ok();
 }
+
+/// Docker Hub's images through mirrors named in the settings file, as daemon.json's
+/// `registry-mirrors`: the first mirror is down, the second (the test registry, which keeps
+/// `library/busybox`) answers; the image is Docker Hub's `busybox` for every command.
+#[test]
+fn docker_hub_images_come_through_the_mirrors_in_order() {
+    let s = Skiff::new();
+    let reg = registry();
+    let settings = s.dir.path().join("settings.json");
+    let with_settings = |args: &[&str]| {
+        Run::from(
+            s.command()
+                .env("SKIFF_CONFIG", &settings)
+                .args(args)
+                .output()
+                .expect("run skiff"),
+        )
+    };
+    // Mirrors are the engine's settings, read when it starts.
+    std::fs::write(
+        &settings,
+        format!(r#"{{"registry-mirrors": ["http://127.0.0.1:1", "http://{reg}"]}}"#),
+    )
+    .expect("settings");
+    s.kill_agent();
+    let out = with_settings(&["run", "--rm", "busybox", "echo", "hi"]).ok();
+    assert_eq!(out.stdout, "hi\n");
+    let info = with_settings(&["info"]).ok().stdout;
+    assert!(
+        info.contains(&format!(
+            " Registry Mirrors:\n  http://127.0.0.1:1/\n  http://{reg}/\n"
+        )),
+        "{info}"
+    );
+    let v = s.inspect("busybox");
+    assert_eq!(v["RepoTags"], serde_json::json!(["busybox:latest"]), "{v}");
+    let digests = v["RepoDigests"].to_string();
+    assert!(digests.contains("\"busybox@sha256:"), "{digests}");
+
+    // A mirror docker would not take is refused by name, before anything starts.
+    std::fs::write(&settings, r#"{"registry-mirrors": ["mirror.example.com"]}"#).expect("w");
+    s.kill_agent();
+    with_settings(&["pull", "busybox"])
+        .fails_with(125, "invalid registry mirror \"mirror.example.com\"");
+}

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod gostr;
 pub mod ids;
+pub mod mirror;
 pub mod relay;
 pub mod shares;
 pub mod targuard;

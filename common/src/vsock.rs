@@ -76,16 +76,39 @@ pub mod datagram {
 }
 
 /// The engine's settings that the `skiff` starting an engine in the VM passes on from its own
-/// environment, as the agent it starts natively inherits them. Values are whole numbers.
-pub const ENGINE_ENV: &[&str] = &["SKIFF_MAX_LAYER_SIZE", "SKIFF_REGISTRY_READ_TIMEOUT"];
+/// environment (or its settings file), as the agent it starts natively gets them. The first
+/// two are whole numbers, the others comma-separated lists of registries or URLs.
+pub const ENGINE_ENV: &[&str] = &[
+    "SKIFF_MAX_LAYER_SIZE",
+    "SKIFF_REGISTRY_READ_TIMEOUT",
+    "SKIFF_REGISTRY_MIRRORS",
+    "SKIFF_INSECURE_REGISTRIES",
+];
 
-/// `KEY=VALUE` words for PID 1's `engine` request, from `lookup`; values that are not whole
-/// numbers are left out (the request is one line of space-separated words).
+/// Whether `value` may go into PID 1's one-line request for `key`: whole numbers for the
+/// numeric settings; for the lists, the characters of host names, ports and URLs only (no
+/// space, which would end the word).
+fn env_value_ok(key: &str, value: &str) -> bool {
+    if value.is_empty() {
+        return false;
+    }
+    match key {
+        "SKIFF_MAX_LAYER_SIZE" | "SKIFF_REGISTRY_READ_TIMEOUT" => {
+            value.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:/,[]".contains(&b)),
+    }
+}
+
+/// `KEY=VALUE` words for PID 1's `engine` request, from `lookup`; values that do not fit
+/// their key are left out (the request is one line of space-separated words).
 pub fn engine_env_words(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
     ENGINE_ENV
         .iter()
         .filter_map(|k| lookup(k).map(|v| (k, v)))
-        .filter(|(_, v)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|(k, v)| env_value_ok(k, v))
         .map(|(k, v)| format!("{k}={v}"))
         .collect()
 }
@@ -95,12 +118,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn engine_env_keeps_known_keys_with_whole_numbers_only() {
+    fn engine_env_keeps_known_keys_with_values_that_fit_them() {
         let words = engine_env_words(|k| match k {
             "SKIFF_MAX_LAYER_SIZE" => Some("8388608".into()),
             "SKIFF_REGISTRY_READ_TIMEOUT" => Some("3 shutdown".into()),
+            "SKIFF_REGISTRY_MIRRORS" => Some("http://127.0.0.1:5000,https://m.example/".into()),
+            "SKIFF_INSECURE_REGISTRIES" => Some("a.lan:5000 shutdown".into()),
             _ => Some("1".into()),
         });
-        assert_eq!(words, vec!["SKIFF_MAX_LAYER_SIZE=8388608".to_string()]);
+        assert_eq!(
+            words,
+            vec![
+                "SKIFF_MAX_LAYER_SIZE=8388608".to_string(),
+                "SKIFF_REGISTRY_MIRRORS=http://127.0.0.1:5000,https://m.example/".to_string()
+            ]
+        );
     }
 }

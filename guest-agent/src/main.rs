@@ -30,6 +30,15 @@ struct Args {
         value_delimiter = ','
     )]
     insecure_registries: Vec<String>,
+    /// A mirror of Docker Hub (`http[s]://host[:port]`), tried before Docker Hub for its
+    /// images; repeat for more, in order (daemon.json's `registry-mirrors`).
+    #[arg(
+        long = "registry-mirror",
+        value_name = "URL",
+        env = "SKIFF_REGISTRY_MIRRORS",
+        value_delimiter = ','
+    )]
+    registry_mirrors: Vec<skiff_agent::images::registry::Mirror>,
     /// Largest uncompressed layer accepted, in bytes (a small layer that inflates past it, a
     /// gzip bomb, is refused as it streams).
     #[arg(long, env = "SKIFF_MAX_LAYER_SIZE", default_value_t = 64 << 30)]
@@ -121,6 +130,7 @@ fn run(args: Args) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let mut registries = RegistryConfig::new(args.insecure_registries.clone());
+    registries.mirrors = args.registry_mirrors.clone();
     registries.read_timeout = std::time::Duration::from_secs(args.registry_read_timeout);
     if let Some(path) = &args.vsock_token_file {
         skiff_agent::vm::vsock::load_token(path)?;

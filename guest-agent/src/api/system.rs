@@ -87,7 +87,21 @@ pub fn info(ctx: &super::Ctx) -> Resp {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    let insecure: Vec<String> = ctx.puller.registries.insecure.clone();
+    let registries = &ctx.puller.registries;
+    let insecure: Vec<String> = registries.insecure.clone();
+    let mirrors: Vec<&str> = registries.mirrors.iter().map(|m| m.url.as_str()).collect();
+    // As dockerd lists them: Docker Hub with its mirrors, and each registry named insecure.
+    let mut index_configs = serde_json::Map::new();
+    index_configs.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}),
+    );
+    for r in &insecure {
+        index_configs.insert(
+            r.clone(),
+            json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}),
+        );
+    }
     json(
         StatusCode::OK,
         &json!({
@@ -124,8 +138,8 @@ pub fn info(ctx: &super::Ctx) -> Resp {
             "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": {
                 "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-                "IndexConfigs": {},
-                "Mirrors": [],
+                "IndexConfigs": index_configs,
+                "Mirrors": mirrors,
                 "AllowNondistributableArtifactsCIDRs": [],
                 "AllowNondistributableArtifactsHostnames": [],
                 "InsecureRegistries": insecure,

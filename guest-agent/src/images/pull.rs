@@ -101,47 +101,35 @@ struct Resolved {
 impl Puller {
     pub async fn pull(&self, req: PullRequest, progress: Progress) -> Result<Image, PullError> {
         let reference = &req.reference;
-        let registry = reference.registry().to_string();
-        let (client, fresh) = self.registries.client_for(&registry, &req.auth);
-        let has_creds = !matches!(req.auth, RegistryAuth::Anonymous);
         let what = match (reference.tag(), reference.digest()) {
             (_, Some(d)) => format!("{}@{d}", reference.familiar_name()),
             (Some(t), None) => format!("{}:{t}", reference.familiar_name()),
             (None, None) => format!("{}:latest", reference.familiar_name()),
         };
-        let oci_ref = with_default_tag(reference);
-        let oci_err =
-            |e| RegistryError::from_oci(e, &registry, &format!("manifest for {what}"), has_creds);
-        let authenticate = || async {
-            client
-                .auth(&oci_ref, &req.auth, oci_client::RegistryOperation::Pull)
-                .await
-                .map_err(oci_err)
-        };
-        // Credentials are checked up front, so wrong ones fail early; anonymous pulls ask for
-        // a token only when the registry answers 401 (a cached client already has one).
-        if fresh && has_creds {
-            authenticate().await?;
-        }
+        let has_creds = !matches!(req.auth, RegistryAuth::Anonymous);
         let platform = req.platform.clone().unwrap_or_else(Platform::host);
-        let mut resolved = self
-            .resolve(&client, &oci_ref, &req.auth, &platform, &what)
-            .await;
-        if matches!(
-            resolved
-                .as_ref()
-                .map_err(|e| e.downcast_ref::<oci_client::errors::OciDistributionError>()),
-            Err(Some(
-                oci_client::errors::OciDistributionError::UnauthorizedError { .. }
-            ))
-        ) {
-            authenticate().await?;
-            resolved = self
-                .resolve(&client, &oci_ref, &req.auth, &platform, &what)
-                .await;
+        // Docker Hub's mirrors first, as docker does: a mirror that fails to give the
+        // manifest (down, or without the image) passes the pull on to the next source; the
+        // last one's failure is the pull's.
+        let sources = self.registries.sources(reference.registry());
+        let mut found = None;
+        for (i, source) in sources.iter().enumerate() {
+            match self
+                .resolve_at(source, reference, &req.auth, &platform, &what)
+                .await
+            {
+                Ok(r) => {
+                    found = Some(r);
+                    break;
+                }
+                Err(e) if i + 1 < sources.len() => {
+                    tracing::info!("pull {what}: the mirror {source} did not give it ({e}); trying the next source");
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let resolved = resolved
-            .map_err(|e| failure(e, &registry, &format!("manifest for {what}"), has_creds))?;
+        let (registry, client, oci_ref, resolved) =
+            found.ok_or_else(|| anyhow!("no source to pull {what} from"))?;
 
         let tag_label = reference.tag().map(str::to_string).unwrap_or_else(|| {
             reference
@@ -279,6 +267,49 @@ impl Puller {
         progress.status(&format!("Digest: {}", resolved.top_digest));
         progress.status(&format!("Status: Downloaded newer image for {display}"));
         Ok(img)
+    }
+
+    /// Resolve `reference` to a manifest at `source` (its own registry, or a mirror of it):
+    /// the source, its client, the reference as that source names it, and the manifest.
+    async fn resolve_at(
+        &self,
+        source: &str,
+        reference: &ImageRef,
+        auth: &RegistryAuth,
+        platform: &Platform,
+        what: &str,
+    ) -> Result<(String, Client, oci_client::Reference, Resolved), PullError> {
+        let (client, fresh) = self.registries.client_for(source, auth);
+        let has_creds = !matches!(auth, RegistryAuth::Anonymous);
+        let oci_ref = at_source(reference, source);
+        let oci_err =
+            |e| RegistryError::from_oci(e, source, &format!("manifest for {what}"), has_creds);
+        let authenticate = || async {
+            client
+                .auth(&oci_ref, auth, oci_client::RegistryOperation::Pull)
+                .await
+                .map_err(oci_err)
+        };
+        // Credentials are checked up front, so wrong ones fail early; anonymous pulls ask for
+        // a token only when the registry answers 401 (a cached client already has one).
+        if fresh && has_creds {
+            authenticate().await?;
+        }
+        let mut resolved = self.resolve(&client, &oci_ref, auth, platform, what).await;
+        if matches!(
+            resolved
+                .as_ref()
+                .map_err(|e| e.downcast_ref::<oci_client::errors::OciDistributionError>()),
+            Err(Some(
+                oci_client::errors::OciDistributionError::UnauthorizedError { .. }
+            ))
+        ) {
+            authenticate().await?;
+            resolved = self.resolve(&client, &oci_ref, auth, platform, what).await;
+        }
+        let resolved =
+            resolved.map_err(|e| failure(e, source, &format!("manifest for {what}"), has_creds))?;
+        Ok((source.to_string(), client, oci_ref, resolved))
     }
 
     /// One manifest, read up to the size limit (see `fetch_manifest_capped`); when the
@@ -684,15 +715,21 @@ fn short_id(digest: &str) -> String {
     hex.chars().take(12).collect()
 }
 
-fn with_default_tag(r: &ImageRef) -> oci_client::Reference {
-    if r.tag().is_none() && r.digest().is_none() {
-        oci_client::Reference::with_tag(
-            r.inner.registry().into(),
-            r.inner.repository().into(),
-            "latest".into(),
-        )
-    } else {
-        r.inner.clone()
+/// The reference as `source` names it (the registry itself, or a mirror holding the same
+/// repository), with docker's default tag.
+fn at_source(r: &ImageRef, source: &str) -> oci_client::Reference {
+    let repository = r.inner.repository().to_string();
+    match (r.inner.tag(), r.inner.digest()) {
+        (Some(t), Some(d)) => oci_client::Reference::with_tag_and_digest(
+            source.into(),
+            repository,
+            t.into(),
+            d.into(),
+        ),
+        (None, Some(d)) => oci_client::Reference::with_digest(source.into(), repository, d.into()),
+        (t, None) => {
+            oci_client::Reference::with_tag(source.into(), repository, t.unwrap_or("latest").into())
+        }
     }
 }
 

@@ -12,13 +12,20 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
+pub use skiff_common::mirror::Mirror;
 use skiff_common::vsock::EGRESS_UNREACHABLE;
+
+/// How image references name Docker Hub.
+const DOCKER_HUB: &str = "docker.io";
 
 /// Registry settings of the agent, and its clients.
 #[derive(Clone, Default)]
 pub struct RegistryConfig {
     /// Registries (`host` or `host:port`) reached over plain http, besides loopback ones.
     pub insecure: Vec<String>,
+    /// Docker Hub's mirrors, tried in order before Docker Hub itself (daemon.json's
+    /// `registry-mirrors`).
+    pub mirrors: Vec<Mirror>,
     /// Every registry request goes through this HTTP proxy (in the VM: the host's way out).
     pub proxy: Option<String>,
     /// How long a registry may stay silent mid-answer before the request fails (and a layer
@@ -33,6 +40,7 @@ impl std::fmt::Debug for RegistryConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryConfig")
             .field("insecure", &self.insecure)
+            .field("mirrors", &self.mirrors)
             // The proxy's address carries the VM's token as its credentials.
             .field("proxy", &self.proxy.as_ref().map(|_| "(the host's egress)"))
             .finish()
@@ -43,6 +51,7 @@ impl RegistryConfig {
     pub fn new(insecure: Vec<String>) -> Self {
         RegistryConfig {
             insecure,
+            mirrors: Vec::new(),
             proxy: None,
             read_timeout: Duration::from_secs(60),
             clients: Arc::default(),
@@ -57,7 +66,23 @@ impl RegistryConfig {
                 .parse::<IpAddr>()
                 .map(|ip| ip.is_loopback())
                 .unwrap_or(false);
-        loopback || self.insecure.iter().any(|r| r == registry || r == host)
+        loopback
+            || self.insecure.iter().any(|r| r == registry || r == host)
+            || self
+                .mirrors
+                .iter()
+                .any(|m| m.insecure && m.host == registry)
+    }
+
+    /// Where to look for an image of `registry`, in order: Docker Hub's mirrors first (docker
+    /// uses mirrors for Docker Hub only), then the registry itself.
+    pub fn sources(&self, registry: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if registry == DOCKER_HUB {
+            out.extend(self.mirrors.iter().map(|m| m.host.clone()));
+        }
+        out.push(registry.to_string());
+        out
     }
 
     /// A client of its own (for checking credentials without touching the cached ones).
@@ -485,5 +510,21 @@ mod tests {
         assert_eq!(a.username, "skiff");
         assert_eq!(a.password, "skiffpass");
         assert_eq!(a.server_address, "127.0.0.1:5001");
+    }
+
+    #[test]
+    fn mirrors_serve_docker_hub_only() {
+        let mut c = RegistryConfig::new(Vec::new());
+        c.mirrors = vec![
+            "http://mirror.lan:5000".parse().expect("valid"),
+            "https://cache.example".parse().expect("valid"),
+        ];
+        assert_eq!(
+            c.sources("docker.io"),
+            ["mirror.lan:5000", "cache.example", "docker.io"]
+        );
+        assert_eq!(c.sources("ghcr.io"), ["ghcr.io"]);
+        assert!(c.is_insecure("mirror.lan:5000"));
+        assert!(!c.is_insecure("cache.example"));
     }
 }

@@ -244,7 +244,7 @@ impl Engines {
     }
 
     /// Start the engine `name` unless it runs; returns the vsock port of its API. `env`
-    /// (only keys of `ENGINE_ENV`, whole-number values) is given to a newly started engine.
+    /// (only keys of `ENGINE_ENV`, with values that fit them) is given to a newly started engine.
     pub fn up(&self, name: &str, env: &[(String, String)]) -> Result<u32> {
         if !valid_name(name) {
             bail!("invalid engine name {name:?}: use 1-64 letters, digits, '_', '.' or '-'");

@@ -53,6 +53,29 @@ pub async fn info(engine: &Engine, a: &FormatOnly) -> Result<u8> {
         skiff_common::units::human_size(v["MemTotal"].as_u64().unwrap_or(0))
     );
     crate::output::out_line!(" Skiff Root Dir: {}", s("DockerRootDir"));
+    let reg = &v["RegistryConfig"];
+    let names = |x: &serde_json::Value| -> Vec<String> {
+        x.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut insecure = names(&reg["InsecureRegistries"]);
+    insecure.extend(names(&reg["InsecureRegistryCIDRs"]));
+    crate::output::out_line!(" Insecure Registries:");
+    for r in insecure {
+        crate::output::out_line!("  {r}");
+    }
+    let mirrors = names(&reg["Mirrors"]);
+    if !mirrors.is_empty() {
+        crate::output::out_line!(" Registry Mirrors:");
+        for m in mirrors {
+            crate::output::out_line!("  {m}");
+        }
+    }
     Ok(0)
 }
 

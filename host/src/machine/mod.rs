@@ -45,6 +45,12 @@ pub struct Endpoint {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub backend: Option<Backend>,
+    /// Docker Hub's mirrors, in order (daemon.json's key and meaning).
+    #[serde(default, rename = "registry-mirrors")]
+    pub registry_mirrors: Vec<String>,
+    /// Registries reached over plain http (daemon.json's key).
+    #[serde(default, rename = "insecure-registries")]
+    pub insecure_registries: Vec<String>,
 }
 
 pub fn settings_path() -> Option<PathBuf> {
@@ -59,13 +65,17 @@ pub fn settings_path() -> Option<PathBuf> {
 
 fn read_settings(path: &Path) -> Result<Settings> {
     match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-            SkiffError::new(format!(
-                "{} is not valid: {e}; expected for example {{\"backend\": \"vm\"}}",
-                path.display()
-            ))
-            .into()
-        }),
+        Ok(b) => {
+            let settings: Settings = serde_json::from_slice(&b).map_err(|e| {
+                SkiffError::new(format!(
+                    "{} is not valid: {e}; expected for example {{\"backend\": \"vm\", \"registry-mirrors\": [\"https://mirror.example.com\"]}}",
+                    path.display()
+                ))
+            })?;
+            check_mirrors(settings.registry_mirrors.iter().map(String::as_str))
+                .map_err(|e| SkiffError::new(format!("{}: {e}", path.display())))?;
+            Ok(settings)
+        }
         // A file this user may not read (root's, under a shared HOME) is not their settings.
         Err(e)
             if matches!(
@@ -77,6 +87,39 @@ fn read_settings(path: &Path) -> Result<Settings> {
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+fn check_mirrors<'a>(mirrors: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    for m in mirrors {
+        m.parse::<skiff_common::mirror::Mirror>()?;
+    }
+    Ok(())
+}
+
+/// The engine's settings for an engine being started (`skiff_common::vsock::ENGINE_ENV`), as
+/// `KEY=VALUE`: from this process's environment, else, for the registry lists, from the
+/// settings file. Read when an engine starts: a changed setting takes effect when the engine
+/// is next started, as daemon.json's do when dockerd restarts.
+pub fn engine_env() -> Result<Vec<String>> {
+    let settings = match settings_path() {
+        Some(p) => read_settings(&p)?,
+        None => Settings::default(),
+    };
+    if let Ok(list) = std::env::var("SKIFF_REGISTRY_MIRRORS") {
+        check_mirrors(list.split(',').filter(|m| !m.is_empty()))
+            .map_err(|e| SkiffError::new(format!("SKIFF_REGISTRY_MIRRORS: {e}")))?;
+    }
+    let from_file = |k: &str| {
+        let list = match k {
+            "SKIFF_REGISTRY_MIRRORS" => &settings.registry_mirrors,
+            "SKIFF_INSECURE_REGISTRIES" => &settings.insecure_registries,
+            _ => return None,
+        };
+        Some(list.join(",")).filter(|l| !l.is_empty())
+    };
+    Ok(skiff_common::vsock::engine_env_words(|k| {
+        std::env::var(k).ok().or_else(|| from_file(k))
+    }))
 }
 
 /// The flag (or `SKIFF_BACKEND`, which clap folds into it) wins, then the settings file, then
@@ -143,6 +186,20 @@ mod tests {
         assert!(e.contains("is not valid"), "{e}");
         std::fs::write(&p, br#"{"backnd": "vm"}"#).unwrap();
         assert!(read_settings(&p).is_err());
+        std::fs::write(
+            &p,
+            br#"{"registry-mirrors": ["http://127.0.0.1:5000"], "insecure-registries": ["r.lan:5000"]}"#,
+        )
+        .unwrap();
+        let s = read_settings(&p).unwrap();
+        assert_eq!(s.registry_mirrors, ["http://127.0.0.1:5000"]);
+        assert_eq!(s.insecure_registries, ["r.lan:5000"]);
+        std::fs::write(&p, br#"{"registry-mirrors": ["mirror.example.com"]}"#).unwrap();
+        let e = read_settings(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("invalid registry mirror \"mirror.example.com\""),
+            "{e}"
+        );
         assert!(read_settings(&dir.join("missing.json"))
             .unwrap()
             .backend

@@ -73,6 +73,13 @@ pub fn ensure_running(ep: &Endpoint) -> Result<()> {
         .arg(&ep.root)
         .arg("--socket")
         .arg(&ep.socket);
+    // The engine's settings from the user's settings file (the environment's own pass on as
+    // they are).
+    cmd.envs(
+        super::engine_env()?
+            .iter()
+            .filter_map(|w| w.split_once('=')),
+    );
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -91,6 +91,7 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
     let mut shares = virtiofs::start(&machine.dir, &cfg.shares()).await;
     let devices: Vec<virtiofs::Device> = shares.iter().map(|s| s.device(&machine.dir)).collect();
     let qemu_log = std::fs::File::create(machine.dir.join("qemu.log"))?;
+    let engine_env = crate::machine::engine_env()?;
     let mut cmd = tokio::process::Command::new(qemu::binary());
     cmd.args(qemu::args(
         cfg,
@@ -101,6 +102,7 @@ async fn run(machine: &Machine, cfg: &MachineConfig, accel: qemu::Accel) -> Resu
             serial_log: &machine.serial_log(),
             net_socket: &machine.net_socket(),
             shares: &devices,
+            engine_env: &engine_env,
         },
     ))
     .stdin(Stdio::null())

@@ -144,7 +144,7 @@ impl Machine {
                 "op": "up",
                 "name": name,
                 "socket": socket,
-                "env": skiff_common::vsock::engine_env_words(|k| std::env::var(k).ok()),
+                "env": super::engine_env()?,
             }),
         )
         .map_err(|e| SkiffError::new(format!("machine {}: engine {name}: {e:#}", self.name)))?;

@@ -81,6 +81,10 @@ pub struct Paths<'a> {
     pub net_socket: &'a Path,
     /// The shared host directories, each served by its virtiofsd.
     pub shares: &'a [super::virtiofs::Device],
+    /// The engine's settings (`KEY=VALUE`, `crate::machine::engine_env`) for the machine's
+    /// engines: on the kernel command line, which hands words with `=` it does not know to
+    /// PID 1 as its environment; the engines PID 1 starts inherit it.
+    pub engine_env: &'a [String],
 }
 
 /// The guest's kernel command line. `reboot=t` makes the agent's restart a triple fault, which
@@ -123,7 +127,7 @@ pub fn args(cfg: &MachineConfig, accel: Accel, p: &Paths) -> Vec<String> {
         "-initrd".into(),
         cfg.initramfs.display().to_string(),
         "-append".into(),
-        cmdline(p.shares),
+        cmdline(p.shares, p.engine_env),
         "-chardev".into(),
         format!("socket,id=vsock,path={}", p.vhost_socket.display()),
         "-device".into(),
@@ -155,15 +159,18 @@ pub fn args(cfg: &MachineConfig, accel: Accel, p: &Paths) -> Vec<String> {
     a
 }
 
-/// The kernel command line, with the shares PID 1 is to mount.
-fn cmdline(shares: &[super::virtiofs::Device]) -> String {
+/// The kernel command line, with the shares PID 1 is to mount and the engines' settings.
+fn cmdline(shares: &[super::virtiofs::Device], engine_env: &[String]) -> String {
     let offers: Vec<_> = shares.iter().map(|d| d.offer.clone()).collect();
     let param = skiff_common::shares::Offer::encode(&offers);
-    if param.is_empty() {
-        CMDLINE.to_string()
-    } else {
-        format!("{CMDLINE} {param}")
+    let mut line = CMDLINE.to_string();
+    for w in std::iter::once(&param).chain(engine_env) {
+        if !w.is_empty() {
+            line.push(' ');
+            line.push_str(w);
+        }
     }
+    line
 }
 
 #[cfg(test)]
@@ -188,6 +195,7 @@ mod tests {
             serial_log: Path::new("/m/serial.log"),
             net_socket: Path::new("/m/net.sock"),
             shares: &[],
+            engine_env: &[],
         };
         let a = args(&cfg, Accel::Tcg, &p).join(" ");
         assert!(
@@ -208,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn each_share_is_a_device_and_a_word_of_the_command_line() {
+    fn each_share_is_a_device_and_a_word_of_the_command_line_as_are_the_engine_settings() {
         let cfg = MachineConfig {
             name: "default".into(),
             cpus: 1,
@@ -228,12 +236,14 @@ mod tests {
             },
         };
         let shares = [dev(0, "/root", false), dev(2, "/srv", true)];
+        let env = ["SKIFF_REGISTRY_MIRRORS=http://127.0.0.1:5000".to_string()];
         let p = Paths {
             vhost_socket: Path::new("/m/vhost.sock"),
             disk: Path::new("/m/disk.raw"),
             serial_log: Path::new("/m/serial.log"),
             net_socket: Path::new("/m/net.sock"),
             shares: &shares,
+            engine_env: &env,
         };
         let a = args(&cfg, Accel::Tcg, &p);
         let joined = a.join(" ");
@@ -248,7 +258,7 @@ mod tests {
         let append = a.iter().position(|w| w == "-append").unwrap();
         assert_eq!(
             a[append + 1],
-            format!("{CMDLINE} skiff.shares=skiffshare0:rw:2f726f6f74,skiffshare2:ro:2f737276")
+            format!("{CMDLINE} skiff.shares=skiffshare0:rw:2f726f6f74,skiffshare2:ro:2f737276 SKIFF_REGISTRY_MIRRORS=http://127.0.0.1:5000")
         );
     }
 }
