@@ -2,7 +2,8 @@
 //! legacy builder does — each step an image whose parent is the step before (so `history`
 //! reads as docker's and the cache can find it), each RUN a real container of the engine
 //! (same runtime, default bridge), each COPY/ADD a layer written through the engine's
-//! chrooted archive helper into an overlay of the step's image.
+//! chrooted archive helper into an overlay of the step's image (or made straight from the
+//! sources when what that would leave can be told beforehand: `copy_direct.rs`).
 //!
 //! The cache is the classic builder's: a step is reused when an image whose parent is the
 //! current one recorded the same step (its `container_config`, whose `Cmd` names the step, and
@@ -348,8 +349,7 @@ impl Run<'_> {
             .remove("OnBuild")
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
-        let mut state = StageState::new(config.clone(), self.escape);
-        state.config = std::mem::take(&mut config);
+        let mut state = StageState::new(config, self.escape);
         let mut cur = base;
         if !triggers.is_empty() {
             self.say(format!(

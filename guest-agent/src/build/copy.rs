@@ -308,10 +308,86 @@ pub fn sources_digest(sources: &[Source]) -> Result<String> {
     Ok(format!("{kind}:{}", hex::encode(h.finalize())))
 }
 
-/// Write the tar stream that places `sources` at `dest` (relative to the root, e.g.
-/// `app/src`) into `out`.
+/// One entry of a COPY's tar stream, in stream order: where it lands (relative to the root)
+/// and the header the stream gives it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub to: PathBuf,
+    pub what: What,
+    /// Permission bits as the header carries them (`--chmod`'s for files and directories).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum What {
+    Dir,
+    File { from: PathBuf, size: u64 },
+    Symlink(PathBuf),
+}
+
+/// The entries of the stream that places `sources` at `dest` (relative to the root, e.g.
+/// `app/src`), as `write_copy` writes them.
 /// `make_dest` adds the destination directory itself (when the image lacks it: an existing
 /// one keeps its owner and mode).
+pub fn plan_copy(
+    sources: &[Source],
+    dest: &Path,
+    dest_is_dir: bool,
+    make_dest: bool,
+    place: Placement,
+) -> Result<Vec<Planned>> {
+    let mut out = Vec::new();
+    if dest_is_dir && make_dest && !dest.as_os_str().is_empty() {
+        // The destination directory itself, made as docker makes it.
+        out.push(Planned {
+            to: dest.to_path_buf(),
+            what: What::Dir,
+            mode: 0o755,
+            uid: place.uid,
+            gid: place.gid,
+            mtime: now_secs(),
+        });
+    }
+    for item in plan(sources, dest, dest_is_dir)? {
+        let md = fs::symlink_metadata(&item.from)
+            .with_context(|| format!("reading {}", item.from.display()))?;
+        let ft = md.file_type();
+        let perm = md.permissions().mode() & 0o7777;
+        let what = if ft.is_dir() {
+            What::Dir
+        } else if ft.is_symlink() {
+            What::Symlink(fs::read_link(&item.from)?)
+        } else if ft.is_file() {
+            What::File {
+                from: item.from,
+                size: md.len(),
+            }
+        } else {
+            bail!(
+                "COPY of {}: only files, directories and symlinks can be copied",
+                item.from.display()
+            );
+        };
+        out.push(Planned {
+            to: item.to,
+            // --chmod is not a symlink's: its own mode is what the link had.
+            mode: match what {
+                What::Symlink(_) => perm,
+                _ => place.mode.unwrap_or(perm),
+            },
+            what,
+            uid: place.uid,
+            gid: place.gid,
+            mtime: md.mtime().max(0) as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// Write the tar stream that places `sources` at `dest` (see `plan_copy`) into `out`.
 pub fn write_copy<W: Write>(
     sources: &[Source],
     dest: &Path,
@@ -321,51 +397,62 @@ pub fn write_copy<W: Write>(
     out: W,
 ) -> Result<W> {
     let mut tar = tar::Builder::new(out);
-    if dest_is_dir && make_dest && !dest.as_os_str().is_empty() {
-        // The destination directory itself, made as docker makes it.
+    for p in plan_copy(sources, dest, dest_is_dir, make_dest, place)? {
         let mut h = Header::new_gnu();
-        h.set_entry_type(EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_uid(place.uid as u64);
-        h.set_gid(place.gid as u64);
-        h.set_mtime(now_secs());
+        h.set_mode(p.mode);
+        h.set_uid(p.uid as u64);
+        h.set_gid(p.gid as u64);
+        h.set_mtime(p.mtime);
         h.set_size(0);
-        tar.append_data(&mut h, dest, io::empty())?;
-    }
-    for item in plan(sources, dest, dest_is_dir)? {
-        let md = fs::symlink_metadata(&item.from)
-            .with_context(|| format!("reading {}", item.from.display()))?;
-        let ft = md.file_type();
-        let mut h = Header::new_gnu();
-        let perm = md.permissions().mode() & 0o7777;
-        h.set_mode(place.mode.unwrap_or(perm));
-        h.set_uid(place.uid as u64);
-        h.set_gid(place.gid as u64);
-        h.set_mtime(md.mtime().max(0) as u64);
-        h.set_size(0);
-        if ft.is_dir() {
-            h.set_entry_type(EntryType::Directory);
-            tar.append_data(&mut h, &item.to, io::empty())?;
-        } else if ft.is_symlink() {
-            h.set_entry_type(EntryType::Symlink);
-            h.set_mode(perm);
-            let target = fs::read_link(&item.from)?;
-            tar.append_link(&mut h, &item.to, target)?;
-        } else if ft.is_file() {
-            h.set_entry_type(EntryType::Regular);
-            h.set_size(md.len());
-            let f = fs::File::open(&item.from)
-                .with_context(|| format!("reading {}", item.from.display()))?;
-            tar.append_data(&mut h, &item.to, f)?;
-        } else {
-            bail!(
-                "COPY of {}: only files, directories and symlinks can be copied",
-                item.from.display()
-            );
+        match &p.what {
+            What::Dir => {
+                h.set_entry_type(EntryType::Directory);
+                tar.append_data(&mut h, &p.to, io::empty())?;
+            }
+            What::Symlink(target) => {
+                h.set_entry_type(EntryType::Symlink);
+                tar.append_link(&mut h, &p.to, target)?;
+            }
+            What::File { from, size } => {
+                h.set_entry_type(EntryType::Regular);
+                h.set_size(*size);
+                tar.append_data(&mut h, &p.to, open_sized(from, *size)?)?;
+            }
         }
     }
     tar.finish()?;
     Ok(tar.into_inner()?)
+}
+
+/// A source file to read for exactly the size its header announced: one that shrank or grew
+/// since it was planned is an error, not a tar whose later entries are misplaced.
+pub fn open_sized(path: &Path, size: u64) -> Result<impl Read> {
+    let f = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Sized {
+        inner: f.take(size + 1),
+        left: size,
+        path: path.to_path_buf(),
+    })
+}
+
+struct Sized {
+    inner: io::Take<fs::File>,
+    left: u64,
+    path: PathBuf,
+}
+
+impl Read for Sized {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left || (n == 0 && self.left > 0 && !buf.is_empty()) {
+            return Err(io::Error::other(format!(
+                "{} changed size while it was copied",
+                self.path.display()
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 fn now_secs() -> u64 {

@@ -1,5 +1,7 @@
 //! COPY and ADD steps: the files are written into an overlay of the step's image by the
-//! engine's chrooted archive helper, and the overlay's upper dir becomes the step's layer.
+//! engine's chrooted archive helper, and the overlay's upper dir becomes the step's layer —
+//! or, when the outcome can be told without writing them there (`copy_direct.rs`), the
+//! layer is made straight from the sources.
 //! ADD also extracts a local tar archive (plain, gzip or zstd) and fetches an http(s) URL.
 
 use std::fs;
@@ -11,27 +13,25 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::builder::{fail, Run};
 use super::copy::{self, Placement, Source};
+use super::copy_direct::{self, Route};
 use super::dockerfile::CopyArgs;
 use super::instructions::{clean_path, StageState};
 use crate::containers::rootfs::{self, Paths};
 use crate::images::diff::Upper;
 use crate::images::ingest::ingest_changes;
-use crate::images::store::{tempfile_in, Image, Store};
+use crate::images::store::{tempfile_in, Image, LayerRecord, Store};
 
 /// An overlay of an image's layers mounted under a work directory, unmounted and removed when
 /// dropped.
-struct Mounted {
+pub(super) struct Mounted {
     paths: Paths,
     dir: PathBuf,
-    lowers: Vec<PathBuf>,
+    pub(super) lowers: Vec<PathBuf>,
 }
 
 impl Mounted {
     fn new(store: &Store, work: &Path, image: Option<&Image>) -> Result<Mounted> {
-        let dir = tempfile_in(work)?;
-        let empty = dir.join("empty");
-        fs::create_dir_all(&empty).context("creating the step's directory")?;
-        let mut lowers: Vec<PathBuf> = match image {
+        let lowers: Vec<PathBuf> = match image {
             Some(img) => img
                 .record
                 .layers
@@ -41,6 +41,14 @@ impl Mounted {
                 .collect::<Result<_>>()?,
             None => Vec::new(),
         };
+        Mounted::over(work, lowers)
+    }
+
+    /// An overlay of these layer trees, top first.
+    pub(super) fn over(work: &Path, mut lowers: Vec<PathBuf>) -> Result<Mounted> {
+        let dir = tempfile_in(work)?;
+        let empty = dir.join("empty");
+        fs::create_dir_all(&empty).context("creating the step's directory")?;
         if lowers.is_empty() {
             // FROM scratch: an empty tree under the upper dir.
             lowers.push(empty);
@@ -50,7 +58,7 @@ impl Mounted {
         Ok(Mounted { paths, dir, lowers })
     }
 
-    fn root(&self) -> PathBuf {
+    pub(super) fn root(&self) -> PathBuf {
         self.paths.rootfs()
     }
 }
@@ -67,7 +75,7 @@ impl Drop for Mounted {
 
 /// How an ADD source is compressed, if it is a tar archive to extract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Archive {
+pub(super) enum Archive {
     Tar,
     Gzip,
     Zstd,
@@ -150,6 +158,140 @@ fn put(
         bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
     }
     written
+}
+
+/// Where a COPY's sources land in the step's image, by docker's rules.
+pub(super) struct Destination {
+    /// Absolute and clean (`/app/src`).
+    pub clean: String,
+    /// The image has a directory there (symlinks followed).
+    pub exists_as_dir: bool,
+    /// The sources go into it, rather than becoming it.
+    pub is_dir: bool,
+}
+
+impl Destination {
+    /// `word` as the COPY gives it (relative ones are under `workdir`), looked up in `root`,
+    /// the step's image.
+    pub(super) fn find(root: &Path, sources: &[Source], word: &str, workdir: &str) -> Self {
+        let abs = if word.starts_with('/') {
+            word.to_string()
+        } else {
+            format!("{}/{word}", if workdir.is_empty() { "/" } else { workdir })
+        };
+        let clean = clean_path(&abs);
+        let exists_as_dir = copy::resolve_in_root(root, &clean, true)
+            .map(|p| p.is_dir())
+            .unwrap_or(false);
+        // Several sources go into it (the caller has refused them without a trailing `/`),
+        // and so do a directory's contents.
+        let several = sources.len() > 1;
+        let single_dir =
+            sources.len() == 1 && fs::metadata(&sources[0].path).is_ok_and(|m| m.is_dir());
+        let is_dir = word.ends_with('/') || several || single_dir || exists_as_dir;
+        Destination {
+            clean,
+            exists_as_dir,
+            is_dir,
+        }
+    }
+
+    /// Relative to the root (`app/src`).
+    pub(super) fn rel(&self) -> PathBuf {
+        PathBuf::from(self.clean.trim_start_matches('/'))
+    }
+}
+
+/// What a COPY writes and where, decided from its arguments and the step's image.
+pub(super) struct CopyJob {
+    pub plain: Vec<Source>,
+    /// ADD's local archives, extracted at the destination.
+    pub archives: Vec<(Source, Archive)>,
+    pub dest: Destination,
+    pub place: Placement,
+}
+
+/// The COPY's layer: made straight from the sources when `copy_direct` can tell what the
+/// overlay route would make, else through the overlay. Blocking.
+pub(super) fn copy_layer(
+    agent: &Path,
+    target: &Mounted,
+    job: &CopyJob,
+    store: &Store,
+    limit: u64,
+    verb: &str,
+) -> Result<LayerRecord> {
+    if job.archives.is_empty() {
+        let root = target.root();
+        let image = copy_direct::Image {
+            root: &root,
+            lowers: &target.lowers,
+        };
+        let route = copy_direct::route(
+            &image,
+            &job.plain,
+            &job.dest.rel(),
+            job.dest.is_dir,
+            !job.dest.exists_as_dir,
+            job.place,
+        )
+        .map_err(|e| fail(format!("{verb} failed: {e:#}")))?;
+        match route {
+            Route::Direct(layer) => {
+                return layer.ingest(store, "of a COPY step", limit, |e| {
+                    fail(format!("{verb} failed: {e:#}"))
+                })
+            }
+            Route::Overlay(why) => tracing::debug!("{verb} through the step's overlay: {why}"),
+        }
+    }
+    layer_through_overlay(agent, target, job, store, limit, verb)
+}
+
+/// The overlay route: the stream unpacked into the step's overlay by the chrooted helper,
+/// the upper dir read back as the layer. Blocking.
+pub(super) fn layer_through_overlay(
+    agent: &Path,
+    target: &Mounted,
+    job: &CopyJob,
+    store: &Store,
+    limit: u64,
+    verb: &str,
+) -> Result<LayerRecord> {
+    let root = target.root();
+    if !job.plain.is_empty() || !job.archives.is_empty() {
+        let make_dir = !job.archives.is_empty();
+        put(agent, &root, "/", |w| {
+            copy::write_copy(
+                &job.plain,
+                &job.dest.rel(),
+                job.dest.is_dir || make_dir,
+                !job.dest.exists_as_dir,
+                job.place,
+                w,
+            )
+            .map(drop)
+        })
+        .map_err(|e| fail(format!("{verb} failed: {e:#}")))?;
+    }
+    for (s, kind) in &job.archives {
+        put(agent, &root, &job.dest.clean, |w| {
+            io::copy(&mut open_archive(&s.path, *kind)?, w)
+                .map(drop)
+                .with_context(|| format!("extracting {}", s.shown))
+        })
+        .map_err(|e| fail(format!("ADD failed: {}: {e:#}", s.shown)))?;
+    }
+    ingest_changes(
+        store,
+        &Upper {
+            dir: &target.paths.upper(),
+            lowers: &target.lowers,
+            skip: &[],
+        },
+        "of a COPY step",
+        limit,
+    )
 }
 
 impl Run<'_> {
@@ -257,21 +399,7 @@ impl Run<'_> {
         let target = Mounted::new(&self.b.store, &self.work, cur.as_ref())?;
         let root = target.root();
         let workdir = state.config.working_dir.clone().unwrap_or_default();
-        let dest_abs = if dest_word.starts_with('/') {
-            dest_word.clone()
-        } else {
-            format!(
-                "{}/{dest_word}",
-                if workdir.is_empty() { "/" } else { &workdir }
-            )
-        };
-        let dest_clean = clean_path(&dest_abs);
-        let exists_as_dir = copy::resolve_in_root(&root, &dest_clean, true)
-            .map(|p| p.is_dir())
-            .unwrap_or(false);
-        let single_dir =
-            sources.len() == 1 && fs::metadata(&sources[0].path).is_ok_and(|m| m.is_dir());
-        let dest_is_dir = dest_word.ends_with('/') || several || single_dir || exists_as_dir;
+        let dest = Destination::find(&root, &sources, &dest_word, &workdir);
         let (uid, gid) = match &chown {
             Some(spec) => copy::resolve_chown(&root, spec).map_err(|e| fail(format!("{e:#}")))?,
             None => (0, 0),
@@ -287,52 +415,22 @@ impl Run<'_> {
             }
         }
         let agent = self.b.containers.agent_exe().to_path_buf();
-        let rel_dest = PathBuf::from(dest_clean.trim_start_matches('/'));
-        let root_for_put = root.clone();
+        let job = CopyJob {
+            plain,
+            archives,
+            dest,
+            place,
+        };
         let store = self.b.store.clone();
         let limit = self.req.max_layer;
-        let lowers = target.lowers.clone();
-        let upper = target.paths.upper();
-        let dest_for_archives = dest_clean.clone();
         let verb = verb.to_string();
-        let layer = tokio::task::spawn_blocking(move || -> Result<_> {
-            if !plain.is_empty() || !archives.is_empty() {
-                let make_dir = !archives.is_empty();
-                put(&agent, &root_for_put, "/", |w| {
-                    copy::write_copy(
-                        &plain,
-                        &rel_dest,
-                        dest_is_dir || make_dir,
-                        !exists_as_dir,
-                        place,
-                        w,
-                    )
-                    .map(drop)
-                })
-                .map_err(|e| fail(format!("{verb} failed: {e:#}")))?;
-            }
-            for (s, kind) in &archives {
-                put(&agent, &root_for_put, &dest_for_archives, |w| {
-                    io::copy(&mut open_archive(&s.path, *kind)?, w)
-                        .map(drop)
-                        .with_context(|| format!("extracting {}", s.shown))
-                })
-                .map_err(|e| fail(format!("ADD failed: {}: {e:#}", s.shown)))?;
-            }
-            let skip: Vec<PathBuf> = Vec::new();
-            ingest_changes(
-                &store,
-                &Upper {
-                    dir: &upper,
-                    lowers: &lowers,
-                    skip: &skip,
-                },
-                "of a COPY step",
-                limit,
-            )
+        let (layer, target) = tokio::task::spawn_blocking(move || {
+            let layer = copy_layer(&agent, &target, &job, &store, limit, &verb);
+            (layer, target)
         })
         .await
-        .map_err(|e| anyhow!("a COPY step's task failed: {e}"))??;
+        .map_err(|e| anyhow!("a COPY step's task failed: {e}"))?;
+        let layer = layer?;
         drop(target);
         drop(source_mount);
         let _ = fs::remove_dir_all(&downloads);

@@ -111,16 +111,21 @@ pub struct Upper<'a> {
 
 type Entry = (PathBuf, fs::Metadata, Node);
 
+/// The metadata of `rel` in the topmost of `lowers` (layer trees, top first) that has it, as
+/// the diff compares a directory with the image's (a COPY made without an overlay, too).
+pub fn lower_metadata(lowers: &[PathBuf], rel: &Path) -> Option<fs::Metadata> {
+    lowers
+        .iter()
+        .find_map(|l| fs::symlink_metadata(l.join(rel)).ok())
+}
+
 impl Upper<'_> {
     fn in_lower(&self, rel: &Path) -> bool {
         self.lower_md(rel).is_some()
     }
 
-    /// The metadata of `rel` in the topmost lower layer that has it.
     fn lower_md(&self, rel: &Path) -> Option<fs::Metadata> {
-        self.lowers
-            .iter()
-            .find_map(|l| fs::symlink_metadata(l.join(rel)).ok())
+        lower_metadata(self.lowers, rel)
     }
 
     /// The entries that are changes, in path order: skipped subtrees left out, and a
