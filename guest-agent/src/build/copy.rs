@@ -398,30 +398,43 @@ pub fn write_copy<W: Write>(
 ) -> Result<W> {
     let mut tar = tar::Builder::new(out);
     for p in plan_copy(sources, dest, dest_is_dir, make_dest, place)? {
-        let mut h = Header::new_gnu();
-        h.set_mode(p.mode);
-        h.set_uid(p.uid as u64);
-        h.set_gid(p.gid as u64);
-        h.set_mtime(p.mtime);
-        h.set_size(0);
-        match &p.what {
-            What::Dir => {
-                h.set_entry_type(EntryType::Directory);
-                tar.append_data(&mut h, &p.to, io::empty())?;
-            }
-            What::Symlink(target) => {
-                h.set_entry_type(EntryType::Symlink);
-                tar.append_link(&mut h, &p.to, target)?;
-            }
-            What::File { from, size } => {
-                h.set_entry_type(EntryType::Regular);
-                h.set_size(*size);
-                tar.append_data(&mut h, &p.to, open_sized(from, *size)?)?;
-            }
-        }
+        append_entry(&mut tar, &p.to, &p.what, [p.mode, p.uid, p.gid], p.mtime)?;
     }
     tar.finish()?;
     Ok(tar.into_inner()?)
+}
+
+/// Append one entry of a copy to `tar`, with the headers the diff (`Upper::write_layer`)
+/// gives the same entry of an upper dir; `[mode, uid, gid]` as the entry is to have them.
+pub fn append_entry<W: Write>(
+    tar: &mut tar::Builder<W>,
+    to: &Path,
+    what: &What,
+    [mode, uid, gid]: [u32; 3],
+    mtime: u64,
+) -> Result<()> {
+    let mut h = Header::new_gnu();
+    h.set_mode(mode & 0o7777);
+    h.set_uid(uid as u64);
+    h.set_gid(gid as u64);
+    h.set_mtime(mtime);
+    h.set_size(0);
+    match what {
+        What::Dir => {
+            h.set_entry_type(EntryType::Directory);
+            tar.append_data(&mut h, to, io::empty())?;
+        }
+        What::Symlink(target) => {
+            h.set_entry_type(EntryType::Symlink);
+            tar.append_link(&mut h, to, target)?;
+        }
+        What::File { from, size } => {
+            h.set_entry_type(EntryType::Regular);
+            h.set_size(*size);
+            tar.append_data(&mut h, to, open_sized(from, *size)?)?;
+        }
+    }
+    Ok(())
 }
 
 /// A source file to read for exactly the size its header announced: one that shrank or grew

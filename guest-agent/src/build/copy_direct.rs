@@ -48,11 +48,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use tar::{EntryType, Header};
 
 use super::copy::{self, Placement, Planned, Source, What};
 use crate::images::diff::lower_metadata;
-use crate::images::ingest::ingest_layer;
+use crate::images::ingest::ingest_written;
 use crate::images::store::{LayerRecord, Store};
 
 /// The step's image: its merged tree (the mounted overlay, read and never written here) and
@@ -422,22 +421,7 @@ impl DirectLayer {
         limit: u64,
         failed: impl FnOnce(anyhow::Error) -> anyhow::Error,
     ) -> Result<LayerRecord> {
-        let (reader, writer) = io::pipe().context("making a pipe")?;
-        std::thread::scope(|s| {
-            let packer = s.spawn(move || self.write(writer).map(drop));
-            let stored = ingest_layer(store, reader, name, limit);
-            let packed = packer
-                .join()
-                .map_err(|_| anyhow!("the thread writing the layer panicked"))?;
-            match (stored, packed) {
-                (Ok(rec), Ok(())) => Ok(rec),
-                // The writer's failure is the cause when it was not the reader's echo (a
-                // broken pipe): the reader then only saw the stream cut short.
-                (_, Err(e)) if !is_broken_pipe(&e) => Err(failed(e)),
-                (Err(e), _) => Err(e),
-                (Ok(_), Err(e)) => Err(failed(e)),
-            }
-        })
+        ingest_written(store, name, limit, |w| self.write(w).map(drop), failed)
     }
 
     /// The layer's tar stream, with the headers the diff (`Upper::write_layer`) gives the
@@ -445,38 +429,11 @@ impl DirectLayer {
     fn write<W: Write>(&self, out: W) -> Result<W> {
         let mut tar = tar::Builder::new(out);
         for (rel, n) in &self.entries {
-            let mut h = Header::new_gnu();
-            h.set_mode(n.mode & 0o7777);
-            h.set_uid(n.uid as u64);
-            h.set_gid(n.gid as u64);
-            h.set_mtime(n.mtime);
-            h.set_size(0);
-            match &n.what {
-                What::Dir => {
-                    h.set_entry_type(EntryType::Directory);
-                    tar.append_data(&mut h, rel, io::empty())?;
-                }
-                What::File { from, size } => {
-                    h.set_entry_type(EntryType::Regular);
-                    h.set_size(*size);
-                    tar.append_data(&mut h, rel, copy::open_sized(from, *size)?)?;
-                }
-                What::Symlink(target) => {
-                    h.set_entry_type(EntryType::Symlink);
-                    tar.append_link(&mut h, rel, target)?;
-                }
-            }
+            copy::append_entry(&mut tar, rel, &n.what, [n.mode, n.uid, n.gid], n.mtime)?;
         }
         tar.finish().context("finishing the layer's tar stream")?;
         tar.into_inner().context("finishing the layer's tar stream")
     }
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
 }
 
 #[cfg(test)]

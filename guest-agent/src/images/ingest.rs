@@ -133,22 +133,47 @@ fn ingest_into<R: Read>(
     Ok(rec)
 }
 
-/// Store an overlay upper dir's changes as a layer (a build step, `commit`). The tar is
-/// written on one thread and unpacked into the store on this one, never held whole in memory
-/// or on disk twice. Blocking.
+/// Store an overlay upper dir's changes as a layer (a build step, `commit`). Blocking.
 pub fn ingest_changes(store: &Store, upper: &Upper, name: &str, limit: u64) -> Result<LayerRecord> {
+    ingest_written(
+        store,
+        name,
+        limit,
+        |w| upper.write_layer(w).map(drop),
+        |e| e.context("writing the changes as a layer"),
+    )
+}
+
+/// Store the layer whose tar `write` makes: written on one thread and unpacked into the store
+/// on this one, never held whole in memory or on disk twice. A failure of the writing side
+/// is the cause (worded by `failed`) unless it is a broken pipe, which only echoes the
+/// store's side stopping first. Blocking.
+pub fn ingest_written(
+    store: &Store,
+    name: &str,
+    limit: u64,
+    write: impl FnOnce(io::PipeWriter) -> Result<()> + Send,
+    failed: impl FnOnce(anyhow::Error) -> anyhow::Error,
+) -> Result<LayerRecord> {
     let (reader, writer) = io::pipe().context("making a pipe")?;
     std::thread::scope(|s| {
-        let packer = s.spawn(move || upper.write_layer(writer).map(drop));
+        let packer = s.spawn(move || write(writer));
         let stored = ingest_layer(store, reader, name, limit);
         let packed = packer
             .join()
             .map_err(|_| anyhow::anyhow!("the thread writing the layer panicked"))?;
         match (stored, packed) {
             (Ok(rec), Ok(())) => Ok(rec),
-            // The unpacker stopped first: the packer's broken pipe is only its echo.
+            (_, Err(e)) if !is_broken_pipe(&e) => Err(failed(e)),
             (Err(e), _) => Err(e),
-            (Ok(_), Err(e)) => Err(e.context("writing the changes as a layer")),
+            (Ok(_), Err(e)) => Err(failed(e)),
         }
+    })
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
 }
