@@ -522,6 +522,63 @@ fn a_built_image_pushed_then_pulled_into_an_empty_store_is_the_same_image() {
     );
 }
 
+/// docker cancels a build whose client goes away: the running step's command is killed, its
+/// container removed, nothing tagged; the steps done before stay as the cache.
+#[test]
+fn a_build_whose_client_goes_away_is_canceled() {
+    let (s, bb) = ready();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {bb}\nRUN echo first > /first\nRUN echo started && sleep 60\nCMD [\"true\"]\n"
+        ),
+    )]);
+    let mut child = s
+        .command()
+        .args(["build", "-t", "abandoned"])
+        .arg(ctx.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn build");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
+        assert!(n > 0, "the build ended before its second RUN step:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("started") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // The step's container goes as soon as the engine sees the client gone, long before the
+    // sleep would end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = s.run(&["ps", "-a", "-q"]).ok().stdout;
+        if left.trim().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the canceled step's container is still there: {left}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    s.run(&["image", "inspect", "abandoned"])
+        .fails_with(1, "No such image");
+    // The first RUN was kept as the cache.
+    let ctx2 = context(&[(
+        "Dockerfile",
+        &format!("FROM {bb}\nRUN echo first > /first\n"),
+    )]);
+    let out = build(&s, &["-t", "kept"], ctx2.path()).ok();
+    assert!(out.stdout.contains(" ---> Using cache"), "{}", out.stdout);
+}
+
 #[test]
 fn a_build_killed_midway_leaves_nothing_half_visible() {
     let (s, bb) = ready();

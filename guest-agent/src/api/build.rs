@@ -203,8 +203,10 @@ pub async fn build(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiErr
         store: ctx.store.clone(),
         puller: ctx.puller.clone(),
     };
-    // The build runs on its own task: a client that goes away does not leave a step half
-    // done (its images stay as cache, as docker's do).
+    // The build runs on its own task, so that a client going away does not drop it halfway
+    // through a step: the build notices (its stream's receiver is gone), kills a running
+    // step's command and stops without tagging; the steps done stay as the cache, as with
+    // docker.
     tokio::spawn(async move {
         if let Err(f) = builder.build(&build_req, &context.dir, &out_tx).await {
             let detail = match f.code {

@@ -233,6 +233,7 @@ impl Builder {
                 names.join(" ")
             ));
         }
+        run.still_wanted()?;
         let _ = out.send(json!({"aux": {"ID": image.record.id}}));
         run.say(format!("Successfully built {}\n", short(&image.record.id)));
         for (key, shown) in &req.tags {
@@ -244,6 +245,11 @@ impl Builder {
         }
         Ok(image)
     }
+}
+
+/// The build's client went away.
+pub(super) fn canceled() -> anyhow::Error {
+    fail("the build was canceled: its client went away")
 }
 
 /// The largest Dockerfile read (docker's own limit is in the same range).
@@ -299,6 +305,22 @@ impl Run<'_> {
         }
     }
 
+    /// Stop the build when its client has gone away (its stream's receiver was dropped), as
+    /// docker cancels a build whose client disconnects: checked before each step and before
+    /// tagging, and raced against a RUN's command (`run_step`). Steps already done stay as
+    /// the cache.
+    pub(super) fn still_wanted(&self) -> Result<()> {
+        if self.out.is_closed() {
+            return Err(canceled());
+        }
+        Ok(())
+    }
+
+    /// Resolves once the build's client has gone away.
+    pub(super) async fn client_gone(&self) {
+        self.out.closed().await
+    }
+
     fn announce(&mut self, step: &Step) {
         self.step += 1;
         self.say(format!(
@@ -316,6 +338,7 @@ impl Run<'_> {
     }
 
     async fn stage(&mut self, stage: &dockerfile::Stage) -> Result<Option<Image>> {
+        self.still_wanted()?;
         self.announce(&stage.from);
         let Instruction::From {
             image,
@@ -363,6 +386,7 @@ impl Run<'_> {
             }
         }
         for step in &stage.steps {
+            self.still_wanted()?;
             self.announce(step);
             self.dispatch(step, &mut state, &mut cur).await?;
         }

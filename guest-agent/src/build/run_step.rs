@@ -5,10 +5,10 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::builder::{Failure, Run};
+use super::builder::{canceled, Failure, Run};
 use super::dockerfile::CmdForm;
 use super::instructions::{StageState, PROXY_ARGS};
-use crate::containers::engine::WaitCondition;
+use crate::containers::engine::{Signal, WaitCondition};
 use crate::containers::follow::{follow, FollowSpec};
 use crate::images::store::Image;
 
@@ -144,7 +144,17 @@ impl Run<'_> {
                 }
             }
         });
-        let code = containers.wait(c, WaitCondition::NotRunning).await;
+        let code = tokio::select! {
+            code = containers.wait(c, WaitCondition::NotRunning) => Some(code),
+            () = self.client_gone() => None,
+        };
+        let Some(code) = code else {
+            // The caller removes the container; its command must not run on meanwhile.
+            if let Err(e) = containers.kill_and_wait(c, Signal::KILL).await {
+                tracing::debug!("stopping the canceled build's step {}: {e}", c.id);
+            }
+            return Err(canceled());
+        };
         let _ = follower.await;
         let _ = printer.await;
         if code != 0 {
