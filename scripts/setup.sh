@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
-need=(docker-registry skopeo umoci busybox-static apache2-utils jq zstd iproute2 e2fsprogs curl python3 procps attr libseccomp-dev pkg-config tini iptables libc6-dev python3-venv)
+need=(docker-registry skopeo umoci busybox-static apache2-utils jq zstd bzip2 xz-utils iproute2 e2fsprogs curl python3 procps attr libseccomp-dev pkg-config tini iptables libc6-dev python3-venv)
 # The VM backend: the guest kernel's source and toolchain, the initramfs tools, QEMU.
 need+=(linux-source-6.1 build-essential flex bison libelf-dev bc cpio binutils qemu-system-x86 passt ca-certificates)
 # virtiofsd, built from crates.io by scripts/build-virtiofsd.sh (with libseccomp-dev above).

@@ -240,6 +240,8 @@ fn dockerignore_build_args_workdir_and_chown() {
                  WORKDIR /app\n\
                  COPY --chown=1000:1000 . ./\n\
                  ADD pack.tar /unpacked/\n\
+                 ADD pack.tar.bz2 /bz/\n\
+                 ADD pack.tar.xz /xz/\n\
                  RUN ls -n /app > /listing && echo $V > /v\n"
             ),
         ),
@@ -249,17 +251,23 @@ fn dockerignore_build_args_workdir_and_chown() {
         ("keep.log", "yes\n"),
         ("code.txt", "yes\n"),
     ]);
-    // A tar for ADD to extract.
+    // Tars for ADD to extract: plain, and compressed as docker's ADD takes them.
     let pack = context(&[("inner/x.txt", "from the tar\n")]);
-    let status = Command::new("tar")
-        .args(["-cf"])
-        .arg(ctx.path().join("pack.tar"))
-        .arg("-C")
-        .arg(pack.path())
-        .arg("inner")
-        .status()
-        .expect("tar");
-    assert!(status.success());
+    for (name, flag) in [
+        ("pack.tar", "-cf"),
+        ("pack.tar.bz2", "-cjf"),
+        ("pack.tar.xz", "-cJf"),
+    ] {
+        let status = Command::new("tar")
+            .arg(flag)
+            .arg(ctx.path().join(name))
+            .arg("-C")
+            .arg(pack.path())
+            .arg("inner")
+            .status()
+            .expect("tar");
+        assert!(status.success(), "tar {flag}");
+    }
     let out = build(
         &s,
         &[
@@ -304,6 +312,19 @@ fn dockerignore_build_args_workdir_and_chown() {
             .ok()
             .stdout,
         "from the tar\n"
+    );
+    assert_eq!(
+        s.run(&[
+            "run",
+            "--rm",
+            "ign",
+            "cat",
+            "/bz/inner/x.txt",
+            "/xz/inner/x.txt"
+        ])
+        .ok()
+        .stdout,
+        "from the tar\nfrom the tar\n"
     );
     assert_eq!(s.run(&["run", "--rm", "ign", "pwd"]).ok().stdout, "/app\n");
 }

@@ -78,8 +78,14 @@ impl Drop for Mounted {
 pub(super) enum Archive {
     Tar,
     Gzip,
+    Bzip2,
+    Xz,
     Zstd,
 }
+
+/// The most an xz archive's decoder may take (its dictionary and buffers; `xz -9` needs
+/// about 65 MiB): an archive asking for more is refused rather than let eat the memory.
+const XZ_MEMORY_KIB: u32 = 256 << 10;
 
 fn archive_kind(path: &Path) -> Result<Option<Archive>> {
     let md = fs::metadata(path)?;
@@ -91,12 +97,8 @@ fn archive_kind(path: &Path) -> Result<Option<Archive>> {
     let kind = match &head[..n] {
         [0x1f, 0x8b, ..] => Archive::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Archive::Zstd,
-        [b'B', b'Z', b'h', ..] | [0xfd, b'7', b'z', b'X', b'Z', 0] => {
-            bail!(
-                "ADD {}: bzip2 and xz archives are not extracted by skiff; recompress it with gzip or zstd, or extract it in a RUN step",
-                path.display()
-            )
-        }
+        [b'B', b'Z', b'h', ..] => Archive::Bzip2,
+        [0xfd, b'7', b'z', b'X', b'Z', 0] => Archive::Xz,
         _ => Archive::Tar,
     };
     // Only a tar inside counts: a compressed non-tar file is copied as it is, as docker does.
@@ -111,6 +113,8 @@ fn open_archive(path: &Path, kind: Archive) -> Result<Box<dyn Read>> {
     Ok(match kind {
         Archive::Tar => Box::new(f),
         Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+        Archive::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(f)),
+        Archive::Xz => Box::new(lzma_rust2::XzReader::new_mem_limit(f, true, XZ_MEMORY_KIB)),
         Archive::Zstd => Box::new(zstd::stream::read::Decoder::new(f)?),
     })
 }
