@@ -242,10 +242,15 @@ fn dockerignore_build_args_workdir_and_chown() {
                  ADD pack.tar /unpacked/\n\
                  ADD pack.tar.bz2 /bz/\n\
                  ADD pack.tar.xz /xz/\n\
-                 RUN ls -n /app > /listing && echo $V > /v\n"
+                 RUN ls -an /app > /listing && echo $V > /v\n"
             ),
         ),
-        (".dockerignore", "secret.txt\n*.log\n!keep.log\n"),
+        // The Dockerfile and .dockerignore are sent all the same (the engine reads them) and
+        // then kept out of what the steps see, as dockerd does.
+        (
+            ".dockerignore",
+            "secret.txt\n*.log\n!keep.log\nDockerfile\n.dockerignore\n",
+        ),
         ("secret.txt", "no\n"),
         ("debug.log", "no\n"),
         ("keep.log", "yes\n"),
@@ -297,6 +302,10 @@ fn dockerignore_build_args_workdir_and_chown() {
     );
     assert!(
         !listing.contains("secret.txt") && !listing.contains("debug.log"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("Dockerfile") && !listing.contains(".dockerignore"),
         "{listing}"
     );
     assert!(

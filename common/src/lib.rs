@@ -2,6 +2,8 @@
 //! vsock ports and the network addresses of the VM.
 
 pub mod auth;
+pub mod dockerignore;
+pub mod gopath;
 pub mod gostr;
 pub mod ids;
 pub mod mirror;

@@ -147,6 +147,7 @@ impl Builder {
     ) -> Result<Image> {
         let name = &req.dockerfile;
         let text = read_dockerfile(context, name)?;
+        drop_ignored_build_files(context, name)?;
         let text = String::from_utf8_lossy(&text);
         let mut file = dockerfile::parse(&text).map_err(|e| fail(e.docker_message(name)))?;
 
@@ -278,6 +279,35 @@ fn read_dockerfile(context: &Path, name: &str) -> Result<Vec<u8>> {
         )));
     }
     Ok(text)
+}
+
+/// docker's `removeDockerfile`: the CLI sends `.dockerignore` and the Dockerfile even when
+/// `.dockerignore` excludes them (the engine must read them); excluded, they are taken out of
+/// what the steps see, so that `COPY . /app` copies neither. Both are top-level names in the
+/// usual case, where the CLI's legacy match is the daemon's.
+fn drop_ignored_build_files(context: &Path, dockerfile: &str) -> Result<()> {
+    use skiff_common::dockerignore::{read_patterns, Matcher};
+    let path = copy::resolve_in_root(context, ".dockerignore", true)?;
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(fail(format!("reading the context's .dockerignore: {e}"))),
+    };
+    let patterns = read_patterns(&String::from_utf8_lossy(&text));
+    let m =
+        Matcher::new(&patterns).map_err(|e| fail(format!("the context's .dockerignore: {e}")))?;
+    for name in [".dockerignore", dockerfile] {
+        if m.matches_legacy(name) {
+            let path = copy::resolve_in_root(context, name, false)?;
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(fail(format!("taking {name} out of the context: {e}")))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A value as a Dockerfile word that expands back to itself.

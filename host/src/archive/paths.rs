@@ -7,33 +7,7 @@ use std::io;
 
 use super::ArchiveError;
 
-/// Go's `filepath.Clean`.
-pub fn go_clean(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for comp in p.split('/') {
-        match comp {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
+pub use skiff_common::gopath::clean as go_clean;
 
 /// Go's `filepath.Base`.
 pub fn go_base(p: &str) -> String {
@@ -248,10 +222,6 @@ mod tests {
 
     #[test]
     fn go_paths() {
-        assert_eq!(go_clean("/a/b/../c/./"), "/a/c");
-        assert_eq!(go_clean("a/../../b"), "../b");
-        assert_eq!(go_clean(""), ".");
-        assert_eq!(go_clean("/.."), "/");
         assert_eq!(go_base("/a/b/"), "b");
         assert_eq!(go_base("/"), "/");
         assert_eq!(go_dir("/a/b"), "/a");

@@ -8,7 +8,7 @@
 //! Errors are docker's words (users' scripts match on them); the command decides the exit
 //! code.
 
-pub mod dockerignore;
+pub use skiff_common::dockerignore;
 
 use std::collections::HashMap;
 use std::fs;

@@ -3,7 +3,7 @@
 //! `!` exceptions and the parent-directory rules), word for word in behaviour, because a
 //! context that differs from docker's builds a different image.
 
-use crate::archive::go_clean;
+use crate::gopath::clean as go_clean;
 
 /// The patterns of a `.dockerignore` file, as buildkit's `ReadAll` returns them: `#`
 /// comment lines (only at the start of the line) and blank lines dropped, a UTF-8 BOM on
