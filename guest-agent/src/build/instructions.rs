@@ -361,19 +361,9 @@ fn normalize_port(word: &str) -> Result<String, String> {
     Ok(format!("{port}/{proto}"))
 }
 
-/// Go's `path.Clean` for an absolute path.
+/// Go's `path.Clean` for a path taken from the root (`..` stops there).
 pub fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    skiff_common::gopath::clean(&format!("/{p}"))
 }
 
 #[cfg(test)]
