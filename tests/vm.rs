@@ -832,3 +832,74 @@ fn vm_machine_shares_host_directories_as_their_owner() {
         "{log}"
     );
 }
+
+/// Installed as a package would be (scripts/install.sh into a prefix), skiff finds its agent,
+/// the guest kernel and image and virtiofsd by itself: `machine start` creates the default
+/// machine and the container runs on the guest's kernel, with none of skiff's variables set
+/// (only where machines live, so that the test's machine is its own).
+#[test]
+fn vm_an_installed_skiff_needs_no_variables() {
+    let vm = Vm::new();
+    let prefix = vm.dir.path().join("prefix");
+    // In the environment a build starts from, not the test's: the variables cargo test and
+    // its runner add (CARGO_*, RUSTC_BOOTSTRAP) change the build's fingerprints, and
+    // install.sh's cargo would build everything anew instead of finding it built.
+    let mut install = Command::new(repo_root().join("scripts/install.sh"));
+    install.env_clear();
+    for var in ["PATH", "HOME", "CI", "SKIFF_CACHE"] {
+        if let Some(v) = std::env::var_os(var) {
+            install.env(var, v);
+        }
+    }
+    let status = install
+        .arg(&prefix)
+        .stdin(Stdio::null())
+        .status()
+        .expect("run install.sh");
+    assert!(status.success(), "install.sh failed");
+    for file in [
+        "bin/skiff",
+        "bin/skiff-agent",
+        "share/skiff/vmlinux",
+        "share/skiff/initramfs.cpio.zst",
+        "libexec/skiff/virtiofsd",
+    ] {
+        assert!(prefix.join(file).is_file(), "{file} was not installed");
+    }
+    let home = vm.dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let clean = |args: &[&str]| {
+        Run::from(
+            Command::new(prefix.join("bin/skiff"))
+                .env_clear()
+                .env(
+                    "PATH",
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                )
+                .env("HOME", &home)
+                .env("SKIFF_MACHINES", vm.dir.path())
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run the installed skiff"),
+        )
+    };
+    let started = clean(&["machine", "start"]).ok();
+    assert!(
+        started.stderr.contains("Creating machine default..."),
+        "{}",
+        started.stderr
+    );
+    let out = clean(&[
+        "--backend",
+        "vm",
+        "run",
+        "--rm",
+        &image("busybox"),
+        "uname",
+        "-r",
+    ])
+    .ok();
+    assert_eq!(out.stdout.trim(), guest_release());
+    clean(&["machine", "rm", "-f"]).ok();
+}

@@ -21,7 +21,14 @@ pub fn run(cmd: &MachineCommand) -> Result<u8> {
     match cmd {
         MachineCommand::Init(a) => init(a),
         MachineCommand::Start(a) => {
-            pick(&a.name)?.start(true)?;
+            let m = pick(&a.name)?;
+            // As every other command does on first use: a machine never initialised is made
+            // with the defaults (`machine init` chooses otherwise).
+            if m.config()?.is_none() {
+                eprintln!("Creating machine {}...", m.name);
+                m.init(&vm::default_config(&m.name))?;
+            }
+            m.start(true)?;
             Ok(0)
         }
         MachineCommand::Stop(a) => stop(a),

@@ -231,9 +231,9 @@ fn head(path: &Path, what: &str, hint: &str) -> Result<Vec<u8>> {
 }
 
 const KERNEL_HINT: &str =
-    "build it with scripts/build-kernel.sh and pass its vmlinux with --kernel";
+    "install skiff with scripts/install.sh (it puts the kernel in PREFIX/share/skiff), or build it with scripts/build-kernel.sh and pass its vmlinux with --kernel";
 const INITRAMFS_HINT: &str =
-    "build it with scripts/build-initramfs.sh and pass the image with --initramfs";
+    "install skiff with scripts/install.sh (it puts the image in PREFIX/share/skiff), or build it with scripts/build-initramfs.sh and pass the image with --initramfs";
 
 /// QEMU boots an ELF vmlinux through PVH (the fast path) or a bzImage; anything else would
 /// only fail inside QEMU with a message about the file format.

@@ -27,13 +27,16 @@ use skiff_common::shares::{tag, Offer, MAX_SHARES};
 
 use super::config::SharedDir;
 
-/// The virtiofsd to run: `SKIFF_VIRTIOFSD`, else `virtiofsd` beside the skiff binary, else
+/// The virtiofsd to run: `SKIFF_VIRTIOFSD`, else the one installed with skiff
+/// (`../libexec/skiff/virtiofsd`, scripts/install.sh) or beside the skiff binary, else
 /// `/usr/libexec/virtiofsd` (where distributions put it), else on PATH. The error says where
 /// it looked and how to get one.
 pub fn binary() -> std::result::Result<PathBuf, String> {
-    let beside = std::env::current_exe()
+    let beside: Vec<PathBuf> = std::env::current_exe()
         .ok()
-        .and_then(|e| e.parent().map(|d| d.join("virtiofsd")));
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+        .map(|d| vec![d.join("../libexec/skiff/virtiofsd"), d.join("virtiofsd")])
+        .unwrap_or_default();
     find(
         std::env::var_os("SKIFF_VIRTIOFSD").map(PathBuf::from),
         beside,
@@ -43,7 +46,7 @@ pub fn binary() -> std::result::Result<PathBuf, String> {
 
 fn find(
     named: Option<PathBuf>,
-    beside: Option<PathBuf>,
+    beside: Vec<PathBuf>,
     path_var: Option<std::ffi::OsString>,
 ) -> std::result::Result<PathBuf, String> {
     if let Some(p) = named {
@@ -66,8 +69,8 @@ fn find(
         .chain(on_path)
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            "virtiofsd is not installed (looked at $SKIFF_VIRTIOFSD, beside skiff, /usr/libexec/virtiofsd and PATH); \
-             build it with scripts/build-virtiofsd.sh and set SKIFF_VIRTIOFSD to the path it prints"
+            "virtiofsd is not installed (looked at $SKIFF_VIRTIOFSD, skiff's libexec/skiff, beside skiff, /usr/libexec/virtiofsd and PATH); \
+             install skiff with scripts/install.sh, or build it with scripts/build-virtiofsd.sh and set SKIFF_VIRTIOFSD to the path it prints"
                 .to_string()
         })
 }
@@ -435,14 +438,14 @@ mod tests {
         let there = dir.path().join("virtiofsd");
         std::fs::write(&there, b"").unwrap();
         let missing = dir.path().join("nothing/virtiofsd");
-        assert_eq!(find(Some(there.clone()), None, None), Ok(there.clone()));
-        let err = find(Some(missing.clone()), Some(there.clone()), None).unwrap_err();
+        assert_eq!(find(Some(there.clone()), vec![], None), Ok(there.clone()));
+        let err = find(Some(missing.clone()), vec![there.clone()], None).unwrap_err();
         assert!(err.contains("SKIFF_VIRTIOFSD="), "{err}");
-        assert_eq!(find(None, Some(there.clone()), None), Ok(there.clone()));
+        assert_eq!(find(None, vec![there.clone()], None), Ok(there.clone()));
         let path_var = std::env::join_paths([dir.path().join("nothing"), dir.path().into()]).ok();
         if !Path::new("/usr/libexec/virtiofsd").exists() {
-            assert_eq!(find(None, Some(missing.clone()), path_var), Ok(there));
-            let err = find(None, Some(missing), None).unwrap_err();
+            assert_eq!(find(None, vec![missing.clone()], path_var), Ok(there));
+            let err = find(None, vec![missing], None).unwrap_err();
             assert!(err.contains("scripts/build-virtiofsd.sh"), "{err}");
 
             let share = |p: &Path| SharedDir {
