@@ -337,3 +337,51 @@ except docker.errors.APIError as e:
     }
     s.docker(&["rm", "-f", &id]).ok();
 }
+
+/// `images.get_registry_data` (`GET /distribution/{name}/json`): the manifest's descriptor and
+/// the platforms the registry offers under a name, without pulling it, as dockerd answers.
+#[test]
+fn registry_data_names_the_manifest_and_its_platforms_without_pulling() {
+    let s = skiff();
+    let multi = image("multiarch");
+    let want = images_json_digest(&format!("{multi}:latest"));
+    let out = sdk(
+        &s,
+        &format!(
+            r#"
+d = c.images.get_registry_data("{multi}")
+print("id", d.id)
+print("arm64", d.has_platform("linux/arm64/v8"), "s390x", d.has_platform("linux/s390x"))
+one = c.images.get_registry_data(img)
+print("one", one.attrs["Descriptor"]["mediaType"], one.attrs["Platforms"])
+try:
+    c.images.get_registry_data(img + "-nothere")
+except docker.errors.NotFound as e:
+    print("missing", e.status_code)
+print("images", sorted(t for i in c.images.list() for t in i.tags))
+"#
+        ),
+    );
+    has(&out, &format!("id {want}"));
+    has(&out, "arm64 True s390x False");
+    has(
+        &out,
+        "one application/vnd.oci.image.manifest.v1+json [{'architecture': 'amd64', 'os': 'linux'}]",
+    );
+    has(&out, "missing 404");
+    // Only the busybox the test started with: nothing was pulled.
+    has(&out, &format!("images ['{}:latest']", image("busybox")));
+}
+
+/// The manifest digest the test registry serves for `reference` (`host:port/repo:tag`, as
+/// scripts/test-images.sh lists it in images.json).
+fn images_json_digest(reference: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(registry_dir().join("images.json")).expect("images.json"),
+    )
+    .expect("images.json is JSON");
+    v["images"][reference]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{reference} not in images.json"))
+        .to_string()
+}

@@ -22,6 +22,31 @@ fn lookup(images: &dyn ImageBackend, name: &str) -> Result<Image, ApiError> {
 }
 
 /// `POST /images/create?fromImage=…&tag=…&platform=…`: pull with streamed progress.
+/// `GET /distribution/{name}/json`: what the registry holds under the name (its manifest's
+/// descriptor and platforms), without pulling it; the SDK's `get_registry_data`.
+pub async fn distribution(
+    ctx: &Ctx,
+    name: &str,
+    auth_header: Option<String>,
+) -> Result<Resp, ApiError> {
+    let reference = ImageRef::parse(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let auth = auth_header
+        .as_deref()
+        .and_then(AuthConfig::from_header)
+        .unwrap_or_default()
+        .to_registry_auth();
+    let data = ctx.puller.registry_data(&reference, &auth).await?;
+    // dockerd answers null rather than an empty list.
+    let platforms = (!data.platforms.is_empty()).then_some(&data.platforms);
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "Descriptor": {"mediaType": data.media_type, "digest": data.digest, "size": data.size},
+            "Platforms": platforms,
+        }),
+    ))
+}
+
 pub async fn create(
     ctx: Arc<Ctx>,
     q: Query,

@@ -304,6 +304,19 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
             ))),
         };
     }
+    if let Some(name) = path
+        .strip_prefix("/distribution/")
+        .and_then(|r| r.strip_suffix("/json"))
+    {
+        if method == Method::GET {
+            let auth = req
+                .headers()
+                .get("X-Registry-Auth")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            return images::distribution(&ctx, name, auth).await;
+        }
+    }
     if let Some(rest) = path.strip_prefix("/images/") {
         if method == Method::DELETE {
             return images::delete(&*ctx.store, &*ctx.containers, rest, &q);

@@ -83,6 +83,15 @@ impl crate::errdefs::Classify for PullError {
     }
 }
 
+/// The registry's answer for a name, without pulling it (`registry_data`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryData {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub platforms: Vec<Platform>,
+}
+
 pub struct Puller {
     pub store: Arc<Store>,
     pub registries: RegistryConfig,
@@ -267,6 +276,62 @@ impl Puller {
         progress.status(&format!("Digest: {}", resolved.top_digest));
         progress.status(&format!("Status: Downloaded newer image for {display}"));
         Ok(img)
+    }
+
+    /// What `GET /distribution/{name}/json` answers, as dockerd does: the descriptor of the
+    /// manifest or index the name points at, and the platforms it offers (an index's entries;
+    /// a single manifest's config's). Nothing is stored.
+    pub async fn registry_data(
+        &self,
+        reference: &ImageRef,
+        auth: &RegistryAuth,
+    ) -> Result<RegistryData, PullError> {
+        let registry = reference.registry().to_string();
+        let has_creds = !matches!(auth, RegistryAuth::Anonymous);
+        let what = match (reference.tag(), reference.digest()) {
+            (_, Some(d)) => format!("{}@{d}", reference.familiar_name()),
+            (t, None) => format!("{}:{}", reference.familiar_name(), t.unwrap_or("latest")),
+        };
+        let (client, _) = self.registries.client_for(&registry, auth);
+        let oci_ref = at_source(reference, &registry);
+        let manifest_err = |e| failure(e, &registry, &format!("manifest for {what}"), has_creds);
+        let (raw, digest) = self
+            .manifest(&client, &oci_ref, auth, &what)
+            .await
+            .map_err(manifest_err)?;
+        let top: AnyManifest = serde_json::from_slice(&raw)
+            .with_context(|| format!("the manifest of {what} is malformed"))?;
+        let media_type = top
+            .media_type
+            .clone()
+            .unwrap_or_else(|| super::model::MT_OCI_MANIFEST.into());
+        let platforms = match (&top.manifests, &top.config) {
+            (Some(entries), _) => entries.iter().filter_map(|e| e.platform.clone()).collect(),
+            (None, Some(config)) => {
+                let raw = self
+                    .fetch_config(&client, &oci_ref, config)
+                    .await
+                    .map_err(|e| failure(e, &registry, &format!("config of {what}"), has_creds))?;
+                let v: serde_json::Value = serde_json::from_slice(&raw)
+                    .with_context(|| format!("the image config of {what} is not valid JSON"))?;
+                let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+                match (field("architecture"), field("os")) {
+                    (Some(architecture), Some(os)) => vec![Platform {
+                        architecture,
+                        os,
+                        variant: field("variant"),
+                    }],
+                    _ => Vec::new(),
+                }
+            }
+            (None, None) => Vec::new(),
+        };
+        Ok(RegistryData {
+            media_type,
+            digest,
+            size: raw.len() as u64,
+            platforms,
+        })
     }
 
     /// Resolve `reference` to a manifest at `source` (its own registry, or a mirror of it):
