@@ -52,8 +52,14 @@ pub fn mount_rootfs(paths: &Paths, lower_dirs_top_first: &[PathBuf]) -> Result<(
     if lower_dirs_top_first.is_empty() {
         bail!("the image has no layers to mount");
     }
+    // One layer can appear twice in an image (two RUN steps that changed nothing both have
+    // the empty layer), and overlayfs refuses a lower directory given twice (ELOOP). Only the
+    // topmost occurrence counts: every path of the lower one is the same path of the upper
+    // one, which masks it, so dropping it changes nothing in the merged tree.
+    let mut seen = std::collections::HashSet::new();
     let lower = lower_dirs_top_first
         .iter()
+        .filter(|p| seen.insert(p.as_path()))
         .map(|p| p.to_string_lossy().replace(':', "\\:").replace(',', "\\,"))
         .collect::<Vec<_>>()
         .join(":");
