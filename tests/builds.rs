@@ -552,6 +552,57 @@ fn a_built_image_pushed_then_pulled_into_an_empty_store_is_the_same_image() {
     );
 }
 
+/// A prune while a build runs takes nothing the build stands on: its base and the image of
+/// each step are held until it ends, so the next step still starts from them.
+#[test]
+fn a_prune_during_a_build_leaves_what_the_build_stands_on() {
+    let (s, bb) = ready();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {bb}\nRUN echo one > /one\nRUN echo started && sleep 3\nRUN cat /one\n"),
+    )]);
+    let mut child = s
+        .command()
+        .args(["build", "-t", "survivor"])
+        .arg(ctx.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn build");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
+        assert!(n > 0, "the build ended before its sleep:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("started") {
+            break;
+        }
+    }
+    // The base is untagged now: only the build's hold keeps it and the first step's image.
+    s.run(&["rmi", &bb]).ok();
+    s.run(&["image", "prune", "-a", "-f"]).ok();
+    let out = child.wait_with_output().expect("build output");
+    std::io::Read::read_to_string(&mut stdout, &mut seen).expect("read");
+    assert!(
+        out.status.success(),
+        "the build failed:\n{seen}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        seen.contains("Successfully tagged survivor:latest"),
+        "{seen}"
+    );
+    assert_eq!(
+        s.run(&["run", "--rm", "survivor", "cat", "/one"])
+            .ok()
+            .stdout,
+        "one\n"
+    );
+    s.run(&["system", "check"]).ok();
+}
+
 /// docker cancels a build whose client goes away: the running step's command is killed, its
 /// container removed, nothing tagged; the steps done before stay as the cache.
 #[test]

@@ -30,6 +30,8 @@ pub trait ImageBackend: Send + Sync {
     fn untag(&self, keys: &[String]) -> Result<Vec<String>>;
     /// Deletes an image; returns the layers deleted with it.
     fn delete(&self, id: &str) -> Result<Vec<String>>;
+    /// An operation in progress relies on the image (a build's base or step).
+    fn held(&self, id: &str) -> bool;
 }
 
 /// Which container holds an image (docker's rules for `rmi` and `image prune`).
@@ -117,6 +119,9 @@ impl ImageBackend for Store {
     }
     fn untag(&self, keys: &[String]) -> Result<Vec<String>> {
         Store::untag(self, keys)
+    }
+    fn held(&self, id: &str) -> bool {
+        self.holds().image_held(id)
     }
     fn delete(&self, id: &str) -> Result<Vec<String>> {
         Store::delete(self, id)

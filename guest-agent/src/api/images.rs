@@ -551,6 +551,14 @@ fn conflict(
     if mask.has(Conflicts::CHILD) && has_children(images, id) {
         return found(true, false, "image has dependent child images".into());
     }
+    // Counted as a running user: it cannot be forced, and a prune passes it by.
+    if mask.has(Conflicts::RUNNING) && images.held(id) {
+        return found(
+            true,
+            true,
+            "image is being used by a build in progress".into(),
+        );
+    }
     let user = users.image_in_use(id);
     if let Some((cid, status)) = &user {
         if mask.has(Conflicts::RUNNING) && status.is_live() {
@@ -1044,6 +1052,24 @@ mod tests {
                 ("docker.io/library/app:latest", 2),
             ],
         )
+    }
+
+    #[test]
+    fn an_image_a_build_holds_is_neither_removed_nor_pruned() {
+        let mut store = built();
+        let three = store.images[2].record.id.clone();
+        store.held = vec![three.clone()];
+        store
+            .untag(&["docker.io/library/app:latest".into()])
+            .unwrap();
+        let e = rmi(&store, &NOBODY, &three, "force=1").unwrap_err();
+        assert!(
+            e.contains("image is being used by a build in progress"),
+            "{e}"
+        );
+        // Dangling now, but held: the prune passes it by without an error.
+        assert!(prune(&store, &NOBODY, &q("")).is_ok());
+        assert!(store.images().iter().any(|i| i.record.id == three));
     }
 
     #[test]

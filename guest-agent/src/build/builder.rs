@@ -23,6 +23,7 @@ use super::dockerfile::{self, parse_trigger, Instruction, Step};
 use super::instructions::{StageState, DEFAULT_SHELL};
 use crate::containers::Containers;
 use crate::images::child::Child;
+use crate::images::holds::Hold;
 use crate::images::model::{Platform, RunConfig};
 use crate::images::progress::Progress;
 use crate::images::pull::{PullRequest, Puller};
@@ -120,6 +121,9 @@ pub(super) struct Run<'a> {
     stages: Vec<StageOut>,
     /// Where steps mount their overlays.
     pub(super) work: PathBuf,
+    /// The images the build stands on (bases, `COPY --from` sources, each step's result),
+    /// held until it ends so that a prune between two steps cannot take one (`holds.rs`).
+    hold: std::sync::Mutex<Hold>,
 }
 
 impl Builder {
@@ -197,6 +201,7 @@ impl Builder {
             declared: BTreeSet::new(),
             stages: Vec::new(),
             work: work.to_path_buf(),
+            hold: std::sync::Mutex::new(Hold::new(&self.store)),
         };
         for step in &file.global_args {
             run.announce(step);
@@ -335,6 +340,14 @@ impl Run<'_> {
         }
     }
 
+    /// Hold `img` until the build ends.
+    fn keep(&self, img: &Image) {
+        self.hold
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .image(&img.record.id);
+    }
+
     /// Stop the build when its client has gone away (its stream's receiver was dropped), as
     /// docker cancels a build whose client disconnects: checked before each step and before
     /// tagging, and raced against a RUN's command (`run_step`). Steps already done stay as
@@ -451,7 +464,9 @@ impl Run<'_> {
         if name == "scratch" {
             return Ok(None);
         }
-        self.image(name, self.req.pull).await.map(Some)
+        let img = self.image(name, self.req.pull).await?;
+        self.keep(&img);
+        Ok(Some(img))
     }
 
     /// `COPY --from=`: an earlier stage by name or number, else an image.
@@ -467,7 +482,9 @@ impl Run<'_> {
                 ))),
             };
         }
-        self.image(name, false).await.map(Some)
+        let img = self.image(name, false).await?;
+        self.keep(&img);
+        Ok(Some(img))
     }
 
     pub(super) async fn image(&self, name: &str, pull: bool) -> Result<Image> {
@@ -530,6 +547,7 @@ impl Run<'_> {
     }
 
     pub(super) fn hit(&self, img: Image, cur: &mut Option<Image>) {
+        self.keep(&img);
         self.say(" ---> Using cache\n");
         self.say(format!(" ---> {}\n", short(&img.record.id)));
         *cur = Some(img);
@@ -567,6 +585,7 @@ impl Run<'_> {
             cur.as_ref().map(|c| c.record.id.clone()),
             &[],
         )?;
+        self.keep(&img);
         self.say(format!(" ---> {}\n", short(&img.record.id)));
         *cur = Some(img);
         Ok(())

@@ -24,6 +24,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 use skiff_common::targuard::TarGuard;
 
+use super::holds::Hold;
 use super::ingest::ingest_layer;
 use super::model::{ImageConfig, Platform, MT_DOCKER_LIST, MT_OCI_INDEX};
 use super::reference::{familiar, ImageRef};
@@ -865,7 +866,7 @@ impl LoadEvent {
 /// Store each planned image: its layers (those the store lacks), then, once every layer has
 /// the diff ID its config names, its config and tags. Blocking.
 pub fn load_items(
-    store: &Store,
+    store: &Arc<Store>,
     index: &ArchiveIndex,
     spool: &File,
     items: &[LoadItem],
@@ -875,7 +876,12 @@ pub fn load_items(
     for item in items {
         let id = item.id();
         let mut records: Vec<LayerRecord> = Vec::with_capacity(item.layers.len());
+        // Each layer, found or stored, is held until the image is recorded: a deletion
+        // meanwhile cannot take it, and if the load fails the layers it stored and no image
+        // uses go with the hold.
+        let mut hold = Hold::new(store);
         for (n, (name, want)) in item.layers.iter().zip(&item.diff_ids).enumerate() {
+            hold.layer(want);
             if let Some(rec) = store.layer_record(want) {
                 records.push(rec);
                 continue;
@@ -887,6 +893,7 @@ pub fn load_items(
             // Its errors name the layer already.
             let rec = ingest_layer(store, reader, &what, limit)
                 .map_err(|e| ArchiveError::invalid(format!("{e:#}")))?;
+            hold.layer(&rec.diff_id);
             if rec.diff_id != *want {
                 return Err(ArchiveError::invalid(format!(
                     "{what} has diff ID {}, but the image's config says {want}: the archive is \
@@ -1194,7 +1201,7 @@ mod tests {
     #[test]
     fn a_layer_whose_diff_id_is_not_the_configs_stores_no_image() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let store = Arc::new(Store::open(root.path()).unwrap());
         let good = layer(&[("a", b"1")]);
         let other = layer(&[("a", b"2")]);
         let cfg = config(&[&sha256_digest(&good)], "a");
@@ -1217,6 +1224,8 @@ mod tests {
         );
         assert!(e.to_string().contains("damaged or was altered"), "{e}");
         assert!(store.images().is_empty());
+        // The layer it stored went with the failed load.
+        assert!(!store.layer_home(&sha256_digest(&other)).unwrap().exists());
         assert!(store.references().tags.is_empty());
         assert!(lines.is_empty());
 

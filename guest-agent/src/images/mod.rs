@@ -5,6 +5,7 @@ pub mod blockgzip;
 pub mod check;
 pub mod child;
 pub mod diff;
+pub mod holds;
 pub mod import;
 pub mod ingest;
 pub mod model;

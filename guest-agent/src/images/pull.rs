@@ -33,6 +33,7 @@ use super::store::{hex_of, ImageRecord, LayerRecord, Store};
 use super::tarsplit::RECIPE_FILE;
 use super::tree::{summarize_tree, TreeSummary};
 use super::unpack::unpack_layer_recorded;
+use crate::images::holds::Hold;
 use crate::images::store::{sync_dir, tempfile_in, Image};
 
 /// Limits that keep a hostile registry from exhausting memory or disk.
@@ -166,8 +167,18 @@ impl Puller {
             None => format!("{}@{}", reference.familiar_name(), resolved.top_digest),
         };
 
+        // The layers this pull finds or stores are held until its image is recorded
+        // (`holds.rs`): an `rmi` of another image meanwhile cannot take one from under it.
+        let mut hold = Hold::new(&self.store);
+        let existing = self.store.get(&image_id).filter(|img| {
+            for l in &img.record.layers {
+                hold.layer(&l.diff_id);
+            }
+            // Deleted before the hold took: pulled again below.
+            self.store.get(&image_id).is_some()
+        });
         // Already have this image: only the references may need to move.
-        if let Some(existing) = self.store.get(&image_id) {
+        if let Some(existing) = existing {
             let refs = self.store.references();
             let up_to_date = tag_keys.iter().all(|t| refs.tags.get(t) == Some(&image_id));
             let known = digest_keys
@@ -216,6 +227,9 @@ impl Puller {
 
         // Announce every layer first, as docker does, then fetch the missing ones.
         let mut missing = Vec::new();
+        for diff_id in &config.rootfs.diff_ids {
+            hold.layer(diff_id);
+        }
         for (desc, diff_id) in layers.iter().zip(&config.rootfs.diff_ids) {
             let short = short_id(&desc.digest);
             if self.store.layer_home(diff_id)?.exists() {

@@ -24,6 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::holds::Holds;
 use super::model::ImageConfig;
 use super::reference::{looks_like_id, ImageRef};
 use super::tarsplit::LayerTar;
@@ -101,6 +102,8 @@ pub struct Store {
     commit: Mutex<()>,
     /// One lock per layer being fetched, so two pulls of images sharing a layer fetch it once.
     layer_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What operations in progress rely on (`holds.rs`).
+    holds: Holds,
 }
 
 pub fn hex_of(digest: &str) -> Result<&str> {
@@ -196,6 +199,7 @@ impl Store {
             state: RwLock::new(State::default()),
             commit: Mutex::new(()),
             layer_locks: Mutex::new(HashMap::new()),
+            holds: Holds::default(),
         };
         store.load()?;
         Ok(store)
@@ -549,8 +553,55 @@ impl Store {
 
     /// Delete an image with every reference to it, then its layers and blobs that no other
     /// image uses. Returns the diff IDs of the layers removed.
+    pub fn holds(&self) -> &Holds {
+        &self.holds
+    }
+
+    /// Remove those of `candidates` that no image uses and no operation holds; returns them.
+    pub fn remove_unused_layers(&self, candidates: &[String]) -> Result<Vec<String>> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _guard = self.commit.lock().unwrap_or_else(|e| e.into_inner());
+        self.remove_layers_unused(candidates)
+    }
+
+    /// `remove_unused_layers` with the commit lock held.
+    fn remove_layers_unused(&self, candidates: &[String]) -> Result<Vec<String>> {
+        let used: BTreeSet<String> = {
+            let st = self
+                .state
+                .read()
+                .map_err(|_| anyhow!("store lock poisoned"))?;
+            st.images
+                .values()
+                .flat_map(|i| i.record.layers.iter().map(|l| l.diff_id.clone()))
+                .collect()
+        };
+        let mut removed = Vec::new();
+        for l in candidates {
+            if used.contains(l) || removed.contains(l) || self.holds.layer_held(l) {
+                continue;
+            }
+            let home = self.layer_home(l)?;
+            if !home.exists() {
+                continue;
+            }
+            // Move out of sight first: a half-deleted layer must never be visible.
+            let doomed = tempfile_in(&self.tmp_dir())?;
+            if fs::rename(&home, &doomed).is_ok() {
+                let _ = fs::remove_dir_all(&doomed);
+            }
+            removed.push(l.clone());
+        }
+        Ok(removed)
+    }
+
     pub fn delete(&self, id: &str) -> Result<Vec<String>> {
         let _guard = self.commit.lock().unwrap_or_else(|e| e.into_inner());
+        if self.holds.image_held(id) {
+            bail!("image {id} is in use by a build in progress");
+        }
         let mut refs = self.refs_snapshot();
         refs.tags.retain(|_, v| v != id);
         refs.digests.retain(|_, v| v != id);
@@ -574,34 +625,25 @@ impl Store {
         let _ = fs::remove_file(&rec_path);
         sync_dir(&self.root.join("records"))?;
 
-        let (used_layers, used_blobs) = {
+        let used_blobs = {
             let st = self
                 .state
                 .read()
                 .map_err(|_| anyhow!("store lock poisoned"))?;
-            let mut layers = BTreeSet::new();
             let mut blobs = BTreeSet::new();
             for i in st.images.values() {
                 blobs.insert(i.record.id.clone());
                 blobs.insert(i.record.manifest_digest.clone());
-                for l in &i.record.layers {
-                    layers.insert(l.diff_id.clone());
-                }
             }
-            (layers, blobs)
+            blobs
         };
-        let mut removed = Vec::new();
-        for l in &img.record.layers {
-            if !used_layers.contains(&l.diff_id) && !removed.contains(&l.diff_id) {
-                // Move out of sight first: a half-deleted layer must never be visible.
-                let home = self.layer_home(&l.diff_id)?;
-                let doomed = tempfile_in(&self.tmp_dir())?;
-                if fs::rename(&home, &doomed).is_ok() {
-                    let _ = fs::remove_dir_all(&doomed);
-                }
-                removed.push(l.diff_id.clone());
-            }
-        }
+        let doomed: Vec<String> = img
+            .record
+            .layers
+            .iter()
+            .map(|l| l.diff_id.clone())
+            .collect();
+        let removed = self.remove_layers_unused(&doomed)?;
         for d in [&img.record.id, &img.record.manifest_digest] {
             // An image made here has no manifest.
             if !d.is_empty() && !used_blobs.contains(d) {

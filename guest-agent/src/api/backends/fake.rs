@@ -23,6 +23,8 @@ pub struct FakeStore {
     pub images: Vec<Image>,
     refs: Mutex<BTreeMap<String, String>>,
     deleted: Mutex<Vec<String>>,
+    /// Images a build in progress holds.
+    pub held: Vec<String>,
 }
 
 pub fn image(n: u8, created: &str, labels: &[(&str, &str)]) -> Image {
@@ -111,6 +113,9 @@ impl ImageBackend for FakeStore {
             .filter(|k| refs.remove(*k).is_some())
             .cloned()
             .collect())
+    }
+    fn held(&self, id: &str) -> bool {
+        self.held.iter().any(|h| h == id)
     }
     fn delete(&self, id: &str) -> anyhow::Result<Vec<String>> {
         self.deleted.lock().unwrap().push(id.into());

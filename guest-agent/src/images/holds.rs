@@ -1,0 +1,118 @@
+//! What operations in progress rely on, so that a deletion racing them cannot pull it away:
+//! a build's base and step images (a prune between two steps took the image the next step
+//! starts from), and the layers a pull or a load found or stored before it records their
+//! image (a `rmi` of the only other image using a layer took it from under the pull, which
+//! then recorded an image without it).
+//!
+//! Kept in memory only: an agent that restarts has nothing in progress. A held image is not
+//! deleted (`rmi` is refused, prune passes it by); a held layer outlives the image deletion
+//! that would have taken it, and when its last hold goes and no image uses it, it is removed
+//! then (so a load that fails leaves no layer behind).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::store::Store;
+
+#[derive(Default)]
+pub struct Holds {
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    images: HashMap<String, usize>,
+    layers: HashMap<String, usize>,
+}
+
+impl Holds {
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn image_held(&self, id: &str) -> bool {
+        self.counts().images.contains_key(id)
+    }
+
+    pub fn layer_held(&self, diff_id: &str) -> bool {
+        self.counts().layers.contains_key(diff_id)
+    }
+}
+
+fn take(map: &mut HashMap<String, usize>, key: &str) -> bool {
+    match map.get_mut(key) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        Some(_) => {
+            map.remove(key);
+            true
+        }
+        None => false,
+    }
+}
+
+/// One operation's holds, released when it is dropped.
+pub struct Hold {
+    store: Arc<Store>,
+    images: Vec<String>,
+    layers: Vec<String>,
+}
+
+impl Hold {
+    pub fn new(store: &Arc<Store>) -> Hold {
+        Hold {
+            store: store.clone(),
+            images: Vec::new(),
+            layers: Vec::new(),
+        }
+    }
+
+    pub fn image(&mut self, id: &str) {
+        if self.images.iter().any(|i| i == id) {
+            return;
+        }
+        *self
+            .store
+            .holds()
+            .counts()
+            .images
+            .entry(id.to_string())
+            .or_default() += 1;
+        self.images.push(id.to_string());
+    }
+
+    pub fn layer(&mut self, diff_id: &str) {
+        if self.layers.iter().any(|l| l == diff_id) {
+            return;
+        }
+        *self
+            .store
+            .holds()
+            .counts()
+            .layers
+            .entry(diff_id.to_string())
+            .or_default() += 1;
+        self.layers.push(diff_id.to_string());
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let released: Vec<String> = {
+            let mut c = self.store.holds().counts();
+            for i in &self.images {
+                take(&mut c.images, i);
+            }
+            self.layers
+                .iter()
+                .filter(|l| take(&mut c.layers, l))
+                .cloned()
+                .collect()
+        };
+        if let Err(e) = self.store.remove_unused_layers(&released) {
+            tracing::warn!("removing layers no image uses: {e:#}");
+        }
+    }
+}
