@@ -552,6 +552,45 @@ fn a_built_image_pushed_then_pulled_into_an_empty_store_is_the_same_image() {
     );
 }
 
+/// `skiff build -t TAG CTX` started in the background and read until its RUN step prints
+/// "started": the build, the rest of its output, and what it printed so far.
+// The child goes back to the caller, which waits for it; the lint does not follow it there.
+#[allow(clippy::zombie_processes)]
+fn build_until_started(
+    s: &Skiff,
+    tag: &str,
+    ctx: &Path,
+    stderr: Stdio,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+) {
+    let mut child = s
+        .command()
+        .args(["build", "-t", tag])
+        .arg(ctx)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn build");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0);
+        if n == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the build ended before its RUN step printed started:\n{seen}");
+        }
+        seen.push_str(&line);
+        if line.contains("started") {
+            return (child, stdout, seen);
+        }
+    }
+}
+
 /// A prune while a build runs takes nothing the build stands on: its base and the image of
 /// each step are held until it ends, so the next step still starts from them.
 #[test]
@@ -561,25 +600,8 @@ fn a_prune_during_a_build_leaves_what_the_build_stands_on() {
         "Dockerfile",
         &format!("FROM {bb}\nRUN echo one > /one\nRUN echo started && sleep 3\nRUN cat /one\n"),
     )]);
-    let mut child = s
-        .command()
-        .args(["build", "-t", "survivor"])
-        .arg(ctx.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn build");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
-        assert!(n > 0, "the build ended before its sleep:\n{seen}");
-        seen.push_str(&line);
-        if line.contains("started") {
-            break;
-        }
-    }
+    let (child, mut stdout, mut seen) =
+        build_until_started(&s, "survivor", ctx.path(), Stdio::piped());
     // The base is untagged now: only the build's hold keeps it and the first step's image.
     s.run(&["rmi", &bb]).ok();
     s.run(&["image", "prune", "-a", "-f"]).ok();
@@ -614,25 +636,7 @@ fn a_build_whose_client_goes_away_is_canceled() {
             "FROM {bb}\nRUN echo first > /first\nRUN echo started && sleep 60\nCMD [\"true\"]\n"
         ),
     )]);
-    let mut child = s
-        .command()
-        .args(["build", "-t", "abandoned"])
-        .arg(ctx.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn build");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
-        assert!(n > 0, "the build ended before its second RUN step:\n{seen}");
-        seen.push_str(&line);
-        if line.contains("started") {
-            break;
-        }
-    }
+    let (mut child, _stdout, _) = build_until_started(&s, "abandoned", ctx.path(), Stdio::null());
     let _ = child.kill();
     let _ = child.wait();
     // The step's container goes as soon as the engine sees the client gone, long before the
@@ -667,26 +671,7 @@ fn a_build_killed_midway_leaves_nothing_half_visible() {
         "Dockerfile",
         &format!("FROM {bb}\nRUN echo started && sleep 60\nCMD [\"true\"]\n"),
     )]);
-    let mut child = s
-        .command()
-        .args(["build", "-t", "killed"])
-        .arg(ctx.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn build");
-    // Wait until the RUN step is running, then kill the engine under it.
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
-        assert!(n > 0, "the build ended before its RUN step:\n{seen}");
-        seen.push_str(&line);
-        if line.contains("started") {
-            break;
-        }
-    }
+    let (mut child, _stdout, _) = build_until_started(&s, "killed", ctx.path(), Stdio::null());
     s.kill_agent();
     let _ = child.kill();
     let _ = child.wait();

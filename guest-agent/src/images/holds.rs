@@ -70,32 +70,35 @@ impl Hold {
     }
 
     pub fn image(&mut self, id: &str) {
-        if self.images.iter().any(|i| i == id) {
-            return;
-        }
-        *self
-            .store
-            .holds()
-            .counts()
-            .images
-            .entry(id.to_string())
-            .or_default() += 1;
-        self.images.push(id.to_string());
+        self.add(Kind::Image, id);
     }
 
     pub fn layer(&mut self, diff_id: &str) {
-        if self.layers.iter().any(|l| l == diff_id) {
+        self.add(Kind::Layer, diff_id);
+    }
+
+    fn add(&mut self, kind: Kind, key: &str) {
+        let mine = match kind {
+            Kind::Image => &mut self.images,
+            Kind::Layer => &mut self.layers,
+        };
+        if mine.iter().any(|k| k == key) {
             return;
         }
-        *self
-            .store
-            .holds()
-            .counts()
-            .layers
-            .entry(diff_id.to_string())
-            .or_default() += 1;
-        self.layers.push(diff_id.to_string());
+        mine.push(key.to_string());
+        let mut counts = self.store.holds().counts();
+        let map = match kind {
+            Kind::Image => &mut counts.images,
+            Kind::Layer => &mut counts.layers,
+        };
+        *map.entry(key.to_string()).or_default() += 1;
     }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Image,
+    Layer,
 }
 
 impl Drop for Hold {
