@@ -121,7 +121,7 @@ impl ImageBackend for Store {
         Store::untag(self, keys)
     }
     fn held(&self, id: &str) -> bool {
-        self.holds().image_held(id)
+        crate::images::holds::HoldStore::holds(self).image_held(id)
     }
     fn delete(&self, id: &str) -> Result<Vec<String>> {
         Store::delete(self, id)

@@ -12,7 +12,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::store::Store;
+/// The store a hold is taken in: where its counts are, and what to do with layers whose
+/// last hold went (`Store` removes those no image uses).
+pub trait HoldStore: Send + Sync {
+    fn holds(&self) -> &Holds;
+    fn released(&self, layers: &[String]);
+}
 
 #[derive(Default)]
 pub struct Holds {
@@ -55,13 +60,13 @@ fn take(map: &mut HashMap<String, usize>, key: &str) -> bool {
 
 /// One operation's holds, released when it is dropped.
 pub struct Hold {
-    store: Arc<Store>,
+    store: Arc<dyn HoldStore>,
     images: Vec<String>,
     layers: Vec<String>,
 }
 
 impl Hold {
-    pub fn new(store: &Arc<Store>) -> Hold {
+    pub fn new<S: HoldStore + 'static>(store: &Arc<S>) -> Hold {
         Hold {
             store: store.clone(),
             images: Vec::new(),
@@ -114,8 +119,6 @@ impl Drop for Hold {
                 .cloned()
                 .collect()
         };
-        if let Err(e) = self.store.remove_unused_layers(&released) {
-            tracing::warn!("removing layers no image uses: {e:#}");
-        }
+        self.store.released(&released);
     }
 }

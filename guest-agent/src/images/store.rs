@@ -24,7 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::holds::Holds;
+use super::holds::{HoldStore, Holds};
 use super::model::ImageConfig;
 use super::reference::{looks_like_id, ImageRef};
 use super::tarsplit::LayerTar;
@@ -553,10 +553,6 @@ impl Store {
 
     /// Delete an image with every reference to it, then its layers and blobs that no other
     /// image uses. Returns the diff IDs of the layers removed.
-    pub fn holds(&self) -> &Holds {
-        &self.holds
-    }
-
     /// Remove those of `candidates` that no image uses and no operation holds; returns them.
     pub fn remove_unused_layers(&self, candidates: &[String]) -> Result<Vec<String>> {
         if candidates.is_empty() {
@@ -651,6 +647,18 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+}
+
+impl HoldStore for Store {
+    fn holds(&self) -> &Holds {
+        &self.holds
+    }
+
+    fn released(&self, layers: &[String]) {
+        if let Err(e) = self.remove_unused_layers(layers) {
+            tracing::warn!("removing layers no image uses: {e:#}");
+        }
     }
 }
 
