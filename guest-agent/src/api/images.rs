@@ -14,8 +14,8 @@ use crate::images::model::Platform;
 use crate::images::progress::Progress;
 use crate::images::pull::{PullError, PullRequest};
 use crate::images::reference::{familiar, looks_like_id, split_tag_key, ImageRef};
-use crate::images::registry::AuthConfig;
 use crate::images::store::Image;
+use oci_client::secrets::RegistryAuth;
 
 fn lookup(images: &dyn ImageBackend, name: &str) -> Result<Image, ApiError> {
     Ok(images.resolve(name)?)
@@ -24,17 +24,8 @@ fn lookup(images: &dyn ImageBackend, name: &str) -> Result<Image, ApiError> {
 /// `POST /images/create?fromImage=…&tag=…&platform=…`: pull with streamed progress.
 /// `GET /distribution/{name}/json`: what the registry holds under the name (its manifest's
 /// descriptor and platforms), without pulling it; the SDK's `get_registry_data`.
-pub async fn distribution(
-    ctx: &Ctx,
-    name: &str,
-    auth_header: Option<String>,
-) -> Result<Resp, ApiError> {
+pub async fn distribution(ctx: &Ctx, name: &str, auth: RegistryAuth) -> Result<Resp, ApiError> {
     let reference = ImageRef::parse(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let auth = auth_header
-        .as_deref()
-        .and_then(AuthConfig::from_header)
-        .unwrap_or_default()
-        .to_registry_auth();
     let data = ctx.puller.registry_data(&reference, &auth).await?;
     // dockerd answers null rather than an empty list.
     let platforms = (!data.platforms.is_empty()).then_some(&data.platforms);
@@ -47,11 +38,7 @@ pub async fn distribution(
     ))
 }
 
-pub async fn create(
-    ctx: Arc<Ctx>,
-    q: Query,
-    auth_header: Option<String>,
-) -> Result<Resp, ApiError> {
+pub async fn create(ctx: Arc<Ctx>, q: Query, auth: RegistryAuth) -> Result<Resp, ApiError> {
     let from = q.get("fromImage").ok_or_else(|| {
         ApiError::bad_request("fromImage (a pull) or fromSrc (an import) is required")
     })?;
@@ -65,11 +52,6 @@ pub async fn create(
         Some(p) => Some(Platform::parse(p).map_err(|e| ApiError::bad_request(e.to_string()))?),
         None => None,
     };
-    let auth = auth_header
-        .as_deref()
-        .and_then(AuthConfig::from_header)
-        .unwrap_or_default()
-        .to_registry_auth();
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();

@@ -35,7 +35,9 @@ use tokio::net::UnixListener;
 use self::http::{error_response, full, ApiError, Query, Resp};
 use crate::containers::Containers;
 use crate::images::pull::Puller;
+use crate::images::registry::AuthConfig;
 use crate::images::store::Store;
+use oci_client::secrets::RegistryAuth;
 
 /// The API version we announce; the docker CLI negotiates down to it.
 pub const API_VERSION: &str = "1.47";
@@ -174,6 +176,17 @@ async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
     })
 }
 
+/// The credentials a pull, push or registry lookup carries (`X-Registry-Auth`, docker's
+/// base64 JSON); anonymous without them or when they do not parse.
+fn registry_auth(req: &Request<Incoming>) -> RegistryAuth {
+    req.headers()
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .and_then(AuthConfig::from_header)
+        .unwrap_or_default()
+        .to_registry_auth()
+}
+
 async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let raw_path = req.uri().path().to_string();
     let path = strip_version(&raw_path)?;
@@ -211,11 +224,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         (&Method::GET, "/images/get") => return imageio::save(&ctx, req.uri().query(), None).await,
         (&Method::POST, "/images/load") => return imageio::load(ctx.clone(), req).await,
         (&Method::POST, "/images/create") => {
-            let auth = req
-                .headers()
-                .get("X-Registry-Auth")
-                .and_then(|v| v.to_str().ok())
-                .map(String::from);
+            let auth = registry_auth(&req);
             return images::create(ctx.clone(), q, auth).await;
         }
         (&Method::POST, "/images/prune") => {
@@ -309,11 +318,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         .and_then(|r| r.strip_suffix("/json"))
     {
         if method == Method::GET {
-            let auth = req
-                .headers()
-                .get("X-Registry-Auth")
-                .and_then(|v| v.to_str().ok())
-                .map(String::from);
+            let auth = registry_auth(&req);
             return images::distribution(&ctx, name, auth).await;
         }
     }
@@ -343,11 +348,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         }
         if let Some(name) = rest.strip_suffix("/push") {
             if method == Method::POST {
-                let auth = req
-                    .headers()
-                    .get("X-Registry-Auth")
-                    .and_then(|v| v.to_str().ok())
-                    .map(String::from);
+                let auth = registry_auth(&req);
                 return push::push(ctx.clone(), name, &q, auth).await;
             }
         }

@@ -9,13 +9,13 @@ use super::Ctx;
 use crate::images::progress::Progress;
 use crate::images::push::{PushError, PushRequest, Pusher};
 use crate::images::reference::ImageRef;
-use crate::images::registry::AuthConfig;
+use oci_client::secrets::RegistryAuth;
 
 pub async fn push(
     ctx: Arc<Ctx>,
     name: &str,
     q: &Query,
-    auth_header: Option<String>,
+    auth: RegistryAuth,
 ) -> Result<Resp, ApiError> {
     // An empty `tag` (the docker CLI's `--all-tags`) or none: every tag of the repository,
     // unless the name carries one.
@@ -28,11 +28,6 @@ pub async fn push(
     // The parsed reference says `latest` when no tag was written: look at what was.
     let last = full.rsplit('/').next().unwrap_or(&full);
     let all_tags = !last.contains(':') && !last.contains('@');
-    let auth = auth_header
-        .as_deref()
-        .and_then(AuthConfig::from_header)
-        .unwrap_or_default()
-        .to_registry_auth();
     let pusher = Pusher {
         store: ctx.store.clone(),
         registries: ctx.puller.registries.clone(),
