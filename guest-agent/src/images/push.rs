@@ -354,6 +354,32 @@ struct Session {
     auth: OwnAuth,
 }
 
+impl Session {
+    /// One request of our own to the registry (`method` in Go's spelling, for docker's error
+    /// words), authenticated: the answer when it has the status `want`, else the registry's
+    /// words.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &str,
+        url: &str,
+        want: reqwest::StatusCode,
+    ) -> Result<reqwest::Response, PushError> {
+        let res = self
+            .auth
+            .apply(req)
+            .send()
+            .await
+            .map_err(|e| PushError::Registry(request_words(method, url, &self.registry, &e)))?;
+        if res.status() == want {
+            return Ok(res);
+        }
+        let status = res.status().as_u16();
+        let body = res.text().await.unwrap_or_default();
+        Err(PushError::Registry(registry_words(status, &body)))
+    }
+}
+
 /// Where a layer's blob goes as it is made: hashed, counted, and handed to the upload. A
 /// refused hand-over means the upload has ended (the registry failed it); the producer then
 /// stops without an error of its own.
@@ -478,23 +504,9 @@ fn short_id(digest: &str) -> String {
         .collect()
 }
 
-/// The response when it has the status an upload step expects; the registry's words
-/// otherwise.
-async fn expect_status(
-    res: reqwest::Response,
-    want: reqwest::StatusCode,
-) -> Result<reqwest::Response, PushError> {
-    if res.status() == want {
-        return Ok(res);
-    }
-    let status = res.status().as_u16();
-    let body = res.text().await.unwrap_or_default();
-    Err(PushError::Registry(registry_words(status, &body)))
-}
-
 /// The absolute URL of the upload a response's `Location` names (registries may give it
 /// relative to the request).
-fn upload_location(request: &str, res: reqwest::Response) -> Result<String, PushError> {
+fn upload_location(request: &str, res: reqwest::Response) -> Result<url::Url, PushError> {
     let header = res
         .headers()
         .get(reqwest::header::LOCATION)
@@ -506,7 +518,7 @@ fn upload_location(request: &str, res: reqwest::Response) -> Result<String, Push
     let url = base.join(header).map_err(|e| {
         PushError::Registry(format!("the registry's upload location {header:?}: {e}"))
     })?;
-    Ok(url.into())
+    Ok(url)
 }
 
 impl Pusher {
@@ -790,50 +802,45 @@ impl Pusher {
         let made = producer
             .await
             .map_err(|e| anyhow!("compressing layer {diff_id}: {e}"))??;
-        let location = sent?;
+        let mut url = sent?;
         let blob = made.ok_or_else(|| anyhow!("layer {diff_id}: the upload ended early"))?;
-        let mut url = url::Url::parse(&location)
-            .map_err(|e| anyhow!("the registry's upload location {location:?}: {e}"))?;
         url.query_pairs_mut().append_pair("digest", &blob.digest);
-        let res = s
-            .auth
-            .apply(s.http.put(url.as_str()))
-            .header(reqwest::header::CONTENT_LENGTH, 0)
-            .send()
-            .await
-            .map_err(|e| {
-                PushError::Registry(request_words("Put", url.as_str(), &s.registry, &e))
-            })?;
-        expect_status(res, reqwest::StatusCode::CREATED).await?;
+        let put = s.http.put(url.as_str());
+        s.send(
+            put.header(reqwest::header::CONTENT_LENGTH, 0),
+            "Put",
+            url.as_str(),
+            reqwest::StatusCode::CREATED,
+        )
+        .await?;
         Ok(blob)
     }
 
     /// Open an upload and send `body` in one `PATCH`; the location to close it at.
-    async fn send_body(&self, s: &Session, body: reqwest::Body) -> Result<String, PushError> {
+    async fn send_body(&self, s: &Session, body: reqwest::Body) -> Result<url::Url, PushError> {
         let start = format!("{}{}/blobs/uploads/", s.base, s.repository);
-        let res = s
-            .auth
-            .apply(s.http.post(&start))
-            .header(reqwest::header::CONTENT_LENGTH, 0)
-            .send()
-            .await
-            .map_err(|e| PushError::Registry(request_words("Post", &start, &s.registry, &e)))?;
-        let location = upload_location(
-            &start,
-            expect_status(res, reqwest::StatusCode::ACCEPTED).await?,
-        )?;
-        let res = s
-            .auth
-            .apply(s.http.patch(&location))
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| PushError::Registry(request_words("Patch", &location, &s.registry, &e)))?;
-        upload_location(
-            &location,
-            expect_status(res, reqwest::StatusCode::ACCEPTED).await?,
-        )
+        let post = s.http.post(&start);
+        let opened = s
+            .send(
+                post.header(reqwest::header::CONTENT_LENGTH, 0),
+                "Post",
+                &start,
+                reqwest::StatusCode::ACCEPTED,
+            )
+            .await?;
+        let location = upload_location(&start, opened)?;
+        let patch = s.http.patch(location.as_str());
+        let sent = s
+            .send(
+                patch
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(body),
+                "Patch",
+                location.as_str(),
+                reqwest::StatusCode::ACCEPTED,
+            )
+            .await?;
+        upload_location(location.as_str(), sent)
     }
 
     async fn ensure_config(&self, s: &Session, img: &Image) -> Result<(), PushError> {
