@@ -111,11 +111,7 @@ struct Resolved {
 impl Puller {
     pub async fn pull(&self, req: PullRequest, progress: Progress) -> Result<Image, PullError> {
         let reference = &req.reference;
-        let what = match (reference.tag(), reference.digest()) {
-            (_, Some(d)) => format!("{}@{d}", reference.familiar_name()),
-            (Some(t), None) => format!("{}:{t}", reference.familiar_name()),
-            (None, None) => format!("{}:latest", reference.familiar_name()),
-        };
+        let what = named(reference);
         let has_creds = !matches!(req.auth, RegistryAuth::Anonymous);
         let platform = req.platform.clone().unwrap_or_else(Platform::host);
         // Docker Hub's mirrors first, as docker does: a mirror that fails to give the
@@ -302,10 +298,7 @@ impl Puller {
     ) -> Result<RegistryData, PullError> {
         let registry = reference.registry().to_string();
         let has_creds = !matches!(auth, RegistryAuth::Anonymous);
-        let what = match (reference.tag(), reference.digest()) {
-            (_, Some(d)) => format!("{}@{d}", reference.familiar_name()),
-            (t, None) => format!("{}:{}", reference.familiar_name(), t.unwrap_or("latest")),
-        };
+        let what = named(reference);
         let (client, _) = self.registries.client_for(&registry, auth);
         let oci_ref = at_source(reference, &registry);
         let manifest_err = |e| failure(e, &registry, &format!("manifest for {what}"), has_creds);
@@ -786,6 +779,15 @@ fn stream_error(e: io::Error, digest: &str) -> anyhow::Error {
             "layer {digest}: digest mismatch: the registry sent content with digest {actual}; the blob is corrupt in the registry"
         ),
         _ => anyhow!("layer {digest}: the download broke off (truncated or interrupted): {e}; pull again"),
+    }
+}
+
+/// The image as messages name it: familiar name with its digest, or its tag (`latest` when
+/// none was written).
+fn named(r: &ImageRef) -> String {
+    match (r.tag(), r.digest()) {
+        (_, Some(d)) => format!("{}@{d}", r.familiar_name()),
+        (t, None) => format!("{}:{}", r.familiar_name(), t.unwrap_or("latest")),
     }
 }
 
