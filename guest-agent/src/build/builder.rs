@@ -28,7 +28,7 @@ use crate::images::model::{Platform, RunConfig};
 use crate::images::progress::Progress;
 use crate::images::pull::{PullRequest, Puller};
 use crate::images::reference::ImageRef;
-use crate::images::store::{tempfile_in, Image, LayerRecord, Store};
+use crate::images::store::{sha256_digest, tempfile_in, Image, LayerRecord, Store};
 
 /// What `POST /build` asked for.
 #[derive(Debug, Default, Clone)]
@@ -340,12 +340,34 @@ impl Run<'_> {
         }
     }
 
-    /// Hold `img` until the build ends.
-    fn keep(&self, img: &Image) {
+    /// Hold the image `id` until the build ends (one not stored yet too: a step's image is
+    /// held before it is recorded, so that no prune sees it unheld).
+    fn hold_id(&self, id: &str) {
         self.hold
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .image(&img.record.id);
+            .image(id);
+    }
+
+    /// Hold `img` until the build ends, and look again: the image as it is now, or `None`
+    /// when a deletion took it between the lookup and the hold.
+    fn keep(&self, img: &Image) -> Option<Image> {
+        self.hold_id(&img.record.id);
+        self.b.store.get(&img.record.id)
+    }
+
+    /// The image `name` names (pulled when missing, or with `pull`), held until the build
+    /// ends; looked up once more if a deletion took it before the hold did.
+    async fn held_image(&self, name: &str, pull: bool) -> Result<Image> {
+        for _ in 0..2 {
+            let img = self.image(name, pull).await?;
+            if let Some(img) = self.keep(&img) {
+                return Ok(img);
+            }
+        }
+        Err(fail(format!(
+            "the image {name} was removed each time the build took it; build again"
+        )))
     }
 
     /// Stop the build when its client has gone away (its stream's receiver was dropped), as
@@ -464,9 +486,7 @@ impl Run<'_> {
         if name == "scratch" {
             return Ok(None);
         }
-        let img = self.image(name, self.req.pull).await?;
-        self.keep(&img);
-        Ok(Some(img))
+        self.held_image(name, self.req.pull).await.map(Some)
     }
 
     /// `COPY --from=`: an earlier stage by name or number, else an image.
@@ -482,9 +502,7 @@ impl Run<'_> {
                 ))),
             };
         }
-        let img = self.image(name, false).await?;
-        self.keep(&img);
-        Ok(Some(img))
+        self.held_image(name, false).await.map(Some)
     }
 
     pub(super) async fn image(&self, name: &str, pull: bool) -> Result<Image> {
@@ -544,10 +562,11 @@ impl Run<'_> {
                 img.config.history.len() == depth
                     && img.config.extra.get("container_config") == Some(&want)
             })
+            // Deleted before it was held: a miss, and the step runs.
+            .and_then(|img| self.keep(&img))
     }
 
     pub(super) fn hit(&self, img: Image, cur: &mut Option<Image>) {
-        self.keep(&img);
         self.say(" ---> Using cache\n");
         self.say(format!(" ---> {}\n", short(&img.record.id)));
         *cur = Some(img);
@@ -579,13 +598,13 @@ impl Run<'_> {
             .map(|c| c.record.layers.clone())
             .unwrap_or_default();
         layers.extend(layer.cloned());
+        self.hold_id(&sha256_digest(&bytes));
         let img = self.b.store.commit_local_image(
             &bytes,
             layers,
             cur.as_ref().map(|c| c.record.id.clone()),
             &[],
         )?;
-        self.keep(&img);
         self.say(format!(" ---> {}\n", short(&img.record.id)));
         *cur = Some(img);
         Ok(())

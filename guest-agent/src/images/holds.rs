@@ -39,8 +39,12 @@ impl Holds {
         self.counts().images.contains_key(id)
     }
 
-    pub fn layer_held(&self, diff_id: &str) -> bool {
-        self.counts().layers.contains_key(diff_id)
+    /// Run `f` (a layer's removal) unless `diff_id` is held, with no hold taken meanwhile:
+    /// an operation that holds a layer before it looks for it either finds it gone or keeps
+    /// it.
+    pub fn unless_layer_held<T>(&self, diff_id: &str, f: impl FnOnce() -> T) -> Option<T> {
+        let counts = self.counts();
+        (!counts.layers.contains_key(diff_id)).then(f)
     }
 }
 

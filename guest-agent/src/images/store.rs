@@ -559,11 +559,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let _guard = self.commit.lock().unwrap_or_else(|e| e.into_inner());
-        self.remove_layers_unused(candidates)
+        self.remove_unused_layers_locked(candidates)
     }
 
     /// `remove_unused_layers` with the commit lock held.
-    fn remove_layers_unused(&self, candidates: &[String]) -> Result<Vec<String>> {
+    fn remove_unused_layers_locked(&self, candidates: &[String]) -> Result<Vec<String>> {
         let used: BTreeSet<String> = {
             let st = self
                 .state
@@ -576,19 +576,20 @@ impl Store {
         };
         let mut removed = Vec::new();
         for l in candidates {
-            if used.contains(l) || removed.contains(l) || self.holds.layer_held(l) {
+            if used.contains(l) || removed.contains(l) {
                 continue;
             }
             let home = self.layer_home(l)?;
-            if !home.exists() {
-                continue;
-            }
-            // Move out of sight first: a half-deleted layer must never be visible.
             let doomed = tempfile_in(&self.tmp_dir())?;
-            if fs::rename(&home, &doomed).is_ok() {
+            // Move out of sight first (a half-deleted layer must never be visible), and only
+            // while no operation holds it.
+            let moved = self
+                .holds
+                .unless_layer_held(l, || fs::rename(&home, &doomed).is_ok());
+            if moved == Some(true) {
                 let _ = fs::remove_dir_all(&doomed);
+                removed.push(l.clone());
             }
-            removed.push(l.clone());
         }
         Ok(removed)
     }
@@ -639,7 +640,7 @@ impl Store {
             .iter()
             .map(|l| l.diff_id.clone())
             .collect();
-        let removed = self.remove_layers_unused(&doomed)?;
+        let removed = self.remove_unused_layers_locked(&doomed)?;
         for d in [&img.record.id, &img.record.manifest_digest] {
             // An image made here has no manifest.
             if !d.is_empty() && !used_blobs.contains(d) {
