@@ -229,8 +229,19 @@ fn lock_root(root: &std::path::Path) -> Result<std::fs::File> {
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: the fd is valid; flock has no memory-safety preconditions.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    // A POSIX record lock, not flock: it belongs to this process and goes with it, where a
+    // flock belongs to the open file, which a child forked but not yet exec'd when the agent
+    // was killed still holds (once, under load, the next agent found the state dir taken).
+    // No other code opens this file, whose closing would release the lock.
+    let whole_file = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    // SAFETY: the fd is valid and `whole_file` outlives the call.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &whole_file) } != 0 {
         anyhow::bail!(
             "another skiff-agent is already using {}; stop it first or give another --root",
             root.display()
