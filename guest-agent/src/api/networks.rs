@@ -46,7 +46,11 @@ fn network_json(b: &dyn NetworkBackend, on_it: Option<&[CRecord]>, n: &Network) 
         _ => Vec::new(),
     };
     let mut options: BTreeMap<String, String> = n.options.clone();
-    if n.is_bridge() {
+    // dockerd names the Linux bridge in Options only for the default network (docker0), whose
+    // options are set at daemon start; a user network's Options are what its creator gave.
+    // compose compares them with the file's driver_opts, and an extra key made it demand that
+    // every project network be recreated.
+    if n.is_bridge() && n.builtin() {
         options.insert("com.docker.network.bridge.name".into(), b.bridge_name(n));
     }
     json!({
@@ -583,10 +587,13 @@ mod tests {
             v["IPAM"]["Config"],
             json!([{"Subnet": "10.5.0.0/24", "Gateway": "10.5.0.1"}])
         );
-        assert_eq!(
-            v["Options"]["com.docker.network.bridge.name"],
-            format!("br-{}", &front.id[..12])
+        assert!(
+            v["Options"].get("com.docker.network.bridge.name").is_none(),
+            "a user network's Options are its creator's: {}",
+            v["Options"]
         );
+        let default = inspect_json(&nets, &containers, "bridge").unwrap();
+        assert!(default["Options"]["com.docker.network.bridge.name"].is_string());
         let members = v["Containers"].as_object().unwrap();
         assert_eq!(
             members.len(),
