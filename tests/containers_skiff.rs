@@ -493,3 +493,57 @@ fn security_opts_take_effect_or_are_refused() {
         "a refused run left a container"
     );
 }
+
+/// `inspect --size` adds `SizeRw` and `SizeRootFs` (the figures `ps --size` shows); without
+/// it they are absent, as with dockerd.
+#[test]
+fn inspect_size_adds_the_sizes() {
+    let (s, img) = ready();
+    s.run(&[
+        "run",
+        "--name",
+        "sized",
+        &img,
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero > /big",
+    ])
+    .ok();
+    let inspect = |args: &[&str]| -> serde_json::Value {
+        let out = s.run(args).ok();
+        serde_json::from_str::<serde_json::Value>(&out.stdout).expect("inspect JSON")[0].clone()
+    };
+    for args in [
+        &["inspect", "--size", "sized"][..],
+        &["container", "inspect", "-s", "sized"][..],
+    ] {
+        let v = inspect(args);
+        let rw = v["SizeRw"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{args:?}: {v}"));
+        let root = v["SizeRootFs"].as_u64().expect("SizeRootFs");
+        assert!(rw >= 300_000, "{rw}");
+        assert!(root > rw, "the image counts too: {root} {rw}");
+        let (_, list) = s.api("GET", "/containers/json?all=1&size=1");
+        let list: serde_json::Value = serde_json::from_str(&list).expect("list JSON");
+        let listed = list
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|c| c["Names"][0] == "/sized")
+            .expect("listed");
+        assert_eq!(listed["SizeRw"], v["SizeRw"]);
+        assert_eq!(listed["SizeRootFs"], v["SizeRootFs"]);
+    }
+    for args in [
+        &["inspect", "sized"][..],
+        &["container", "inspect", "sized"][..],
+    ] {
+        let v = inspect(args);
+        assert!(
+            v.get("SizeRw").is_none() && v.get("SizeRootFs").is_none(),
+            "{v}"
+        );
+    }
+    s.run(&["rm", "sized"]).ok();
+}

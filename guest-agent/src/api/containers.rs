@@ -296,7 +296,7 @@ fn state_json(rec: &CRecord) -> Value {
     state
 }
 
-pub fn inspect(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
+pub fn inspect(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
     let rec = c.record();
     let dir = c.dir.display().to_string();
     let paths = c.paths();
@@ -320,7 +320,7 @@ pub fn inspect(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
     if host_config.get("Runtime").is_none() {
         host_config["Runtime"] = json!(crate::containers::engine::RUNTIME);
     }
-    let body = json!({
+    let mut body = json!({
         "Id": rec.id,
         "Created": rec.created,
         "Path": rec.path,
@@ -353,7 +353,27 @@ pub fn inspect(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
         "Config": serde_json::to_value(&rec.config).unwrap_or(json!({})),
         "NetworkSettings": super::networks::network_settings(&*ctx.containers, &rec),
     });
+    if q.flag("size") {
+        add_sizes(&mut body, &*ctx.containers, &*ctx.store, &rec);
+    }
     Ok(json(StatusCode::OK, &body))
+}
+
+/// `SizeRw` (the writable layer) and `SizeRootFs` (that and the image), as the list and
+/// inspect give them with `size=1`; computed only then, as it walks the writable layer.
+fn add_sizes(
+    item: &mut Value,
+    containers: &dyn ContainerBackend,
+    images: &dyn ImageBackend,
+    rec: &CRecord,
+) {
+    let rw = containers.rw_size(&rec.id);
+    let image_size = images
+        .resolve(&rec.image_id)
+        .map(|i| i.record.size())
+        .unwrap_or(0);
+    item["SizeRw"] = json!(rw);
+    item["SizeRootFs"] = json!(image_size + rw);
 }
 
 /// docker's STATUS column text.
@@ -558,13 +578,7 @@ fn list_items(
             "Mounts": mounts_view(containers, &rec),
         });
         if with_size {
-            let rw = containers.rw_size(&rec.id);
-            let image_size = images
-                .resolve(&rec.image_id)
-                .map(|i| i.record.size())
-                .unwrap_or(0);
-            item["SizeRw"] = json!(rw);
-            item["SizeRootFs"] = json!(image_size + rw);
+            add_sizes(&mut item, containers, images, &rec);
         }
         out.push(item);
         if limit > 0 && out.len() as i64 >= limit {

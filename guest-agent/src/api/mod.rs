@@ -372,7 +372,7 @@ async fn route_container(
     let c = ctx.containers.get(name)?;
     match (method, action) {
         (&Method::DELETE, "") => containers::remove(&ctx, c, q).await,
-        (&Method::GET, "json") => containers::inspect(&ctx, c),
+        (&Method::GET, "json") => containers::inspect(&ctx, c, q),
         (&Method::POST, "start") => containers::start(&ctx, c).await,
         (&Method::POST, "stop") => containers::stop(&ctx, c, q).await,
         (&Method::POST, "restart") => containers::restart(&ctx, c, q).await,
