@@ -494,6 +494,192 @@ fn security_opts_take_effect_or_are_refused() {
     );
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+/// `events` with `--since`/`--until` prints the past and then the live events in docker's
+/// line format, and ends at `until`; `--filter` and `--format` as docker's.
+#[test]
+fn events_stream_between_since_and_until() {
+    let (s, img) = ready();
+    let t0 = format!("{:.3}", unix_now() - 1.0);
+    s.run(&["run", "--name", "evt-past", &img, "true"]).ok();
+    let past_id = field(&s, "evt-past", "{{.Id}}");
+    let t1 = format!("{:.3}", unix_now() + 1.0);
+
+    let out = s.run(&["events", "--since", &t0, "--until", &t1]).ok();
+    let create = out
+        .lines()
+        .into_iter()
+        .find(|l| l.contains(" container create "))
+        .unwrap_or_else(|| panic!("no create event:\n{}", out.stdout))
+        .to_string();
+    // "2026-…T…:…:….123456789Z container create <full id> (image=…, name=evt-past)"
+    let (when, rest) = create.split_once(' ').expect("time");
+    // Nine fraction digits always, then "Z" or the local offset.
+    assert!(
+        when.len() >= 30
+            && &when[10..11] == "T"
+            && &when[19..20] == "."
+            && when[20..29].bytes().all(|b| b.is_ascii_digit())
+            && (&when[29..] == "Z" || when[29..].len() == 6),
+        "{create}"
+    );
+    assert!(
+        rest.starts_with(&format!("container create {past_id} (")),
+        "{create}"
+    );
+    assert!(rest.contains(&format!("image={img}")), "{create}");
+    assert!(rest.ends_with("name=evt-past)"), "{create}");
+    let start = out.stdout.find(" container start ").expect("start event");
+    assert!(out.stdout.find(" container create ").expect("create") < start);
+    assert_eq!(
+        out.stdout,
+        s.run(&["system", "events", "--since", &t0, "--until", &t1])
+            .ok()
+            .stdout
+    );
+
+    let only_start = s
+        .run(&[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &t1,
+            "-f",
+            "event=start",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.ID}}",
+        ])
+        .ok();
+    assert_eq!(
+        only_start.stdout,
+        format!("container start evt-past {past_id}\n")
+    );
+    let json = s
+        .run(&[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &t1,
+            "--format",
+            "json",
+            "--filter",
+            "container=evt-past",
+        ])
+        .ok();
+    let first: serde_json::Value =
+        serde_json::from_str(json.lines()[0]).expect("a JSON event per line");
+    assert_eq!(first["Type"], "container");
+    assert_eq!(first["Action"], "create");
+    assert_eq!(first["Actor"]["Attributes"]["name"], "evt-past");
+    s.run(&["events", "--format", "{{.Type"])
+        .fails_with(64, "Error parsing format: ");
+    s.run(&["events", "--since", "yesterday"]).fails_with(
+        1,
+        "failed to parse value as time or duration: \"yesterday\"",
+    );
+
+    // Live: what happens after the call is streamed as it happens, until `until`.
+    let until = format!("{:.3}", unix_now() + 6.0);
+    let live = s
+        .command()
+        .args([
+            "events",
+            "--until",
+            &until,
+            "--filter",
+            "container=evt-live",
+            "--format",
+            "{{.Action}}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("events");
+    std::thread::sleep(Duration::from_millis(500));
+    s.run(&["run", "-d", "--name", "evt-live", &img, "sleep", "30"])
+        .ok();
+    let started = Instant::now();
+    let done = live.wait_with_output().expect("events ends");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    let actions = String::from_utf8_lossy(&done.stdout).into_owned();
+    assert!(actions.starts_with("create\n"), "{actions}");
+    assert!(actions.contains("start\n"), "{actions}");
+    s.run(&["rm", "-f", "evt-past", "evt-live"]).ok();
+}
+
+/// `update` changes a container's limits and restart policy, names each container it
+/// updated, and reports the ones it could not; with no flag it refuses as docker does.
+#[test]
+fn update_changes_limits_and_restart_policy() {
+    let (s, img) = ready();
+    s.run(&["run", "-d", "--name", "upd", &img, "sleep", "300"])
+        .ok();
+    let out = s
+        .run(&[
+            "update",
+            "--memory",
+            "64m",
+            "--restart",
+            "on-failure:2",
+            "upd",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "upd\n");
+    assert_eq!(field(&s, "upd", "{{.HostConfig.Memory}}"), "67108864");
+    assert_eq!(
+        field(&s, "upd", "{{json .HostConfig.RestartPolicy}}"),
+        r#"{"MaximumRetryCount":2,"Name":"on-failure"}"#
+    );
+    // The running container's cgroup has the new limit (v2's file, or v1's).
+    let limit = s
+        .run(&[
+            "exec", "upd", "sh", "-c",
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+        .ok();
+    assert_eq!(limit.stdout.trim(), "67108864");
+
+    let both = s
+        .run(&[
+            "container",
+            "update",
+            "--cpu-shares",
+            "512",
+            "upd",
+            "no-such-upd",
+        ])
+        .fails_with(
+            1,
+            "Error response from daemon: No such container: no-such-upd",
+        );
+    assert_eq!(both.stdout, "upd\n");
+    assert_eq!(field(&s, "upd", "{{.HostConfig.CpuShares}}"), "512");
+    assert_eq!(
+        field(&s, "upd", "{{.HostConfig.Memory}}"),
+        "67108864",
+        "untouched"
+    );
+
+    s.run(&["update", "upd"]).fails_with(
+        1,
+        "you must provide one or more flags when using this command",
+    );
+    s.run(&["update", "--memory", "lots", "upd"]).fails_with(
+        125,
+        "invalid argument \"lots\" for \"-m, --memory\" flag: invalid size: 'lots'",
+    );
+    s.run(&["rm", "-f", "upd"]).ok();
+}
+
 /// `inspect --size` adds `SizeRw` and `SizeRootFs` (the figures `ps --size` shows); without
 /// it they are absent, as with dockerd.
 #[test]

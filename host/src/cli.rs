@@ -53,8 +53,9 @@ impl Cli {
 
 /// The usage lines clap cannot write itself (a trailing list of several values), as
 /// `(command, usage after "skiff [container] COMMAND ")`.
-const USAGES: [(&str, &str); 4] = [
+const USAGES: [(&str, &str); 5] = [
     ("run", "[OPTIONS] IMAGE [COMMAND] [ARG...]"),
+    ("update", "[OPTIONS] CONTAINER [CONTAINER...]"),
     ("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]"),
     ("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]"),
     ("top", "CONTAINER [ps OPTIONS]"),
@@ -117,6 +118,8 @@ pub enum Command {
     /// Manage skiff's VM (the vm backend)
     #[command(subcommand)]
     Machine(MachineCommand),
+    /// Get real time events from the server (same as `system events`)
+    Events(EventsArgs),
     /// Display system-wide information (same as `system info`)
     Info(FormatOnly),
     /// Show the skiff version information
@@ -212,6 +215,8 @@ pub enum ContainerVerb {
     /// Inspect changes to files or directories on a container's filesystem
     #[command(long_about = DIFF_LONG_ABOUT)]
     Diff(DiffArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -311,6 +316,8 @@ pub struct MachineRmArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCommand {
+    /// Get real time events from the server
+    Events(EventsArgs),
     /// Display system-wide information, including the API socket address
     Info(FormatOnly),
     /// Remove unused data
@@ -1391,6 +1398,72 @@ pub struct ExportArgs {
 #[derive(Args, Debug)]
 pub struct DiffArgs {
     pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long, value_name = "string")]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long, value_name = "string")]
+    pub until: Option<String>,
+}
+
+/// docker's `update` flags. Each is an `Option` because docker refuses a call with none
+/// given, and a flag given as zero still counts as given.
+#[derive(Args, Debug, Default)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long, value_name = "uint16")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// Limit the CPU real-time period in microseconds
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit the CPU real-time runtime in microseconds
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "int", allow_hyphen_values = true)]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long, value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long, value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short, long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long, value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long, value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, value_name = "string")]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod containers;
 mod cp;
 mod disk;
 mod endpoint;
+mod events;
 mod exec;
 mod gofmt;
 mod imageio;
@@ -26,6 +27,7 @@ mod run;
 mod stats;
 mod system;
 mod term;
+mod update;
 mod volume;
 
 use std::path::PathBuf;
@@ -96,6 +98,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
     if let Command::Logout(a) = &cli.command {
         return login::logout(a);
     }
+    // What docker's CLI refuses before it talks to the daemon must not start the engine.
+    match &cli.command {
+        Command::OfContainer(ContainerVerb::Update(a))
+        | Command::Container(ContainerCommand::Verb(ContainerVerb::Update(a))) => update::check(a)?,
+        Command::System(SystemCommand::Events(a)) | Command::Events(a) => events::check(a)?,
+        _ => {}
+    }
     let engine = connect(&cli).await?;
     match cli.command {
         Command::OfImage(v) | Command::Image(ImageCommand::Verb(v)) => image_verb(&engine, v).await,
@@ -127,6 +136,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::System(SystemCommand::Prune(a)) => disk::system_prune(&engine, &a).await,
         Command::System(SystemCommand::Df(a)) => disk::df(&engine, &a).await,
         Command::System(SystemCommand::Check(a)) => system::check(&engine, &a).await,
+        Command::System(SystemCommand::Events(a)) | Command::Events(a) => {
+            events::events(&engine, &a).await
+        }
         Command::Login(a) => login::login(&engine, &a).await,
         Command::Logout(_) => unreachable!("handled above"),
         Command::Machine(c) => machine::run(&c),
@@ -175,6 +187,7 @@ async fn container_verb(engine: &Engine, v: ContainerVerb) -> Result<u8> {
         ContainerVerb::Commit(a) => imageio::commit(engine, &a).await,
         ContainerVerb::Export(a) => imageio::export(engine, &a).await,
         ContainerVerb::Diff(a) => imageio::diff(engine, &a).await,
+        ContainerVerb::Update(a) => update::update(engine, &a).await,
     }
 }
 

@@ -6,6 +6,11 @@ use std::net::IpAddr;
 
 use crate::goerror::go_io_error;
 
+/// pflag's words for a flag value its parser refused.
+pub fn flag_error(value: &str, flag: &str, err: &str) -> String {
+    format!("invalid argument \"{value}\" for \"{flag}\" flag: {err}")
+}
+
 /// docker's `ConvertKVStringsToMap` and map flags: `k=v`, or `k` alone for an empty value;
 /// a later key wins.
 pub fn kv_map(items: &[String]) -> BTreeMap<String, String> {
@@ -60,6 +65,14 @@ pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
         return Err(bad());
     }
     Ok((size * mul) as i64)
+}
+
+/// docker's `MemSwapBytes`: a size as `ram_in_bytes`, or -1 for unlimited swap.
+pub fn mem_swap_bytes(s: &str) -> Result<i64, String> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    ram_in_bytes(s)
 }
 
 /// The error Go's strconv.ParseFloat gives for text that is no number.
@@ -638,6 +651,9 @@ mod tests {
         assert_eq!(ram_in_bytes("32mbb"), Err("invalid suffix: 'mbb'".into()));
         assert_eq!(ram_in_bytes("-1"), Err("invalid size: '-1'".into()));
         assert!(ram_in_bytes("1.2.3m").is_err());
+        assert_eq!(mem_swap_bytes("-1"), Ok(-1));
+        assert_eq!(mem_swap_bytes("128m"), Ok(128 << 20));
+        assert_eq!(mem_swap_bytes("-2"), Err("invalid size: '-2'".into()));
     }
 
     #[test]

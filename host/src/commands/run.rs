@@ -14,9 +14,9 @@ use super::attach::{
 use super::endpoint::run_endpoints;
 use super::mounts::{go_getwd, parse_mount, split_volumes};
 use super::opts::{
-    env_lookup, go_duration, parse_cpus, parse_expose, parse_port_specs, parse_restart,
-    ram_in_bytes, read_kv_file, validate_attach, validate_dns_search, validate_env,
-    validate_extra_host, validate_ip_address, validate_label,
+    env_lookup, flag_error, go_duration, mem_swap_bytes, parse_cpus, parse_expose,
+    parse_port_specs, parse_restart, ram_in_bytes, read_kv_file, validate_attach,
+    validate_dns_search, validate_env, validate_extra_host, validate_ip_address, validate_label,
 };
 use super::pull::{split_reference, stream_pull};
 use super::term;
@@ -62,10 +62,6 @@ fn to_status_error(e: anyhow::Error) -> anyhow::Error {
         125
     };
     with_help(&msg, "run", code)
-}
-
-fn flag_error(value: &str, flag: &str, err: &str) -> String {
-    format!("invalid argument \"{value}\" for \"{flag}\" flag: {err}")
 }
 
 /// The `--health-*` flags and `--no-healthcheck` as docker's CLI turns them into the
@@ -183,8 +179,7 @@ pub fn build_spec(
         None => 0,
     };
     let memory_swap = match f.memory_swap.as_deref() {
-        Some("-1") => -1,
-        Some(m) => ram_in_bytes(m).map_err(|e| flag_error(m, "--memory-swap", &e))?,
+        Some(m) => mem_swap_bytes(m).map_err(|e| flag_error(m, "--memory-swap", &e))?,
         None => 0,
     };
     let nano_cpus = match &f.cpus {
