@@ -285,7 +285,9 @@ fn unpack_into<R: io::Read>(
             Some(refusal) => coded(REFUSED, format!("refusing the copy: {refusal}")),
             None => anyhow::Error::new(err).context("reading the tar stream"),
         })?;
-        let name = e.path().context("entry name")?.into_owned();
+        // dockerd unpacks `/a/b` as `a/b` under the destination (testcontainers sends its
+        // files so, for `put_archive(path="/")`), as the tar crate's unpack_in places it.
+        let name = below_root(&e.path().context("entry name")?);
         let link = e.link_name().context("entry link")?.map(|l| l.into_owned());
         let kind = e.header().entry_type();
         check_entry(&name, kind, link.as_deref())?;
@@ -341,6 +343,18 @@ fn unpack_into<R: io::Read>(
     Ok(0)
 }
 
+/// `name` without its root (and `.` parts): where it lands below the destination.
+fn below_root(name: &Path) -> PathBuf {
+    name.components()
+        .filter(|c| {
+            !matches!(
+                c,
+                Component::RootDir | Component::Prefix(_) | Component::CurDir
+            )
+        })
+        .collect()
+}
+
 /// The tar crate wraps the OS error in a sentence per layer ("failed to unpack `x` into
 /// `y`"); the user needs the last one.
 fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
@@ -388,6 +402,28 @@ mod tests {
             "refusing the copy: entry 'x' declares a 1610612736-byte PAX header, over the 1 MiB limit"
         );
         assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_absolute_entry_name_lands_below_the_destination() {
+        let dest = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(T::Regular);
+        h.set_mode(0o644);
+        h.set_size(2);
+        // set_path refuses an absolute name: write the raw header field, as Python's tarfile does.
+        h.as_gnu_mut().unwrap().name[..11].copy_from_slice(b"/w/./in.txt");
+        h.set_cksum();
+        b.append(&h, &b"ok"[..]).unwrap();
+        let stream = b.into_inner().unwrap();
+        std::fs::create_dir(dest.path().join("w")).unwrap();
+        assert_eq!(
+            unpack_into(&stream[..], dest.path(), false, true).unwrap(),
+            0
+        );
+        assert_eq!(std::fs::read(dest.path().join("w/in.txt")).unwrap(), b"ok");
+        assert_eq!(below_root(Path::new("/../x")), Path::new("../x"));
     }
 
     #[test]
