@@ -87,7 +87,7 @@ echo "== pass: vm" >>"$log"
 SKIFF_TEST_BACKEND=vm cargo test --release --no-fail-fast --workspace \
     --test containers_docker --test containers_skiff --test containers_survive \
     --test boundary --test crash --test docker_cli --test escape --test hostile --test images --test networks --test volumes \
-    --test builds --test image_io --test push --test health --test python_sdk --test references \
+    --test builds --test image_io --test push --test health --test python_sdk --test references --test compose \
     -- --test-threads="${SKIFF_TEST_THREADS:-2}" "${report_time[@]}" 2>&1 | tee -a "$log"
 vm_status=${PIPESTATUS[0]}
 set -e

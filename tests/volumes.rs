@@ -5,7 +5,6 @@
 //! machine shares `SKIFF_TEST_SHARE`, a directory owned by an unprivileged uid.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 
 use skiff_e2e::*;
 
@@ -13,26 +12,6 @@ fn ready() -> (Skiff, String) {
     let s = Skiff::new();
     s.run(&["pull", &image("busybox")]).ok();
     (s, image("busybox"))
-}
-
-/// A fresh host directory a container can bind: in the VM it must be inside the machine's
-/// share.
-fn host_dir(name: &str) -> tempfile::TempDir {
-    let parent = if on_vm() {
-        PathBuf::from(std::env::var("SKIFF_TEST_SHARE").expect("SKIFF_TEST_SHARE for the vm pass"))
-    } else {
-        test_tmp()
-    };
-    let dir = tempfile::Builder::new()
-        .prefix(name)
-        .tempdir_in(&parent)
-        .expect("host dir");
-    if on_vm() {
-        // As a user's own directory in their share: the VM reaches the share as its owner.
-        let owner = std::fs::metadata(&parent).expect("share");
-        std::os::unix::fs::chown(dir.path(), Some(owner.uid()), Some(owner.gid())).expect("chown");
-    }
-    dir
 }
 
 /// A container's `docker inspect`.

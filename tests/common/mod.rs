@@ -724,3 +724,24 @@ pub fn listening_sockets_of(pid: i32) -> Vec<String> {
     mine.sort();
     mine
 }
+
+/// A fresh host directory a container can bind: in the VM it must be inside the machine's
+/// share (`SKIFF_TEST_SHARE`, which scripts/test.sh makes).
+pub fn host_dir(name: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::MetadataExt;
+    let parent = if on_vm() {
+        PathBuf::from(std::env::var("SKIFF_TEST_SHARE").expect("SKIFF_TEST_SHARE for the vm pass"))
+    } else {
+        test_tmp()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(name)
+        .tempdir_in(&parent)
+        .expect("host dir");
+    if on_vm() {
+        // As a user's own directory in their share: the VM reaches the share as its owner.
+        let owner = std::fs::metadata(&parent).expect("share");
+        std::os::unix::fs::chown(dir.path(), Some(owner.uid()), Some(owner.gid())).expect("chown");
+    }
+    dir
+}
