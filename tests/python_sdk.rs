@@ -385,3 +385,50 @@ fn images_json_digest(reference: &str) -> String {
         .unwrap_or_else(|| panic!("{reference} not in images.json"))
         .to_string()
 }
+
+/// testcontainers-python (pinned by setup.sh) as a test suite uses it: a service on a user
+/// network under an alias, waited for by its log, reached on its mapped port, exec'd into,
+/// a file copied in and out, and a client on the same network reaching it by the alias; all
+/// of it gone after the `with` blocks. Its reaper (Ryuk) is off: its image is on Docker Hub.
+#[test]
+fn testcontainers_runs_a_service_on_a_network_and_cleans_up() {
+    let s = skiff();
+    let out = sdk(
+        &s,
+        r#"
+import os, pathlib, tempfile, urllib.request
+os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+serve = "mkdir -p /w && echo tc-ok > /w/index.html && echo serving && exec httpd -f -p 80 -h /w"
+with Network() as net:
+    srv = (DockerContainer(img).with_command(["sh", "-c", serve]).with_exposed_ports(80)
+           .with_env("MODE", "test").with_network(net).with_network_aliases("svc")
+           .waiting_for(LogMessageWaitStrategy("serving")))
+    with srv:
+        url = f"http://{srv.get_container_host_ip()}:{srv.get_exposed_port(80)}/index.html"
+        print("http", urllib.request.urlopen(url, timeout=10).read().decode().strip())
+        r = srv.exec(["sh", "-c", "echo $MODE"])
+        print("exec", r.exit_code, r.output.decode().strip())
+        srv.copy_into_container(b"copied-in\n", "/w/in.txt")
+        d = pathlib.Path(tempfile.mkdtemp())
+        srv.copy_from_container("/w/in.txt", d / "back.txt")
+        print("copy", (d / "back.txt").read_text().strip())
+        cli = (DockerContainer(img).with_network(net)
+               .with_command(["wget", "-qO-", "http://svc/in.txt"]))
+        with cli:
+            print("alias", cli.wait(), cli.get_logs()[0].decode().strip())
+        ids = [srv.get_container_id(), cli.get_container_id()]
+    net_id = net.id
+print("left", len(c.containers.list(all=True, filters={"id": ids[0]})),
+      len(c.containers.list(all=True, filters={"id": ids[1]})),
+      len(c.networks.list(ids=[net_id])))
+"#,
+    );
+    has(&out, "http tc-ok");
+    has(&out, "exec 0 test");
+    has(&out, "copy copied-in");
+    has(&out, "alias 0 copied-in");
+    has(&out, "left 0 0 0");
+}
