@@ -960,3 +960,38 @@ fn docker_hub_images_come_through_the_mirrors_in_order() {
     with_settings(&["pull", "busybox"])
         .fails_with(125, "invalid registry mirror \"mirror.example.com\"");
 }
+
+/// A re-pull of an unchanged tag from a registry that gave no token challenge is one request,
+/// the manifest's: the `/v2/` probe is not repeated. When the registry starts to want a token,
+/// the next pull meets the 401, takes the challenge and still succeeds.
+#[test]
+fn a_repull_from_an_open_registry_is_the_manifest_request_alone() {
+    let s = Skiff::new();
+    let h = HostileRegistry::start();
+    h.publish("open", &[LayerTar::default().file(b"f", b"open").finish()]);
+    let name = format!("{}/open", h.addr);
+    s.run(&["pull", "-q", &name]).ok();
+    let before = h.seen().len();
+    s.run(&["pull", "-q", &name]).ok();
+    let asked: Vec<String> = h.seen()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(asked, ["GET /v2/open/manifests/latest"]);
+
+    h.require_bearer(BearerAuth {
+        token: "now-with-a-token".into(),
+        token_credentials: None,
+    });
+    let before = h.seen().len();
+    s.run(&["pull", "-q", &name]).ok();
+    let seen = h.seen();
+    assert!(
+        seen[before..]
+            .iter()
+            .any(|r| r.path.ends_with("/manifests/latest")
+                && r.authorization.as_deref() == Some("Bearer now-with-a-token")),
+        "{:?}",
+        &seen[before..]
+    );
+}

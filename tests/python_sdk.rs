@@ -398,6 +398,9 @@ fn testcontainers_runs_a_service_on_a_network_and_cleans_up() {
         r#"
 import os, pathlib, tempfile, urllib.request
 os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
+# These test machines are containers themselves (/.dockerenv), which makes testcontainers
+# assume Docker-in-Docker and dial the bridge's gateway; a laptop's way is the docker host.
+os.environ["TESTCONTAINERS_CONNECTION_MODE"] = "docker_host"
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy

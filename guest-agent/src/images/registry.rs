@@ -1,9 +1,9 @@
 //! Talking to registries through oci-client: which protocol a registry gets, credentials,
 //! and turning the client's errors into messages that say what to do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -34,6 +34,12 @@ pub struct RegistryConfig {
     /// One client per registry and credentials, kept so that connections and tokens are
     /// reused: a re-pull of an unchanged tag then costs one manifest request.
     clients: Arc<Mutex<HashMap<String, Client>>>,
+    /// The registries (and credentials) whose `/v2/` answered without a token challenge: a
+    /// manifest request goes to them straight, without asking `/v2/` again (a re-pull of an
+    /// unchanged tag is then one request). Forgotten on a 401.
+    tokenless: Arc<Mutex<HashSet<String>>>,
+    /// The client of skiff's own transfers, kept so that its connections are reused.
+    transfers: Arc<OnceLock<reqwest::Client>>,
 }
 
 impl std::fmt::Debug for RegistryConfig {
@@ -55,6 +61,8 @@ impl RegistryConfig {
             proxy: None,
             read_timeout: Duration::from_secs(60),
             clients: Arc::default(),
+            tokenless: Arc::default(),
+            transfers: Arc::default(),
         }
     }
 
@@ -105,14 +113,7 @@ impl RegistryConfig {
 
     /// The cached client for a registry and these credentials; `true` when it is new.
     pub fn client_for(&self, registry: &str, auth: &RegistryAuth) -> (Client, bool) {
-        let who = match auth {
-            RegistryAuth::Anonymous => "anonymous".to_string(),
-            RegistryAuth::Basic(u, p) => {
-                format!("basic:{}", hex::encode(Sha256::digest(format!("{u}:{p}"))))
-            }
-            RegistryAuth::Bearer(t) => format!("bearer:{}", hex::encode(Sha256::digest(t))),
-        };
-        let key = format!("{registry}|{who}");
+        let key = client_key(registry, auth);
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(&key) {
             return (c.clone(), false);
@@ -121,6 +122,19 @@ impl RegistryConfig {
         clients.insert(key, c.clone());
         (c, true)
     }
+}
+
+/// Which cached client and tokenless mark belong to a registry and credentials (hashed:
+/// the key is not a secret's copy).
+fn client_key(registry: &str, auth: &RegistryAuth) -> String {
+    let who = match auth {
+        RegistryAuth::Anonymous => "anonymous".to_string(),
+        RegistryAuth::Basic(u, p) => {
+            format!("basic:{}", hex::encode(Sha256::digest(format!("{u}:{p}"))))
+        }
+        RegistryAuth::Bearer(t) => format!("bearer:{}", hex::encode(Sha256::digest(t))),
+    };
+    format!("{registry}|{who}")
 }
 
 /// What a capped manifest request gave.
@@ -150,12 +164,24 @@ pub async fn fetch_manifest_capped(
 ) -> anyhow::Result<CappedManifest> {
     use anyhow::bail;
     let registry = reference.resolve_registry();
-    let token = match client
-        .auth(reference, auth, oci_client::RegistryOperation::Pull)
-        .await
-    {
-        Ok(t) => t,
-        Err(_) => return Ok(CappedManifest::Unanswered),
+    let key = client_key(registry, auth);
+    let tokenless = || cfg.tokenless.lock().unwrap_or_else(|e| e.into_inner());
+    // oci-client's auth asks `/v2/` every time; a registry that gave no token once is asked
+    // again only when it answers 401.
+    let token = if tokenless().contains(&key) {
+        None
+    } else {
+        match client
+            .auth(reference, auth, oci_client::RegistryOperation::Pull)
+            .await
+        {
+            Ok(None) => {
+                tokenless().insert(key.clone());
+                None
+            }
+            Ok(t) => t,
+            Err(_) => return Ok(CappedManifest::Unanswered),
+        }
     };
     let at = reference
         .digest()
@@ -172,6 +198,9 @@ pub async fn fetch_manifest_capped(
         return Ok(CappedManifest::Unanswered);
     };
     if !res.status().is_success() {
+        if res.status() == reqwest::StatusCode::UNAUTHORIZED {
+            tokenless().remove(&key);
+        }
         return Ok(CappedManifest::Unanswered);
     }
     if let Some(len) = res.content_length().filter(|l| *l > limit as u64) {
@@ -220,7 +249,13 @@ pub fn transfer_client(
     cfg: &RegistryConfig,
     registry: &str,
 ) -> anyhow::Result<(String, reqwest::Client)> {
-    let client = own_client(cfg)?.read_timeout(cfg.read_timeout).build()?;
+    let client = match cfg.transfers.get() {
+        Some(c) => c.clone(),
+        None => {
+            let c = own_client(cfg)?.read_timeout(cfg.read_timeout).build()?;
+            cfg.transfers.get_or_init(|| c).clone()
+        }
+    };
     Ok((v2_url(cfg, registry), client))
 }
 
