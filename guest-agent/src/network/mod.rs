@@ -126,6 +126,9 @@ struct State {
     /// Published ports the kernel forwards, per container.
     kernel_ports: HashMap<String, Vec<PortRule>>,
     generation: u64,
+    /// Host veths being deleted after their container left, by name: (network, a receiver
+    /// that ends when the deletion is done). See `leave_one`.
+    teardowns: HashMap<String, (String, tokio::sync::watch::Receiver<()>)>,
 }
 
 /// One container's names on a network: (container id, address, names).
@@ -365,6 +368,7 @@ impl Networks {
                 n.name
             )));
         }
+        self.settle(|_, net| net == n.id).await;
         if self.live_users(&n.id) > 0 {
             return Err(NetworkError::forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints",
@@ -384,6 +388,7 @@ impl Networks {
 
     /// Take every idle bridge down now (`network prune`, `system prune`).
     pub async fn sweep(&self) {
+        self.settle(|_, _| true).await;
         let idle: Vec<String> = {
             let st = self.st();
             st.active
@@ -690,6 +695,8 @@ impl Networks {
         let host_veth = self.veth_name(j.id, &n.id);
         let ifname = format!("eth{index}");
         let res: Result<Endpoint> = async {
+            // The same container's veth of its last run may still be going (a restart).
+            self.settle(|veth, _| veth == host_veth).await;
             let bridge_index = self.activate(n).await?;
             let nl = self.nl().await?;
             nl.delete(&host_veth).await?;
@@ -781,15 +788,48 @@ impl Networks {
         }
     }
 
+    /// The container is off the network at once (no names, no traffic: its namespace goes
+    /// next); deleting the host veth waits for the kernel's RTNL lock and an RCU grace period,
+    /// 20-40 ms that `run --rm`, `stop` and `rm` need not wait for, so it happens in the
+    /// background. Its address and its count on the network are given back only once the
+    /// veth is gone; whoever needs it gone first waits in `settle` (a new veth of the same
+    /// name, `network rm`, prune).
     async fn leave_one(self: &Arc<Self>, id: &str, ep: &Endpoint) {
         self.unregister_names(id, &ep.network_id);
-        if let Ok(nl) = self.nl().await {
-            if let Err(e) = nl.delete(&ep.host_veth).await {
-                tracing::warn!("removing {}: {e:#}", ep.host_veth);
+        let (done, finished) = tokio::sync::watch::channel(());
+        self.st()
+            .teardowns
+            .insert(ep.host_veth.clone(), (ep.network_id.clone(), finished));
+        let me = self.clone();
+        let ep = ep.clone();
+        tokio::spawn(async move {
+            if let Ok(nl) = me.nl().await {
+                if let Err(e) = nl.delete(&ep.host_veth).await {
+                    tracing::warn!("removing {}: {e:#}", ep.host_veth);
+                }
             }
-        }
-        if self.release(&ep.network_id, ep.ip) {
-            self.linger(&ep.network_id);
+            if me.release(&ep.network_id, ep.ip) {
+                me.linger(&ep.network_id);
+            }
+            me.st().teardowns.remove(&ep.host_veth);
+            drop(done);
+        });
+    }
+
+    /// Wait until no veth matching `which(veth, network)` is still being deleted.
+    async fn settle(&self, which: impl Fn(&str, &str) -> bool) {
+        loop {
+            let pending = self
+                .st()
+                .teardowns
+                .iter()
+                .find(|(veth, (net, _))| which(veth, net))
+                .map(|(_, (_, finished))| finished.clone());
+            let Some(mut finished) = pending else {
+                return;
+            };
+            // Ends with an error when the deletion's task drops its sender: it is done.
+            let _ = finished.changed().await;
         }
     }
 
