@@ -961,8 +961,8 @@ fn docker_hub_images_come_through_the_mirrors_in_order() {
         .fails_with(125, "invalid registry mirror \"mirror.example.com\"");
 }
 
-/// A re-pull of an unchanged tag from a registry that gave no token challenge is one request,
-/// the manifest's: the `/v2/` probe is not repeated. When the registry starts to want a token,
+/// A pull from a registry that gave no token challenge asks `/v2/` once, and a re-pull of an
+/// unchanged tag is one request, the manifest's: the probe is not repeated. When the registry starts to want a token,
 /// the next pull meets the 401, takes the challenge and still succeeds.
 #[test]
 fn a_repull_from_an_open_registry_is_the_manifest_request_alone() {
@@ -971,6 +971,9 @@ fn a_repull_from_an_open_registry_is_the_manifest_request_alone() {
     h.publish("open", &[LayerTar::default().file(b"f", b"open").finish()]);
     let name = format!("{}/open", h.addr);
     s.run(&["pull", "-q", &name]).ok();
+    // The first pull asks `/v2/` once, not again before each blob.
+    let probes = h.seen().iter().filter(|r| r.path == "/v2/").count();
+    assert_eq!(probes, 1, "{:?}", h.seen());
     let before = h.seen().len();
     s.run(&["pull", "-q", &name]).ok();
     let asked: Vec<String> = h.seen()[before..]

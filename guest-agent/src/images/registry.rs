@@ -170,6 +170,12 @@ pub async fn fetch_manifest_capped(
     // again only when it answers 401.
     let token = if tokenless().contains(&key) {
         None
+    } else if matches!(auth, RegistryAuth::Anonymous) && open_to_anonymous(cfg, registry).await {
+        // Asked with our own request, not oci-client's auth: that would put the registry in
+        // the client's credential store, and for a registry that hands out no token the
+        // client then asks `/v2/` again before every blob (a round trip per layer).
+        tokenless().insert(key.clone());
+        None
     } else {
         match client
             .auth(reference, auth, oci_client::RegistryOperation::Pull)
@@ -230,6 +236,15 @@ pub async fn fetch_manifest_capped(
         bail!("the manifest of {what} does not match its digest: expected {e}, got {digest}");
     }
     Ok(CappedManifest::Got(body.freeze(), digest))
+}
+
+/// Whether the registry's `/v2/` answers an anonymous request with 2xx: no token to get.
+async fn open_to_anonymous(cfg: &RegistryConfig, registry: &str) -> bool {
+    let Ok((url, http)) = transfer_client(cfg, registry) else {
+        return false;
+    };
+    let probe = tokio::time::timeout(Duration::from_secs(30), http.get(&url).send());
+    matches!(probe.await, Ok(Ok(res)) if res.status().is_success())
 }
 
 /// The registry's `/v2/` URL and a client for a request of our own to it (a login check, a
