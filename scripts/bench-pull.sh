@@ -20,8 +20,12 @@ debian_bench_image
 layer=$(skopeo inspect --tls-verify=false --raw "docker://$DEB_IMG" | jq -r '.layers[0].digest')
 curl -sf -H 'Accept: */*' "http://$REG/v2/debian/blobs/$layer" -o "$WORK/debian-layer.tar.gz"
 
-skiff_clean="$SK image prune -a -f >/dev/null"
-podman_clean="$PODMAN rmi -a -f >/dev/null 2>&1 || true"
+# A container left in the bench's store keeps its image through a prune, and a "cold" pull
+# of it is then warm: remove them first, and check that the store is empty each time.
+skiff_containers=$("$SK" ps -aq)
+[ -z "$skiff_containers" ] || "$SK" rm -f $skiff_containers >/dev/null
+skiff_clean="$SK image prune -a -f >/dev/null; [ -z \"\$($SK images -q)\" ] || { echo 'bench: skiff images left after the prune' >&2; exit 1; }"
+podman_clean="$PODMAN rm -a -f >/dev/null 2>&1; $PODMAN rmi -a -f >/dev/null 2>&1 || true"
 
 # Warm pulls: hyperfine, one tool after the other (no disk writes, so no drift).
 for img in busybox debian:bench; do
