@@ -240,11 +240,10 @@ pub async fn fetch_manifest_capped(
 
 /// Whether the registry's `/v2/` answers an anonymous request with 2xx: no token to get.
 async fn open_to_anonymous(cfg: &RegistryConfig, registry: &str) -> bool {
-    let Ok((url, http)) = transfer_client(cfg, registry) else {
+    let Ok((url, http)) = probe_client(cfg, registry) else {
         return false;
     };
-    let probe = tokio::time::timeout(Duration::from_secs(30), http.get(&url).send());
-    matches!(probe.await, Ok(Ok(res)) if res.status().is_success())
+    matches!(http.get(&url).send().await, Ok(res) if res.status().is_success())
 }
 
 /// The registry's `/v2/` URL and a client for a request of our own to it (a login check, a
