@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skiff_e2e::*;
 
@@ -105,16 +105,13 @@ fn leftovers(s: &Skiff, name: &str) -> Vec<String> {
 }
 
 fn get(port: u16, path: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match http_get(&format!("127.0.0.1:{port}"), path, false) {
-            Ok((head, body)) if head.starts_with("HTTP/1.") && head.contains(" 200 ") => {
-                return String::from_utf8_lossy(&body).into_owned()
-            }
-            other if Instant::now() > deadline => panic!("GET {path} on {port}: {other:?}"),
-            _ => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
+    let body = http_get_ok(
+        &format!("127.0.0.1:{port}"),
+        path,
+        false,
+        Duration::from_secs(30),
+    );
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 #[test]

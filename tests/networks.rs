@@ -19,19 +19,7 @@ fn ready() -> Skiff {
 /// GET through `addr`, retrying while the server in the container comes up.
 #[track_caller]
 fn fetch(addr: &str, path: &str, half_close: bool) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match http_get(addr, path, half_close) {
-            Ok((status, body)) if status.contains("200") => return body,
-            other => {
-                assert!(
-                    Instant::now() < deadline,
-                    "GET {path} via {addr} never worked: {other:?}"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
+    http_get_ok(addr, path, half_close, Duration::from_secs(20))
 }
 
 /// The host port `skiff port` reports for a container port (its first binding).

@@ -593,6 +593,27 @@ pub fn http_get(addr: &str, path: &str, half_close: bool) -> std::io::Result<(St
     Ok((status, all[split + 4..].to_vec()))
 }
 
+/// GET through `addr` until it answers 200 (a server in a container coming up), for at most
+/// `within`: the body.
+#[track_caller]
+pub fn http_get_ok(addr: &str, path: &str, half_close: bool, within: Duration) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match http_get(addr, path, half_close) {
+            Ok((status, body)) if status.starts_with("HTTP/1.") && status.contains(" 200 ") => {
+                return body
+            }
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "GET {path} via {addr} never worked: {other:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
 /// A TCP port nobody listens on right now (on every address).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
