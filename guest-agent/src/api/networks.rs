@@ -345,6 +345,8 @@ pub async fn connect(
 
 pub async fn prune(ctx: &Ctx, q: &Query) -> Result<Resp, ApiError> {
     let mut deleted = Vec::new();
+    // A container removed just before still counts on its networks until its veth is gone.
+    ctx.containers.networks.settle_all().await;
     for n in prunable(&*ctx.containers, q)? {
         match ctx.containers.networks.remove(&n).await {
             Ok(()) => {

@@ -388,7 +388,7 @@ impl Networks {
 
     /// Take every idle bridge down now (`network prune`, `system prune`).
     pub async fn sweep(&self) {
-        self.settle(|_, _| true).await;
+        self.settle_all().await;
         let idle: Vec<String> = {
             let st = self.st();
             st.active
@@ -814,6 +814,12 @@ impl Networks {
             me.st().teardowns.remove(&ep.host_veth);
             drop(done);
         });
+    }
+
+    /// Wait until every veth being deleted is gone, so that each network's count of live
+    /// endpoints is final (prune decides by it).
+    pub async fn settle_all(&self) {
+        self.settle(|_, _| true).await;
     }
 
     /// Wait until no veth matching `which(veth, network)` is still being deleted.
