@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{TcpListener, UdpSocket};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use skiff_e2e::*;
@@ -872,4 +873,93 @@ fn legacy_links_name_the_target_and_describe_it() {
         "Cannot link to a non running container: /linked-web AS /",
     );
     s.run(&["rm", "-f", "linked-web"]).ok();
+}
+
+/// `network rm` answers before the bridge is deleted (that goes on in the background), yet
+/// the name and an explicit subnet are free for a new network at once. Natively: a network's
+/// bridge is up as soon as it is created, as dockerd makes it, and gone soon after `rm`; and
+/// a bridge of ours that a stopped agent left behind with no network of its own is removed by
+/// the next agent.
+#[test]
+fn a_removed_networks_subnet_is_free_at_once_and_its_bridge_goes() {
+    let s = ready();
+    let subnet = "10.213.7.0/24";
+    for _ in 0..2 {
+        s.run(&["network", "create", "--subnet", subnet, "again"])
+            .ok();
+        s.run(&[
+            "run",
+            "-d",
+            "--name",
+            "again-c",
+            "--network",
+            "again",
+            &image("busybox"),
+            "sleep",
+            "60",
+        ])
+        .ok();
+        s.run(&["rm", "-f", "again-c"]).ok();
+        s.run(&["network", "rm", "again"]).ok();
+    }
+    s.run(&["network", "create", "--subnet", subnet, "again"])
+        .ok();
+    let out = s
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "again",
+            &image("busybox"),
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ])
+        .ok();
+    assert!(out.stdout.contains("inet 10.213.7.2/24"), "{}", out.stdout);
+    if native_only("the bridges are looked for on this host") {
+        s.run(&["network", "rm", "again"]).ok();
+        return;
+    }
+    let tag = agent_tag(&s);
+    let link_exists = |name: &str| {
+        Command::new("ip")
+            .args(["link", "show", name])
+            .output()
+            .expect("ip")
+            .status
+            .success()
+    };
+    let within = |what: &str, cond: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    s.run(&["network", "create", "early"]).ok();
+    let id = s
+        .run(&["network", "inspect", "-f", "{{.Id}}", "early"])
+        .ok()
+        .stdout;
+    let bridge = format!("sk{tag}{}", &id.trim()[..8]);
+    within("the new network's bridge comes up", &|| {
+        link_exists(&bridge)
+    });
+    s.run(&["network", "rm", "early", "again"]).ok();
+    within("the removed network's bridge goes", &|| {
+        !link_exists(&bridge)
+    });
+
+    let orphan = format!("sk{tag}0ddba11");
+    sh(&format!("ip link add {orphan} type bridge"));
+    s.kill_agent();
+    s.run(&["ps"]).ok();
+    within(
+        "the next agent removes a bridge of ours with no network",
+        &|| !link_exists(&orphan),
+    );
 }

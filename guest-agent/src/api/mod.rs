@@ -241,7 +241,7 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiError> 
         (&Method::GET, "/networks") => return networks::list(&ctx, &q),
         (&Method::POST, "/networks/create") => {
             let body = read_body(req).await?;
-            return networks::create(&ctx, &body);
+            return networks::create(&ctx, &body).await;
         }
         (&Method::POST, "/networks/prune") => return networks::prune(&ctx, &q).await,
         (&Method::GET, "/volumes") => return volumes::list(&ctx, &q),

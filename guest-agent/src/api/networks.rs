@@ -192,7 +192,7 @@ fn parse_net(what: &str, s: &str) -> Result<ipnet::Ipv4Net, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("invalid CIDR address: {s}")))
 }
 
-pub fn create(ctx: &Ctx, body: &[u8]) -> Result<Resp, ApiError> {
+pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Resp, ApiError> {
     let b: CreateBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid network create request: {e}")))?;
     if b.name.is_empty() {
@@ -277,6 +277,8 @@ pub fn create(ctx: &Ctx, body: &[u8]) -> Result<Resp, ApiError> {
             "--gateway and --ip-range need --subnet",
         ));
     }
+    // A subnet is free again only once the bridge of a network removed just before is gone.
+    ctx.containers.networks.settle_bridges().await;
     let n = ctx.containers.networks.create(Network {
         id: String::new(),
         name: b.name,
@@ -291,6 +293,7 @@ pub fn create(ctx: &Ctx, body: &[u8]) -> Result<Resp, ApiError> {
         options: b.options.unwrap_or_default(),
         subnet_given: false,
     })?;
+    ctx.containers.networks.warm(&n);
     network_event(ctx, "create", &n);
     Ok(json(
         StatusCode::CREATED,

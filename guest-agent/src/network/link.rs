@@ -89,6 +89,26 @@ impl Netlink {
         }
     }
 
+    /// The names of the links whose name starts with `prefix`.
+    pub async fn names_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut links = self.handle.link().get().execute();
+        let mut names = Vec::new();
+        while let Some(m) = links
+            .try_next()
+            .await
+            .map_err(|e| anyhow!("listing links: {e}"))?
+        {
+            let name = m.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            });
+            if let Some(n) = name.filter(|n| n.starts_with(prefix)) {
+                names.push(n);
+            }
+        }
+        Ok(names)
+    }
+
     async fn link(&self, name: &str) -> Result<LinkMessage> {
         let mut links = self
             .handle
