@@ -727,14 +727,56 @@ const NATIVE_ARCH: &[&str] = &[];
 
 /// The native architecture plus the compat ones its kernel can run, so a 32-bit binary
 /// gets the same filter instead of a bypass.
+///
+/// docker lists x32 on every x86_64 host; skiff lists it only where the kernel runs x32
+/// syscalls (`x32_abi`). Elsewhere (this project's guest kernel, Debian's, most distributions')
+/// an x32 syscall can only fail, and the filter kills it instead of letting the kernel answer
+/// ENOSYS. The x32 rules are worth leaving out: libseccomp compiles the profile in every
+/// container's init, and they are more than half of that work (20 against 10 ms for crun
+/// with this profile, 13 ms of a `run --rm` here; BENCHMARKS.md).
 fn architectures() -> Vec<Arch> {
     if cfg!(target_arch = "x86_64") {
-        vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+        let mut arches = vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86];
+        if x32_abi() {
+            arches.push(Arch::ScmpArchX32);
+        }
+        arches
     } else if cfg!(target_arch = "aarch64") {
         vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
     } else {
         Vec::new()
     }
+}
+
+/// Whether this kernel runs x32 syscalls, asked once: a child process makes `getpid` with the
+/// x32 bit set. A kernel without the x32 ABI answers ENOSYS; a seccomp filter over the agent
+/// (which its containers would inherit) may kill the child instead. Only the first means
+/// "runs them"; in a child, so that no answer can harm the agent.
+fn x32_abi() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        if !cfg!(target_arch = "x86_64") {
+            return false;
+        }
+        const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+        // SAFETY: the child only makes a raw syscall and _exits, both async-signal-safe, so
+        // forking a threaded process is sound here.
+        match unsafe { libc::fork() } {
+            0 => {
+                // SAFETY: getpid takes no arguments; a refused number returns -1 (ENOSYS).
+                let r = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
+                // SAFETY: _exit ends the child without running the parent's destructors.
+                unsafe { libc::_exit(if r > 0 { 0 } else { 1 }) }
+            }
+            -1 => false,
+            child => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child, with a valid pointer for its status.
+                let waited = unsafe { libc::waitpid(child, &mut status, 0) };
+                waited == child && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+            }
+        }
+    })
 }
 
 /// Syscalls that are only as dangerous as a capability the container already holds.
@@ -1089,16 +1131,30 @@ mod tests {
             .any(|r| r.action() == LinuxSeccompAction::ScmpActAllow && r.args().is_none())
     }
 
+    /// The probe agrees with the kernel's build configuration where the host shows it.
+    #[test]
+    fn the_x32_probe_matches_the_kernels_configuration() {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let Ok(config) = std::fs::read_to_string(format!("/boot/config-{}", release.trim())) else {
+            return;
+        };
+        let built = config.lines().any(|l| l == "CONFIG_X86_X32_ABI=y");
+        if !built {
+            assert!(!x32_abi(), "x32 reported on a kernel built without it");
+        }
+    }
+
     #[test]
     fn default_profile_shape() {
         let p = default_seccomp(&strings(DEFAULT_CAPS));
         assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(p.default_errno_ret(), Some(1));
         if cfg!(target_arch = "x86_64") {
-            assert_eq!(
-                p.architectures().as_deref(),
-                Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32][..])
-            );
+            let mut arches = vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86];
+            if x32_abi() {
+                arches.push(Arch::ScmpArchX32);
+            }
+            assert_eq!(p.architectures().as_deref(), Some(&arches[..]));
         }
         for name in [
             "read",
