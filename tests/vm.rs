@@ -618,14 +618,59 @@ fn vm_full_disk_fails_writes_and_cp_clearly_and_loses_nothing() {
         "busybox only: nothing of the failed pull"
     );
 
+    let full = disk_allocated(&vm);
     vm.run(&["rm", "filler"]).ok();
     let after = free_kib();
     assert!(
         after + 1024 >= free,
         "space given back: {after} KiB free, {free} before"
     );
+    // And to the host: the guest discards what it frees, QEMU punches it out of the file.
+    let back = shrinks_below(
+        &vm,
+        full.saturating_sub(512 << 20),
+        "after rm of the filled container",
+    );
     vm.run(&["pull", "-q", &image("web")]).ok();
     vm.run(&["run", "--rm", &image("web"), "true"]).ok();
+    // web's layer holds 8 MiB of random bytes; removing the image gives most of it back.
+    let pulled = disk_allocated(&vm);
+    assert!(
+        pulled >= back + (8 << 20),
+        "the pull took {pulled} bytes, from {back}"
+    );
+    vm.run(&["rmi", &image("web")]).ok();
+    shrinks_below(&vm, pulled.saturating_sub(6 << 20), "after rmi of web");
+}
+
+/// The data disk's allocated bytes on the host, as `machine inspect` shows them.
+fn disk_allocated(vm: &Vm) -> u64 {
+    let out = vm.run(&["machine", "inspect"]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect json");
+    let apparent = v[0]["DiskApparentBytes"]
+        .as_u64()
+        .expect("DiskApparentBytes");
+    assert_eq!(apparent, 1 << 30, "the disk's size as the guest sees it");
+    v[0]["DiskAllocatedBytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("DiskAllocatedBytes in {out}"))
+}
+
+/// Wait up to 60 s (the journal commits every 5 s) for the disk file to take less than
+/// `bound` bytes on the host; what it takes then.
+fn shrinks_below(vm: &Vm, bound: u64, what: &str) -> u64 {
+    let start = Instant::now();
+    loop {
+        let now = disk_allocated(vm);
+        if now < bound {
+            return now;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: the disk file still takes {now} bytes on the host, expected under {bound}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// The processes running `virtiofsd` whose working directory is `dir` (the daemon starts each

@@ -230,6 +230,7 @@ fn logs(a: &MachineName) -> Result<u8> {
 }
 
 fn inspect(a: &MachineName) -> Result<u8> {
+    use std::os::unix::fs::MetadataExt;
     let m = pick(&a.name)?;
     let Some(cfg) = m.config()? else {
         return Err(SkiffError::new(format!("machine {} does not exist", m.name)).into());
@@ -240,6 +241,7 @@ fn inspect(a: &MachineName) -> Result<u8> {
         State::Running | State::Starting => std::fs::read_to_string(m.dir.join("accel")).ok(),
         _ => vm::qemu::Accel::detect().ok().map(|a| a.name().to_string()),
     };
+    let disk = std::fs::metadata(m.disk()).ok();
     let v = serde_json::json!({
         "Name": m.name,
         "State": state.name(),
@@ -248,6 +250,9 @@ fn inspect(a: &MachineName) -> Result<u8> {
         "CPUs": cfg.cpus,
         "MemoryMiB": cfg.memory_mib,
         "DiskGiB": cfg.disk_gib,
+        // What the sparse disk file takes on the host, and its size as the guest sees it.
+        "DiskAllocatedBytes": disk.as_ref().map(|d| d.blocks() * 512),
+        "DiskApparentBytes": disk.as_ref().map(|d| d.len()),
         "Kernel": cfg.kernel,
         "Initramfs": cfg.initramfs,
         "Created": cfg.created,
