@@ -66,6 +66,7 @@ fn run() -> Result<()> {
     let token = ctl.wait_for_token();
     write_token_file(&token).context("keeping the vsock token for the engines")?;
 
+    super::reclaim::spawn();
     std::thread::spawn(|| {
         if let Err(e) = serve_echo() {
             eprintln!("skiff-init: echo port: {e:#}");

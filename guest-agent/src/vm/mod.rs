@@ -6,5 +6,6 @@ pub mod init;
 pub mod layout;
 pub mod netif;
 pub mod ports;
+pub mod reclaim;
 pub mod shares;
 pub mod vsock;

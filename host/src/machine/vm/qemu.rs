@@ -145,6 +145,11 @@ pub fn args(cfg: &MachineConfig, accel: Accel, p: &Paths) -> Vec<String> {
         "rng-random,id=rng,filename=/dev/urandom".into(),
         "-device".into(),
         "virtio-rng-device,rng=rng".into(),
+        // Blocks the guest frees are reported and given back to the host (QEMU discards them
+        // from the shared RAM); PID 1 frees the page cache once the guest idles
+        // (`vm/reclaim.rs` in the agent).
+        "-device".into(),
+        "virtio-balloon-device,free-page-reporting=on".into(),
     ];
     a.extend(super::net::qemu_args(p.net_socket));
     // Guest RAM is a shared memfd already (for vhost-user), which virtiofsd needs too.
