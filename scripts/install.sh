@@ -6,7 +6,7 @@
 #   sudo scripts/install.sh [PREFIX]     # PREFIX defaults to /usr/local
 #
 #   PREFIX/bin/skiff, PREFIX/bin/skiff-agent
-#   PREFIX/share/skiff/vmlinux, PREFIX/share/skiff/initramfs.cpio.zst
+#   PREFIX/share/skiff/vmlinux, PREFIX/share/skiff/initramfs.cpio
 #   PREFIX/libexec/skiff/virtiofsd
 #
 # Builds what is missing first (the release binaries; the kernel, the image and virtiofsd
@@ -40,6 +40,6 @@ put() { # SOURCE DEST MODE
 put target/release/skiff "$prefix/bin/skiff" 0755
 put target/release/skiff-agent "$prefix/bin/skiff-agent" 0755
 put "$kernel" "$prefix/share/skiff/vmlinux" 0644
-put "$initramfs" "$prefix/share/skiff/initramfs.cpio.zst" 0644
+put "$initramfs" "$prefix/share/skiff/initramfs.cpio" 0644
 put "$virtiofsd" "$prefix/libexec/skiff/virtiofsd" 0755
 log "installed into $prefix (try: $prefix/bin/skiff --backend vm run --rm 127.0.0.1:5000/busybox uname -r)"

@@ -424,7 +424,7 @@ pub fn default_guest_files() -> (PathBuf, PathBuf) {
     };
     (
         from_env("SKIFF_KERNEL").unwrap_or_else(|| find("vmlinux")),
-        from_env("SKIFF_INITRAMFS").unwrap_or_else(|| find("initramfs.cpio.zst")),
+        from_env("SKIFF_INITRAMFS").unwrap_or_else(|| find("initramfs.cpio")),
     )
 }
 
