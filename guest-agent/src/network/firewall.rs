@@ -66,7 +66,7 @@ impl Firewall {
             nat: format!("SKIFF-{tag}-NAT"),
             dnat: format!("SKIFF-{tag}-DNAT"),
             raw: format!("SKIFF-{tag}-RAW"),
-            bridges: format!("sk{tag}"),
+            bridges: super::store::bridge_prefix(tag),
         }
     }
 

@@ -5,13 +5,14 @@
 //! gateway address, brought up in the background when the network is created (`warm`; a
 //! container that starts first brings it up itself) and taken down a little after its last
 //! one stops (`LINGER`, so back-to-back `run --rm` do not rebuild it each time). `network rm`
-//! takes it down in the background, `network prune` before it answers. Each running container has its own network
-//! namespace, made and pinned by the agent, with one veth per network. Forwarding and NAT are
-//! per-network iptables rules (`firewall`), names are answered by a DNS server on each
-//! user-defined network's gateway (`dns`), and published ports are sockets the agent holds
-//! and forwards (`proxy`). Natively, published TCP ports on IPv4 are also DNATed by the kernel
-//! (`firewall::PortRule`, the fast path), and the agent's socket relays the rest: UDP, IPv6,
-//! and connections from containers on the agent's own bridges.
+//! takes it down in the background, `network prune` before it answers. Each running
+//! container has its own network namespace, made and pinned by the agent, with one veth per
+//! network. Forwarding and NAT are per-network iptables rules (`firewall`), names are
+//! answered by a DNS server on each user-defined network's gateway (`dns`), and published
+//! ports are sockets the agent holds and forwards (`proxy`). Natively, published TCP ports on
+//! IPv4 are also DNATed by the kernel (`firewall::PortRule`, the fast path), and the agent's
+//! socket relays the rest: UDP, IPv6, and connections from containers on the agent's own
+//! bridges.
 
 pub mod dns;
 pub mod error;
@@ -399,10 +400,7 @@ impl Networks {
         // From here no container can join it (`activate` refuses a network not listed).
         self.st().nets.retain(|x| x.id != n.id);
         let bridge = n.bridge_name(&self.tag);
-        let (done, finished) = tokio::sync::watch::channel(());
-        self.st()
-            .teardowns
-            .insert(bridge.clone(), (n.id.clone(), finished));
+        let done = self.tearing_down(&bridge, &n.id);
         let me = self.clone();
         let n = n.clone();
         tokio::spawn(async move {
@@ -439,7 +437,7 @@ impl Networks {
 
     /// Wait for bridges of removed networks to be gone, so that their subnets are free.
     pub async fn settle_bridges(&self) {
-        let prefix = format!("sk{}", self.tag);
+        let prefix = store::bridge_prefix(&self.tag);
         self.settle(|link, _| link.starts_with(&prefix)).await;
     }
 
@@ -868,10 +866,7 @@ impl Networks {
     /// name, `network rm`, prune).
     async fn leave_one(self: &Arc<Self>, id: &str, ep: &Endpoint) {
         self.unregister_names(id, &ep.network_id);
-        let (done, finished) = tokio::sync::watch::channel(());
-        self.st()
-            .teardowns
-            .insert(ep.host_veth.clone(), (ep.network_id.clone(), finished));
+        let done = self.tearing_down(&ep.host_veth, &ep.network_id);
         let me = self.clone();
         let ep = ep.clone();
         tokio::spawn(async move {
@@ -892,6 +887,17 @@ impl Networks {
             }
             drop(done);
         });
+    }
+
+    /// Record that `link` (of `network`) is being deleted; `settle` waits until the sender
+    /// returned is dropped, which the deleting task does once the link is gone and its entry
+    /// removed.
+    fn tearing_down(&self, link: &str, network: &str) -> tokio::sync::watch::Sender<()> {
+        let (done, finished) = tokio::sync::watch::channel(());
+        self.st()
+            .teardowns
+            .insert(link.to_string(), (network.to_string(), finished));
+        done
     }
 
     /// Wait until every veth being deleted is gone, so that each network's count of live
@@ -1021,7 +1027,7 @@ impl Networks {
             .filter(|n| n.is_bridge() && self.live_users(&n.id) > 0)
             .map(|n| n.bridge_name(&self.tag))
             .collect();
-        let ours = match nl.names_with_prefix(&format!("sk{}", self.tag)).await {
+        let ours = match nl.names_with_prefix(&store::bridge_prefix(&self.tag)).await {
             Ok(names) => names,
             Err(e) => {
                 tracing::warn!("{e:#}");

@@ -51,11 +51,16 @@ impl Network {
         self.is_bridge() && !self.builtin()
     }
 
-    /// The Linux bridge: skiff's prefix, the agent's tag (so two agents never share a name)
-    /// and the network's ID, within IFNAMSIZ.
+    /// The Linux bridge: `bridge_prefix` and the network's ID, within IFNAMSIZ.
     pub fn bridge_name(&self, tag: &str) -> String {
-        format!("sk{tag}{}", &self.id[..8])
+        format!("{}{}", bridge_prefix(tag), &self.id[..8])
     }
+}
+
+/// What every bridge of the agent tagged `tag` is named with: skiff's prefix and the tag, so
+/// two agents never share a name.
+pub fn bridge_prefix(tag: &str) -> String {
+    format!("sk{tag}")
 }
 
 pub struct NetworkStore {
