@@ -62,10 +62,7 @@ done
 
 echo "== host CPU while the guest idles (30 s)"
 sleep 20
-qpid=$(cat "$WORK/machines/default/qemu.pid"); dpid=$(cat "$WORK/machines/default/daemon.pid")
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-q0=$(ticks "$qpid"); d0=$(ticks "$dpid"); sleep 30; q1=$(ticks "$qpid"); d1=$(ticks "$dpid")
-hz=$(getconf CLK_TCK)
+read -r idle_q idle_d < <(idle_cpu 30)
 vm machine stop >/dev/null 2>&1 || true
 
 b=$(median < "$WORK/bare.txt"); s=$(median < "$WORK/boot.txt")
@@ -73,5 +70,5 @@ echo
 echo "accelerator $accel, $cpus vCPUs, 2048 MiB; medians of $RUNS"
 printf '%-40s %8s ms\n' "bare kernel, trivial /init" "$b"
 printf '%-40s %8s ms  (%sx the bare boot)\n' "machine start until the API answers" "$s" "$(ratio "$s" "$b")"
-awk -v q=$((q1 - q0)) -v d=$((d1 - d0)) -v hz="$hz" \
-    'BEGIN { printf "%-40s %8.2f %% of one core (QEMU %.2f, daemon %.2f)\n", "idle: QEMU + daemon", (q + d) * 100 / hz / 30, q * 100 / hz / 30, d * 100 / hz / 30 }'
+awk -v q="$idle_q" -v d="$idle_d" \
+    'BEGIN { printf "%-40s %8.2f %% of one core (QEMU %.2f, daemon %.2f)\n", "idle: QEMU + daemon", q + d, q, d }'

@@ -121,11 +121,7 @@ echo_mib=$(python3 scripts/bench-vsock-echo.py "$WORK/machines/default/vsock.soc
 
 echo "== host CPU while the guest idles (10 s)"
 sleep 3
-qpid=$(cat "$WORK/machines/default/qemu.pid"); dpid=$(cat "$WORK/machines/default/daemon.pid")
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-q0=$(ticks "$qpid"); d0=$(ticks "$dpid"); sleep 10; q1=$(ticks "$qpid"); d1=$(ticks "$dpid")
-hz=$(getconf CLK_TCK)
-idle_cpu=$(awk -v q=$((q1 - q0)) -v d=$((d1 - d0)) -v hz="$hz" 'BEGIN { printf "%.1f", (q + d) * 100 / hz / 10 }')
+idle_cpu=$(idle_cpu 10 | awk '{ printf "%.1f", $1 + $2 }')
 
 cat <<EOF
 
