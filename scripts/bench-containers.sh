@@ -14,12 +14,7 @@ mkdir -p "$WORK"
 . scripts/bench-lib.sh
 
 BB="$REG/busybox"
-# crun refuses a cgroup v1/v2 hybrid while a controller sits on v2 (peers.md): give it hugetlb
-# as a v1 hierarchy, as measured there.
-if [ -d /sys/fs/cgroup/unified ] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
-    mkdir -p /sys/fs/cgroup/hugetlb
-    mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
-fi
+crun_hybrid_fix
 
 start_dockerd
 

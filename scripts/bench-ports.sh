@@ -24,11 +24,7 @@ mkdir -p "$WORK"
 
 WEB="$REG/web"
 start_dockerd
-# crun on this cgroup hybrid needs hugetlb as a v1 hierarchy (peers.md).
-if [ -d /sys/fs/cgroup/unified ] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
-    mkdir -p /sys/fs/cgroup/hugetlb
-    mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
-fi
+crun_hybrid_fix
 
 tools=(skiff podman)
 declare -A CLI=([skiff]="$SK" [podman]="$PODMAN")

@@ -37,7 +37,6 @@ vm pull -q "$BIG" >/dev/null
 pulled=$(alloc)
 start=$(ms)
 vm rmi "$BIG" >/dev/null
-after=$(alloc)
 for _ in $(seq 120); do
     after=$(alloc)
     [ $(( pulled - after )) -ge $(( 450 << 20 )) ] && break
