@@ -700,13 +700,7 @@ fn agent_memory_kib(s: &Skiff, field: &str) -> Option<u64> {
             .find(|e| e["name"] == s.engine_name().as_str())?["memory_kib"]
             .as_u64();
     }
-    let pid = s.agent_pid()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+    proc_status_kib(s.agent_pid()?, field)
 }
 
 /// One exec through the API, detached, waited for by polling: its exit code.

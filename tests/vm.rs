@@ -977,16 +977,7 @@ fn vm_memory_goes_back_to_the_host_after_an_allocation_and_a_file_read() {
     vm.init();
     vm.run(&["pull", "-q", &image("busybox")]).ok();
     let qemu = vm.pid_file("qemu.pid").expect("qemu pid");
-    let rss_mib = || -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{qemu}/status")).expect("status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|kib| kib.parse::<u64>().ok())
-            .expect("VmRSS")
-            >> 10
-    };
+    let rss_mib = || proc_status_kib(qemu, "VmRSS").expect("QEMU's VmRSS") >> 10;
     let comes_back = |idle: u64, what: &str| {
         let start = Instant::now();
         loop {

@@ -438,6 +438,16 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// A memory line of `/proc/PID/status` (`VmRSS`, `VmHWM`), in KiB.
+pub fn proc_status_kib(pid: i32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 pub fn kill_vmm(qemu_pid: i32, status: impl Fn() -> String) {
     // SAFETY: plain signal delivery to the QEMU a test's machine started.
     unsafe { libc::kill(qemu_pid, libc::SIGKILL) };
