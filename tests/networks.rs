@@ -637,6 +637,55 @@ fn docker_cli_publishes_ports_and_manages_networks() {
     );
 }
 
+fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", name])
+        .output()
+        .expect("ip")
+        .status
+        .success()
+}
+
+/// Wait up to 10 s for `cond`.
+fn within(what: &str, cond: &dyn Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The host bridge of network `name`.
+fn bridge_of(s: &Skiff, name: &str) -> String {
+    let id = s
+        .run(&["network", "inspect", "-f", "{{.Id}}", name])
+        .ok()
+        .stdout;
+    format!("sk{}{}", agent_tag(s), &id.trim()[..8])
+}
+
+/// An agent SIGKILLed whose network is then gone from its state dir (as when a test or a user
+/// deletes the dir) leaves that network's bridge up, with its subnet's route. Returns the
+/// bridge, and the dead agent's skiff, to drop only once the test is done: dropping it starts
+/// an agent there again, which would take its own bridge down.
+fn orphan_bridge(subnet: &str) -> (Skiff, String) {
+    let dead = Skiff::new();
+    dead.run(&["network", "create", "--subnet", subnet, "doomed"])
+        .ok();
+    let bridge = bridge_of(&dead, "doomed");
+    let id = dead
+        .run(&["network", "inspect", "-f", "{{.Id}}", "doomed"])
+        .ok()
+        .stdout;
+    within("the doomed network's bridge comes up", &|| {
+        link_exists(&bridge) && sh("ip -4 -o route").contains(subnet)
+    });
+    dead.kill_agent();
+    std::fs::remove_file(dead.root().join(format!("networks/{}.json", id.trim())))
+        .expect("remove the network's record");
+    (dead, bridge)
+}
+
 /// This agent's tag, which all its interface and chain names carry.
 fn agent_tag(s: &Skiff) -> String {
     let name = s
@@ -925,27 +974,8 @@ fn a_removed_networks_subnet_is_free_at_once_and_its_bridge_goes() {
         return;
     }
     let tag = agent_tag(&s);
-    let link_exists = |name: &str| {
-        Command::new("ip")
-            .args(["link", "show", name])
-            .output()
-            .expect("ip")
-            .status
-            .success()
-    };
-    let within = |what: &str, cond: &dyn Fn() -> bool| {
-        let start = Instant::now();
-        while !cond() {
-            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
     s.run(&["network", "create", "early"]).ok();
-    let id = s
-        .run(&["network", "inspect", "-f", "{{.Id}}", "early"])
-        .ok()
-        .stdout;
-    let bridge = format!("sk{tag}{}", &id.trim()[..8]);
+    let bridge = bridge_of(&s, "early");
     within("the new network's bridge comes up", &|| {
         link_exists(&bridge)
     });
@@ -962,4 +992,44 @@ fn a_removed_networks_subnet_is_free_at_once_and_its_bridge_goes() {
         "the next agent removes a bridge of ours with no network",
         &|| !link_exists(&orphan),
     );
+}
+
+/// Bridges of agents that died with their state gone must not hold docker's address pools
+/// for good (on a test machine they used up all 31): the agent that needs the subnet, or
+/// any agent that starts, removes them.
+#[test]
+fn a_dead_agents_bridges_do_not_keep_their_subnets() {
+    if native_only("the bridges are looked for on this host") {
+        return;
+    }
+    let subnet = "10.213.9.0/24";
+    let (_dead, orphan) = orphan_bridge(subnet);
+    let s = ready();
+    s.run(&["network", "create", "--subnet", subnet, "reborn"])
+        .ok();
+    let out = s
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "reborn",
+            &image("busybox"),
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ])
+        .ok();
+    assert!(out.stdout.contains("inet 10.213.9.2/24"), "{}", out.stdout);
+    assert!(!link_exists(&orphan), "{orphan} is still there");
+    s.run(&["network", "rm", "reborn"]).ok();
+
+    let (_dead2, orphan) = orphan_bridge("10.213.10.0/24");
+    s.kill_agent();
+    s.run(&["ps"]).ok();
+    within("a starting agent removes a dead agent's bridge", &|| {
+        !link_exists(&orphan)
+    });
 }

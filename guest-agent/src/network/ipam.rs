@@ -30,12 +30,13 @@ pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
 
 /// The host's IPv4 routes other than the default one: a subnet over any of them would
 /// hide part of the host's network from it.
-pub fn host_routes() -> Vec<Ipv4Net> {
+pub fn host_routes() -> Vec<(Ipv4Net, String)> {
     let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     parse_proc_route(&text)
 }
 
-fn parse_proc_route(text: &str) -> Vec<Ipv4Net> {
+/// Each route's subnet and the interface it goes out of.
+fn parse_proc_route(text: &str) -> Vec<(Ipv4Net, String)> {
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -56,10 +57,39 @@ fn parse_proc_route(text: &str) -> Vec<Ipv4Net> {
             continue;
         }
         if let Ok(n) = Ipv4Net::new(dest, prefix) {
-            out.push(n);
+            out.push((n, f[0].to_string()));
         }
     }
     out
+}
+
+/// The bridges among `routes` that an agent killed with its state dir gone left behind: a
+/// skiff bridge with no port on it (`has_ports`) whose subnet no live claim holds. Their
+/// routes would otherwise keep docker's pools taken for good. A live agent's bridge always
+/// has a live claim, also while it comes up; one whose network was just removed has none,
+/// but its agent is deleting it anyway.
+fn orphans(
+    routes: &[(Ipv4Net, String)],
+    live: &[Ipv4Net],
+    has_ports: impl Fn(&str) -> bool,
+) -> Vec<(Ipv4Net, String)> {
+    routes
+        .iter()
+        .filter(|(net, dev)| {
+            super::store::is_bridge_name(dev)
+                && !live.iter().any(|l| overlaps(l, net))
+                && !has_ports(dev)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Whether a bridge has an interface enslaved (or is not a bridge: then it is not ours).
+fn bridge_has_ports(dev: &str) -> bool {
+    match std::fs::read_dir(format!("/sys/class/net/{dev}/brif")) {
+        Ok(mut rd) => rd.next().is_some(),
+        Err(_) => true,
+    }
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -119,7 +149,16 @@ impl Claims {
             .join(format!("{}_{}", net.network(), net.prefix_len()))
     }
 
-    /// Subnets held by other owners (live claims only) plus the host's routes.
+    /// Bridges left by dead agents (`orphans`), to delete; `claim` already counts their
+    /// subnets as free.
+    pub fn orphaned_bridges(&self) -> Vec<(Ipv4Net, String)> {
+        let Ok(_lock) = self.lock() else {
+            return Vec::new();
+        };
+        orphans(&host_routes(), &self.taken(""), bridge_has_ports)
+    }
+
+    /// Subnets held by live claims other than network `me`'s own.
     fn taken(&self, me: &str) -> Vec<Ipv4Net> {
         let mut out = Vec::new();
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
@@ -155,7 +194,14 @@ impl Claims {
     pub fn claim(&self, id: &str, want: Option<Ipv4Net>, own: &[Ipv4Net]) -> Result<Ipv4Net> {
         let _lock = self.lock()?;
         let mut taken = self.taken(id);
-        taken.extend(host_routes().into_iter().filter(|r| !own.contains(r)));
+        let routes = host_routes();
+        let gone = orphans(&routes, &self.taken(""), bridge_has_ports);
+        taken.extend(
+            routes
+                .into_iter()
+                .filter(|r| !own.contains(&r.0) && !gone.contains(r))
+                .map(|(net, _)| net),
+        );
         let chosen = match want {
             Some(w) => {
                 if let Some(t) = taken.iter().find(|t| overlaps(t, &w)) {
@@ -242,8 +288,31 @@ mod tests {
             docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
         assert_eq!(
             parse_proc_route(text),
-            vec![net("192.0.2.0/24"), net("172.17.0.0/16")]
+            vec![
+                (net("192.0.2.0/24"), "eth0".to_string()),
+                (net("172.17.0.0/16"), "docker0".to_string())
+            ]
         );
+    }
+
+    #[test]
+    fn only_idle_unclaimed_skiff_bridges_are_orphans() {
+        let route = |n: &str, dev: &str| (net(n), dev.to_string());
+        let routes = [
+            route("192.0.2.0/24", "eth0"),
+            route("172.17.0.0/16", "docker0"),
+            // Unclaimed and idle: left by a dead agent.
+            route("172.18.0.0/16", "sk1a2b0123abcd"),
+            // Claimed by a live agent.
+            route("172.19.0.0/16", "sk1a2b4567cdef"),
+            // A container still on it.
+            route("172.20.0.0/16", "skffff89abcdef"),
+            // Not a name skiff gives.
+            route("172.21.0.0/16", "skype0"),
+        ];
+        let live = [net("172.19.0.0/16")];
+        let got = orphans(&routes, &live, |dev| dev == "skffff89abcdef");
+        assert_eq!(got, vec![route("172.18.0.0/16", "sk1a2b0123abcd")]);
     }
 
     #[test]

@@ -491,6 +491,16 @@ impl Networks {
             return Err(anyhow!("network {} has been removed", n.name));
         }
         let nl = self.nl().await?;
+        // The claim counted a dead agent's bridge on this subnet as free; its route must go
+        // before ours comes.
+        for (_, orphan) in self
+            .claims
+            .orphaned_bridges()
+            .iter()
+            .filter(|(net, _)| ipam::overlaps(net, &subnet))
+        {
+            self.remove_orphan(nl, orphan).await;
+        }
         let bridge = n.bridge_name(&self.tag);
         let index = nl.ensure_bridge(&bridge, gw, subnet.prefix_len()).await?;
         let fresh = {
@@ -1041,11 +1051,22 @@ impl Networks {
                 tracing::warn!("removing the stale bridge {bridge}: {e:#}");
             }
         }
+        // Other agents' too, when they died with their state dir gone: nobody else would.
+        for (_, orphan) in self.claims.orphaned_bridges() {
+            self.remove_orphan(&nl, &orphan).await;
+        }
         if any_stale || self.bridge_rules().is_empty() {
             let _op = self.op.lock().await;
             if let Err(e) = self.apply_rules() {
                 tracing::debug!("firewall cleanup: {e:#}");
             }
+        }
+    }
+
+    async fn remove_orphan(&self, nl: &Netlink, bridge: &str) {
+        tracing::info!("removing bridge {bridge}, left by an agent that is gone");
+        if let Err(e) = nl.delete(bridge).await {
+            tracing::warn!("removing bridge {bridge}: {e:#}");
         }
     }
 
