@@ -1020,9 +1020,12 @@ impl Networks {
         self.forward_in_kernel(id, name, state).await;
     }
 
-    /// After recovery: bridges left up by a previous agent with nobody on them go away.
+    /// After recovery: bridges left up by a previous agent with nobody on them go away, and
+    /// its rules. Holds the operations lock throughout, so it runs beside the API: a bridge a
+    /// container or `network create` brings up meanwhile is either made after the sweep or
+    /// counted busy by it.
     pub async fn sweep_stale(self: &Arc<Self>) {
-        let nets = self.all();
+        let _op = self.op.lock().await;
         let nl = match self.nl().await {
             Ok(nl) => nl.clone(),
             Err(e) => {
@@ -1030,13 +1033,17 @@ impl Networks {
                 return;
             }
         };
-        // Ours and idle: a known network's with nobody on it, or one whose network was
-        // removed while its bridge was still going when the agent stopped (`remove`).
-        let busy: Vec<String> = nets
-            .iter()
-            .filter(|n| n.is_bridge() && self.live_users(&n.id) > 0)
-            .map(|n| n.bridge_name(&self.tag))
-            .collect();
+        // Ours and idle: a known network's with nobody on it and not brought up ahead, or one
+        // whose network was removed while its bridge was still going when the agent stopped
+        // (`remove`).
+        let busy: Vec<String> = {
+            let active: Vec<String> = self.st().active.keys().cloned().collect();
+            self.all()
+                .iter()
+                .filter(|n| n.is_bridge() && (self.live_users(&n.id) > 0 || active.contains(&n.id)))
+                .map(|n| n.bridge_name(&self.tag))
+                .collect()
+        };
         let ours = match nl.names_with_prefix(&store::bridge_prefix(&self.tag)).await {
             Ok(names) => names,
             Err(e) => {
@@ -1056,7 +1063,6 @@ impl Networks {
             self.remove_orphan(&nl, &orphan).await;
         }
         if any_stale || self.bridge_rules().is_empty() {
-            let _op = self.op.lock().await;
             if let Err(e) = self.apply_rules() {
                 tracing::debug!("firewall cleanup: {e:#}");
             }
