@@ -42,13 +42,10 @@ fn run() -> Result<()> {
     leave_rootfs().context("moving off the initramfs root")?;
     mount_system().context("mounting /proc, /sys, /dev and cgroup2")?;
     netif::up("lo").context("bringing up lo")?;
-    network_up();
-    prepare_data_disk().context("preparing the data disk")?;
-    // Before any engine starts, so that each finds the list of the host's directories.
-    super::shares::mount_all().context("mounting the host's shared directories")?;
 
     // Every port the host connects to is bound here, before any container can exist: a
-    // container that held one first could answer the host in the engine's place.
+    // container that held one first could answer the host in the engine's place. Bound
+    // before the disks are mounted, so that the daemon's greeting crosses meanwhile.
     let init_listener = super::vsock::listen_blocking(vsock::INIT_PORT, 16)?;
     let engine_ports = EnginePorts::bind(vsock::API_PORT, vsock::FORWARD_PORT)
         .context("binding the engine's vsock ports")?;
@@ -61,10 +58,17 @@ fn run() -> Result<()> {
             }
         });
     }
+
+    network_up();
+    prepare_data_disk().context("preparing the data disk")?;
+    // Before any engine starts, so that each finds the list of the host's directories.
+    super::shares::mount_all().context("mounting the host's shared directories")?;
+
     // The engine proves itself to the host with the token the daemon sends as soon as it sees
-    // this port listen; start it only once the token is here.
+    // the init port listen; start it only once the token is here.
     let token = ctl.wait_for_token();
     write_token_file(&token).context("keeping the vsock token for the engines")?;
+    ctl.ready.store(true, Ordering::SeqCst);
 
     super::reclaim::spawn();
     std::thread::spawn(|| {
@@ -304,6 +308,8 @@ struct Control {
     /// The machine daemon's token for this boot, taken once.
     token: Mutex<Option<String>>,
     token_given: Condvar,
+    /// The state disk and the shares are mounted and the token kept: engines may start.
+    ready: AtomicBool,
 }
 
 /// The host's requests to PID 1 on the init port, one line each, answered with one line
@@ -358,6 +364,14 @@ impl Control {
         }
     }
 
+    /// An engine asked for while PID 1 still mounts the disks would start on the bare
+    /// initramfs, without the token; the boot is short, so a poll is enough.
+    fn wait_until_ready(&self) {
+        while !self.ready.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn take_token(&self, token: &str) -> Result<String> {
         if !skiff_common::auth::is_token(token) {
             bail!("not a token");
@@ -387,6 +401,7 @@ impl Control {
                 Ok(String::new())
             }
             "engine" => {
+                self.wait_until_ready();
                 let mut words = arg.split(' ');
                 let name = words.next().unwrap_or_default();
                 let env: Vec<(String, String)> = words
