@@ -637,6 +637,24 @@ fn docker_cli_publishes_ports_and_manages_networks() {
     );
 }
 
+/// A new container's `ip -4 addr show eth0` on network `net`.
+fn eth0_on(s: &Skiff, net: &str) -> Run {
+    s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        &image("busybox"),
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ])
+    .ok()
+}
+
 fn link_exists(name: &str) -> bool {
     Command::new("ip")
         .args(["link", "show", name])
@@ -953,21 +971,7 @@ fn a_removed_networks_subnet_is_free_at_once_and_its_bridge_goes() {
     }
     s.run(&["network", "create", "--subnet", subnet, "again"])
         .ok();
-    let out = s
-        .run(&[
-            "run",
-            "--rm",
-            "--network",
-            "again",
-            &image("busybox"),
-            "ip",
-            "-4",
-            "-o",
-            "addr",
-            "show",
-            "eth0",
-        ])
-        .ok();
+    let out = eth0_on(&s, "again");
     assert!(out.stdout.contains("inet 10.213.7.2/24"), "{}", out.stdout);
     if native_only("the bridges are looked for on this host") {
         s.run(&["network", "rm", "again"]).ok();
@@ -1007,21 +1011,7 @@ fn a_dead_agents_bridges_do_not_keep_their_subnets() {
     let s = ready();
     s.run(&["network", "create", "--subnet", subnet, "reborn"])
         .ok();
-    let out = s
-        .run(&[
-            "run",
-            "--rm",
-            "--network",
-            "reborn",
-            &image("busybox"),
-            "ip",
-            "-4",
-            "-o",
-            "addr",
-            "show",
-            "eth0",
-        ])
-        .ok();
+    let out = eth0_on(&s, "reborn");
     assert!(out.stdout.contains("inet 10.213.9.2/24"), "{}", out.stdout);
     assert!(!link_exists(&orphan), "{orphan} is still there");
     s.run(&["network", "rm", "reborn"]).ok();
