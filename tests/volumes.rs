@@ -326,6 +326,19 @@ fn a_bind_mount_is_read_and_written_from_both_sides() {
     std::fs::write(dir.path().join("f.txt"), "edited\n").expect("edit");
     let out = s.run(&["exec", "watch", "cat", "/src/f.txt"]).ok();
     assert_eq!(out.stdout, "edited\n");
+    // A single file binds too.
+    let out = s
+        .run(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{d}/f.txt:/f.txt:ro"),
+            &bb,
+            "cat",
+            "/f.txt",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "edited\n");
     let m = inspect(&s, "watch")["Mounts"].clone();
     assert_eq!(m[0]["Type"], "bind");
     assert_eq!(m[0]["Source"].as_str(), Some(d.as_str()));

@@ -3,6 +3,7 @@
 //! them in the file `SKIFF_SHARES` names): a bind mount of a host path is translated to its
 //! place in its share, and a path outside every share is refused with the list of shares.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use super::VolumeError;
@@ -55,13 +56,7 @@ impl HostPaths {
                 host.display()
             )));
         };
-        // The share `translate` chose: the one with the longest host path holding it.
-        let share = shares
-            .iter()
-            .filter(|s| host.starts_with(&s.host))
-            .max_by_key(|s| s.host.as_os_str().len())
-            .map(|s| s.guest.clone())
-            .unwrap_or_else(|| guest.clone());
+        let share = share_root(shares, host).unwrap_or_else(|| guest.clone());
         // A share whose host directory went away shows as an error on its mount point.
         if let Err(e) = std::fs::metadata(&share) {
             return Err(VolumeError::not_found(format!(
@@ -73,9 +68,8 @@ impl HostPaths {
         // anyone who can write to the share) must not hand the VM's own files to the next
         // bind mount of it. Checked on the path, or on its nearest existing ancestor when
         // `-v` is to make the rest; the caller resolves again once it has made it. (The
-        // runtime resolves the path once more when it mounts it: a container writing to the
-        // share at that very moment could still swap a component; binding a descriptor opened
-        // inside the share would close that too.)
+        // runtime would resolve the path once more when it mounts it: `pin` opens what was
+        // checked, and the engine binds that descriptor.)
         let mut existing = guest.as_path();
         let real = loop {
             match std::fs::canonicalize(existing) {
@@ -95,12 +89,79 @@ impl HostPaths {
         }
         Ok((guest, readonly))
     }
+
+    /// In the VM, the bind source `host` (existing, and checked by `resolve`) opened as an
+    /// `O_PATH` descriptor by its real path, with no symbolic link allowed on the way and
+    /// nothing outside its share: a container writing to the share cannot swap in a link
+    /// between the check and the mount. None natively, where the runtime mounts the path.
+    pub fn pin(&self, host: &Path) -> Result<Option<OwnedFd>, VolumeError> {
+        let HostPaths::Shared(shares) = self else {
+            return Ok(None);
+        };
+        let (guest, _) = self.resolve(host)?;
+        let changed = |why: String| {
+            VolumeError::invalid(format!(
+                "invalid mount config: bind source path {} changed while it was being mounted ({why}); try again",
+                host.display()
+            ))
+        };
+        let share = share_root(shares, host).ok_or_else(|| changed("no share holds it".into()))?;
+        let share = std::fs::canonicalize(&share).map_err(|e| changed(e.to_string()))?;
+        let real = std::fs::canonicalize(&guest).map_err(|e| changed(e.to_string()))?;
+        let rel = real
+            .strip_prefix(&share)
+            .map_err(|_| changed(format!("it leads to {}", real.display())))?;
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let root = rustix::fs::open(
+            &share,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| changed(format!("opening its share: {e}")))?;
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        // EAGAIN: a rename raced with the lookup, and the kernel asks for another try.
+        let mut last = rustix::io::Errno::AGAIN;
+        for _ in 0..8 {
+            match rustix::fs::openat2(
+                &root,
+                rel,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve,
+            ) {
+                Ok(fd) => return Ok(Some(fd)),
+                Err(rustix::io::Errno::AGAIN) => continue,
+                Err(e) => {
+                    last = e;
+                    break;
+                }
+            }
+        }
+        Err(changed(std::io::Error::from(last).to_string()))
+    }
+}
+
+/// The guest mount point of the share `translate` chose for `host`: the one with the longest
+/// host path holding it.
+fn share_root(shares: &[skiff_common::shares::Share], host: &Path) -> Option<PathBuf> {
+    shares
+        .iter()
+        .filter(|s| host.starts_with(&s.host))
+        .max_by_key(|s| s.host.as_os_str().len())
+        .map(|s| s.guest.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use skiff_common::shares::Share;
+    use std::os::fd::AsRawFd;
 
     /// A "VM" in a temp dir: host `/home/u` shared at `<tmp>/mnt/host/home/u`.
     fn vm() -> (tempfile::TempDir, HostPaths, PathBuf) {
@@ -159,6 +220,30 @@ mod tests {
         // A symlink that stays inside is fine.
         std::os::unix::fs::symlink(guest.join("proj"), guest.join("inside")).unwrap();
         assert!(paths.resolve(Path::new("/home/u/inside")).is_ok());
+    }
+
+    #[test]
+    fn a_pinned_source_is_the_checked_one_and_a_link_on_the_way_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        assert!(HostPaths::native()
+            .pin(Path::new("/srv"))
+            .unwrap()
+            .is_none());
+        let (d, paths, guest) = vm();
+        let fd = paths.pin(Path::new("/home/u/proj")).unwrap().unwrap();
+        let pinned = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        let there = std::fs::metadata(guest.join("proj")).unwrap();
+        assert_eq!((pinned.dev(), pinned.ino()), (there.dev(), there.ino()));
+        assert!(paths.pin(Path::new("/home/u")).unwrap().is_some());
+        // A link inside the share is followed to its real place, which is what is opened.
+        std::os::unix::fs::symlink(guest.join("proj"), guest.join("inside")).unwrap();
+        let fd = paths.pin(Path::new("/home/u/inside")).unwrap().unwrap();
+        let pinned = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(pinned.ino(), there.ino());
+        // One that leads out is refused, as by `resolve`.
+        std::os::unix::fs::symlink(d.path(), guest.join("out")).unwrap();
+        let e = paths.pin(Path::new("/home/u/out")).unwrap_err().to_string();
+        assert!(e.contains("leads outside its share"), "{e}");
     }
 
     #[test]

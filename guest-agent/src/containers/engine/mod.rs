@@ -17,6 +17,7 @@ mod remove;
 mod rename;
 mod restart;
 mod signal;
+mod staged;
 mod start;
 mod stop;
 mod update;
@@ -224,6 +225,7 @@ impl Containers {
                 .with_context(|| format!("restricting {}", d.display()))?;
         }
         super::spec::prepare_cgroup_parent();
+        staged::StagedBinds::sweep(&runtime_root);
         let agent_exe = std::env::current_exe().context("finding the agent's own binary")?;
         let mut index = Index::default();
         for entry in std::fs::read_dir(&dir)? {

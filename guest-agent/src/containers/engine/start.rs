@@ -10,6 +10,7 @@ use tokio::io::AsyncBufReadExt;
 
 use super::procfs::{process_start_time, wait_for_process};
 use super::restart::should_restart;
+use super::staged::StagedBinds;
 use super::{Container, Containers};
 use crate::containers::error::ContainerError;
 use crate::containers::record::{now_rfc3339, Status, ZERO_TIME};
@@ -104,8 +105,10 @@ impl Containers {
             rec
         };
         rootfs::write_etc_files(&c.dir, &hostname, &hosts, &resolv)?;
+        // Held until the container's process exists and has its own copy of each.
+        let mut staged = StagedBinds::new(&self.runtime_root, &rec.id);
         let mounts = self
-            .prepare_mounts(&rec, &paths.rootfs())
+            .prepare_mounts(&rec, &paths.rootfs(), &mut staged)
             .map_err(|e| anyhow!("{e}"))?;
         let bundle = c.dir.join("bundle");
         std::fs::create_dir_all(&bundle)?;
@@ -146,6 +149,7 @@ impl Containers {
         warn_unless_missing(&state, std::fs::remove_dir_all(&state));
 
         let (shim_pid, started) = self.spawn_shim(&c.dir).await?;
+        drop(staged);
         match started {
             Started::Running { pid } => {
                 let shim_start = process_start_time(shim_pid).unwrap_or(0);

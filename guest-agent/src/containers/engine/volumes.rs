@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use bollard::models::{ContainerConfig, HostConfig};
 use serde_json::Value;
 
+use super::staged::StagedBinds;
 use super::{Container, Containers};
 use crate::containers::error::ContainerError;
 use crate::containers::mounts::{self, MountPoint, MountType};
@@ -126,6 +127,7 @@ impl Containers {
         &self,
         rec: &Record,
         rootfs: &Path,
+        staged: &mut StagedBinds,
     ) -> Result<Vec<Value>, ContainerError> {
         let mut out = Vec::new();
         for mp in &rec.mounts {
@@ -172,7 +174,15 @@ impl Containers {
                         })?;
                     }
                     // What was just made is checked like what existed (see `resolve`).
-                    self.volumes.host_paths.resolve(Path::new(&mp.source))?
+                    let (here, share_ro) =
+                        self.volumes.host_paths.resolve(Path::new(&mp.source))?;
+                    match self.volumes.host_paths.pin(Path::new(&mp.source))? {
+                        Some(fd) => (
+                            staged.stage(fd).map_err(ContainerError::Internal)?,
+                            share_ro,
+                        ),
+                        None => (here, share_ro),
+                    }
                 }
             };
             out.push(mounts::oci_mount(mp, &source, force_ro));
