@@ -15,6 +15,8 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 const CLAIMS_DIR: &str = "/run/skiff/subnets";
+/// One life lock per running agent, by tag (`LifeLock`).
+const AGENTS_DIR: &str = "/run/skiff/agents";
 
 /// docker's default address pools, in its order: the default bridge takes the first free one.
 pub fn default_pools() -> impl Iterator<Item = Ipv4Net> {
@@ -63,25 +65,65 @@ fn parse_proc_route(text: &str) -> Vec<(Ipv4Net, String)> {
     out
 }
 
-/// The bridges among `routes` that an agent killed with its state dir gone left behind: a
-/// skiff bridge with no port on it (`has_ports`) whose subnet no live claim holds. Their
-/// routes would otherwise keep docker's pools taken for good. A live agent's bridge always
-/// has a live claim, also while it comes up; one whose network was just removed has none,
-/// but its agent is deleting it anyway.
+/// The bridges among `routes` that a dead agent left behind: a skiff bridge of another
+/// agent's tag, whose agent holds no life lock (`alive`), with no port on it (`has_ports`):
+/// a container that outlived its agent keeps its bridge. Their routes would otherwise keep
+/// docker's pools taken for good. Liveness is the lock, not the subnet claims: a claim can
+/// be lost while its agent lives (another agent's `taken` drops a claim whose network record
+/// is not written yet), and a live agent's bridge has no port between its creation and its
+/// first container, or while it lingers.
 fn orphans(
     routes: &[(Ipv4Net, String)],
-    live: &[Ipv4Net],
+    own_tag: &str,
+    alive: impl Fn(&str) -> bool,
     has_ports: impl Fn(&str) -> bool,
 ) -> Vec<(Ipv4Net, String)> {
     routes
         .iter()
-        .filter(|(net, dev)| {
-            super::store::is_bridge_name(dev)
-                && !live.iter().any(|l| overlaps(l, net))
-                && !has_ports(dev)
+        .filter(|(_, dev)| {
+            let Some(tag) = super::store::bridge_tag(dev) else {
+                return false;
+            };
+            tag != own_tag && !alive(tag) && !has_ports(dev)
         })
         .cloned()
         .collect()
+}
+
+/// Held for the agent's life, shared: by it other agents know that bridges with this tag
+/// are not orphans.
+pub struct LifeLock(#[allow(dead_code)] std::fs::File);
+
+fn life_lock_path(dir: &Path, tag: &str) -> PathBuf {
+    dir.join(format!("{tag}.alive"))
+}
+
+fn hold_life_lock(dir: &Path, tag: &str) -> Result<LifeLock> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = life_lock_path(dir, tag);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: a valid fd; flock has no memory-safety preconditions.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("locking {}", path.display()));
+    }
+    Ok(LifeLock(f))
+}
+
+/// Whether an agent holds the life lock of `tag`. A missing file is an agent that is gone
+/// (or one from before the locks, whose idle bridges it makes again when needed).
+fn tag_alive(dir: &Path, tag: &str) -> bool {
+    let Ok(f) = std::fs::File::open(life_lock_path(dir, tag)) else {
+        return false;
+    };
+    // SAFETY: a valid fd; flock has no memory-safety preconditions. Our probe's own lock
+    // goes when `f` is closed.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
 }
 
 /// Whether a bridge has an interface enslaved (or is not a bridge: then it is not ours).
@@ -107,26 +149,34 @@ impl Claim {
     }
 }
 
-/// Machine-wide subnet claims.
+/// Machine-wide subnet claims, and the agent's life lock.
 pub struct Claims {
     dir: PathBuf,
     root: PathBuf,
+    tag: String,
+    agents: PathBuf,
+    _alive: LifeLock,
 }
 
 impl Claims {
-    pub fn new(root: &Path) -> Self {
-        Self {
-            dir: PathBuf::from(CLAIMS_DIR),
+    pub fn new(root: &Path, tag: &str) -> Result<Self> {
+        Self::in_dirs(Path::new(CLAIMS_DIR), Path::new(AGENTS_DIR), root, tag)
+    }
+
+    fn in_dirs(dir: &Path, agents: &Path, root: &Path, tag: &str) -> Result<Self> {
+        Ok(Self {
+            dir: dir.to_path_buf(),
             root: root.to_path_buf(),
-        }
+            tag: tag.to_string(),
+            agents: agents.to_path_buf(),
+            _alive: hold_life_lock(agents, tag)?,
+        })
     }
 
     #[cfg(test)]
     fn in_dir(dir: &Path, root: &Path) -> Self {
-        Self {
-            dir: dir.to_path_buf(),
-            root: root.to_path_buf(),
-        }
+        let tag = root.file_name().unwrap().to_string_lossy().into_owned();
+        Self::in_dirs(dir, &dir.join("agents"), root, &tag).unwrap()
     }
 
     fn lock(&self) -> Result<std::fs::File> {
@@ -152,10 +202,16 @@ impl Claims {
     /// Bridges left by dead agents (`orphans`), to delete; `claim` already counts their
     /// subnets as free.
     pub fn orphaned_bridges(&self) -> Vec<(Ipv4Net, String)> {
-        let Ok(_lock) = self.lock() else {
-            return Vec::new();
-        };
-        orphans(&host_routes(), &self.taken(""), bridge_has_ports)
+        self.orphans_among(&host_routes())
+    }
+
+    fn orphans_among(&self, routes: &[(Ipv4Net, String)]) -> Vec<(Ipv4Net, String)> {
+        orphans(
+            routes,
+            &self.tag,
+            |tag| tag_alive(&self.agents, tag),
+            bridge_has_ports,
+        )
     }
 
     /// Subnets held by live claims other than network `me`'s own.
@@ -195,7 +251,7 @@ impl Claims {
         let _lock = self.lock()?;
         let mut taken = self.taken(id);
         let routes = host_routes();
-        let gone = orphans(&routes, &self.taken(""), bridge_has_ports);
+        let gone = self.orphans_among(&routes);
         taken.extend(
             routes
                 .into_iter()
@@ -296,23 +352,41 @@ mod tests {
     }
 
     #[test]
-    fn only_idle_unclaimed_skiff_bridges_are_orphans() {
+    fn only_idle_bridges_of_dead_agents_are_orphans() {
         let route = |n: &str, dev: &str| (net(n), dev.to_string());
         let routes = [
             route("192.0.2.0/24", "eth0"),
             route("172.17.0.0/16", "docker0"),
-            // Unclaimed and idle: left by a dead agent.
+            // Its agent is dead and nothing is on it.
             route("172.18.0.0/16", "sk1a2b0123abcd"),
-            // Claimed by a live agent.
-            route("172.19.0.0/16", "sk1a2b4567cdef"),
-            // A container still on it.
+            // Its agent lives, though the bridge is idle.
+            route("172.19.0.0/16", "sk3c4d4567cdef"),
+            // A container outlived its agent on it.
             route("172.20.0.0/16", "skffff89abcdef"),
+            // Ours: our own sweep sees to it.
+            route("172.21.0.0/16", "sk9999aaaabbbb"),
             // Not a name skiff gives.
-            route("172.21.0.0/16", "skype0"),
+            route("172.22.0.0/16", "skype0"),
         ];
-        let live = [net("172.19.0.0/16")];
-        let got = orphans(&routes, &live, |dev| dev == "skffff89abcdef");
+        let got = orphans(
+            &routes,
+            "9999",
+            |tag| tag == "3c4d",
+            |dev| dev == "skffff89abcdef",
+        );
         assert_eq!(got, vec![route("172.18.0.0/16", "sk1a2b0123abcd")]);
+    }
+
+    #[test]
+    fn a_life_lock_is_seen_while_held() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!tag_alive(tmp.path(), "abcd"));
+        let held = hold_life_lock(tmp.path(), "abcd").unwrap();
+        // A second agent with the same tag is not refused.
+        let again = hold_life_lock(tmp.path(), "abcd").unwrap();
+        assert!(tag_alive(tmp.path(), "abcd"));
+        drop((held, again));
+        assert!(!tag_alive(tmp.path(), "abcd"));
     }
 
     #[test]

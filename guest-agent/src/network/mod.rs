@@ -214,7 +214,7 @@ impl Networks {
     pub fn open(root: &Path, publisher: Publisher) -> Result<Arc<Self>> {
         let store = NetworkStore::open(root)?;
         let tag = hex::encode(&Sha256::digest(root.as_os_str().as_encoded_bytes())[..2]);
-        let claims = Claims::new(root);
+        let claims = Claims::new(root, &tag)?;
         let mut nets = store.load_all()?;
         for (name, driver) in store::BUILTIN {
             if nets.iter().any(|n| n.name == name) {

@@ -63,11 +63,12 @@ pub fn bridge_prefix(tag: &str) -> String {
     format!("sk{tag}")
 }
 
-/// Whether `name` is one of skiff's bridges, any agent's: the prefix, a 4-digit tag and 8
-/// digits of the network's ID.
-pub fn is_bridge_name(name: &str) -> bool {
+/// The agent tag of one of skiff's bridges, any agent's (the prefix, a 4-digit tag and 8
+/// digits of the network's ID); None for any other name.
+pub fn bridge_tag(name: &str) -> Option<&str> {
     name.strip_prefix("sk")
-        .is_some_and(|rest| rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|rest| rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|rest| &rest[..4])
 }
 
 pub struct NetworkStore {
