@@ -99,20 +99,25 @@ fn life_lock_path(dir: &Path, tag: &str) -> PathBuf {
 }
 
 fn hold_life_lock(dir: &Path, tag: &str) -> Result<LifeLock> {
+    flocked(dir, &life_lock_path(dir, tag), libc::LOCK_SH).map(LifeLock)
+}
+
+/// `path` (in `dir`, made if missing) opened, created if need be, and `flock`ed with `how`,
+/// waiting for it: the claims' lock and the life locks.
+fn flocked(dir: &Path, path: &Path, how: libc::c_int) -> Result<std::fs::File> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = life_lock_path(dir, tag);
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: a valid fd; flock has no memory-safety preconditions.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH) } != 0 {
+    if unsafe { libc::flock(f.as_raw_fd(), how) } != 0 {
         return Err(std::io::Error::last_os_error())
             .with_context(|| format!("locking {}", path.display()));
     }
-    Ok(LifeLock(f))
+    Ok(f)
 }
 
 /// Whether an agent holds the life lock of `tag`. A missing file is an agent that is gone
@@ -180,18 +185,8 @@ impl Claims {
     }
 
     fn lock(&self) -> Result<std::fs::File> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(".lock"))?;
-        // SAFETY: a valid fd; flock has no memory-safety preconditions.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("locking the subnet claims");
-        }
-        Ok(f)
+        flocked(&self.dir, &self.dir.join(".lock"), libc::LOCK_EX)
+            .context("locking the subnet claims")
     }
 
     fn file(&self, net: &Ipv4Net) -> PathBuf {
