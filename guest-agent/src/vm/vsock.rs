@@ -104,7 +104,7 @@ pub async fn start_egress(port: u32) -> Result<String> {
             let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
-            if !peer_is_this_process(peer) {
+            if !peer_is_this_process(peer, addr) {
                 tracing::warn!("egress: refused {peer}, which is not this engine");
                 continue;
             }
@@ -128,40 +128,62 @@ pub async fn start_egress(port: u32) -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// Whether the TCP socket bound at `peer` (on IPv4 loopback) is one of this process's: the
-/// kernel's socket table names its inode, and /proc/self/fd shows whether we hold it.
-fn peer_is_this_process(peer: SocketAddr) -> bool {
-    let SocketAddr::V4(v4) = peer else {
+/// Whether the client end of a connection from `peer` to the relay at `relay` (both on IPv4
+/// loopback) is one of this process's sockets: the kernel's socket table names its inode, and
+/// /proc/self/fd shows whether we hold it.
+fn peer_is_this_process(peer: SocketAddr, relay: SocketAddr) -> bool {
+    let (SocketAddr::V4(peer), SocketAddr::V4(relay)) = (peer, relay) else {
         return false;
     };
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let Some(inode) = socket_inode(&table, v4) else {
-        return false;
-    };
-    let want = format!("socket:[{inode}]");
-    std::fs::read_dir("/proc/self/fd")
-        .map(|fds| {
+    let ours = |inodes: &[String]| {
+        let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+        std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
             fds.flatten().any(|fd| {
-                std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str())
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|t| wanted.iter().any(|w| t.as_os_str() == w.as_str()))
             })
         })
-        .unwrap_or(false)
+    };
+    // The kernel prints the table in page-sized reads and a socket closed between two of
+    // them can shift a live one past the reader, so a miss is read once more before the
+    // connection is refused.
+    (0..2).any(|_| {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let inodes = socket_inodes(&table, peer, relay);
+        !inodes.is_empty() && ours(&inodes)
+    })
 }
 
-/// The inode of the socket whose local address is `addr` in a /proc/net/tcp table (addresses
-/// there are hex, the IPv4 address in the kernel's byte order).
-fn socket_inode(table: &str, addr: std::net::SocketAddrV4) -> Option<String> {
-    let local = format!(
-        "{:08X}:{:04X}",
-        u32::from_ne_bytes(addr.ip().octets()),
-        addr.port()
-    );
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.get(1) == Some(&local.as_str()))
-            .then(|| f.get(9).map(|s| s.to_string()))
-            .flatten()
-    })
+/// The inodes of the sockets whose local address is `local` and remote address `remote` in a
+/// /proc/net/tcp table (addresses there are hex, the IPv4 address in the kernel's byte
+/// order). Entries without a socket (inode 0: TIME_WAIT, and the kernel reuses a loopback
+/// port that is in TIME_WAIT for a new connection) are left out; a port taken for a
+/// connection elsewhere is told apart by its remote end.
+fn socket_inodes(
+    table: &str,
+    local: std::net::SocketAddrV4,
+    remote: std::net::SocketAddrV4,
+) -> Vec<String> {
+    let hex = |a: std::net::SocketAddrV4| {
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(a.ip().octets()),
+            a.port()
+        )
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let inode = f.get(9)?;
+            (f.get(1) == Some(&local.as_str())
+                && f.get(2) == Some(&remote.as_str())
+                && *inode != "0")
+                .then(|| inode.to_string())
+        })
+        .collect()
 }
 
 /// A blocking vsock stream; a `File` reads and writes any descriptor.
@@ -269,7 +291,8 @@ mod tests {
         let ours = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (_, peer) = l.accept().unwrap();
         assert_eq!(peer, ours.local_addr().unwrap());
-        assert!(peer_is_this_process(peer));
+        let relay = l.local_addr().unwrap();
+        assert!(peer_is_this_process(peer, relay));
         // Another process's socket: bash holds one for two seconds.
         let port = l.local_addr().unwrap().port();
         let mut child = std::process::Command::new("bash")
@@ -288,9 +311,26 @@ mod tests {
                 Err(e) => panic!("bash never connected: {e}"),
             }
         };
-        assert!(!peer_is_this_process(peer));
+        assert!(!peer_is_this_process(peer, relay));
         let _ = child.kill();
         let _ = child.wait();
-        assert!(!peer_is_this_process("127.0.0.1:1".parse().unwrap()));
+        assert!(!peer_is_this_process("127.0.0.1:1".parse().unwrap(), relay));
+    }
+
+    /// A port the kernel reused while an earlier connection from it lingers in TIME_WAIT:
+    /// the table lists both, the dead one (inode 0) first. The relay refused such
+    /// connections, and the client saw its request reset.
+    #[test]
+    fn a_reused_port_is_told_by_its_live_socket() {
+        let peer: std::net::SocketAddrV4 = "127.0.0.1:40000".parse().unwrap();
+        let relay: std::net::SocketAddrV4 = "127.0.0.1:35000".parse().unwrap();
+        let registry: std::net::SocketAddrV4 = "127.0.0.1:5000".parse().unwrap();
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:9C40 0100007F:88B8 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000\n\
+   1: 0100007F:9C40 0100007F:1388 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000\n\
+   2: 0100007F:9C40 0100007F:88B8 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000\n";
+        assert_eq!(socket_inodes(table, peer, relay), ["4242"]);
+        assert_eq!(socket_inodes(table, peer, registry), ["777"]);
+        assert!(socket_inodes(table, relay, peer).is_empty());
     }
 }
