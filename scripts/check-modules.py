@@ -14,7 +14,7 @@ import os, re, sys, tempfile
 
 # Top-level modules, highest layer first: each may use only the ones after it.
 LAYERS = {
-    "guest-agent/src": ["vm", "api", "build", "containers", "volumes", "network", "images", "state_root", "mountinfo", "errdefs"],
+    "guest-agent/src": ["vm", "api", "build", "containers", "volumes", "network", "images", "state_root", "mountinfo", "openat2", "errdefs"],
     "host/src": ["commands", "buildctx", "archive", "machine", "cli", "output", "dockercfg", "goerror"],
 }
 CRATES = ["guest-agent/src", "host/src", "common/src", "vmm/src"]

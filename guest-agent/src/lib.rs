@@ -9,6 +9,7 @@ pub mod errdefs;
 pub mod images;
 pub mod mountinfo;
 pub mod network;
+pub mod openat2;
 pub mod state_root;
 pub mod vm;
 pub mod volumes;

@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -21,10 +21,6 @@ const MAX_ID: i64 = i32::MAX as i64;
 /// Real passwd and group files are a few KiB; the cap only stops a hostile image from
 /// making the engine read gigabytes.
 const MAX_FILE_BYTES: u64 = 4 << 20;
-
-/// `openat2` with `RESOLVE_IN_ROOT` fails with EAGAIN when a rename raced with the lookup;
-/// a few retries are what the kernel documentation suggests.
-const OPENAT2_RETRIES: usize = 8;
 
 const PASSWD: &str = "/etc/passwd";
 const GROUP: &str = "/etc/group";
@@ -105,14 +101,10 @@ fn read_in_root(root: &OwnedFd, path: &'static str) -> Result<Option<String>, Us
     // IN_ROOT makes absolute symlinks and `..` resolve against the container's root, so
     // `/etc/passwd -> /etc/shadow` reads the container's shadow, never the host's.
     let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    let mut attempt = 0;
-    let fd = loop {
-        match rustix::fs::openat2(root.as_fd(), path, flags, Mode::empty(), resolve) {
-            Ok(fd) => break fd,
-            Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
-            Err(Errno::AGAIN) if attempt < OPENAT2_RETRIES => attempt += 1,
-            Err(e) => return Err(read_err(e.into())),
-        }
+    let fd = match crate::openat2::open(root, path, flags, resolve) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+        Err(e) => return Err(read_err(e.into())),
     };
     let file = File::from(fd);
     // Devices and FIFOs are refused: reading them could block or never end.

@@ -286,19 +286,10 @@ impl Upper<'_> {
 /// Open `rel` under `root` for reading, refusing any symlink on the way (openat2 with
 /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), and only a regular file.
 fn open_beneath(root: &fs::File, rel: &Path) -> io::Result<fs::File> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::fs::{OFlags, ResolveFlags};
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-    let mut attempt = 0;
-    let fd = loop {
-        match rustix::fs::openat2(root, rel, flags, Mode::empty(), resolve) {
-            Ok(fd) => break fd,
-            // A rename raced with the lookup: the kernel asks for a retry.
-            Err(rustix::io::Errno::AGAIN) if attempt < 8 => attempt += 1,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let file = fs::File::from(fd);
+    let file = fs::File::from(crate::openat2::open(root, rel, flags, resolve)?);
     if !file.metadata()?.is_file() {
         return Err(io::Error::other("it is no longer a regular file"));
     }
