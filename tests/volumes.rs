@@ -535,6 +535,90 @@ fn the_docker_cli_drives_volumes_and_mounts() {
     assert_eq!(s.docker(&["volume", "ls", "-q"]).ok().stdout, "");
 }
 
+/// `--mount type=volume,volume-subpath=…` mounts a directory or a file of the volume, follows
+/// links that stay inside it, and refuses one that leads out, a path the volume lacks and one
+/// that climbs out with `..` (moby's own test of the feature, on skiff).
+#[test]
+fn a_volume_subpath_mounts_part_of_the_volume_and_never_leads_out() {
+    let (s, bb) = ready();
+    s.run(&["volume", "create", "parts"]).ok();
+    s.run(&[
+        "run",
+        "--rm",
+        "-v",
+        "parts:/v",
+        &bb,
+        "sh",
+        "-c",
+        "echo foo > /v/bar.txt && mkdir /v/subdir /v/bin /v/hack && echo world > /v/subdir/hello.txt \
+         && ln -s / /v/hack/root && ln -s ../subdir /v/hack/good && ln -s root /v/hack/bad",
+    ])
+    .ok();
+    let sub = |subpath: &str, dst: &str| {
+        format!("type=volume,src=parts,dst={dst},volume-subpath={subpath}")
+    };
+    let mounted = |subpath: &str, dst: &str, cmd: &[&str]| {
+        let m = sub(subpath, dst);
+        let mut args = vec!["run", "--rm", "--mount", m.as_str(), bb.as_str()];
+        args.extend_from_slice(cmd);
+        s.run(&args)
+    };
+    assert_eq!(
+        mounted("subdir", "/x", &["ls", "/x"]).ok().stdout,
+        "hello.txt\n"
+    );
+    assert_eq!(
+        mounted("hack/good", "/x", &["ls", "/x"]).ok().stdout,
+        "hello.txt\n"
+    );
+    assert_eq!(
+        mounted("bar.txt", "/x", &["cat", "/x"]).ok().stdout,
+        "foo\n"
+    );
+    // Written through the subpath, seen in the whole volume.
+    mounted("subdir", "/x", &["sh", "-c", "echo more > /x/new.txt"]).ok();
+    assert_eq!(
+        s.run(&[
+            "run",
+            "--rm",
+            "-v",
+            "parts:/v",
+            &bb,
+            "cat",
+            "/v/subdir/new.txt"
+        ])
+        .ok()
+        .stdout,
+        "more\n"
+    );
+    // An empty subdirectory is filled from the image, as a new volume is.
+    mounted("bin", "/bin", &["ls", "/bin/busybox"]).ok();
+    assert_eq!(
+        s.run(&["run", "--rm", "-v", "parts:/v", &bb, "ls", "/v/bin/busybox"])
+            .ok()
+            .stdout,
+        "/v/bin/busybox\n"
+    );
+    mounted("../../../../etc/passwd", "/x", &["true"])
+        .fails_with(125, "subpath must be a relative path within the volume");
+    mounted("/etc", "/x", &["true"])
+        .fails_with(125, "subpath must be a relative path within the volume");
+    // 127, as docker's: its CLI gives that to any start error saying "no such file or
+    // directory", and the daemon's says it here too.
+    mounted("not-there", "/x", &["true"]).fails_with(127, "cannot access path not-there");
+    for out in ["hack/root", "hack/bad"] {
+        mounted(out, "/x", &["ls", "/x"]).fails_with(125, "escapes the base directory");
+    }
+    // A refused start leaves no container behind (`run --rm`) and the volume whole.
+    assert_eq!(s.run(&["ps", "-aq"]).ok().stdout, "");
+    assert_eq!(
+        s.run(&["run", "--rm", "-v", "parts:/v", &bb, "ls", "/v"])
+            .ok()
+            .stdout,
+        "bar.txt\nbin\nhack\nsubdir\n"
+    );
+}
+
 #[test]
 fn bad_volume_input_is_refused_and_changes_nothing() {
     let (s, bb) = ready();

@@ -109,6 +109,27 @@ fn invalid_config(kind: MountType, why: &str) -> String {
     format!("invalid mount config for type \"{}\": {why}", kind.as_str())
 }
 
+/// Whether `path` is relative and its `..`s never climb above where it starts (Go's
+/// `filepath.IsLocal`, docker's test for a volume's subpath). Links on the way are judged
+/// when the path is opened, in the volume.
+fn stays_inside(path: &str) -> bool {
+    if path.starts_with('/') {
+        return false;
+    }
+    let mut depth = 0usize;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => depth += 1,
+        }
+    }
+    true
+}
+
 /// A clean absolute destination, or docker's complaint.
 fn destination(kind: MountType, target: &str) -> Result<String, String> {
     if target.is_empty() {
@@ -300,10 +321,10 @@ pub fn parse_mount(m: &Mount) -> Result<MountPoint, String> {
                 mp.volume_options = dc.options.unwrap_or_default().into_iter().collect();
             }
             mp.subpath = opts.subpath.unwrap_or_default();
-            if !mp.subpath.is_empty() {
+            if !mp.subpath.is_empty() && !stays_inside(&mp.subpath) {
                 return Err(invalid_config(
                     kind,
-                    "volume-subpath is not supported by skiff yet: mount the whole volume",
+                    "subpath must be a relative path within the volume",
                 ));
             }
         }

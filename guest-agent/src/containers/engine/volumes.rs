@@ -141,7 +141,13 @@ impl Containers {
                         ))
                     })?;
                     self.volumes.mount(&v)?;
-                    let data = self.volumes.mountpoint(&v.name);
+                    let mut data = self.volumes.mountpoint(&v.name);
+                    if !mp.subpath.is_empty() {
+                        // What was checked is what gets mounted: a container using the
+                        // volume meanwhile could swap a directory on the way for a link.
+                        let fd = open_subpath(&data, &mp.subpath, &mp.name)?;
+                        data = staged.stage(fd).map_err(ContainerError::Internal)?;
+                    }
                     // Never into a volume a running container can write to meanwhile: it
                     // could swap a directory the copy goes into for a symlink out. The lock
                     // makes another container starting with this volume wait for the copy.
@@ -305,6 +311,38 @@ fn copy_up(rootfs: &Path, dest: &str, data: &Path) -> Result<(), ContainerError>
     ));
     crate::volumes::copy::copy_tree(&src, data).map_err(|e| {
         ContainerError::Internal(e.context(format!("copying the image's {dest} into its volume")))
+    })
+}
+
+/// A volume's `volume-subpath`, opened beneath the volume's directory as docker does: links
+/// in the volume are followed while they stay inside it; one leading out (an absolute link,
+/// or `..` past the top) is refused, as is a path the volume does not have.
+fn open_subpath(
+    data: &Path,
+    subpath: &str,
+    volume: &str,
+) -> Result<std::os::fd::OwnedFd, ContainerError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let root = rustix::fs::open(
+        data,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ContainerError::internal(format!("opening volume {volume}: {e}")))?;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    crate::openat2::open(&root, subpath, OFlags::PATH | OFlags::CLOEXEC, resolve).map_err(|e| {
+        match e {
+            Errno::XDEV => ContainerError::invalid(format!(
+                "invalid mount config for type \"volume\": volume-subpath {subpath} leads outside volume {volume} through a symbolic link: path concatenation escapes the base directory"
+            )),
+            Errno::NOENT | Errno::NOTDIR => ContainerError::invalid(format!(
+                "cannot access path {subpath} in volume {volume}: no such file or directory: create it in the volume first"
+            )),
+            e => ContainerError::internal(format!(
+                "opening {subpath} in volume {volume}: {e}"
+            )),
+        }
     })
 }
 
