@@ -74,7 +74,35 @@ pub struct Volumes {
     /// that a second container starting with the same new volume waits for the copy
     /// instead of running beside it.
     pub copy_up: Mutex<()>,
+    /// Volumes of containers being started, with how many starts each: from before a start
+    /// mounts them until its process holds its own copy of the mounts, a container that
+    /// ends must not unmount them (`release_unless_used`).
+    starting: Mutex<BTreeMap<String, usize>>,
     pub host_paths: HostPaths,
+}
+
+/// A start's hold on its volumes' mounts; dropping it lets them go again.
+pub struct Starting {
+    volumes: Arc<Volumes>,
+    names: Vec<String>,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        let mut starting = self
+            .volumes
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for n in &self.names {
+            if let Some(count) = starting.get_mut(n) {
+                *count -= 1;
+                if *count == 0 {
+                    starting.remove(n);
+                }
+            }
+        }
+    }
 }
 
 /// docker's rule for a local volume's name: it becomes a directory name.
@@ -110,6 +138,7 @@ impl Volumes {
             dir,
             op: Mutex::new(()),
             copy_up: Mutex::new(()),
+            starting: Mutex::default(),
             host_paths,
         });
         volumes.sweep();
@@ -290,7 +319,30 @@ impl Volumes {
 
     /// The driver's mount goes when the last container using the volume has stopped: a tmpfs
     /// volume is empty again at its next use, as with docker.
-    pub fn release(&self, v: &Volume) {
+    /// Holds the mounts of the volumes `names` for a container being started, before it
+    /// mounts them: see `starting`.
+    pub fn starting(self: &Arc<Self>, names: Vec<String>) -> Starting {
+        let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        for n in &names {
+            *starting.entry(n.clone()).or_default() += 1;
+        }
+        Starting {
+            volumes: self.clone(),
+            names,
+        }
+    }
+
+    /// A volume's driver mount (tmpfs, bind) goes, unless a start holds it or `used` (asked
+    /// under the same lock as starts take their hold) says a running container has it.
+    pub fn release_unless_used(&self, v: &Volume, used: impl FnOnce() -> bool) {
+        let starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        if starting.contains_key(&v.name) || used() {
+            return;
+        }
+        self.release(v);
+    }
+
+    fn release(&self, v: &Volume) {
         if driver::mounts_something(&v.options) {
             if let Err(e) = driver::unmount(&self.mountpoint(&v.name)) {
                 tracing::warn!("unmounting volume {}: {e:#}", v.name);
@@ -439,6 +491,42 @@ mod tests {
         assert_eq!(e.to_string(), "invalid option key: \"colour\"");
         assert!(vols.list().is_empty());
         assert!(matches!(vols.get("../etc"), Err(VolumeError::NotFound(_))));
+    }
+
+    /// A container ending while another starts with the same tmpfs volume: the start's hold
+    /// keeps the mount, which goes once neither a start nor a running container has it.
+    #[test]
+    fn a_start_in_progress_keeps_its_volumes_mounted() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to mount");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let vols = Volumes::open(d.path(), HostPaths::native()).unwrap();
+        let v = vols
+            .create(CreateRequest {
+                name: "scratch".into(),
+                options: BTreeMap::from([
+                    ("type".into(), "tmpfs".into()),
+                    ("device".into(), "tmpfs".into()),
+                ]),
+                ..Default::default()
+            })
+            .unwrap();
+        let mounted = || crate::mountinfo::is_mounted(&vols.mountpoint("scratch"));
+        let hold = vols.starting(vec!["scratch".into()]);
+        vols.mount(&v).unwrap();
+        let second = vols.starting(vec!["scratch".into()]);
+        vols.release_unless_used(&v, || false);
+        assert!(mounted(), "released under a start");
+        drop(hold);
+        vols.release_unless_used(&v, || false);
+        assert!(mounted(), "released under the second start");
+        drop(second);
+        vols.release_unless_used(&v, || true);
+        assert!(mounted(), "released under a running container");
+        vols.release_unless_used(&v, || false);
+        assert!(!mounted());
     }
 
     #[test]

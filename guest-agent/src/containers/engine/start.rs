@@ -106,6 +106,7 @@ impl Containers {
         };
         rootfs::write_etc_files(&c.dir, &hostname, &hosts, &resolv)?;
         // Held until the container's process exists and has its own copy of each.
+        let _volumes = self.hold_volumes(&rec);
         let mut staged = StagedBinds::new(&self.runtime_root, &rec.id);
         let mounts = self
             .prepare_mounts(&rec, &paths.rootfs(), &mut staged)

@@ -201,12 +201,24 @@ impl Containers {
     pub(super) fn release_volumes(&self, c: &Container) {
         let rec = c.record();
         for mp in rec.mounts.iter().filter(|m| m.kind == MountType::Volume) {
-            if !self.in_live_use(&mp.name, &c.id) {
-                if let Ok(v) = self.volumes.get(&mp.name) {
-                    self.volumes.release(&v);
-                }
+            if let Ok(v) = self.volumes.get(&mp.name) {
+                self.volumes
+                    .release_unless_used(&v, || self.in_live_use(&mp.name, &c.id));
             }
         }
+    }
+
+    /// Held by a start from before its volumes are mounted until its process has its own
+    /// copy of the mounts (and its status says it runs): a container ending meanwhile must
+    /// not take a driver mount (a tmpfs volume, a bind) from under it.
+    pub(super) fn hold_volumes(&self, rec: &Record) -> crate::volumes::Starting {
+        let names = rec
+            .mounts
+            .iter()
+            .filter(|m| m.kind == MountType::Volume)
+            .map(|m| m.name.clone())
+            .collect();
+        self.volumes.starting(names)
     }
 
     /// Whether a running container other than `except` has the volume mounted.
