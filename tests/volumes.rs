@@ -678,3 +678,45 @@ fn a_path_outside_the_shares_is_refused_in_the_vm() {
         .fails_with(125, "is not shared with the skiff machine (shared: ");
     assert_eq!(s.run(&["ps", "-aq"]).ok().stdout, "");
 }
+
+/// In the VM, `-v /var/run/docker.sock:…` gives the container the engine it runs on, as
+/// Docker Desktop does (testcontainers and CI tools rely on it): the container lists itself
+/// through the socket.
+#[test]
+fn the_docker_socket_bound_in_the_vm_is_the_engine_the_container_runs_on() {
+    if !on_vm() {
+        eprintln!("vm only: natively /var/run/docker.sock is the host's own path");
+        return;
+    }
+    let (s, bb) = ready();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ping = support_binary(dir.path(), "unix_ping");
+    for path in ["/var/run/docker.sock", "/run/docker.sock"] {
+        let bind = format!("{path}:/var/run/docker.sock");
+        s.run(&[
+            "run", "-d", "--name", "pinger", "-v", &bind, &bb, "sleep", "300",
+        ])
+        .ok();
+        s.run(&["cp", ping.to_str().expect("utf-8"), "pinger:/unix-ping"])
+            .ok();
+        let out = s
+            .run(&[
+                "exec",
+                "pinger",
+                "/unix-ping",
+                "/var/run/docker.sock",
+                "/containers/json?all=1",
+            ])
+            .ok();
+        let listed: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        let names: Vec<&str> = listed
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|c| c["Names"][0].as_str())
+            .collect();
+        assert_eq!(names, ["/pinger"], "{path}");
+        s.run(&["rm", "-f", "pinger"]).ok();
+    }
+}

@@ -157,8 +157,10 @@ fn run(args: Args) -> Result<()> {
         (None, _) => skiff_agent::network::Publisher::Local,
     };
     let networks = skiff_agent::network::Networks::open(&root, publisher)?;
-    let volumes =
-        skiff_agent::volumes::Volumes::open(&root, skiff_agent::volumes::HostPaths::from_env()?)?;
+    let volumes = skiff_agent::volumes::Volumes::open(
+        &root,
+        skiff_agent::volumes::HostPaths::from_env(&socket)?,
+    )?;
     let containers = Containers::open(&root, store.clone(), networks.clone(), volumes)?;
     containers.set_flush_on_exit(args.vsock_api_fd.is_some());
     rt.block_on(async move {

@@ -110,6 +110,16 @@ pub fn mount(
                 target.display()
             )));
         }
+        // In the VM the descriptor `pin` checked is what gets mounted, not the path again
+        // (a container writing to the share could swap in a link meanwhile).
+        let pinned = host_paths.pin(Path::new(device), &source)?;
+        let source = match &pinned {
+            Some(fd) => std::path::PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(fd)
+            )),
+            None => source,
+        };
         sys_mount(
             Some(&source),
             target,

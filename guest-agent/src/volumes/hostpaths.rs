@@ -11,9 +11,18 @@ use super::VolumeError;
 #[derive(Clone, Debug)]
 pub enum HostPaths {
     Native,
-    /// The machine's shares, longest host path first.
-    Shared(Vec<skiff_common::shares::Share>),
+    /// In the VM: the machine's shares, longest host path first, and this engine's own API
+    /// socket, which a bind of the docker socket's usual path gets (`-v
+    /// /var/run/docker.sock:…`, as under Docker Desktop: the engine the container runs on).
+    Shared {
+        shares: Vec<skiff_common::shares::Share>,
+        engine_socket: PathBuf,
+    },
 }
+
+/// Where tools expect the docker socket on a host. Natively these are the host's own paths
+/// (dockerd's socket, if it runs); in the VM a bind of either is this engine's socket.
+const DOCKER_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
 
 impl HostPaths {
     pub fn native() -> Self {
@@ -21,21 +30,30 @@ impl HostPaths {
     }
 
     /// From the environment PID 1 gives the engine in the VM; native when it is not there.
-    pub fn from_env() -> anyhow::Result<Self> {
+    /// `engine_socket` is where this engine serves its API.
+    pub fn from_env(engine_socket: &Path) -> anyhow::Result<Self> {
         use anyhow::Context;
         let Some(file) = std::env::var_os(skiff_common::shares::SHARES_ENV) else {
             return Ok(HostPaths::Native);
         };
         let shares = skiff_common::shares::Shares::load(Path::new(&file))
             .with_context(|| format!("reading the machine's shares from {file:?}"))?;
-        Ok(HostPaths::Shared(shares.shares))
+        Ok(HostPaths::Shared {
+            shares: shares.shares,
+            engine_socket: engine_socket.to_path_buf(),
+        })
     }
 
     /// The host path's place here, and whether its share is read-only.
     pub fn resolve(&self, host: &Path) -> Result<(PathBuf, bool), VolumeError> {
         let shares = match self {
             HostPaths::Native => return Ok((host.to_path_buf(), false)),
-            HostPaths::Shared(s) => s,
+            HostPaths::Shared { engine_socket, .. }
+                if DOCKER_SOCKETS.iter().any(|d| host == Path::new(d)) =>
+            {
+                return Ok((engine_socket.clone(), false))
+            }
+            HostPaths::Shared { shares, .. } => shares,
         };
         let found = skiff_common::shares::Shares {
             shares: shares.clone(),
@@ -67,9 +85,8 @@ impl HostPaths {
         // A symlink inside the share resolves in the VM: one planted by a container (or
         // anyone who can write to the share) must not hand the VM's own files to the next
         // bind mount of it. Checked on the path, or on its nearest existing ancestor when
-        // `-v` is to make the rest; the caller resolves again once it has made it. (The
-        // runtime would resolve the path once more when it mounts it: `pin` opens what was
-        // checked, and the engine binds that descriptor.)
+        // `-v` is to make the rest; `pin` checks the made path again and opens what it
+        // checked, and the engine binds that descriptor rather than the path.
         let mut existing = guest.as_path();
         let real = loop {
             match std::fs::canonicalize(existing) {
@@ -81,24 +98,29 @@ impl HostPaths {
             }
         };
         if let Some(real) = real.filter(|r| !r.starts_with(&share)) {
-            return Err(VolumeError::invalid(format!(
-                "invalid mount config: bind source path {} leads outside its share (a symbolic link to {}): bind the link's target's host path instead",
-                host.display(),
-                real.display()
-            )));
+            return Err(leads_outside(host, &real));
         }
         Ok((guest, readonly))
     }
 
-    /// In the VM, the bind source `host` (existing, and checked by `resolve`) opened as an
-    /// `O_PATH` descriptor by its real path, with no symbolic link allowed on the way and
-    /// nothing outside its share: a container writing to the share cannot swap in a link
-    /// between the check and the mount. None natively, where the runtime mounts the path.
-    pub fn pin(&self, host: &Path) -> Result<Option<OwnedFd>, VolumeError> {
-        let HostPaths::Shared(shares) = self else {
+    /// In the VM, the bind source `host`, existing at `guest` (where `resolve` put it), opened
+    /// as an `O_PATH` descriptor by its real path, with no symbolic link allowed on the way
+    /// and nothing outside its share: a container writing to the share cannot swap in a link
+    /// between the check and the mount. A link out of the share gets `resolve`'s error,
+    /// so a source made after `resolve` is checked here. None natively, where the runtime
+    /// mounts the path.
+    pub fn pin(&self, host: &Path, guest: &Path) -> Result<Option<OwnedFd>, VolumeError> {
+        let HostPaths::Shared {
+            shares,
+            engine_socket,
+        } = self
+        else {
             return Ok(None);
         };
-        let (guest, _) = self.resolve(host)?;
+        // The engine's own socket is in no share and nothing in a container can move it.
+        if guest == engine_socket.as_path() {
+            return Ok(None);
+        }
         let changed = |why: String| {
             VolumeError::invalid(format!(
                 "invalid mount config: bind source path {} changed while it was being mounted ({why}); try again",
@@ -107,10 +129,10 @@ impl HostPaths {
         };
         let share = share_root(shares, host).ok_or_else(|| changed("no share holds it".into()))?;
         let share = std::fs::canonicalize(&share).map_err(|e| changed(e.to_string()))?;
-        let real = std::fs::canonicalize(&guest).map_err(|e| changed(e.to_string()))?;
+        let real = std::fs::canonicalize(guest).map_err(|e| changed(e.to_string()))?;
         let rel = real
             .strip_prefix(&share)
-            .map_err(|_| changed(format!("it leads to {}", real.display())))?;
+            .map_err(|_| leads_outside(host, &real))?;
         let rel = if rel.as_os_str().is_empty() {
             Path::new(".")
         } else {
@@ -125,26 +147,18 @@ impl HostPaths {
         .map_err(|e| changed(format!("opening its share: {e}")))?;
         let resolve =
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-        // EAGAIN: a rename raced with the lookup, and the kernel asks for another try.
-        let mut last = rustix::io::Errno::AGAIN;
-        for _ in 0..8 {
-            match rustix::fs::openat2(
-                &root,
-                rel,
-                OFlags::PATH | OFlags::CLOEXEC,
-                Mode::empty(),
-                resolve,
-            ) {
-                Ok(fd) => return Ok(Some(fd)),
-                Err(rustix::io::Errno::AGAIN) => continue,
-                Err(e) => {
-                    last = e;
-                    break;
-                }
-            }
-        }
-        Err(changed(std::io::Error::from(last).to_string()))
+        crate::openat2::open(&root, rel, OFlags::PATH | OFlags::CLOEXEC, resolve)
+            .map(Some)
+            .map_err(|e| changed(std::io::Error::from(e).to_string()))
     }
+}
+
+fn leads_outside(host: &Path, real: &Path) -> VolumeError {
+    VolumeError::invalid(format!(
+        "invalid mount config: bind source path {} leads outside its share (a symbolic link to {}): bind the link's target's host path instead",
+        host.display(),
+        real.display()
+    ))
 }
 
 /// The guest mount point of the share `translate` chose for `host`: the one with the longest
@@ -168,11 +182,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let guest = d.path().join("mnt/host/home/u");
         std::fs::create_dir_all(guest.join("proj")).unwrap();
-        let paths = HostPaths::Shared(vec![Share {
-            host: "/home/u".into(),
-            guest: guest.clone(),
-            readonly: false,
-        }]);
+        let paths = HostPaths::Shared {
+            shares: vec![Share {
+                host: "/home/u".into(),
+                guest: guest.clone(),
+                readonly: false,
+            }],
+            engine_socket: "/run/skiff/engines/e.sock".into(),
+        };
         (d, paths, guest)
     }
 
@@ -226,24 +243,54 @@ mod tests {
     fn a_pinned_source_is_the_checked_one_and_a_link_on_the_way_is_refused() {
         use std::os::unix::fs::MetadataExt;
         assert!(HostPaths::native()
-            .pin(Path::new("/srv"))
+            .pin(Path::new("/srv"), Path::new("/srv"))
             .unwrap()
             .is_none());
         let (d, paths, guest) = vm();
-        let fd = paths.pin(Path::new("/home/u/proj")).unwrap().unwrap();
+        let fd = paths
+            .pin(Path::new("/home/u/proj"), &guest.join("proj"))
+            .unwrap()
+            .unwrap();
         let pinned = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
         let there = std::fs::metadata(guest.join("proj")).unwrap();
         assert_eq!((pinned.dev(), pinned.ino()), (there.dev(), there.ino()));
-        assert!(paths.pin(Path::new("/home/u")).unwrap().is_some());
+        assert!(paths.pin(Path::new("/home/u"), &guest).unwrap().is_some());
         // A link inside the share is followed to its real place, which is what is opened.
         std::os::unix::fs::symlink(guest.join("proj"), guest.join("inside")).unwrap();
-        let fd = paths.pin(Path::new("/home/u/inside")).unwrap().unwrap();
+        let fd = paths
+            .pin(Path::new("/home/u/inside"), &guest.join("inside"))
+            .unwrap()
+            .unwrap();
         let pinned = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
         assert_eq!(pinned.ino(), there.ino());
         // One that leads out is refused, as by `resolve`.
         std::os::unix::fs::symlink(d.path(), guest.join("out")).unwrap();
-        let e = paths.pin(Path::new("/home/u/out")).unwrap_err().to_string();
+        let e = paths
+            .pin(Path::new("/home/u/out"), &guest.join("out"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("leads outside its share"), "{e}");
+    }
+
+    #[test]
+    fn the_docker_socket_is_the_engines_own_in_the_vm_and_the_hosts_natively() {
+        let (_d, paths, _) = vm();
+        let engine = PathBuf::from("/run/skiff/engines/e.sock");
+        for p in DOCKER_SOCKETS {
+            assert_eq!(
+                paths.resolve(Path::new(p)).unwrap(),
+                (engine.clone(), false)
+            );
+            let native = HostPaths::native().resolve(Path::new(p)).unwrap();
+            assert_eq!(native, (PathBuf::from(p), false));
+        }
+        assert!(paths
+            .pin(Path::new(DOCKER_SOCKETS[0]), &engine)
+            .unwrap()
+            .is_none());
+        // Only those paths: another socket outside the shares is refused as any path is.
+        let e = paths.resolve(Path::new("/var/run/other.sock")).unwrap_err();
+        assert!(e.to_string().contains("is not shared"), "{e}");
     }
 
     #[test]

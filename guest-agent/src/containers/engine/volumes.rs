@@ -4,7 +4,6 @@
 //! whether a volume is in use is read from the containers' records, under `volume_use`, so
 //! that no container takes a volume between that check and the removal.
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerConfig, HostConfig};
@@ -164,7 +163,8 @@ impl Containers {
                     (data, false)
                 }
                 MountType::Bind => {
-                    let (here, _) = self.volumes.host_paths.resolve(Path::new(&mp.source))?;
+                    let (here, share_ro) =
+                        self.volumes.host_paths.resolve(Path::new(&mp.source))?;
                     if !here.exists() {
                         if !mp.create_source {
                             return Err(ContainerError::invalid(format!(
@@ -179,10 +179,8 @@ impl Containers {
                             ))
                         })?;
                     }
-                    // What was just made is checked like what existed (see `resolve`).
-                    let (here, share_ro) =
-                        self.volumes.host_paths.resolve(Path::new(&mp.source))?;
-                    match self.volumes.host_paths.pin(Path::new(&mp.source))? {
+                    // `pin` checks what was just made as `resolve` checked what existed.
+                    match self.volumes.host_paths.pin(Path::new(&mp.source), &here)? {
                         Some(fd) => (
                             staged.stage(fd).map_err(ContainerError::Internal)?,
                             share_ro,
@@ -374,20 +372,11 @@ fn open_dir_in_root(
     .map_err(|e| ContainerError::internal(format!("opening {}: {e}", rootfs.display())))?;
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    for _ in 0..8 {
-        match rustix::fs::openat2(root.as_fd(), path, flags, Mode::empty(), resolve) {
-            Ok(fd) => return Ok(Some(fd)),
-            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(None),
-            // A rename raced with the lookup: the kernel asks for another try.
-            Err(rustix::io::Errno::AGAIN) => continue,
-            Err(e) => {
-                return Err(ContainerError::internal(format!(
-                    "opening {path} in the container: {e}"
-                )))
-            }
-        }
+    match crate::openat2::open(&root, path, flags, resolve) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Ok(None),
+        Err(e) => Err(ContainerError::internal(format!(
+            "opening {path} in the container: {e}"
+        ))),
     }
-    Err(ContainerError::internal(format!(
-        "opening {path} in the container: it kept changing"
-    )))
 }
