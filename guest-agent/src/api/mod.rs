@@ -85,7 +85,8 @@ pub async fn serve(listener: UnixListener, ctx: Arc<Ctx>) -> Result<()> {
             .accept()
             .await
             .context("accepting on the API socket")?;
-        tokio::spawn(serve_connection(stream, ctx.clone()));
+        let client = streams::ClientSocket::of(&stream);
+        tokio::spawn(serve_client(stream, ctx.clone(), Some(client)));
     }
 }
 
@@ -94,8 +95,20 @@ pub async fn serve_connection<S>(stream: S, ctx: Arc<Ctx>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| {
+    serve_client(stream, ctx, None).await
+}
+
+/// `client`, when the connection's own socket is at hand, goes with each request to the
+/// handlers that hijack the connection.
+async fn serve_client<S>(stream: S, ctx: Arc<Ctx>, client: Option<streams::ClientSocket>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let ctx = ctx.clone();
+        if let Some(c) = client {
+            req.extensions_mut().insert(c);
+        }
         async move { Ok::<_, std::convert::Infallible>(handle(ctx, req).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -83,6 +83,36 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// The API connection's own unix socket, for a hijacked stream to see when the client has
+/// read what was sent (valid while the connection is: the handler holds it).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientSocket(std::os::fd::RawFd);
+
+impl ClientSocket {
+    pub fn of(stream: &tokio::net::UnixStream) -> Self {
+        ClientSocket(std::os::fd::AsRawFd::as_raw_fd(stream))
+    }
+
+    /// Waits, 100 ms at most, until the client has read all that was sent to it: the
+    /// hijack's response head. docker-py reads a hijacked stream from the raw socket, past
+    /// http.client's buffer, so bytes that reach it in the same read as the head are lost to
+    /// it: `attach(stream=False, logs=True)` of a stopped container, whose whole log is
+    /// ready at once, came back empty about once in a hundred. dockerd has the same window,
+    /// only a wider one before its first byte. (Through the VM the host's relay holds the
+    /// client's socket, and this engine sees a vsock stream: no wait there.)
+    pub async fn until_read(self) {
+        for _ in 0..100 {
+            let mut queued: libc::c_int = 0;
+            // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int; the fd is the live connection.
+            let rc = unsafe { libc::ioctl(self.0, libc::TIOCOUTQ, &mut queued) };
+            if rc != 0 || queued == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+}
+
 pub fn upgrade_response(content_type: &'static str) -> Resp {
     let mut r = hyper::Response::new(super::http::full(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -103,6 +133,7 @@ pub fn attach(
     let rec = c.record();
     let tty = rec.tty();
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let client = req.extensions().get::<ClientSocket>().copied();
     let offset = if opts.logs {
         0
     } else {
@@ -118,6 +149,9 @@ pub fn attach(
                 return;
             }
         };
+        if let Some(client) = client {
+            client.until_read().await;
+        }
         let io = TokioIo::new(upgraded);
         let (mut rd, mut wr) = tokio::io::split(io);
         let (tx, mut rx) = mpsc::channel::<Record>(64);
