@@ -2,7 +2,8 @@
 //! agent's networks: agents on one machine (tests start many) each keep their networks in
 //! their own state dir, so the subnets they hold are also claimed machine-wide, one file per
 //! subnet under `/run/skiff/subnets`, under a lock. A claim whose owner no longer has the
-//! network is stale and is taken over.
+//! network is stale and is taken over (one its live agent is still creating counts for a
+//! minute before the network's record exists).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -143,14 +144,25 @@ fn bridge_has_ports(dev: &str) -> bool {
 struct Claim {
     root: PathBuf,
     network: String,
+    /// The claiming agent's tag (its life lock); empty in claims older than it.
+    #[serde(default)]
+    agent: String,
 }
 
+/// How long a live agent's claim counts without its network's record: the record is written
+/// just after the claim, once the bridge is up.
+const CLAIM_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Claim {
-    fn live(&self) -> bool {
+    /// Whether the claim still holds its subnet: its network's record exists, or it is a
+    /// network its agent (alive) is still creating. A claim whose record was not written yet
+    /// was taken for stale before, and two agents could pick one subnet.
+    fn live(&self, agents: &Path, age: std::time::Duration) -> bool {
         self.root
             .join("networks")
             .join(format!("{}.json", self.network))
             .exists()
+            || (age < CLAIM_GRACE && !self.agent.is_empty() && tag_alive(agents, &self.agent))
     }
 }
 
@@ -229,9 +241,15 @@ impl Claims {
             let claim: Option<Claim> = std::fs::read(e.path())
                 .ok()
                 .and_then(|raw| serde_json::from_slice(&raw).ok());
+            let age = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or(CLAIM_GRACE);
             match claim {
                 Some(c) if c.root == self.root && c.network == me => {}
-                Some(c) if c.live() => out.push(net),
+                Some(c) if c.live(&self.agents, age) => out.push(net),
                 _ => {
                     let _ = std::fs::remove_file(e.path());
                 }
@@ -271,6 +289,7 @@ impl Claims {
         let claim = Claim {
             root: self.root.clone(),
             network: id.to_string(),
+            agent: self.tag.clone(),
         };
         let mut f = std::fs::File::create(self.file(&chosen))?;
         f.write_all(&serde_json::to_vec(&claim)?)?;
@@ -426,11 +445,17 @@ mod tests {
         std::fs::write(root_a.join("networks/n1.json"), "{}").unwrap();
         let nb = b.claim("n2", None, &[]).unwrap();
         assert!(!overlaps(&na, &nb), "{na} vs {nb}");
+        // n2's record is not written yet (its bridge is coming up): a live agent's fresh
+        // claim holds all the same.
+        let n4 = a.claim("n4", None, &[]).unwrap();
+        assert!(!overlaps(&n4, &nb), "{n4} vs {nb}");
+        a.release("n4", &n4);
         // An explicit subnet inside another agent's is refused.
         let inside = Ipv4Net::new(na.network(), 24).unwrap();
         let err = b.claim("n3", Some(inside), &[]).unwrap_err();
         assert!(err.to_string().contains("overlaps"), "{err}");
-        // Once that agent no longer has the network, its claim is stale.
+        // Once that agent is gone and its network with it, its claim is stale.
+        drop(a);
         std::fs::remove_file(root_a.join("networks/n1.json")).unwrap();
         assert_eq!(b.claim("n3", Some(inside), &[]).unwrap(), inside);
         // Re-claiming one's own subnet is fine.
