@@ -100,8 +100,7 @@ fn listens(addr: &str) -> bool {
 
 #[test]
 fn a_privileged_container_gets_nothing_from_the_machine_daemon() {
-    if !on_vm() {
-        eprintln!("the machine daemon's vsock services exist on the vm backend only");
+    if vm_only("the machine daemon's vsock services exist there only") {
         return;
     }
     let s = Skiff::new();

@@ -260,8 +260,7 @@ fn agent_killed_anywhere_leaves_a_consistent_store() {
 /// `SKIFF_VMM_KILLS` sets the number of rounds (50 by default).
 #[test]
 fn vmm_killed_anywhere_leaves_a_consistent_store() {
-    if !on_vm() {
-        eprintln!("vm backend only: there is no VMM on the native backend");
+    if vm_only("there is no VMM on the native backend") {
         return;
     }
     let _alone = MACHINE.write().unwrap_or_else(|p| p.into_inner());

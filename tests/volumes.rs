@@ -542,23 +542,20 @@ fn the_docker_cli_drives_volumes_and_mounts() {
 fn a_volume_subpath_mounts_part_of_the_volume_and_never_leads_out() {
     let (s, bb) = ready();
     s.run(&["volume", "create", "parts"]).ok();
-    s.run(&[
-        "run",
-        "--rm",
-        "-v",
-        "parts:/v",
-        &bb,
+    // A command in a container that has the whole volume at /v: its output.
+    let whole = |cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "-v", "parts:/v", bb.as_str()];
+        args.extend_from_slice(cmd);
+        s.run(&args).ok().stdout
+    };
+    whole(&[
         "sh",
         "-c",
         "echo foo > /v/bar.txt && mkdir /v/subdir /v/bin /v/hack && echo world > /v/subdir/hello.txt \
          && ln -s / /v/hack/root && ln -s ../subdir /v/hack/good && ln -s root /v/hack/bad",
-    ])
-    .ok();
-    let sub = |subpath: &str, dst: &str| {
-        format!("type=volume,src=parts,dst={dst},volume-subpath={subpath}")
-    };
+    ]);
     let mounted = |subpath: &str, dst: &str, cmd: &[&str]| {
-        let m = sub(subpath, dst);
+        let m = format!("type=volume,src=parts,dst={dst},volume-subpath={subpath}");
         let mut args = vec!["run", "--rm", "--mount", m.as_str(), bb.as_str()];
         args.extend_from_slice(cmd);
         s.run(&args)
@@ -577,28 +574,10 @@ fn a_volume_subpath_mounts_part_of_the_volume_and_never_leads_out() {
     );
     // Written through the subpath, seen in the whole volume.
     mounted("subdir", "/x", &["sh", "-c", "echo more > /x/new.txt"]).ok();
-    assert_eq!(
-        s.run(&[
-            "run",
-            "--rm",
-            "-v",
-            "parts:/v",
-            &bb,
-            "cat",
-            "/v/subdir/new.txt"
-        ])
-        .ok()
-        .stdout,
-        "more\n"
-    );
+    assert_eq!(whole(&["cat", "/v/subdir/new.txt"]), "more\n");
     // An empty subdirectory is filled from the image, as a new volume is.
     mounted("bin", "/bin", &["ls", "/bin/busybox"]).ok();
-    assert_eq!(
-        s.run(&["run", "--rm", "-v", "parts:/v", &bb, "ls", "/v/bin/busybox"])
-            .ok()
-            .stdout,
-        "/v/bin/busybox\n"
-    );
+    assert_eq!(whole(&["ls", "/v/bin/busybox"]), "/v/bin/busybox\n");
     mounted("../../../../etc/passwd", "/x", &["true"])
         .fails_with(125, "subpath must be a relative path within the volume");
     mounted("/etc", "/x", &["true"])
@@ -611,12 +590,7 @@ fn a_volume_subpath_mounts_part_of_the_volume_and_never_leads_out() {
     }
     // A refused start leaves no container behind (`run --rm`) and the volume whole.
     assert_eq!(s.run(&["ps", "-aq"]).ok().stdout, "");
-    assert_eq!(
-        s.run(&["run", "--rm", "-v", "parts:/v", &bb, "ls", "/v"])
-            .ok()
-            .stdout,
-        "bar.txt\nbin\nhack\nsubdir\n"
-    );
+    assert_eq!(whole(&["ls", "/v"]), "bar.txt\nbin\nhack\nsubdir\n");
 }
 
 #[test]
@@ -669,8 +643,7 @@ fn bad_volume_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn a_path_outside_the_shares_is_refused_in_the_vm() {
-    if !on_vm() {
-        eprintln!("vm only: natively every host path can be bound");
+    if vm_only("natively every host path can be bound") {
         return;
     }
     let (s, bb) = ready();
@@ -684,8 +657,7 @@ fn a_path_outside_the_shares_is_refused_in_the_vm() {
 /// through the socket.
 #[test]
 fn the_docker_socket_bound_in_the_vm_is_the_engine_the_container_runs_on() {
-    if !on_vm() {
-        eprintln!("vm only: natively /var/run/docker.sock is the host's own path");
+    if vm_only("natively /var/run/docker.sock is the host's own path") {
         return;
     }
     let (s, bb) = ready();

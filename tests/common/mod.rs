@@ -123,6 +123,15 @@ pub fn native_only(why: &str) -> bool {
     on_vm()
 }
 
+/// For a test of what only the vm backend does: true, with a note, when the suite runs
+/// natively.
+pub fn vm_only(why: &str) -> bool {
+    if !on_vm() {
+        eprintln!("vm only: {why}");
+    }
+    !on_vm()
+}
+
 impl Skiff {
     pub fn new() -> Self {
         let dir = tempfile::Builder::new()
