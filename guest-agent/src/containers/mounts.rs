@@ -479,6 +479,39 @@ mod tests {
     }
 
     #[test]
+    fn a_subpath_stays_inside_its_volume_as_go_judges_it() {
+        for ok in [
+            "a",
+            "a/b",
+            "./a",
+            "a/../b",
+            "a/b/../..",
+            "a//b/",
+            "..a",
+            "a/..",
+        ] {
+            assert!(stays_inside(ok), "{ok}");
+        }
+        for out in ["/a", "..", "../a", "a/../..", "a/../../b", "./../a", "/"] {
+            assert!(!stays_inside(out), "{out}");
+        }
+        let e = resolve(
+            vec![],
+            &[],
+            &[mount(
+                json!({"Type": "volume", "Source": "v", "Target": "/d",
+                "VolumeOptions": {"Subpath": "x/../../etc"}}),
+            )],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "invalid mount config for type \"volume\": subpath must be a relative path within the volume"
+        );
+    }
+
+    #[test]
     fn v_strings_become_dockers_mount_points() {
         let b = parse_bind("/tmp/cap-bind:/src:ro").unwrap();
         assert_eq!(
