@@ -69,10 +69,10 @@ fn parse_proc_route(text: &str) -> Vec<(Ipv4Net, String)> {
 /// The bridges among `routes` that a dead agent left behind: a skiff bridge of another
 /// agent's tag, whose agent holds no life lock (`alive`), with no port on it (`has_ports`):
 /// a container that outlived its agent keeps its bridge. Their routes would otherwise keep
-/// docker's pools taken for good. Liveness is the lock, not the subnet claims: a claim can
-/// be lost while its agent lives (another agent's `taken` drops a claim whose network record
-/// is not written yet), and a live agent's bridge has no port between its creation and its
-/// first container, or while it lingers.
+/// docker's pools taken for good. Liveness is the lock, not the subnet claims: a claim
+/// counts without its network's record only for its first minute (`Claim::live`), and a
+/// live agent's bridge has no port between its creation and its first container, or while
+/// it lingers.
 fn orphans(
     routes: &[(Ipv4Net, String)],
     own_tag: &str,

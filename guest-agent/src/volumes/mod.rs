@@ -317,8 +317,6 @@ impl Volumes {
         driver::mount(&v.options, &self.mountpoint(&v.name), &self.host_paths)
     }
 
-    /// The driver's mount goes when the last container using the volume has stopped: a tmpfs
-    /// volume is empty again at its next use, as with docker.
     /// Holds the mounts of the volumes `names` for a container being started, before it
     /// mounts them: see `starting`.
     pub fn starting(self: &Arc<Self>, names: Vec<String>) -> Starting {
@@ -332,8 +330,10 @@ impl Volumes {
         }
     }
 
-    /// A volume's driver mount (tmpfs, bind) goes, unless a start holds it or `used` (asked
-    /// under the same lock as starts take their hold) says a running container has it.
+    /// A volume's driver mount (tmpfs, bind) goes when the last container using it has
+    /// stopped, so a tmpfs volume is empty again at its next use, as with docker: unless a
+    /// start holds it or `used` (asked under the same lock as starts take their hold) says a
+    /// running container has it.
     pub fn release_unless_used(&self, v: &Volume, used: impl FnOnce() -> bool) {
         let starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
         if starting.contains_key(&v.name) || used() {
