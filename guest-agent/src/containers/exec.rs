@@ -69,7 +69,7 @@ pub struct Execs {
 impl Execs {
     pub fn create(&self, c: Arc<Container>, config: ExecConfig) -> Result<String, ContainerError> {
         match c.status() {
-            Status::Running => {}
+            Status::Running => super::cgroup_prime::prime(),
             Status::Paused => {
                 return Err(ContainerError::conflict(format!(
                     "Container {} is paused, unpause the container before exec",

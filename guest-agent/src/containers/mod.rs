@@ -1,6 +1,7 @@
 //! Containers: their records, specs, confinement and lifecycle.
 
 pub mod archive;
+pub mod cgroup_prime;
 pub mod cgroup_ro;
 pub mod engine;
 pub mod error;

@@ -21,6 +21,8 @@ impl Containers {
         body: ContainerCreateBody,
         name: Option<&str>,
     ) -> Result<(String, Vec<String>), ContainerError> {
+        // A start usually follows (`docker run`): its cgroup attach is the slowest part.
+        crate::containers::cgroup_prime::prime();
         let image_name = body
             .image
             .clone()

@@ -83,6 +83,7 @@ impl Containers {
     }
 
     async fn launch(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        crate::containers::cgroup_prime::prime();
         let rec = c.record();
         let paths = c.paths();
         let lowers = self.lower_dirs(&rec)?;
