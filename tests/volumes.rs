@@ -95,15 +95,24 @@ fn a_named_volume_outlives_its_container_and_survives_the_engine() {
     assert_eq!(mounts[0]["Destination"], "/data");
     assert_eq!(mounts[0]["Mode"], "z");
     assert_eq!(mounts[0]["RW"], true);
-    // A stopped container's volume is not mounted: cp into it is refused, not hidden below.
+    // A stopped container's volume is mounted for a copy, as docker does: what goes in is
+    // in the volume, not hidden in the container's own layer below it.
     let local = s.dir.path().join("local.txt");
-    std::fs::write(&local, "x").expect("write");
+    std::fs::write(&local, "copied in").expect("write");
     s.run(&[
         "cp",
         local.to_str().expect("utf-8"),
         &format!("{id}:/data/x"),
     ])
-    .fails_with(1, "which skiff mounts only while the container runs");
+    .ok();
+    let read = s
+        .run(&["run", "--rm", "-v", "data1:/v", &bb, "cat", "/v/x", "/v/f"])
+        .ok();
+    assert_eq!(read.stdout, "copied inkept\n");
+    let out = s.dir.path().join("out.txt");
+    s.run(&["cp", &format!("{id}:/data/f"), out.to_str().expect("utf-8")])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&out).expect("out.txt"), "kept\n");
     let ps = s.run(&["ps", "-a", "--filter", "volume=data1", "-q"]).ok();
     assert_eq!(ps.stdout.trim(), &id[..12]);
     s.run(&["rm", "-v", &id]).ok();
@@ -387,6 +396,37 @@ fn a_bind_mount_is_read_and_written_from_both_sides() {
         .fails_with(1, "Read-only file system");
     assert!(out.stdout.starts_with("edited\ntmpfs"), "{}", out.stdout);
     assert!(out.stdout.contains(" 1024 "), "{}", out.stdout);
+
+    // cp into a stopped container reaches its binds as its processes would, and refuses
+    // what it cannot do right: a read-only bind, a tmpfs that exists only while it runs.
+    s.run(&[
+        "create",
+        "--name",
+        "parked",
+        "-v",
+        &format!("{d}:/src"),
+        "-v",
+        &format!("{d}:/ro:ro"),
+        "--tmpfs",
+        "/scratch",
+        &bb,
+        "true",
+    ])
+    .ok();
+    let local = s.dir.path().join("in.txt");
+    std::fs::write(&local, "via cp\n").expect("write");
+    let local = local.to_str().expect("utf-8");
+    s.run(&["cp", local, "parked:/src/cp-in.txt"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("cp-in.txt")).expect("cp-in.txt"),
+        "via cp\n"
+    );
+    s.run(&["cp", local, "parked:/ro/no.txt"])
+        .fails_with(1, "mounted volume is marked read-only");
+    s.run(&["cp", local, "parked:/scratch/no.txt"])
+        .fails_with(1, "/scratch is its tmpfs mount");
+    assert!(!dir.path().join("no.txt").exists());
+    s.run(&["rm", "parked"]).ok();
 
     // The local driver's options: a volume that is a bounded tmpfs, and one that is a bind of
     // a host directory (in the VM, through its share).

@@ -13,12 +13,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::http::{empty, ApiError, Query, Resp};
 use super::Ctx;
-use crate::containers::archive::{NOT_A_DIR, NOT_FOUND, REFUSED};
+use crate::containers::archive::{MOUNTS_ENV, NOT_A_DIR, NOT_FOUND, REFUSED};
+use crate::containers::engine::{check_writable, CopyRoot};
 use crate::containers::Container;
 
-fn helper(ctx: &Ctx, op: &str, rootfs: &std::path::Path, path: &str) -> tokio::process::Command {
+fn helper(ctx: &Ctx, op: &str, at: &CopyRoot, path: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(ctx.containers.agent_exe());
-    cmd.arg("archive").arg(op).arg(rootfs).arg(path);
+    cmd.arg("archive").arg(op).arg(&at.root).arg(path);
+    if let Some(mounts) = at.mounts_json() {
+        cmd.env(MOUNTS_ENV, mounts);
+    }
     cmd.stderr(Stdio::piped()).kill_on_drop(true);
     cmd
 }
@@ -51,10 +55,10 @@ fn failure(code: Option<i32>, stderr: &[u8], c: &Container) -> ApiError {
 async fn stat(
     ctx: &Ctx,
     c: &Arc<Container>,
-    rootfs: &std::path::Path,
+    at: &CopyRoot,
     path: &str,
 ) -> Result<String, ApiError> {
-    let out = helper(ctx, "stat", rootfs, path)
+    let out = helper(ctx, "stat", at, path)
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .output()
@@ -69,8 +73,8 @@ async fn stat(
 
 pub async fn head(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
     let path = path_of(q)?;
-    let (rootfs, _guard) = ctx.containers.rootfs_for_copy(&c, &path).await?;
-    let header = stat(ctx, &c, &rootfs, &path).await?;
+    let at = ctx.containers.rootfs_for_copy(&c, &path, false).await?;
+    let header = stat(ctx, &c, &at, &path).await?;
     let mut r = empty(StatusCode::OK);
     r.headers_mut().insert(
         "X-Docker-Container-Path-Stat",
@@ -81,9 +85,9 @@ pub async fn head(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiEr
 
 pub async fn get(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiError> {
     let path = path_of(q)?;
-    let (rootfs, guard) = ctx.containers.rootfs_for_copy(&c, &path).await?;
-    let header = stat(ctx, &c, &rootfs, &path).await?;
-    let mut child = helper(ctx, "get", &rootfs, &path)
+    let at = ctx.containers.rootfs_for_copy(&c, &path, false).await?;
+    let header = stat(ctx, &c, &at, &path).await?;
+    let mut child = helper(ctx, "get", &at, &path)
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
@@ -117,7 +121,7 @@ pub async fn get(ctx: &Ctx, c: Arc<Container>, q: &Query) -> Result<Resp, ApiErr
         return Err(failure(status.code().or(Some(1)), &err, &c));
     }
     // The guard (a stopped container's temporary mount) lives as long as the stream.
-    let state = (stdout, child, guard, Some(first.freeze()));
+    let state = (stdout, child, at, Some(first.freeze()));
     let stream = futures::stream::unfold(Some(state), |st| async move {
         let (mut out, mut child, guard, first) = st?;
         if let Some(first) = first {
@@ -161,14 +165,11 @@ pub async fn put(
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     let path = path_of(q)?;
-    if c.record().host_config.readonly_rootfs.unwrap_or(false) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "container rootfs is marked read-only",
-        ));
-    }
-    let (rootfs, _guard) = ctx.containers.rootfs_for_copy(&c, &path).await?;
-    let mut cmd = helper(ctx, "put", &rootfs, &path);
+    let rec = c.record();
+    let readonly_rootfs = rec.host_config.readonly_rootfs.unwrap_or(false);
+    check_writable(&rec.mounts, readonly_rootfs, &path)?;
+    let at = ctx.containers.rootfs_for_copy(&c, &path, true).await?;
+    let mut cmd = helper(ctx, "put", &at, &path);
     if q.flag("copyUIDGID") {
         cmd.arg("--copy-uid-gid");
     }

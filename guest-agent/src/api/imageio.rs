@@ -293,10 +293,14 @@ pub async fn load(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, ApiErro
 /// what the engine mounts there (volumes, /etc/hosts…), as `docker export`.
 pub async fn export(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
     // `rootfs_for_copy` mounts a stopped container's overlay and keeps it from starting
-    // until the guard drops. It refuses a copy of a path at or around one of its mount
-    // points (they are not mounted while it is stopped); an export does not want them, so it
-    // asks for a path that is no mount's.
-    let (rootfs, guard) = ctx.containers.rootfs_for_copy(&c, "/.skiff-export").await?;
+    // until it drops. For a path at or around one of its mount points it makes the volumes
+    // and binds ready as well; an export does not want them, so it asks for a path that is
+    // no mount's.
+    let at = ctx
+        .containers
+        .rootfs_for_copy(&c, "/.skiff-export", false)
+        .await?;
+    let rootfs = at.root.clone();
     // A running container's overlay is mounted on the host already: its view there has none
     // of the mounts made in the container's namespace, which is what docker exports.
     let rootfs = if rootfs.to_string_lossy().starts_with("pid:") {
@@ -319,7 +323,7 @@ pub async fn export(ctx: &Ctx, c: Arc<Container>) -> Result<Resp, ApiError> {
             skip: &[],
         };
         let result = tree.write_layer(&mut *w).map(|_| ());
-        drop(guard);
+        drop(at);
         result
     }))
 }

@@ -8,6 +8,7 @@
 
 use std::ffi::OsString;
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -20,12 +21,30 @@ pub const NOT_FOUND: i32 = 2;
 pub const NOT_A_DIR: i32 = 3;
 pub const REFUSED: i32 = 4;
 
+/// The environment variable that hands the helper a stopped container's mounts, as JSON.
+pub const MOUNTS_ENV: &str = "SKIFF_COPY_MOUNTS";
+
+/// A volume or bind of a stopped container, which the helper mounts for the copy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CopyMount {
+    /// Where the agent has it (a volume's directory, a staged bind source).
+    pub source: PathBuf,
+    /// Where the container has it.
+    pub destination: String,
+    pub readonly: bool,
+    pub recursive: bool,
+}
+
 pub fn helper_main(args: &[OsString]) -> i32 {
     let res = (|| -> Result<i32> {
         let [op, rootfs, path, flags @ ..] = args else {
             bail!("usage: skiff-agent archive stat|get|put ROOTFS PATH [FLAGS]");
         };
-        enter_root(Path::new(rootfs))?;
+        let mounts: Vec<CopyMount> = match std::env::var(MOUNTS_ENV) {
+            Ok(j) => serde_json::from_str(&j).context("reading the mounts to make")?,
+            Err(_) => Vec::new(),
+        };
+        enter_root(Path::new(rootfs), &mounts)?;
         let path = path.to_string_lossy().to_string();
         let flags: Vec<String> = flags.iter().map(|f| f.to_string_lossy().into()).collect();
         match op.to_str() {
@@ -67,8 +86,8 @@ fn coded(code: i32, msg: impl Into<String>) -> anyhow::Error {
 
 /// `pid:N` joins the mount namespace of a running container's init (its root then becomes
 /// ours, with its tmpfs and bind mounts, as the container sees them); a directory is
-/// chrooted into (a stopped container's temporarily mounted root).
-fn enter_root(rootfs: &Path) -> Result<()> {
+/// chrooted into (a stopped container's temporarily mounted root), with its `mounts` made.
+fn enter_root(rootfs: &Path, mounts: &[CopyMount]) -> Result<()> {
     if let Some(pid) = rootfs.to_str().and_then(|s| s.strip_prefix("pid:")) {
         let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
             .context("opening the container's mount namespace")?;
@@ -77,8 +96,131 @@ fn enter_root(rootfs: &Path) -> Result<()> {
         nix::unistd::chdir("/").context("entering /")?;
         return Ok(());
     }
+    let trees = if mounts.is_empty() {
+        Vec::new()
+    } else {
+        detach_sources(mounts)?
+    };
     nix::unistd::chroot(rootfs).with_context(|| format!("entering {}", rootfs.display()))?;
     nix::unistd::chdir("/").context("entering /")?;
+    for (tree, m) in trees {
+        attach(tree, m)?;
+    }
+    Ok(())
+}
+
+/// In a mount namespace of the helper's own, so that the mounts go when it exits and none
+/// reaches the host's: each source cloned as a detached tree, before the chroot hides the
+/// agent's paths. Parents first, as the runtime mounts them.
+fn detach_sources(mounts: &[CopyMount]) -> Result<Vec<(OwnedFd, &CopyMount)>> {
+    use nix::mount::{mount, MsFlags};
+    use rustix::mount::{open_tree, OpenTreeFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("making a mount namespace for the copy")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("making the copy's mounts private")?;
+    let mut sorted: Vec<&CopyMount> = mounts.iter().collect();
+    sorted.sort_by_key(|m| Path::new(&m.destination).components().count());
+    sorted
+        .into_iter()
+        .map(|m| {
+            let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+            if m.recursive {
+                flags |= OpenTreeFlags::AT_RECURSIVE;
+            }
+            let tree = open_tree(rustix::fs::CWD, &m.source, flags)
+                .with_context(|| format!("cloning the mount for {}", m.destination))?;
+            if m.readonly {
+                set_read_only(&tree, m.recursive)
+                    .with_context(|| format!("making {} read-only", m.destination))?;
+            }
+            Ok((tree, m))
+        })
+        .collect()
+}
+
+/// Inside the root: the destination found (and made, as the runtime makes it) as the
+/// container would find it, then the tree moved onto it.
+fn attach(tree: OwnedFd, m: &CopyMount) -> Result<()> {
+    use rustix::mount::{move_mount, MoveMountFlags};
+    let dest = Path::new(&m.destination);
+    let is_dir = rustix::fs::fstat(&tree)
+        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+        .with_context(|| format!("reading the mount for {}", m.destination))?;
+    let made = if is_dir {
+        std::fs::create_dir_all(dest)
+    } else {
+        dest.parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dest)
+                    .map(drop)
+            })
+    };
+    made.with_context(|| format!("making the mount point {}", m.destination))?;
+    let at = rustix::fs::open(
+        dest,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .with_context(|| format!("opening the mount point {}", m.destination))?;
+    move_mount(
+        &tree,
+        "",
+        &at,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .with_context(|| format!("mounting {}", m.destination))?;
+    Ok(())
+}
+
+/// `mount_setattr(2)` on a detached tree, by hand: rustix does not wrap it. Done before the
+/// tree is attached, so there is no moment where a read-only mount is writable.
+fn set_read_only(tree: &OwnedFd, recursive: bool) -> std::io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    // SAFETY: the path is a static empty C string, attr lives across the call and its size
+    // is passed with it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(())
 }
 

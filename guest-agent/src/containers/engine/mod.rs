@@ -39,7 +39,7 @@ use crate::images::store::Store;
 use crate::network::Networks;
 use crate::volumes::Volumes;
 
-pub use copy::RootfsGuard;
+pub use copy::{check_writable, CopyRoot};
 pub use create::RUNTIME;
 pub use procfs::process_start_time;
 pub use signal::Signal;
