@@ -53,14 +53,16 @@ pub async fn exec(engine: &Engine, a: &ExecArgs) -> Result<u8> {
             "skiff: {e}\n\nRun 'skiff exec --help' for more information"
         ))
     })?;
-    api.call(
-        "GET",
-        &format!("/containers/{}/json", seg(container)),
-        Body::None,
-    )
-    .await?;
     let stdin = !a.detach && a.interactive;
     if !a.detach && a.tty && stdin && !term::stdin_is_tty() {
+        // As docker's CLI: a missing container is the error that wins. Otherwise the exec's
+        // creation says so itself, and an inspect first would cost every exec a round trip.
+        api.call(
+            "GET",
+            &format!("/containers/{}/json", seg(container)),
+            Body::None,
+        )
+        .await?;
         return Err(SkiffError::daemon("the input device is not a TTY").into());
     }
     let created = api

@@ -38,7 +38,10 @@ fn agent_binary() -> Result<PathBuf> {
 
 /// Make sure an agent answers on the endpoint's socket, starting one if needed.
 pub fn ensure_running(ep: &Endpoint) -> Result<()> {
-    if answers(&ep.socket) {
+    // A listening socket is enough: a request to an agent still starting waits in the
+    // socket's backlog until it serves, and a dead agent's leftover file refuses the
+    // connection. A `/_ping` here cost every command a round trip through the engine.
+    if std::os::unix::net::UnixStream::connect(&ep.socket).is_ok() {
         return Ok(());
     }
     // SAFETY: geteuid has no preconditions.
