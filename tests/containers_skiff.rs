@@ -313,6 +313,22 @@ fn cp_exec_and_inspect() {
     assert!(dev.join("shm").is_dir(), "the rest of /dev is there");
 
     assert_eq!(s.run(&["exec", "box", "sh", "-c", "exit 9"]).code, 9);
+    // HOME as docker sets it: the user's passwd entry, `/` for a uid without one, and never
+    // over what the user gave.
+    let home = |args: &[&str]| {
+        let mut all = vec!["exec"];
+        all.extend_from_slice(args);
+        all.extend(["box", "sh", "-c", "echo $HOME"]);
+        s.run(&all).ok().stdout
+    };
+    assert_eq!(home(&[]), "/root\n");
+    assert_eq!(home(&["-u", "4321"]), "/\n");
+    assert_eq!(home(&["-u", "nobody"]), "/nonexistent\n");
+    assert_eq!(home(&["-e", "HOME=/x"]), "/x\n");
+    let out = s
+        .run(&["run", "--rm", "-u", "4321", &bb, "sh", "-c", "echo $HOME"])
+        .ok();
+    assert_eq!(out.stdout, "/\n");
     s.run(&["exec", "box", "nosuch"])
         .fails_with(127, "executable file not found");
     assert_eq!(

@@ -65,6 +65,7 @@ pub fn process_json(
     if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
+    spec::set_home(&mut env, &u.home);
     let hc = &rec.host_config;
     let caps = security::resolve_caps(
         hc.cap_add.as_deref().unwrap_or_default(),

@@ -83,6 +83,17 @@ pub fn environment(rec: &Record, hostname: &str) -> Vec<String> {
     env
 }
 
+/// `HOME` from the user's passwd entry where the image and the user left it unset or empty,
+/// as runc sets it. Set here rather than left to libcontainer, which looks the user up with
+/// glibc's NSS inside the container's root: that follows the image's `nsswitch.conf`, and
+/// the lookup cost every start and exec.
+pub fn set_home(env: &mut Vec<String>, home: &str) {
+    env.retain(|e| e != "HOME=" && e != "HOME");
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+}
+
 pub fn build(input: &SpecInput) -> Result<Value> {
     let rec = input.rec;
     let hc = &rec.host_config;
@@ -134,6 +145,8 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
     let (nofile_soft, nofile_hard) = nofile_limits();
+    let mut env = environment(rec, input.hostname);
+    set_home(&mut env, &input.user.home);
     let mut process = json!({
         "terminal": rec.tty(),
         "user": {
@@ -142,7 +155,7 @@ pub fn build(input: &SpecInput) -> Result<Value> {
             "additionalGids": input.user.additional_gids,
         },
         "args": args,
-        "env": environment(rec, input.hostname),
+        "env": env,
         "cwd": cwd,
         "capabilities": {
             "bounding": caps, "effective": caps, "permitted": caps,
@@ -330,6 +343,20 @@ mod tests {
     }
 
     #[test]
+    fn home_comes_from_passwd_unless_set() {
+        let mut env = vec!["PATH=/bin".to_string()];
+        set_home(&mut env, "/root");
+        assert_eq!(env, ["PATH=/bin", "HOME=/root"]);
+        let mut env = vec!["HOME=/data".to_string()];
+        set_home(&mut env, "/root");
+        assert_eq!(env, ["HOME=/data"]);
+        // Empty counts as unset, as runc has it.
+        let mut env = vec!["HOME=".to_string(), "A=1".to_string()];
+        set_home(&mut env, "/");
+        assert_eq!(env, ["A=1", "HOME=/"]);
+    }
+
+    #[test]
     fn a_confined_containers_spec_is_an_oci_spec_with_what_we_asked() {
         let mut rec = sample_record();
         rec.config.env = Some(vec!["A=1".into(), "PATH=/bin".into()]);
@@ -353,6 +380,7 @@ mod tests {
         ]));
         let env = p.env().as_ref().unwrap();
         assert!(env.contains(&"A=1".to_string()) && env.contains(&"PATH=/bin".to_string()));
+        assert_eq!(env.last().map(String::as_str), Some("HOME=/home/app"));
         assert_eq!(p.cwd(), &PathBuf::from("/srv"));
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
         assert_eq!(p.user().additional_gids().as_ref().unwrap(), &[1000, 27]);
