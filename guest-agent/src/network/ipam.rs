@@ -100,7 +100,48 @@ fn life_lock_path(dir: &Path, tag: &str) -> PathBuf {
 }
 
 fn hold_life_lock(dir: &Path, tag: &str) -> Result<LifeLock> {
-    flocked(dir, &life_lock_path(dir, tag), libc::LOCK_SH).map(LifeLock)
+    let path = life_lock_path(dir, tag);
+    loop {
+        let f = flocked(dir, &path, libc::LOCK_SH)?;
+        // `sweep_life_locks` may have unlinked the file between our open and our lock: a
+        // lock on a file no longer at its path would tell nobody we live.
+        if still_at(&f, &path) {
+            return Ok(LifeLock(f));
+        }
+    }
+}
+
+/// Whether `path` still names the file `f` opened.
+fn still_at(f: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Life locks of agents that are gone (killed, or stopped without a sweep) are removed, so
+/// that the directory does not grow with every agent ever started. One is gone when nobody
+/// holds it: the exclusive lock taken here then succeeds, and is held across the unlink
+/// (`hold_life_lock` checks that its file is still in place once locked).
+fn sweep_life_locks(dir: &Path, own: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        if path == own || path.extension().is_none_or(|x| x != "alive") {
+            continue;
+        }
+        let Ok(f) = std::fs::File::open(&path) else {
+            continue;
+        };
+        // SAFETY: a valid fd; flock has no memory-safety preconditions.
+        let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 };
+        if free && still_at(&f, &path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// `path` (in `dir`, made if missing) opened, created if need be, and `flock`ed with `how`,
@@ -181,12 +222,14 @@ impl Claims {
     }
 
     fn in_dirs(dir: &Path, agents: &Path, root: &Path, tag: &str) -> Result<Self> {
+        let alive = hold_life_lock(agents, tag)?;
+        sweep_life_locks(agents, &life_lock_path(agents, tag));
         Ok(Self {
             dir: dir.to_path_buf(),
             root: root.to_path_buf(),
             tag: tag.to_string(),
             agents: agents.to_path_buf(),
-            _alive: hold_life_lock(agents, tag)?,
+            _alive: alive,
         })
     }
 
@@ -401,6 +444,42 @@ mod tests {
         assert!(tag_alive(tmp.path(), "abcd"));
         drop((held, again));
         assert!(!tag_alive(tmp.path(), "abcd"));
+    }
+
+    #[test]
+    fn the_locks_of_gone_agents_are_swept_and_held_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let held = hold_life_lock(dir, "aaaa").unwrap();
+        drop(hold_life_lock(dir, "bbbb").unwrap());
+        std::fs::write(dir.join("other.txt"), "").unwrap();
+        let own = life_lock_path(dir, "cccc");
+        let _own = hold_life_lock(dir, "cccc").unwrap();
+        sweep_life_locks(dir, &own);
+        assert!(life_lock_path(dir, "aaaa").exists());
+        assert!(!life_lock_path(dir, "bbbb").exists());
+        assert!(dir.join("other.txt").exists());
+        assert!(tag_alive(dir, "aaaa") && tag_alive(dir, "cccc"));
+        drop(held);
+        sweep_life_locks(dir, &own);
+        assert!(!life_lock_path(dir, "aaaa").exists());
+        assert!(tag_alive(dir, "cccc"));
+    }
+
+    #[test]
+    fn a_lock_taken_on_a_swept_file_is_taken_again_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = life_lock_path(tmp.path(), "abcd");
+        let f = flocked(tmp.path(), &path, libc::LOCK_SH).unwrap();
+        assert!(still_at(&f, &path));
+        // What a sweep between the open and the lock leaves: the path names another file.
+        std::fs::remove_file(&path).unwrap();
+        assert!(!still_at(&f, &path));
+        std::fs::write(&path, "").unwrap();
+        assert!(!still_at(&f, &path));
+        let held = hold_life_lock(tmp.path(), "abcd").unwrap();
+        assert!(still_at(&held.0, &path));
+        assert!(tag_alive(tmp.path(), "abcd"));
     }
 
     #[test]
