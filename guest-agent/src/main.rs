@@ -76,9 +76,6 @@ fn main() {
     if argv.len() >= 5 && argv[1] == "archive" {
         std::process::exit(skiff_agent::containers::archive::helper_main(&argv[2..]));
     }
-    if argv.len() >= 2 && argv[1] == skiff_agent::containers::cgroup_ro::ROLE {
-        std::process::exit(skiff_agent::containers::cgroup_ro::helper_main(&argv[2..]));
-    }
     if argv.len() >= 5 && argv[1] == "exec" {
         std::process::exit(skiff_agent::containers::exec::helper_main(&argv[2..]));
     }

@@ -3,18 +3,17 @@
 //! The spec asks for the cgroup mount `ro`, as docker's does, and libcontainer 0.7 honours that
 //! on cgroup v2; on v1 (and the v1/v2 hybrid) it mounts a tmpfs and one read-write mount per
 //! hierarchy and drops the option. A container root could then raise its own `pids.max` or
-//! memory limit. Until libcontainer fixes it, the agent asks libcontainer to run this role of
-//! its own binary as a `createContainer` hook: that runs in the container's mount namespace
-//! after the mounts are made and before `pivot_root`, with the capabilities the container is
-//! about to lose, and a failure stops the container from starting.
+//! memory limit. Until libcontainer fixes it, the shim remounts them between the runtime's
+//! create and start: the container's process then exists, with its mounts made and its root
+//! pivoted, but waits to exec, so none of its code has run. A thread of the shim enters the
+//! container's mount namespace (where `/` is the container's root) and remounts each
+//! hierarchy, then the tmpfs that holds them; a failure stops the container from starting.
+//! (This was a `createContainer` hook, an exec of the agent's binary inside every start.)
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use nix::mount::{mount, MsFlags};
-
-/// The argv[1] that selects this role.
-pub const ROLE: &str = "cgroup-ro";
 
 /// True where libcontainer mounts cgroups the v1 way.
 pub fn needed() -> bool {
@@ -25,51 +24,42 @@ pub fn needed() -> bool {
     )
 }
 
-/// The hook as the OCI spec's `hooks.createContainer` entry, for a container rooted at `rootfs`.
-pub fn hook(agent_exe: &Path, rootfs: &Path) -> serde_json::Value {
-    serde_json::json!({
-        "path": agent_exe,
-        "args": [agent_exe, ROLE, rootfs.join("sys/fs/cgroup")],
-    })
-}
-
-/// The hook's process: `argv` is what follows the role name. Exit code 0 on success.
-pub fn helper_main(argv: &[std::ffi::OsString]) -> i32 {
-    let Some(dir) = argv.first().map(PathBuf::from) else {
-        eprintln!("skiff-agent {ROLE}: expected the container's cgroup directory");
-        return 2;
-    };
-    match make_read_only(&dir) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("skiff-agent {ROLE}: {e:#}");
-            1
-        }
-    }
-}
-
-fn make_read_only(dir: &Path) -> Result<()> {
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-    let mut points = mount_points_under(&mountinfo, dir);
-    // Deepest first: the tmpfs that holds the others goes read-only last.
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    let flags = MsFlags::MS_REMOUNT
-        | MsFlags::MS_BIND
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV
-        | MsFlags::MS_NOEXEC;
-    for p in &points {
-        mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
-            .with_context(|| format!("remounting {} read-only", p.display()))?;
-    }
+/// Remounts `/sys/fs/cgroup` and every mount below it read-only in the mount namespace of
+/// `pid`, a container's process that the runtime created and has not started.
+pub fn make_read_only(pid: i32) -> Result<()> {
+    // The mount points as the container's process sees them, relative to its root.
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .context("reading the container's mountinfo")?;
+    let mut points = mount_points_under(&mountinfo, Path::new("/sys/fs/cgroup"));
     anyhow::ensure!(
         !points.is_empty(),
-        "nothing is mounted at {}",
-        dir.display()
+        "nothing is mounted at /sys/fs/cgroup in the container"
     );
-    Ok(())
+    // Deepest first: the tmpfs that holds the others goes read-only last.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
+        .context("opening the container's mount namespace")?;
+    std::thread::spawn(move || -> Result<()> {
+        use nix::sched::CloneFlags;
+        // A thread that shares its root and working directory with others cannot enter
+        // another mount namespace: this one gets its own first.
+        nix::sched::unshare(CloneFlags::CLONE_FS).context("unsharing the thread's root")?;
+        nix::sched::setns(ns, CloneFlags::CLONE_NEWNS)
+            .context("entering the container's mount namespace")?;
+        let flags = MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
+        for p in &points {
+            mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
+                .with_context(|| format!("remounting {} read-only", p.display()))?;
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow!("the cgroup remount thread panicked"))?
 }
 
 /// Mount points at or below `dir`, from mountinfo's fifth field (octal escapes undone).

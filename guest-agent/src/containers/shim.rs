@@ -46,6 +46,9 @@ pub struct ShimConfig {
     pub console_size: Option<(u16, u16)>,
     /// The container's cgroup, relative to the hierarchy roots (for the OOM count).
     pub cgroup: String,
+    /// Remount the container's cgroup v1 hierarchies read-only before it starts (`cgroup_ro`).
+    #[serde(default)]
+    pub cgroup_ro: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -249,6 +252,10 @@ fn create_and_start(dir: &Path, cfg: &ShimConfig) -> Result<Setup> {
 
     if let Some(pid) = container.pid() {
         bring_up_loopback(pid.as_raw()).context("bringing up the container's loopback")?;
+        if cfg.cgroup_ro {
+            super::cgroup_ro::make_read_only(pid.as_raw())
+                .context("making the container's cgroups read-only")?;
+        }
     }
     container
         .start()

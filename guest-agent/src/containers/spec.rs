@@ -8,7 +8,6 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use super::cgroup_ro;
 use super::record::Record;
 use super::security;
 use super::user::ResolvedUser;
@@ -51,9 +50,6 @@ pub struct SpecInput<'a> {
     pub hostname: &'a str,
     /// The network namespace to join; None shares the host's (`--network host`).
     pub netns: Option<&'a Path>,
-    /// The agent's own binary, for the hook that makes cgroup v1 mounts read-only, or None
-    /// where cgroups are v2 (see `cgroup_ro`).
-    pub cgroup_ro_hook: Option<&'a Path>,
     /// The container's volumes, binds and tmpfs mounts, parents first.
     pub mounts: Vec<Value>,
 }
@@ -205,7 +201,7 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         linux["seccomp"] = serde_json::to_value(seccomp).context("encoding seccomp profile")?;
     }
 
-    let mut spec = json!({
+    let spec = json!({
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": input.rootfs, "readonly": hc.readonly_rootfs.unwrap_or(false)},
@@ -213,9 +209,6 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         "mounts": mounts,
         "linux": linux,
     });
-    if let Some(exe) = input.cgroup_ro_hook.filter(|_| !privileged) {
-        spec["hooks"] = json!({"createContainer": [cgroup_ro::hook(exe, input.rootfs)]});
-    }
     Ok(spec)
 }
 
@@ -320,7 +313,7 @@ mod tests {
     use super::*;
     use crate::containers::record::sample_record;
 
-    fn spec_of(rec: &Record, netns: Option<&Path>, hook: Option<&Path>) -> Spec {
+    fn spec_of(rec: &Record, netns: Option<&Path>) -> Spec {
         let user = ResolvedUser {
             uid: 1000,
             gid: 1000,
@@ -334,7 +327,6 @@ mod tests {
             user: &user,
             hostname: "web",
             netns,
-            cgroup_ro_hook: hook,
             mounts: vec![],
         })
         .unwrap();
@@ -369,7 +361,7 @@ mod tests {
         rec.host_config.init = Some(true);
         rec.host_config.oom_score_adj = Some(500);
         let netns = Path::new("/run/skiff/netns/c");
-        let spec = spec_of(&rec, Some(netns), Some(Path::new("/usr/bin/skiff-agent")));
+        let spec = spec_of(&rec, Some(netns));
 
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.args().as_ref().unwrap()[0], INIT_PATH);
@@ -446,14 +438,14 @@ mod tests {
             Some(Path::new(INIT_BINARY))
         );
         assert!(at("/proc").is_some() && at("/dev").is_some());
-        assert!(spec.hooks().as_ref().unwrap().create_container().is_some());
+        assert!(spec.hooks().is_none());
     }
 
     #[test]
     fn a_privileged_host_network_spec_is_an_oci_spec_too() {
         let mut rec = sample_record();
         rec.host_config.privileged = Some(true);
-        let spec = spec_of(&rec, None, None);
+        let spec = spec_of(&rec, None);
         let linux = spec.linux().as_ref().unwrap();
         let ns = linux.namespaces().as_ref().unwrap();
         assert!(!ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
@@ -476,6 +468,5 @@ mod tests {
             .map(|c| c.to_string())
             .collect();
         assert!(names.contains(&"SYS_ADMIN".into()));
-        assert!(spec.hooks().is_none());
     }
 }

@@ -121,7 +121,6 @@ impl Containers {
             user: &resolved,
             hostname: &hostname,
             netns: netns.as_deref(),
-            cgroup_ro_hook: self.cgroup_v1.then_some(self.agent_exe.as_path()),
             mounts,
         })?;
         std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec)?)?;
@@ -141,6 +140,8 @@ impl Containers {
             stdin_once: rec.config.stdin_once.unwrap_or(false),
             console_size,
             cgroup: spec::cgroup_path(&rec.id),
+            // docker leaves a privileged container's cgroups writable.
+            cgroup_ro: self.cgroup_v1 && !rec.host_config.privileged.unwrap_or(false),
         };
         std::fs::write(c.dir.join(shim::CONFIG_FILE), serde_json::to_vec(&cfg)?)?;
         // The last run's exit report, if any: the shim of this run writes its own.
