@@ -6,7 +6,6 @@ pub mod dockerignore;
 pub mod gopath;
 pub mod gostr;
 pub mod ids;
-pub mod listener;
 pub mod mirror;
 pub mod relay;
 pub mod shares;

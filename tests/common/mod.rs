@@ -427,12 +427,24 @@ pub fn test_tmp() -> PathBuf {
     d
 }
 
+/// SIGKILL a machine's QEMU, as a crash of the VMM would, and wait until `status` (which
+/// runs `skiff machine status` for that machine) reports it stopped.
 /// Whether a process is running: it exists and has not exited. An exited process stays a
 /// zombie until its parent reaps it, and a detached agent's parent is whatever adopted it:
 /// the init of these machines reaps about once every two seconds, which made every wait for
 /// a killed agent take that long.
 pub fn alive(pid: i32) -> bool {
-    skiff_common::listener::process_lives(pid)
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold any byte.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }
 
 /// A memory line of `/proc/PID/status` (`VmRSS`, `VmHWM`), in KiB.

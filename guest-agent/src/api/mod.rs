@@ -61,9 +61,8 @@ pub fn bind(socket: &Path) -> Result<UnixListener> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     if socket.exists() {
-        // A live agent listens; a stale socket from a killed one, even one whose last
-        // threads are still exiting, does not count.
-        if skiff_common::listener::live_listener(socket) {
+        // A live agent answers; a stale socket from a killed one does not.
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
             anyhow::bail!("another agent is already serving {}", socket.display());
         }
         std::fs::remove_file(socket)

@@ -13,6 +13,46 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::{answers, Endpoint};
 use crate::SkiffError;
 
+/// Whether an agent that is not dying listens on `socket`. A request to an agent still
+/// starting waits in the backlog until it serves, and a dead agent's leftover file refuses
+/// the connection. But an agent just killed can still accept while its last threads exit
+/// (its main thread already a zombie), and would then reset the request: so the listener's
+/// process, which the kernel names to the client (`SO_PEERCRED`), must be alive.
+fn listening(socket: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which lives across the call.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    r == 0 && cred.pid > 0 && process_lives(cred.pid)
+}
+
+/// A process that exists and is not a zombie.
+fn process_lives(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may hold any byte.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
 fn agent_binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("SKIFF_AGENT_BIN") {
         return Ok(PathBuf::from(p));
@@ -39,8 +79,8 @@ fn agent_binary() -> Result<PathBuf> {
 /// Make sure an agent answers on the endpoint's socket, starting one if needed.
 pub fn ensure_running(ep: &Endpoint) -> Result<()> {
     // A `/_ping` here cost every command a round trip through the engine; a listening
-    // socket whose agent lives says as much. Otherwise the ping decides.
-    if skiff_common::listener::live_listener(&ep.socket) || answers(&ep.socket) {
+    // socket whose agent lives says as much (`listening`). Otherwise the ping decides.
+    if listening(&ep.socket) || answers(&ep.socket) {
         return Ok(());
     }
     // SAFETY: geteuid has no preconditions.
@@ -130,4 +170,38 @@ pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listening_agent_is_seen_and_a_leftover_socket_or_a_zombie_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("a.sock");
+        assert!(!listening(&sock));
+        let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(listening(&sock));
+        drop(l);
+        assert!(sock.exists());
+        // A child another test forks holds the listener open until it execs: give it time.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while listening(&sock) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!listening(&sock));
+
+        assert!(process_lives(std::process::id() as i32));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Not reaped yet: a zombie once it has exited.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while process_lives(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!process_lives(pid));
+        child.wait().unwrap();
+        assert!(!process_lives(pid));
+    }
 }
